@@ -1,0 +1,189 @@
+/* cl.c - shared helpers: error text, time, UTF-8 validation. See cl.h. */
+#include "cl.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+const char *cl_strerror(int err)
+{
+	switch (err) {
+	case CL_OK:        return "success";
+	case CL_ENOMEM:    return "out of memory";
+	case CL_EINVAL:    return "invalid argument";
+	case CL_EDECODE:   return "malformed data";
+	case CL_EVERSION:  return "unknown schema version";
+	case CL_ETOOBIG:   return "size limit exceeded";
+	case CL_EIO:       return "I/O error";
+	case CL_ECONFLICT: return "the log changed meanwhile (conflict)";
+	case CL_ENOSPC:    return "no space left on device";
+	case CL_ECORRUPT:  return "stored data is corrupt";
+	case CL_ENOTFOUND: return "not found";
+	case CL_EEXIST:    return "already exists";
+	case CL_EMAPFULL:  return "LMDB map full";
+	case CL_ELOCKED:   return "data directory is locked";
+	case CL_ESTATE:    return "event not valid in the current state";
+	case CL_EEPOCH:    return "epoch mismatch";
+	case CL_EUSAGE:    return "bad usage";
+	}
+	return "unknown error";
+}
+
+int64_t cl_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void cl_iso_time(int64_t us, char *out)
+{
+	int64_t secs = us / 1000000, frac = us % 1000000;
+	time_t t;
+	struct tm tm;
+
+	if (frac < 0) {
+		frac += 1000000;
+		secs -= 1;
+	}
+	t = (time_t)secs;
+	if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 > 9999 || tm.tm_year + 1900 < 0) {
+		snprintf(out, CL_ISO_LEN + 1, "0000-00-00T00:00:00.000000Z");
+		return;
+	}
+	/* 19 bytes of date and time, then ".ffffffZ" */
+	strftime(out, 20, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out + 19, 9, ".%06uZ", (unsigned)(frac % 1000000));
+}
+
+static int digits(const char **s, int n, int *out)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if ((*s)[i] < '0' || (*s)[i] > '9')
+			return -1;
+		v = v * 10 + ((*s)[i] - '0');
+	}
+	*s += n;
+	*out = v;
+	return 0;
+}
+
+int cl_parse_iso(const char *s, int64_t *us)
+{
+	int y, mo, d, h = 0, mi = 0, sec = 0;
+	int64_t frac = 0, off = 0;
+	struct tm tm;
+
+	if (digits(&s, 4, &y) || *s++ != '-' || digits(&s, 2, &mo) || *s++ != '-' ||
+	    digits(&s, 2, &d))
+		return CL_EDECODE;
+	if (*s == 'T' || *s == ' ') {
+		s++;
+		if (digits(&s, 2, &h) || *s++ != ':' || digits(&s, 2, &mi))
+			return CL_EDECODE;
+		if (*s == ':') {
+			s++;
+			if (digits(&s, 2, &sec))
+				return CL_EDECODE;
+			if (*s == '.') {
+				int n = 0;
+
+				s++;
+				while (*s >= '0' && *s <= '9') {
+					if (n < 6) {
+						frac = frac * 10 + (*s - '0');
+						n++;
+					}
+					s++;
+				}
+				if (n == 0)
+					return CL_EDECODE;
+				while (n++ < 6)
+					frac *= 10;
+			}
+		}
+		if (*s == 'Z') {
+			s++;
+		} else if (*s == '+' || *s == '-') {
+			int sign = *s++ == '-' ? -1 : 1, oh, om;
+
+			if (digits(&s, 2, &oh))
+				return CL_EDECODE;
+			if (*s == ':')
+				s++;
+			if (digits(&s, 2, &om))
+				return CL_EDECODE;
+			off = sign * ((int64_t)oh * 3600 + om * 60);
+		}
+	}
+	if (*s)
+		return CL_EDECODE;
+	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+		return CL_EDECODE;
+	memset(&tm, 0, sizeof tm);
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	*us = ((int64_t)timegm(&tm) - off) * 1000000 + frac;
+	return 0;
+}
+
+int cl_utf8_valid(const char *p, size_t n)
+{
+	const unsigned char *s = (const unsigned char *)p;
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned c = s[i];
+		size_t len;
+		uint32_t cp;
+
+		if (c == 0)
+			return 0;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if ((c & 0xe0) == 0xc0) {
+			len = 2;
+			cp = c & 0x1f;
+		} else if ((c & 0xf0) == 0xe0) {
+			len = 3;
+			cp = c & 0x0f;
+		} else if ((c & 0xf8) == 0xf0) {
+			len = 4;
+			cp = c & 0x07;
+		} else {
+			return 0;
+		}
+		if (n - i < len)
+			return 0;
+		for (size_t k = 1; k < len; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
+		    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+		i += len;
+	}
+	return 1;
+}
+
+int cl_ct_equal(const void *a, const void *b, size_t n)
+{
+	const volatile unsigned char *x = a, *y = b;
+	unsigned char acc = 0;
+
+	for (size_t i = 0; i < n; i++)
+		acc |= x[i] ^ y[i];
+	return acc == 0;
+}

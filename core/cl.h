@@ -1,0 +1,77 @@
+/*
+ * cl.h - what every changelogd module shares: the one error space, a
+ * borrowed string slice, the domain limits, and time helpers.
+ *
+ * Conventions (see ../shared/STYLE.md): functions return int, 0 on success
+ * and a negative CL_E* code on failure; results travel through out-params.
+ * Lower layers never log; the layer that decides (refuse, close, exit) does.
+ */
+#ifndef CL_H
+#define CL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One error space for core, store, net, replay and tools. */
+enum cl_err {
+	CL_OK        = 0,
+	CL_ENOMEM    = -1,  /* allocation failed */
+	CL_EINVAL    = -2,  /* bad argument from the caller (a bug, not input) */
+	CL_EDECODE   = -3,  /* malformed encoding (msgpack, JSON, envelope) */
+	CL_EVERSION  = -4,  /* unknown schema version, no upcaster */
+	CL_ETOOBIG   = -5,  /* a size limit was exceeded */
+	CL_EIO       = -6,  /* I/O or LMDB failure not covered below */
+	CL_ECONFLICT = -7,  /* append-if-unchanged: someone appended meanwhile */
+	CL_ENOSPC    = -8,  /* the disk is full */
+	CL_ECORRUPT  = -9,  /* stored data fails a check (hash, gap, meta) */
+	CL_ENOTFOUND = -10, /* no such thing */
+	CL_EEXIST    = -11, /* already exists (e.g. command id already applied) */
+	CL_EMAPFULL  = -12, /* LMDB map full; abort, and the next begin grows it */
+	CL_ELOCKED   = -13, /* data directory locked / in use in a refusing way */
+	CL_ESTATE    = -14, /* event not valid against the projection state */
+	CL_EEPOCH    = -15, /* epoch mismatch */
+	CL_EUSAGE    = -16, /* bad command line */
+};
+
+/* Static English text for a CL_E* code; never NULL. */
+const char *cl_strerror(int err);
+
+/* A borrowed byte string: not NUL-terminated, lifetime set by its owner. */
+struct cl_str {
+	const char *p;
+	size_t n;
+};
+
+#define CL_STR(s) ((struct cl_str){ (s), sizeof(s) - 1 })
+
+/* Domain limits, documented in docs/events.md. Bytes of UTF-8. */
+#define CL_MAX_NAME        64      /* user name: 1..64, [A-Za-z0-9._-] */
+#define CL_MAX_TITLE       300     /* entry title: 1..300 */
+#define CL_MAX_BODY        32768   /* entry body: 0..32768 */
+#define CL_MAX_COMMENT     16384   /* comment body: 1..16384 */
+#define CL_MAX_CMD_ID      128     /* client command id: 1..128 */
+#define CL_MAX_LABEL       64      /* token label: 0..64 */
+#define CL_MAX_DEPTH       32      /* comment thread depth (top level = 0) */
+#define CL_MAX_EVENT       (256 * 1024) /* encoded event value */
+
+/* Wall clock in microseconds since the Unix epoch. */
+int64_t cl_now_us(void);
+
+/*
+ * Format a µs timestamp as ISO-8601 UTC with microseconds,
+ * "2026-11-27T10:02:03.123456Z". out must hold CL_ISO_LEN + 1 bytes.
+ */
+#define CL_ISO_LEN 27
+void cl_iso_time(int64_t us, char *out);
+
+/* Parse ISO-8601 ("2026-11-27", "2026-11-27T10:02", "...:03Z",
+ * "...:03.5+02:00") to µs. Returns 0 or CL_EDECODE. */
+int cl_parse_iso(const char *s, int64_t *us);
+
+/* 1 if p[0..n) is valid UTF-8 with no NUL and no overlong/surrogate forms. */
+int cl_utf8_valid(const char *p, size_t n);
+
+/* Constant-time equality of two n-byte buffers: 1 equal, 0 not. */
+int cl_ct_equal(const void *a, const void *b, size_t n);
+
+#endif

@@ -1,0 +1,127 @@
+/*
+ * proj.h - the in-memory projections of the log and the stored queries.
+ *
+ * proj_apply(event) is deterministic and total: given the same events in the
+ * same order it builds byte-for-byte the same state, so the server, the
+ * replay tool and the audit tool can all rebuild it from the log. It refuses
+ * (CL_ESTATE) an event that is impossible in the current state (unknown
+ * entry, comment parent in another entry, bad transition, seq gap), which is
+ * how changelog-audit checks projection invariants.
+ *
+ * Ids (users, tokens, entries, comments) are gapless from 1 and assigned in
+ * log order, so the next id of each kind is always count + 1.
+ *
+ * Pure C over libc and jansson: no I/O. Queries that need stored events
+ * (getEntryHistory) get them through the loader in struct proj_qctx.
+ */
+#ifndef CL_PROJ_H
+#define CL_PROJ_H
+
+#include <stdint.h>
+#include <jansson.h>
+#include "cl.h"
+#include "event.h"
+
+struct proj;
+
+struct proj *proj_new(void);
+void proj_free(struct proj *p);
+
+/* Last applied seq (0 for an empty projection). */
+uint64_t proj_seq(const struct proj *p);
+
+/*
+ * Apply one decoded event; ev->seq must be proj_seq(p) + 1.
+ * Errors: CL_ESTATE (event impossible in this state; p unchanged),
+ * CL_ENOMEM (p unchanged).
+ */
+int proj_apply(struct proj *p, const struct event *ev);
+
+/* Counts, for id assignment and stats. */
+uint64_t proj_user_count(const struct proj *p);
+uint64_t proj_token_count(const struct proj *p);
+uint64_t proj_entry_count(const struct proj *p);
+uint64_t proj_comment_count(const struct proj *p);
+
+/* ---- read access used by commands, auth and the server ----------------- */
+
+struct proj_user_info {
+	uint64_t id;
+	const char *name;     /* NUL-terminated, owned by p */
+	int role;             /* enum cl_role */
+};
+/* 0 or CL_ENOTFOUND. */
+int proj_user_get(const struct proj *p, uint64_t id, struct proj_user_info *out);
+int proj_user_by_name(const struct proj *p, const char *name, size_t n,
+		      struct proj_user_info *out);
+
+/*
+ * Token check for auth: 0 and the user/token ids if hash names an active
+ * (issued, not revoked) token of an existing user; CL_ENOTFOUND otherwise.
+ * The final comparison of hashes is constant time.
+ */
+int proj_token_check(const struct proj *p, const uint8_t hash[EV_HASH_LEN],
+		     uint64_t *user, uint64_t *token);
+/* Owner of a token id and whether it is revoked: 0 or CL_ENOTFOUND. */
+int proj_token_get(const struct proj *p, uint64_t token, uint64_t *user, int *revoked);
+
+struct proj_entry_info {
+	uint64_t id, author;
+	int status;          /* enum cl_status */
+	int kind;            /* enum cl_kind */
+	uint32_t version;    /* events applied to this entry (created = 1) */
+};
+int proj_entry_get(const struct proj *p, uint64_t id, struct proj_entry_info *out);
+
+struct proj_comment_info {
+	uint64_t id, entry, parent, author;
+	uint32_t depth;      /* 0 for a top-level comment */
+};
+int proj_comment_get(const struct proj *p, uint64_t id, struct proj_comment_info *out);
+
+/* ---- JSON views (shared by queries, pushes and the replay equivalence) -- */
+
+/* Entry summary as listed by getChangelogEntries (no comments). NULL if absent. */
+json_t *proj_entry_json(const struct proj *p, uint64_t id);
+/* One comment without replies. NULL if absent. */
+json_t *proj_comment_json(const struct proj *p, uint64_t id);
+/* One user ({"id","name","role","created"}). NULL if absent. */
+json_t *proj_user_json(const struct proj *p, uint64_t id);
+
+/* ---- stored queries ---------------------------------------------------- */
+
+struct proj_qctx {
+	uint64_t viewer;            /* user id of the caller; 0 = system/tool */
+	/* Load the event at seq as ev_to_json gives it; 0 or a CL_E* code. */
+	int (*load)(void *arg, uint64_t seq, json_t **out);
+	void *arg;
+};
+
+/* A refusal: stable code (see cmd.h enum cmd_code) and a human message. */
+struct cl_fail {
+	int code;
+	char message[200];
+};
+
+/*
+ * Run the stored query `name` with params (object or NULL). On success 0 and
+ * *result is a new reference (the "result" member of the reply; the caller
+ * adds epoch and at). On refusal a negative code and *fail filled
+ * (bad_request for unknown names or bad params, not_found, forbidden).
+ * Queries: getChangelogEntries, getEntry, getEntryHistory, getUsers, whoami,
+ * getStats. docs/protocol.md documents params and output.
+ */
+int proj_query(struct proj *p, const char *name, json_t *params,
+	       const struct proj_qctx *ctx, json_t **result, struct cl_fail *fail);
+
+/*
+ * The entries JSON of the seed's request: the same as
+ * getChangelogEntries with default params, as a bare array.
+ */
+json_t *proj_seed_entries(struct proj *p);
+
+/* Check every invariant of the state (counts, trees, statuses); 0 or CL_ESTATE
+ * with a description in why (why may be NULL). Slow: for audit and tests. */
+int proj_check(const struct proj *p, char *why, size_t why_len);
+
+#endif

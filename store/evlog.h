@@ -1,0 +1,181 @@
+/*
+ * evlog.h - the event log: one LMDB environment in a data directory.
+ *
+ * Named databases:
+ *   "events"  key: u64 seq, 8 bytes big-endian (cursor order = log order),
+ *             value: the msgpack envelope of core/event.h. Seqs start at 1
+ *             and are gapless; appended with MDB_APPEND.
+ *   "meta"    "format" (u32 BE = 1), "epoch" (16 random bytes),
+ *             "last" (u64 BE last seq), "head" (32-byte hash of event last),
+ *             "created" (i64 BE µs).
+ *   "cmds"    key: u64 BE actor ‖ client command id bytes;
+ *             value: u64 BE first seq ‖ u32 BE count ‖ result bytes.
+ *
+ * Hash chain: hash(seq) = SHA-256(hash(seq-1) ‖ u64 BE seq ‖ value), with
+ * hash(0) = 32 zero bytes. Each value also carries hash(seq-1) in its
+ * envelope (prev_hash), and meta "head" = hash(last). Any change to history
+ * is detected by walking the chain (changelog-audit verify).
+ *
+ * Appends are conditional (append-if-unchanged): a write txn is begun with the
+ * last seq the caller has seen, and fails with CL_ECONFLICT if another
+ * process appended since. LMDB serialises writers across processes, so the
+ * check inside the txn is exact.
+ *
+ * Errors are CL_E* codes (core/cl.h). A write txn that failed is poisoned:
+ * the only call left is evlog_wabort. Nothing here logs.
+ */
+#ifndef CL_EVLOG_H
+#define CL_EVLOG_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include "../core/cl.h"
+#include "../core/event.h"
+
+struct evlog;
+struct evlog_txn;
+struct evlog_iter;
+
+enum evlog_flags {
+	EVLOG_CREATE = 1,   /* create the directory and a new log (new epoch) if absent */
+	EVLOG_RDONLY = 2,   /* read-only: tools, and readers beside a running writer */
+	EVLOG_NOSYNC = 4,   /* no fsync on commit: benchmarks only, never the default */
+};
+
+#define EVLOG_EPOCH_LEN 16
+#define EVLOG_EPOCH_STRLEN 32   /* lower-case hex */
+
+/*
+ * Open the log in dir. mapsize 0 means the default (1 GiB, grown by doubling
+ * on MDB_MAP_FULL). Clears stale reader slots (mdb_reader_check).
+ * Errors: CL_ENOTFOUND (no log and no EVLOG_CREATE), CL_ECORRUPT (meta bad or
+ * format unknown), CL_EIO, CL_ENOMEM.
+ * *out is valid until evlog_close.
+ */
+int evlog_open(struct evlog **out, const char *dir, unsigned flags, size_t mapsize);
+void evlog_close(struct evlog *log);
+
+/* The epoch as 32 lower-case hex characters plus NUL; valid until close. */
+const char *evlog_epoch(const struct evlog *log);
+
+/*
+ * Last committed seq and head hash, from a fresh read txn, so it sees commits
+ * made by other processes. head may be NULL. Empty log: seq 0, zero hash.
+ */
+int evlog_last(struct evlog *log, uint64_t *seq, uint8_t head[EV_HASH_LEN]);
+
+/*
+ * Cheap change detector for tailing: a number that changes whenever any
+ * process commits a write txn (LMDB's last txn id). No txn, no I/O.
+ */
+uint64_t evlog_generation(struct evlog *log);
+
+/* Stats for tools: map size and bytes in use (pages * page size), entries. */
+struct evlog_stat {
+	uint64_t mapsize, used_bytes, events, cmds;
+};
+int evlog_stat(struct evlog *log, struct evlog_stat *st);
+
+/* ---- reading ---------------------------------------------------------- */
+
+/* One stored record; val points into the LMDB map, valid until the next
+ * evlog_iter_next or evlog_iter_free. */
+struct evlog_rec {
+	uint64_t seq;
+	const uint8_t *val;
+	size_t len;
+};
+
+/*
+ * Iterate from seq `from` (inclusive; 0 or 1 = from the start) over a
+ * snapshot taken now. Holds a read txn until evlog_iter_free: do not keep one
+ * across evlog_wbegin calls that may need to grow the map.
+ */
+int evlog_iter_new(struct evlog *log, uint64_t from, struct evlog_iter **out);
+/* 1 = *rec filled, 0 = end of the snapshot, < 0 = error. */
+int evlog_iter_next(struct evlog_iter *it, struct evlog_rec *rec);
+void evlog_iter_free(struct evlog_iter *it);
+
+/*
+ * Read, decode and hash-check: like evlog_iter_next, then ev_decode into *ev
+ * (ev->seq set) and check ev->prev_hash against the running chain from where
+ * the iterator started. Returns 1, 0 or < 0 (CL_ECORRUPT on a chain break or
+ * seq gap; CL_EDECODE / CL_EVERSION from the decoder).
+ */
+int evlog_iter_next_event(struct evlog_iter *it, struct event *ev);
+
+/* hash(seq) from hash(seq-1) and the stored value. */
+void evlog_hash(const uint8_t prev[EV_HASH_LEN], uint64_t seq,
+		const uint8_t *val, size_t len, uint8_t out[EV_HASH_LEN]);
+
+/* ---- writing ---------------------------------------------------------- */
+
+/*
+ * Begin a write txn, conditional on the log's last seq being expect_last.
+ * Blocks while another process holds the LMDB write lock.
+ * Errors: CL_ECONFLICT (*actual_last, if not NULL, gets the real last seq;
+ * no txn is open), CL_EIO, CL_ENOSPC. If the previous txn hit CL_EMAPFULL,
+ * the map is grown first (no read txn of this process may be open).
+ */
+int evlog_wbegin(struct evlog *log, uint64_t expect_last, uint64_t *actual_last,
+		 struct evlog_txn **out);
+
+/*
+ * Append one event: sets ev->prev_hash and ev->seq (the next seq), encodes
+ * it (ev_encode) and stores it. ev->cmd_id is stored in the envelope as given.
+ * Errors: CL_EINVAL (ev not well formed; txn still usable), CL_EMAPFULL,
+ * CL_ENOSPC, CL_EIO (txn poisoned: abort it).
+ */
+int evlog_wappend(struct evlog_txn *txn, struct event *ev);
+
+/* Last seq as seen inside the txn, including this txn's appends. */
+uint64_t evlog_wlast(const struct evlog_txn *txn);
+
+/* Idempotency record for (actor, client command id). */
+struct evlog_cmd {
+	uint64_t first_seq;
+	uint32_t count;          /* events the command appended */
+	const char *result;      /* the original reply payload (JSON text) */
+	size_t result_len;       /* valid until the txn ends */
+};
+/* 0 and *out filled if present, CL_ENOTFOUND if not. */
+int evlog_wcmd_get(struct evlog_txn *txn, uint64_t actor, struct cl_str cmd_id,
+		   struct evlog_cmd *out);
+int evlog_wcmd_put(struct evlog_txn *txn, uint64_t actor, struct cl_str cmd_id,
+		   uint64_t first_seq, uint32_t count, const char *result, size_t result_len);
+
+/*
+ * Commit (fsync unless EVLOG_NOSYNC), updating meta "last" and "head".
+ * Frees txn in every case. On failure nothing was written.
+ * Errors: CL_ENOSPC, CL_EMAPFULL, CL_EIO.
+ */
+int evlog_wcommit(struct evlog_txn *txn);
+void evlog_wabort(struct evlog_txn *txn);
+
+/*
+ * Convenience for tools: append n events in one txn conditional on
+ * expect_last, recording (actor, cmd_id) if cmd_id.n > 0. Retries itself on
+ * CL_EMAPFULL after growing the map. If cmd_id was already applied, appends
+ * nothing and returns CL_EEXIST with *first_seq set to the original.
+ * events[i].seq / prev_hash are set on success.
+ */
+int evlog_append(struct evlog *log, uint64_t expect_last, struct event *events, size_t n,
+		 uint64_t actor, struct cl_str cmd_id, const char *result, size_t result_len,
+		 uint64_t *first_seq);
+
+/*
+ * Hot backup: a compacted consistent copy into dest (an empty or missing
+ * directory) while writers continue (mdb_env_copy2 + MDB_CP_COMPACT).
+ */
+int evlog_backup(struct evlog *log, const char *dest);
+
+/*
+ * Give the log in dir a new random epoch (after restore). The log must not
+ * be open elsewhere for writing.
+ */
+int evlog_new_epoch(const char *dir);
+
+/* Test hook: the current map size. */
+size_t evlog_mapsize(struct evlog *log);
+
+#endif

@@ -1,0 +1,790 @@
+/*
+ * event.c - the event envelope: names of the enums, the msgpack codec
+ * (ev_encode / ev_decode) and the JSON form (ev_to_json). docs/events.md is
+ * the byte-level specification; this file implements it.
+ *
+ * Why it is shaped so:
+ *  - One table of shapes (type, version -> which ids and payload keys it has)
+ *    drives the encoder, the decoder and the JSON form, so the three can never
+ *    disagree about what an event type carries.
+ *  - One semantic check (ev_check) is used by both sides: the encoder refuses
+ *    to write what the decoder would refuse to read. The decoder first turns
+ *    msgpack into a struct event (types, keys, duplicates, presence), upcasts
+ *    old versions, then runs the same check on the result.
+ *  - Stored bytes come from disk or a backup and must be treated as hostile:
+ *    msgpack-c's unpacker allocates count * sizeof(object) for a container
+ *    header before it has seen the elements, so ev_decode first walks the
+ *    structure itself (prescan: bounded depth, every count and length within
+ *    the bytes that remain, exactly one object, no trailing bytes). After that
+ *    the unpacker's allocations are bounded by a small multiple of len.
+ *  - Decoded strings are zero-copy: msgpack_unpack leaves str/bin pointers
+ *    inside the input, and struct event keeps them.
+ */
+#include "event.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <msgpack.h>
+
+/* ---- names ------------------------------------------------------------ */
+
+static const char *const type_names[EV__COUNT] = {
+	[EV_USER_CREATED] = "user.created",
+	[EV_USER_ROLE_SET] = "user.role_set",
+	[EV_TOKEN_ISSUED] = "token.issued",
+	[EV_TOKEN_REVOKED] = "token.revoked",
+	[EV_ENTRY_CREATED] = "entry.created",
+	[EV_ENTRY_EDITED] = "entry.edited",
+	[EV_ENTRY_STATUS_SET] = "entry.status_set",
+	[EV_COMMENT_ADDED] = "comment.added",
+};
+static const char *const role_names[] = { NULL, "member", "admin" };
+static const char *const kind_names[] = { NULL, "fix", "change", "feature" };
+static const char *const status_names[] = { NULL, "open", "resolved", "cancelled",
+					    "reopened" };
+
+#define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+static const char *name_of(const char *const *names, size_t count, int v)
+{
+	if (v <= 0 || (size_t)v >= count)
+		return NULL;
+	return names[v];
+}
+
+static int parse_of(const char *const *names, size_t count, const char *s, size_t n)
+{
+	if (!s)
+		return 0;
+	for (size_t i = 1; i < count; i++)
+		if (names[i] && strlen(names[i]) == n && memcmp(names[i], s, n) == 0)
+			return (int)i;
+	return 0;
+}
+
+const char *ev_type_name(int type)
+{
+	return name_of(type_names, COUNT_OF(type_names), type);
+}
+
+int ev_type_parse(const char *s, size_t n)
+{
+	return parse_of(type_names, COUNT_OF(type_names), s, n);
+}
+
+const char *cl_role_name(int role)
+{
+	return name_of(role_names, COUNT_OF(role_names), role);
+}
+
+int cl_role_parse(const char *s, size_t n)
+{
+	return parse_of(role_names, COUNT_OF(role_names), s, n);
+}
+
+const char *cl_kind_name(int kind)
+{
+	return name_of(kind_names, COUNT_OF(kind_names), kind);
+}
+
+int cl_kind_parse(const char *s, size_t n)
+{
+	return parse_of(kind_names, COUNT_OF(kind_names), s, n);
+}
+
+const char *cl_status_name(int st)
+{
+	return name_of(status_names, COUNT_OF(status_names), st);
+}
+
+int cl_status_parse(const char *s, size_t n)
+{
+	return parse_of(status_names, COUNT_OF(status_names), s, n);
+}
+
+/* ---- shapes ----------------------------------------------------------- */
+
+/* Entity ids, in canonical order (the order they are written in "ids"). */
+/* A map key with its length, so matching never calls strlen. */
+struct key {
+	const char *s;
+	size_t n;
+};
+#define K(lit) { lit, sizeof(lit) - 1 }
+
+enum { ID_USER, ID_TOKEN, ID_ENTRY, ID_COMMENT, ID_PARENT, ID__COUNT };
+static const struct key id_keys[ID__COUNT] = { K("user"), K("token"), K("entry"),
+					       K("comment"), K("parent") };
+
+/* Payload keys, in canonical order (the order they are written in "p"). */
+enum { PK_NAME, PK_ROLE, PK_HASH, PK_LABEL, PK_TITLE, PK_BODY, PK_KIND, PK_FROM,
+       PK_TO, PK__COUNT };
+static const struct key p_keys[PK__COUNT] = { K("name"), K("role"), K("hash"),
+					      K("label"), K("title"), K("body"),
+					      K("kind"), K("from"), K("to") };
+
+#define B(x) (1u << (x))
+
+/* Envelope keys, in canonical order. */
+enum { EK_V, EK_T, EK_TS, EK_A, EK_IDS, EK_P, EK_C, EK_PH, EK__COUNT };
+static const struct key env_keys[EK__COUNT] = { K("v"), K("t"), K("ts"), K("a"),
+						K("ids"), K("p"), K("c"), K("ph") };
+#define EK_REQUIRED (B(EK_V) | B(EK_T) | B(EK_TS) | B(EK_A) | B(EK_IDS) | B(EK_P) | B(EK_PH))
+
+/* What one (type, version) carries. req: must be present; opt: may be. */
+struct shape {
+	uint8_t type, version;
+	uint8_t ids_req, ids_opt;
+	uint16_t p_req, p_opt;
+};
+
+static const struct shape shapes[] = {
+	{ EV_USER_CREATED, 1, B(ID_USER), 0, B(PK_NAME) | B(PK_ROLE), 0 },
+	{ EV_USER_ROLE_SET, 1, B(ID_USER), 0, B(PK_ROLE), 0 },
+	{ EV_TOKEN_ISSUED, 1, B(ID_USER) | B(ID_TOKEN), 0, B(PK_HASH) | B(PK_LABEL), 0 },
+	{ EV_TOKEN_REVOKED, 1, B(ID_USER) | B(ID_TOKEN), 0, 0, 0 },
+	/* v1: before "kind" existed; upcast to v2 with kind = change */
+	{ EV_ENTRY_CREATED, 1, B(ID_ENTRY), 0, B(PK_TITLE) | B(PK_BODY), 0 },
+	{ EV_ENTRY_CREATED, 2, B(ID_ENTRY), 0, B(PK_TITLE) | B(PK_BODY) | B(PK_KIND), 0 },
+	{ EV_ENTRY_EDITED, 1, B(ID_ENTRY), 0, 0, B(PK_TITLE) | B(PK_BODY) | B(PK_KIND) },
+	{ EV_ENTRY_STATUS_SET, 1, B(ID_ENTRY), 0, B(PK_FROM) | B(PK_TO), 0 },
+	{ EV_COMMENT_ADDED, 1, B(ID_COMMENT) | B(ID_ENTRY), B(ID_PARENT), B(PK_BODY), 0 },
+};
+
+static const struct shape *shape_find(int type, uint64_t version)
+{
+	for (size_t i = 0; i < COUNT_OF(shapes); i++)
+		if (shapes[i].type == type && shapes[i].version == version)
+			return &shapes[i];
+	return NULL;
+}
+
+int ev_current_version(int type)
+{
+	int v = 0;
+
+	for (size_t i = 0; i < COUNT_OF(shapes); i++)
+		if (shapes[i].type == type && shapes[i].version > v)
+			v = shapes[i].version;
+	return v;
+}
+
+static const struct shape *shape_current(int type)
+{
+	return shape_find(type, (uint64_t)ev_current_version(type));
+}
+
+static uint64_t *id_slot(struct event *ev, int id)
+{
+	switch (id) {
+	case ID_USER:    return &ev->ids.user;
+	case ID_TOKEN:   return &ev->ids.token;
+	case ID_ENTRY:   return &ev->ids.entry;
+	case ID_COMMENT: return &ev->ids.comment;
+	default:         return &ev->ids.parent;
+	}
+}
+
+static uint64_t id_get(const struct event *ev, int id)
+{
+	switch (id) {
+	case ID_USER:    return ev->ids.user;
+	case ID_TOKEN:   return ev->ids.token;
+	case ID_ENTRY:   return ev->ids.entry;
+	case ID_COMMENT: return ev->ids.comment;
+	default:         return ev->ids.parent;
+	}
+}
+
+/* The payload keys this event carries (current shape; has_* for edits). */
+static unsigned payload_keys(const struct event *ev, const struct shape *sh)
+{
+	unsigned keys = sh->p_req;
+
+	if (ev->type == EV_ENTRY_EDITED) {
+		if (ev->has_title)
+			keys |= B(PK_TITLE);
+		if (ev->has_body)
+			keys |= B(PK_BODY);
+		if (ev->has_kind)
+			keys |= B(PK_KIND);
+	}
+	return keys;
+}
+
+/* String value of a payload key (enums as their names); not for PK_HASH. */
+static struct cl_str payload_str(const struct event *ev, int k)
+{
+	const char *s = NULL;
+
+	switch (k) {
+	case PK_NAME:  return ev->name;
+	case PK_LABEL: return ev->label;
+	case PK_TITLE: return ev->title;
+	case PK_BODY:  return ev->body;
+	case PK_ROLE:  s = cl_role_name(ev->role); break;
+	case PK_KIND:  s = cl_kind_name(ev->kind); break;
+	case PK_FROM:  s = cl_status_name(ev->status_from); break;
+	case PK_TO:    s = cl_status_name(ev->status_to); break;
+	default:       break;
+	}
+	return (struct cl_str){ s, s ? strlen(s) : 0 };
+}
+
+/* ---- the semantic check (shared by encoder and decoder) --------------- */
+
+/* ids and the actor must fit a signed 64-bit integer (JSON, SQL). */
+#define ID_MAX ((uint64_t)INT64_MAX)
+
+static int check_text(struct cl_str s, size_t min, size_t max)
+{
+	if (s.n > max)
+		return CL_ETOOBIG;
+	if (s.n < min || (s.n > 0 && !s.p) || !cl_utf8_valid(s.p, s.n))
+		return CL_EDECODE;
+	return 0;
+}
+
+static int check_name(struct cl_str s)
+{
+	int rc = check_text(s, 1, CL_MAX_NAME);
+
+	for (size_t i = 0; rc == 0 && i < s.n; i++) {
+		char c = s.p[i];
+
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+			rc = CL_EDECODE;
+	}
+	return rc;
+}
+
+/*
+ * Is ev a well-formed event of the current shape of its type?
+ * 0, CL_ETOOBIG (a field over its limit) or CL_EDECODE (anything else).
+ */
+static int ev_check(const struct event *ev)
+{
+	const struct shape *sh;
+	unsigned keys;
+	int rc = 0;
+
+	if (ev->type <= EV_NONE || ev->type >= EV__COUNT)
+		return CL_EDECODE;
+	sh = shape_current((int)ev->type);
+	if (!sh || ev->actor > ID_MAX)
+		return CL_EDECODE;
+	for (int id = 0; id < ID__COUNT; id++) {
+		uint64_t v = id_get(ev, id);
+
+		if (v > ID_MAX)
+			return CL_EDECODE;
+		if (v == 0 && (sh->ids_req & B(id)))
+			return CL_EDECODE;
+		if (v != 0 && !((sh->ids_req | sh->ids_opt) & B(id)))
+			return CL_EDECODE;
+	}
+	if (ev->cmd_id.n > 0 && (rc = check_text(ev->cmd_id, 1, CL_MAX_CMD_ID)) != 0)
+		return rc;
+
+	keys = payload_keys(ev, sh);
+	if (ev->type == EV_ENTRY_EDITED && keys == 0)
+		return CL_EDECODE;
+	for (int k = 0; rc == 0 && k < PK__COUNT; k++) {
+		if (!(keys & B(k)))
+			continue;
+		switch (k) {
+		case PK_NAME:
+			rc = check_name(ev->name);
+			break;
+		case PK_LABEL:
+			rc = check_text(ev->label, 0, CL_MAX_LABEL);
+			break;
+		case PK_TITLE:
+			rc = check_text(ev->title, 1, CL_MAX_TITLE);
+			break;
+		case PK_BODY:
+			if (ev->type == EV_COMMENT_ADDED)
+				rc = check_text(ev->body, 1, CL_MAX_COMMENT);
+			else
+				rc = check_text(ev->body, 0, CL_MAX_BODY);
+			break;
+		case PK_HASH:
+			break; /* any 32 bytes */
+		default:   /* the enums: a name must exist */
+			if (!payload_str(ev, k).p)
+				rc = CL_EDECODE;
+			break;
+		}
+	}
+	return rc;
+}
+
+/* ---- ev_buf ----------------------------------------------------------- */
+
+void ev_buf_init(struct ev_buf *b)
+{
+	b->data = NULL;
+	b->len = 0;
+	b->cap = 0;
+}
+
+void ev_buf_release(struct ev_buf *b)
+{
+	free(b->data);
+	ev_buf_init(b);
+}
+
+void ev_buf_reset(struct ev_buf *b)
+{
+	b->len = 0;
+}
+
+/* msgpack_packer write callback: append to an ev_buf, growing it. */
+static int buf_write(void *data, const char *p, size_t n)
+{
+	struct ev_buf *b = data;
+
+	if (n > CL_MAX_EVENT || b->len > CL_MAX_EVENT)
+		return -1; /* nothing we write is ever this big; stop early */
+	if (b->cap - b->len < n) {
+		size_t cap = b->cap ? b->cap : 256;
+		uint8_t *nd;
+
+		while (cap - b->len < n)
+			cap *= 2;
+		nd = realloc(b->data, cap);
+		if (!nd)
+			return -1;
+		b->data = nd;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
+/* ---- encoder ---------------------------------------------------------- */
+
+static int pack_key(msgpack_packer *pk, struct key k)
+{
+	return msgpack_pack_str(pk, k.n) | msgpack_pack_str_body(pk, k.s, k.n);
+}
+
+static int pack_str(msgpack_packer *pk, struct cl_str s)
+{
+	return msgpack_pack_str(pk, s.n) | (s.n ? msgpack_pack_str_body(pk, s.p, s.n) : 0);
+}
+
+int ev_encode(const struct event *ev, struct ev_buf *b)
+{
+	const struct shape *sh;
+	const char *tname;
+	msgpack_packer pk;
+	unsigned keys, nids = 0, nkeys = 0;
+	int err = 0;
+
+	if (!ev || !b)
+		return CL_EINVAL;
+	ev_buf_reset(b);
+	if (ev_check(ev) != 0)
+		return CL_EINVAL;
+	sh = shape_current((int)ev->type);
+	tname = ev_type_name((int)ev->type);
+	keys = payload_keys(ev, sh);
+	for (int id = 0; id < ID__COUNT; id++)
+		nids += id_get(ev, id) != 0;
+	for (int k = 0; k < PK__COUNT; k++)
+		nkeys += (keys & B(k)) != 0;
+
+	msgpack_packer_init(&pk, b, buf_write);
+	err |= msgpack_pack_map(&pk, ev->cmd_id.n > 0 ? 8 : 7);
+	err |= pack_key(&pk, env_keys[EK_V]) | msgpack_pack_uint64(&pk, sh->version);
+	err |= pack_key(&pk, env_keys[EK_T]) |
+	       pack_str(&pk, (struct cl_str){ tname, strlen(tname) });
+	err |= pack_key(&pk, env_keys[EK_TS]) | msgpack_pack_int64(&pk, ev->ts);
+	err |= pack_key(&pk, env_keys[EK_A]) | msgpack_pack_uint64(&pk, ev->actor);
+	err |= pack_key(&pk, env_keys[EK_IDS]) | msgpack_pack_map(&pk, nids);
+	for (int id = 0; id < ID__COUNT; id++)
+		if (id_get(ev, id) != 0)
+			err |= pack_key(&pk, id_keys[id]) | msgpack_pack_uint64(&pk, id_get(ev, id));
+	err |= pack_key(&pk, env_keys[EK_P]) | msgpack_pack_map(&pk, nkeys);
+	for (int k = 0; k < PK__COUNT; k++) {
+		if (!(keys & B(k)))
+			continue;
+		err |= pack_key(&pk, p_keys[k]);
+		if (k == PK_HASH)
+			err |= msgpack_pack_bin(&pk, EV_HASH_LEN) |
+			       msgpack_pack_bin_body(&pk, ev->token_hash, EV_HASH_LEN);
+		else
+			err |= pack_str(&pk, payload_str(ev, k));
+	}
+	if (ev->cmd_id.n > 0)
+		err |= pack_key(&pk, env_keys[EK_C]) | pack_str(&pk, ev->cmd_id);
+	err |= pack_key(&pk, env_keys[EK_PH]) | msgpack_pack_bin(&pk, EV_HASH_LEN) |
+	       msgpack_pack_bin_body(&pk, ev->prev_hash, EV_HASH_LEN);
+	if (err) {
+		ev_buf_reset(b);
+		return CL_ENOMEM;
+	}
+	return 0;
+}
+
+/* ---- decoder: structural prescan -------------------------------------- */
+
+#define PRESCAN_DEPTH 4
+
+static uint64_t be_read(const uint8_t *p, size_t n)
+{
+	uint64_t v = 0;
+
+	for (size_t i = 0; i < n; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/*
+ * Walk exactly one msgpack object at p[0..len) without allocating. Refuses
+ * (CL_EDECODE) truncation, trailing bytes, nesting deeper than PRESCAN_DEPTH,
+ * container counts or str/bin lengths larger than the bytes that remain,
+ * ext types and the never-used byte 0xc1 (the envelope has neither).
+ */
+static int prescan(const uint8_t *p, size_t len)
+{
+	uint64_t left[PRESCAN_DEPTH + 1]; /* objects still to read per level */
+	int depth = 0;
+	size_t off = 0;
+
+	left[0] = 1;
+	for (;;) {
+		uint8_t c;
+		size_t hdr = 1, lenbytes = 0;
+		uint64_t body = 0, elems = 0;
+		int container = 0;
+
+		while (depth > 0 && left[depth] == 0)
+			depth--;
+		if (left[depth] == 0)
+			break;
+		left[depth]--;
+		if (off >= len)
+			return CL_EDECODE;
+		c = p[off];
+		if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
+			/* fixint, nil, bool: one byte */
+		} else if (c >= 0x80 && c <= 0x8f) {
+			container = 1;
+			elems = 2u * (c & 0x0f);
+		} else if (c >= 0x90 && c <= 0x9f) {
+			container = 1;
+			elems = c & 0x0f;
+		} else if (c >= 0xa0 && c <= 0xbf) {
+			body = c & 0x1f;
+		} else {
+			switch (c) {
+			case 0xc4: case 0xd9: lenbytes = 1; break;        /* bin8, str8 */
+			case 0xc5: case 0xda: lenbytes = 2; break;        /* bin16, str16 */
+			case 0xc6: case 0xdb: lenbytes = 4; break;        /* bin32, str32 */
+			case 0xcc: case 0xd0: body = 1; break;            /* (u)int8 */
+			case 0xcd: case 0xd1: body = 2; break;
+			case 0xce: case 0xd2: case 0xca: body = 4; break; /* float32 */
+			case 0xcf: case 0xd3: case 0xcb: body = 8; break; /* float64 */
+			case 0xdc: container = 1; lenbytes = 2; break;    /* array16 */
+			case 0xdd: container = 1; lenbytes = 4; break;    /* array32 */
+			case 0xde: container = 2; lenbytes = 2; break;    /* map16 */
+			case 0xdf: container = 2; lenbytes = 4; break;    /* map32 */
+			default:   return CL_EDECODE;                     /* ext, 0xc1 */
+			}
+			if (len - off - 1 < lenbytes)
+				return CL_EDECODE;
+			hdr += lenbytes;
+			if (container)
+				elems = be_read(p + off + 1, lenbytes) * (uint64_t)container;
+			else if (lenbytes)
+				body = be_read(p + off + 1, lenbytes);
+		}
+		if (len - off < hdr)
+			return CL_EDECODE;
+		off += hdr;
+		if (body > len - off)
+			return CL_EDECODE;
+		off += (size_t)body;
+		if (container) {
+			/* each element takes at least one byte */
+			if (elems > len - off || depth + 1 > PRESCAN_DEPTH)
+				return CL_EDECODE;
+			if (elems > 0)
+				left[++depth] = elems;
+		}
+	}
+	return off == len ? 0 : CL_EDECODE;
+}
+
+/* ---- decoder: msgpack object -> struct event --------------------------- */
+
+/* Index of a str object in keys[0..n), or -1 (also for a non-str key). */
+static int key_index(const msgpack_object *k, const struct key *keys, int n)
+{
+	if (k->type != MSGPACK_OBJECT_STR)
+		return -1;
+	for (int i = 0; i < n; i++)
+		if (keys[i].n == k->via.str.size &&
+		    memcmp(keys[i].s, k->via.str.ptr, keys[i].n) == 0)
+			return i;
+	return -1;
+}
+
+static struct cl_str obj_str(const msgpack_object *o)
+{
+	return (struct cl_str){ o->via.str.ptr, o->via.str.size };
+}
+
+static int decode_ids(const msgpack_object *o, const struct shape *sh, struct event *ev)
+{
+	unsigned seen = 0;
+
+	if (o->type != MSGPACK_OBJECT_MAP)
+		return CL_EDECODE;
+	for (uint32_t i = 0; i < o->via.map.size; i++) {
+		const msgpack_object_kv *kv = &o->via.map.ptr[i];
+		int id = key_index(&kv->key, id_keys, ID__COUNT);
+
+		if (id < 0 || (seen & B(id)) || !((sh->ids_req | sh->ids_opt) & B(id)))
+			return CL_EDECODE;
+		seen |= B(id);
+		if (kv->val.type != MSGPACK_OBJECT_POSITIVE_INTEGER || kv->val.via.u64 == 0)
+			return CL_EDECODE;
+		*id_slot(ev, id) = kv->val.via.u64;
+	}
+	return (seen & sh->ids_req) == sh->ids_req ? 0 : CL_EDECODE;
+}
+
+static int decode_enum(const msgpack_object *o, int (*parse)(const char *, size_t),
+		       uint8_t *out)
+{
+	int v;
+
+	if (o->type != MSGPACK_OBJECT_STR)
+		return CL_EDECODE;
+	v = parse(o->via.str.ptr, o->via.str.size);
+	if (v == 0)
+		return CL_EDECODE;
+	*out = (uint8_t)v;
+	return 0;
+}
+
+static int decode_payload(const msgpack_object *o, const struct shape *sh,
+			  struct event *ev)
+{
+	unsigned seen = 0;
+	int rc = 0;
+
+	if (o->type != MSGPACK_OBJECT_MAP)
+		return CL_EDECODE;
+	for (uint32_t i = 0; rc == 0 && i < o->via.map.size; i++) {
+		const msgpack_object_kv *kv = &o->via.map.ptr[i];
+		const msgpack_object *val = &kv->val;
+		int k = key_index(&kv->key, p_keys, PK__COUNT);
+
+		if (k < 0 || (seen & B(k)) || !((sh->p_req | sh->p_opt) & B(k)))
+			return CL_EDECODE;
+		seen |= B(k);
+		switch (k) {
+		case PK_ROLE:
+			rc = decode_enum(val, cl_role_parse, &ev->role);
+			break;
+		case PK_KIND:
+			rc = decode_enum(val, cl_kind_parse, &ev->kind);
+			ev->has_kind = 1;
+			break;
+		case PK_FROM:
+			rc = decode_enum(val, cl_status_parse, &ev->status_from);
+			break;
+		case PK_TO:
+			rc = decode_enum(val, cl_status_parse, &ev->status_to);
+			break;
+		case PK_HASH:
+			if (val->type != MSGPACK_OBJECT_BIN || val->via.bin.size != EV_HASH_LEN)
+				return CL_EDECODE;
+			memcpy(ev->token_hash, val->via.bin.ptr, EV_HASH_LEN);
+			break;
+		default: /* the free-text strings; limits are checked by ev_check */
+			if (val->type != MSGPACK_OBJECT_STR)
+				return CL_EDECODE;
+			if (k == PK_NAME) {
+				ev->name = obj_str(val);
+			} else if (k == PK_LABEL) {
+				ev->label = obj_str(val);
+			} else if (k == PK_TITLE) {
+				ev->title = obj_str(val);
+				ev->has_title = 1;
+			} else {
+				ev->body = obj_str(val);
+				ev->has_body = 1;
+			}
+			break;
+		}
+	}
+	if (rc == 0 && (seen & sh->p_req) != sh->p_req)
+		rc = CL_EDECODE;
+	if (ev->type != EV_ENTRY_EDITED)
+		ev->has_title = ev->has_body = ev->has_kind = 0;
+	return rc;
+}
+
+/* Turn an older shape into the current one. ev->version keeps the stored one. */
+static void upcast(struct event *ev)
+{
+	if (ev->type == EV_ENTRY_CREATED && ev->version == 1)
+		ev->kind = KIND_CHANGE; /* v1 had no kind; everything was a change */
+}
+
+static int decode_envelope(const msgpack_object *root, struct event *ev)
+{
+	const msgpack_object *val[EK__COUNT] = { 0 };
+	const struct shape *sh;
+	unsigned seen = 0;
+	int type, rc;
+
+	if (root->type != MSGPACK_OBJECT_MAP)
+		return CL_EDECODE;
+	for (uint32_t i = 0; i < root->via.map.size; i++) {
+		const msgpack_object_kv *kv = &root->via.map.ptr[i];
+		int k = key_index(&kv->key, env_keys, EK__COUNT);
+
+		if (k < 0 || (seen & B(k)))
+			return CL_EDECODE;
+		seen |= B(k);
+		val[k] = &kv->val;
+	}
+	if ((seen & EK_REQUIRED) != EK_REQUIRED)
+		return CL_EDECODE;
+
+	if (val[EK_T]->type != MSGPACK_OBJECT_STR)
+		return CL_EDECODE;
+	type = ev_type_parse(val[EK_T]->via.str.ptr, val[EK_T]->via.str.size);
+	if (type == EV_NONE)
+		return CL_EDECODE;
+	ev->type = (uint32_t)type;
+	if (val[EK_V]->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+		return CL_EDECODE;
+	sh = shape_find(type, val[EK_V]->via.u64);
+	if (!sh)
+		return CL_EVERSION;
+	ev->version = sh->version;
+
+	if (val[EK_TS]->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+		ev->ts = val[EK_TS]->via.i64;
+	else if (val[EK_TS]->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+		 val[EK_TS]->via.u64 <= (uint64_t)INT64_MAX)
+		ev->ts = (int64_t)val[EK_TS]->via.u64;
+	else
+		return CL_EDECODE;
+	if (val[EK_A]->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+		return CL_EDECODE;
+	ev->actor = val[EK_A]->via.u64;
+	if (val[EK_PH]->type != MSGPACK_OBJECT_BIN || val[EK_PH]->via.bin.size != EV_HASH_LEN)
+		return CL_EDECODE;
+	memcpy(ev->prev_hash, val[EK_PH]->via.bin.ptr, EV_HASH_LEN);
+	if (val[EK_C]) {
+		/* present only when there is one: an empty "c" is not canonical */
+		if (val[EK_C]->type != MSGPACK_OBJECT_STR || val[EK_C]->via.str.size == 0)
+			return CL_EDECODE;
+		ev->cmd_id = obj_str(val[EK_C]);
+	}
+	if ((rc = decode_ids(val[EK_IDS], sh, ev)) != 0 ||
+	    (rc = decode_payload(val[EK_P], sh, ev)) != 0)
+		return rc;
+	upcast(ev);
+	return ev_check(ev);
+}
+
+int ev_decode(const uint8_t *p, size_t len, struct event *ev)
+{
+	msgpack_zone zone;
+	msgpack_object root;
+	size_t off = 0;
+	int rc;
+
+	if (!ev || (!p && len > 0))
+		return CL_EINVAL;
+	memset(ev, 0, sizeof *ev);
+	if (len > CL_MAX_EVENT)
+		return CL_ETOOBIG;
+	if ((rc = prescan(p, len)) != 0)
+		return rc;
+	/* an envelope is ~10 objects: one chunk, one malloc */
+	if (!msgpack_zone_init(&zone, 2048))
+		return CL_ENOMEM;
+	switch (msgpack_unpack((const char *)p, len, &off, &zone, &root)) {
+	case MSGPACK_UNPACK_SUCCESS:
+		rc = off == len ? decode_envelope(&root, ev) : CL_EDECODE;
+		break;
+	case MSGPACK_UNPACK_NOMEM_ERROR:
+		rc = CL_ENOMEM;
+		break;
+	default: /* cannot happen after prescan; refuse anyway */
+		rc = CL_EDECODE;
+		break;
+	}
+	msgpack_zone_destroy(&zone);
+	if (rc != 0)
+		memset(ev, 0, sizeof *ev); /* no half-decoded event escapes */
+	return rc;
+}
+
+/* ---- JSON ------------------------------------------------------------- */
+
+/* json_object_set_new that remembers a failure (it steals v even then). */
+static void jset(json_t *o, const char *key, json_t *v, int *err)
+{
+	if (!v || json_object_set_new(o, key, v) != 0)
+		*err = 1;
+}
+
+json_t *ev_to_json(const struct event *ev)
+{
+	const struct shape *sh;
+	char iso[CL_ISO_LEN + 1];
+	json_t *root, *data;
+	unsigned keys;
+	int err = 0;
+
+	if (!ev || !ev_type_name((int)ev->type))
+		return NULL;
+	sh = shape_current((int)ev->type);
+	cl_iso_time(ev->ts, iso);
+	root = json_pack("{s:I, s:s, s:i, s:s, s:I, s:I}",
+			 "seq", (json_int_t)ev->seq,
+			 "type", ev_type_name((int)ev->type),
+			 "v", ev->version ? (int)ev->version : (int)sh->version,
+			 "ts", iso,
+			 "ts_us", (json_int_t)ev->ts,
+			 "actor", (json_int_t)ev->actor);
+	data = json_object();
+	if (!root || !data) {
+		json_decref(root);
+		json_decref(data);
+		return NULL;
+	}
+	for (int id = 0; id < ID__COUNT; id++)
+		if (id_get(ev, id) != 0)
+			jset(root, id_keys[id].s, json_integer((json_int_t)id_get(ev, id)), &err);
+	keys = payload_keys(ev, sh);
+	for (int k = 0; k < PK__COUNT; k++) {
+		struct cl_str s;
+
+		if (!(keys & B(k)) || k == PK_HASH) /* token hashes never leave the log */
+			continue;
+		s = payload_str(ev, k);
+		jset(data, p_keys[k].s, s.p ? json_stringn(s.p, s.n) : json_null(), &err);
+	}
+	jset(root, "data", data, &err);
+	if (ev->cmd_id.n > 0)
+		jset(root, "cmd", json_stringn(ev->cmd_id.p, ev->cmd_id.n), &err);
+	if (err) {
+		json_decref(root);
+		return NULL;
+	}
+	return root;
+}

@@ -23,6 +23,15 @@
  *
  * Errors are CL_E* codes (core/cl.h). A write txn that failed is poisoned:
  * the only call left is evlog_wabort. Nothing here logs.
+ *
+ * A struct evlog is used by one thread at a time (it holds one SHA-256
+ * context and one encode buffer). It may hold several read txns at once
+ * (iterators, evlog_last: the env is MDB_NOTLS) and one write txn.
+ *
+ * Map size: if another process grew the map past this process's while this
+ * process holds an iterator, the map cannot be re-mapped under it; calls
+ * that begin a txn (evlog_last, evlog_iter_new, evlog_stat, evlog_wbegin)
+ * then return CL_EMAPFULL: free the iterators and call again.
  */
 #ifndef CL_EVLOG_H
 #define CL_EVLOG_H
@@ -46,8 +55,11 @@ enum evlog_flags {
 #define EVLOG_EPOCH_STRLEN 32   /* lower-case hex */
 
 /*
- * Open the log in dir. mapsize 0 means the default (1 GiB, grown by doubling
- * on MDB_MAP_FULL). Clears stale reader slots (mdb_reader_check).
+ * Open the log in dir. mapsize 0 means the default (1 GiB, or the larger
+ * size the file records; grown by doubling on MDB_MAP_FULL). Clears stale
+ * reader slots (mdb_reader_check). EVLOG_CREATE makes missing directories
+ * (mode 0700) and a new log with a random epoch; with an existing log it
+ * just opens it. EVLOG_CREATE | EVLOG_RDONLY is CL_EINVAL.
  * Errors: CL_ENOTFOUND (no log and no EVLOG_CREATE), CL_ECORRUPT (meta bad or
  * format unknown), CL_EIO, CL_ENOMEM.
  * *out is valid until evlog_close.
@@ -100,7 +112,11 @@ void evlog_iter_free(struct evlog_iter *it);
  * Read, decode and hash-check: like evlog_iter_next, then ev_decode into *ev
  * (ev->seq set) and check ev->prev_hash against the running chain from where
  * the iterator started. Returns 1, 0 or < 0 (CL_ECORRUPT on a chain break or
- * seq gap; CL_EDECODE / CL_EVERSION from the decoder).
+ * seq gap; CL_EDECODE / CL_EVERSION from the decoder). The first record must
+ * be seq `from` (a missing one is a gap), and seq 1 must carry the zero
+ * prev_hash. At the end of the snapshot (before returning 0) the last record
+ * read must be meta "last" and its hash meta "head", so a change to the final
+ * record is caught too. Errors stick: every later call returns the same code.
  */
 int evlog_iter_next_event(struct evlog_iter *it, struct event *ev);
 
@@ -114,8 +130,11 @@ void evlog_hash(const uint8_t prev[EV_HASH_LEN], uint64_t seq,
  * Begin a write txn, conditional on the log's last seq being expect_last.
  * Blocks while another process holds the LMDB write lock.
  * Errors: CL_ECONFLICT (*actual_last, if not NULL, gets the real last seq;
- * no txn is open), CL_EIO, CL_ENOSPC. If the previous txn hit CL_EMAPFULL,
- * the map is grown first (no read txn of this process may be open).
+ * no txn is open), CL_EIO, CL_ENOSPC, CL_EINVAL (log opened EVLOG_RDONLY, or
+ * a write txn of this log is already open). If the previous txn hit
+ * CL_EMAPFULL, the map is grown first (no read txn of this process may be
+ * open; with one open the map stays as it is). On success *actual_last, if
+ * not NULL, is expect_last. The txn lives inside the log: at most one open.
  */
 int evlog_wbegin(struct evlog *log, uint64_t expect_last, uint64_t *actual_last,
 		 struct evlog_txn **out);
@@ -123,8 +142,10 @@ int evlog_wbegin(struct evlog *log, uint64_t expect_last, uint64_t *actual_last,
 /*
  * Append one event: sets ev->prev_hash and ev->seq (the next seq), encodes
  * it (ev_encode) and stores it. ev->cmd_id is stored in the envelope as given.
- * Errors: CL_EINVAL (ev not well formed; txn still usable), CL_EMAPFULL,
- * CL_ENOSPC, CL_EIO (txn poisoned: abort it).
+ * Errors: CL_EINVAL (ev not well formed, or the txn is poisoned; a bad event
+ * leaves the txn usable), CL_ENOMEM (encoder), CL_EMAPFULL, CL_ENOSPC,
+ * CL_EIO, CL_ECORRUPT (a record already sits at the next seq) - the last
+ * four poison the txn: evlog_wcommit then aborts it and returns the code.
  */
 int evlog_wappend(struct evlog_txn *txn, struct event *ev);
 
@@ -138,7 +159,10 @@ struct evlog_cmd {
 	const char *result;      /* the original reply payload (JSON text) */
 	size_t result_len;       /* valid until the txn ends */
 };
-/* 0 and *out filled if present, CL_ENOTFOUND if not. */
+/* 0 and *out filled if present, CL_ENOTFOUND if not. cmd_id must be 1 to
+ * CL_MAX_CMD_ID bytes (else CL_EINVAL). evlog_wcmd_put refuses an id already
+ * recorded with CL_EEXIST (txn still usable) and a result over CL_MAX_EVENT
+ * bytes with CL_ETOOBIG. */
 int evlog_wcmd_get(struct evlog_txn *txn, uint64_t actor, struct cl_str cmd_id,
 		   struct evlog_cmd *out);
 int evlog_wcmd_put(struct evlog_txn *txn, uint64_t actor, struct cl_str cmd_id,
@@ -156,7 +180,9 @@ void evlog_wabort(struct evlog_txn *txn);
  * Convenience for tools: append n events in one txn conditional on
  * expect_last, recording (actor, cmd_id) if cmd_id.n > 0. Retries itself on
  * CL_EMAPFULL after growing the map. If cmd_id was already applied, appends
- * nothing and returns CL_EEXIST with *first_seq set to the original.
+ * nothing and returns CL_EEXIST with *first_seq set to the original; this
+ * wins over CL_ECONFLICT, so a retry with a stale expect_last still learns
+ * its original result. n must be 1 .. UINT32_MAX (else CL_EINVAL).
  * events[i].seq / prev_hash are set on success.
  */
 int evlog_append(struct evlog *log, uint64_t expect_last, struct event *events, size_t n,
@@ -165,7 +191,9 @@ int evlog_append(struct evlog *log, uint64_t expect_last, struct event *events, 
 
 /*
  * Hot backup: a compacted consistent copy into dest (an empty or missing
- * directory) while writers continue (mdb_env_copy2 + MDB_CP_COMPACT).
+ * directory, made with mode 0700) while writers continue (mdb_env_copy2 +
+ * MDB_CP_COMPACT); the copy is fsync'd. CL_EEXIST if dest already holds a
+ * data.mdb. The copy keeps the epoch: give a restored log a new one.
  */
 int evlog_backup(struct evlog *log, const char *dest);
 

@@ -1,0 +1,967 @@
+/*
+ * proj.c - the projection: proj_apply, read access for commands and auth,
+ * the JSON views of one entry / comment / user, and the invariant check.
+ * The state is described in proj_internal.h; stored queries are in query.c.
+ *
+ * Why it is shaped so:
+ *  - proj_apply is the only writer. Each apply_* function first checks the
+ *    event against the state (refusing with CL_ESTATE) and reserves every
+ *    byte it will need (refusing with CL_ENOMEM), and only then mutates, in
+ *    a tail that cannot fail. So a refused event leaves the state exactly as
+ *    it was, which changelog-audit relies on to report the first bad event.
+ *  - proj_apply trusts nothing about the event: strings are re-checked
+ *    (UTF-8, no NUL, limits in cl.h) even though the codec already did,
+ *    because the views below hand them to jansson unchecked.
+ *  - Everything is a pure function of the events applied: no clock, no
+ *    randomness, no hash seeds, so two projections fed the same log answer
+ *    every query with the same bytes.
+ *
+ * Memory (64-bit, measured by tests/bench/core_bench.c; docs/protocol.md):
+ * an entry is sizeof(struct pentry) = 104 bytes in the array plus its text
+ * block (title + body + 2, a malloc with its 8-16 byte header) and, once it
+ * has them, its comment-id list, edit list and status history; a comment is
+ * sizeof(struct pcomment) = 48 bytes plus its body + 1 in the arena plus 4-8
+ * bytes in its entry's comment-id list.
+ */
+#include "proj_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- small building blocks ------------------------------------------- */
+
+struct parena_chunk {
+	struct parena_chunk *next;
+	size_t used, cap;
+	char data[];
+};
+
+#define ARENA_CHUNK (256 * 1024)
+#define ARENA_BIG (ARENA_CHUNK / 8)   /* larger strings get their own chunk */
+
+/* Copy s[0..n) plus a NUL into the arena; NULL on ENOMEM. */
+static const char *arena_strdup(struct parena *a, const char *s, size_t n)
+{
+	struct parena_chunk *c = a->head;
+	char *out;
+
+	if (!c || c->cap - c->used < n + 1) {
+		size_t cap = n + 1 > ARENA_BIG ? n + 1 : ARENA_CHUNK;
+
+		c = malloc(sizeof *c + cap);
+		if (!c)
+			return NULL;
+		c->used = 0;
+		c->cap = cap;
+		a->bytes += sizeof *c + cap;
+		if (cap != ARENA_CHUNK && a->head) {
+			/* a big string: keep the current chunk in front */
+			c->next = a->head->next;
+			a->head->next = c;
+		} else {
+			c->next = a->head;
+			a->head = c;
+		}
+	}
+	out = c->data + c->used;
+	if (n)
+		memcpy(out, s, n);
+	out[n] = '\0';
+	c->used += n + 1;
+	return out;
+}
+
+static void arena_release(struct parena *a)
+{
+	struct parena_chunk *c = a->head, *next;
+
+	for (; c; c = next) {
+		next = c->next;
+		free(c);
+	}
+	a->head = NULL;
+	a->bytes = 0;
+}
+
+/* Make room for one more element in a vector of n/cap elements of size sz. */
+static int grow(void **v, uint32_t n, uint32_t *cap, size_t sz, uint32_t first)
+{
+	uint32_t ncap;
+	void *nv;
+
+	if (n < *cap)
+		return 0;
+	if (*cap >= PROJ_ID_MAX / 2)
+		return CL_ENOMEM;
+	ncap = *cap ? *cap * 2 : first;
+	nv = realloc(*v, (size_t)ncap * sz);
+	if (!nv)
+		return CL_ENOMEM;
+	*v = nv;
+	*cap = ncap;
+	return 0;
+}
+
+static int vec32_reserve(struct pvec32 *v, uint32_t first)
+{
+	return grow((void **)&v->v, v->n, &v->cap, sizeof *v->v, first);
+}
+
+static int vec64_reserve(struct pvec64 *v, uint32_t first)
+{
+	return grow((void **)&v->v, v->n, &v->cap, sizeof *v->v, first);
+}
+
+/* FNV-1a: deterministic (no seed), good enough behind open addressing. */
+static uint64_t hash_bytes(const void *s, size_t n)
+{
+	const unsigned char *b = s;
+	uint64_t h = 1469598103934665603ULL;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= b[i];
+		h *= 1099511628211ULL;
+	}
+	return h ^ (h >> 29);
+}
+
+static uint64_t user_hash(const struct proj *p, uint32_t id)
+{
+	const struct puser *u = &p->users[id - 1];
+
+	return hash_bytes(u->name, u->name_n);
+}
+
+static uint64_t token_hash_of(const struct proj *p, uint32_t id)
+{
+	return hash_bytes(p->tokens[id - 1].hash, EV_HASH_LEN);
+}
+
+/* Ensure the table can take one more id at <= 1/2 load; rehash if not. */
+static int table_reserve(const struct proj *p, uint32_t **tab, uint32_t *cap, uint32_t count,
+			 uint64_t (*hash)(const struct proj *, uint32_t))
+{
+	uint32_t ncap, *nt;
+
+	if ((uint64_t)(count + 1) * 2 <= *cap)
+		return 0;
+	if (*cap >= (1u << 31))
+		return CL_ENOMEM;
+	ncap = *cap ? *cap * 2 : 64;
+	nt = calloc(ncap, sizeof *nt);
+	if (!nt)
+		return CL_ENOMEM;
+	for (uint32_t i = 0; i < *cap; i++) {
+		uint32_t id = (*tab)[i], j;
+
+		if (!id)
+			continue;
+		for (j = (uint32_t)hash(p, id) & (ncap - 1); nt[j]; j = (j + 1) & (ncap - 1))
+			;
+		nt[j] = id;
+	}
+	free(*tab);
+	*tab = nt;
+	*cap = ncap;
+	return 0;
+}
+
+/* Insert id (room reserved before) under hash h. */
+static void table_put(uint32_t *tab, uint32_t cap, uint64_t h, uint32_t id)
+{
+	uint32_t j;
+
+	for (j = (uint32_t)h & (cap - 1); tab[j]; j = (j + 1) & (cap - 1))
+		;
+	tab[j] = id;
+}
+
+uint32_t proj_i_user_find(const struct proj *p, const char *name, size_t n)
+{
+	uint32_t mask, j, id;
+
+	if (!p->name_cap || !name)
+		return 0;
+	mask = p->name_cap - 1;
+	for (j = (uint32_t)hash_bytes(name, n) & mask; (id = p->name_tab[j]); j = (j + 1) & mask) {
+		const struct puser *u = &p->users[id - 1];
+
+		if (u->name_n == n && memcmp(u->name, name, n) == 0)
+			return id;
+	}
+	return 0;
+}
+
+uint32_t proj_i_token_find(const struct proj *p, const uint8_t hash[EV_HASH_LEN])
+{
+	uint32_t mask, j, id;
+
+	if (!p->tok_cap || !hash)
+		return 0;
+	mask = p->tok_cap - 1;
+	for (j = (uint32_t)hash_bytes(hash, EV_HASH_LEN) & mask; (id = p->tok_tab[j]);
+	     j = (j + 1) & mask)
+		if (cl_ct_equal(p->tokens[id - 1].hash, hash, EV_HASH_LEN))
+			return id;
+	return 0;
+}
+
+int proj_i_transition_ok(int from, int to)
+{
+	switch (from) {
+	case ST_OPEN:
+	case ST_REOPENED:
+		return to == ST_RESOLVED || to == ST_CANCELLED;
+	case ST_RESOLVED:
+	case ST_CANCELLED:
+		return to == ST_REOPENED;
+	default:
+		return 0;
+	}
+}
+
+int proj_i_fail(struct cl_fail *fail, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (fail) {
+		fail->code = code;
+		va_start(ap, fmt);
+		vsnprintf(fail->message, sizeof fail->message, fmt, ap);
+		va_end(ap);
+	}
+	if (code == CMD_NOT_FOUND)
+		return CL_ENOTFOUND;
+	if (code == CMD_INTERNAL)
+		return CL_ENOMEM;
+	return CL_EINVAL;
+}
+
+json_t *proj_i_iso(int64_t us)
+{
+	char iso[CL_ISO_LEN + 1];
+
+	cl_iso_time(us, iso);
+	return json_stringn_nocheck(iso, strlen(iso));
+}
+
+int64_t proj_i_last_activity(const struct proj *p, const struct pentry *e)
+{
+	int64_t t = e->updated;
+
+	if (e->comments.n) {
+		const struct pcomment *c = &p->comments[e->comments.v[e->comments.n - 1] - 1];
+
+		if (c->created > t)
+			t = c->created;
+	}
+	return t;
+}
+
+/* ---- lifetime ---------------------------------------------------------- */
+
+struct proj *proj_new(void)
+{
+	return calloc(1, sizeof(struct proj));
+}
+
+void proj_free(struct proj *p)
+{
+	if (!p)
+		return;
+	for (uint32_t i = 0; i < p->nentries; i++) {
+		free(p->entries[i].text);
+		free(p->entries[i].edits.v);
+		free(p->entries[i].comments.v);
+		free(p->entries[i].hist);
+	}
+	for (uint32_t i = 0; i < p->nusers; i++)
+		free(p->users[i].tokens.v);
+	free(p->users);
+	free(p->tokens);
+	free(p->entries);
+	free(p->comments);
+	free(p->name_tab);
+	free(p->tok_tab);
+	arena_release(&p->arena);
+	free(p);
+}
+
+uint64_t proj_seq(const struct proj *p)
+{
+	return p->seq;
+}
+
+uint64_t proj_user_count(const struct proj *p)
+{
+	return p->nusers;
+}
+
+uint64_t proj_token_count(const struct proj *p)
+{
+	return p->ntokens;
+}
+
+uint64_t proj_entry_count(const struct proj *p)
+{
+	return p->nentries;
+}
+
+uint64_t proj_comment_count(const struct proj *p)
+{
+	return p->ncomments;
+}
+
+/* ---- apply ------------------------------------------------------------- */
+
+/*
+ * 1 if p[0..n) is plain ASCII without NUL, checked 8 bytes at a time. Most
+ * text is; anything else goes through the full cl_utf8_valid. (Cold start
+ * spends a noticeable share of proj_apply here otherwise.)
+ */
+static int ascii_no_nul(const char *p, size_t n)
+{
+	const uint64_t hi = 0x8080808080808080ULL, lo = 0x0101010101010101ULL;
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		uint64_t v;
+
+		memcpy(&v, p + i, 8);
+		if ((v & hi) || ((v - lo) & ~v & hi))
+			return 0;
+	}
+	for (; i < n; i++)
+		if ((unsigned char)p[i] == 0 || (unsigned char)p[i] >= 0x80)
+			return 0;
+	return 1;
+}
+
+/* A string from an event: length in [min, max], valid UTF-8, no NUL. */
+static int text_ok(struct cl_str s, size_t min, size_t max)
+{
+	if (s.n < min || s.n > max)
+		return 0;
+	return s.n == 0 || (s.p && (ascii_no_nul(s.p, s.n) || cl_utf8_valid(s.p, s.n)));
+}
+
+static int name_ok(struct cl_str s)
+{
+	if (s.n < 1 || s.n > CL_MAX_NAME || !s.p)
+		return 0;
+	for (size_t i = 0; i < s.n; i++) {
+		char c = s.p[i];
+
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+/* user.created, role_set, token.*: the system (0) or an existing admin. */
+static int actor_admin(const struct proj *p, uint64_t actor)
+{
+	const struct puser *u = proj_i_user(p, actor);
+
+	return actor == 0 || (u && u->role == ROLE_ADMIN);
+}
+
+/* Edit / status change: the entry's author or an admin. */
+static int actor_may_change(const struct proj *p, uint64_t actor, const struct pentry *e)
+{
+	const struct puser *u = proj_i_user(p, actor);
+
+	return u && (e->author == actor || u->role == ROLE_ADMIN);
+}
+
+/* A new id must be count + 1 and stay within PROJ_ID_MAX. */
+static int id_next(uint64_t id, uint32_t count)
+{
+	return count < PROJ_ID_MAX && id == (uint64_t)count + 1;
+}
+
+static int apply_user_created(struct proj *p, const struct event *ev)
+{
+	struct puser *u;
+	const char *name;
+	int rc;
+
+	if (!actor_admin(p, ev->actor) || !id_next(ev->ids.user, p->nusers) ||
+	    !name_ok(ev->name) || (ev->role != ROLE_MEMBER && ev->role != ROLE_ADMIN) ||
+	    proj_i_user_find(p, ev->name.p, ev->name.n))
+		return CL_ESTATE;
+	if ((rc = grow((void **)&p->users, p->nusers, &p->cap_users, sizeof *p->users, 16)) ||
+	    (rc = table_reserve(p, &p->name_tab, &p->name_cap, p->nusers, user_hash)))
+		return rc;
+	if (!(name = arena_strdup(&p->arena, ev->name.p, ev->name.n)))
+		return CL_ENOMEM;
+	u = &p->users[p->nusers++];
+	memset(u, 0, sizeof *u);
+	u->name = name;
+	u->name_n = (uint32_t)ev->name.n;
+	u->role = ev->role;
+	u->created = ev->ts;
+	table_put(p->name_tab, p->name_cap, user_hash(p, p->nusers), p->nusers);
+	if (u->role == ROLE_ADMIN)
+		p->admins++;
+	return 0;
+}
+
+static int apply_user_role_set(struct proj *p, const struct event *ev)
+{
+	struct puser *u = proj_i_user(p, ev->ids.user);
+
+	if (!u || !actor_admin(p, ev->actor) || (ev->role != ROLE_MEMBER && ev->role != ROLE_ADMIN))
+		return CL_ESTATE;
+	if (u->role == ROLE_ADMIN)
+		p->admins--;
+	u->role = ev->role;
+	if (u->role == ROLE_ADMIN)
+		p->admins++;
+	return 0;
+}
+
+static int apply_token_issued(struct proj *p, const struct event *ev)
+{
+	struct puser *u = proj_i_user(p, ev->ids.user);
+	struct ptoken *t;
+	const char *label;
+	int rc;
+
+	if (!u || !actor_admin(p, ev->actor) || !id_next(ev->ids.token, p->ntokens) ||
+	    !text_ok(ev->label, 0, CL_MAX_LABEL) || proj_i_token_find(p, ev->token_hash))
+		return CL_ESTATE;
+	if ((rc = grow((void **)&p->tokens, p->ntokens, &p->cap_tokens, sizeof *p->tokens, 16)) ||
+	    (rc = table_reserve(p, &p->tok_tab, &p->tok_cap, p->ntokens, token_hash_of)) ||
+	    (rc = vec32_reserve(&u->tokens, 2)))
+		return rc;
+	if (!(label = arena_strdup(&p->arena, ev->label.p, ev->label.n)))
+		return CL_ENOMEM;
+	t = &p->tokens[p->ntokens++];
+	memset(t, 0, sizeof *t);
+	memcpy(t->hash, ev->token_hash, EV_HASH_LEN);
+	t->label = label;
+	t->label_n = (uint32_t)ev->label.n;
+	t->user = (uint32_t)ev->ids.user;
+	t->created = ev->ts;
+	table_put(p->tok_tab, p->tok_cap, token_hash_of(p, p->ntokens), p->ntokens);
+	u->tokens.v[u->tokens.n++] = p->ntokens;
+	return 0;
+}
+
+static int apply_token_revoked(struct proj *p, const struct event *ev)
+{
+	struct ptoken *t = proj_i_token(p, ev->ids.token);
+
+	if (!t || t->revoked || t->user != ev->ids.user ||
+	    (ev->actor != t->user && !actor_admin(p, ev->actor)) ||
+	    (ev->actor && !proj_i_user(p, ev->actor)))
+		return CL_ESTATE;
+	t->revoked = 1;
+	return 0;
+}
+
+/* A malloc'd "title\0body\0" block. */
+static char *entry_text(struct cl_str title, struct cl_str body)
+{
+	char *t = malloc(title.n + body.n + 2);
+
+	if (!t)
+		return NULL;
+	if (title.n)
+		memcpy(t, title.p, title.n);
+	t[title.n] = '\0';
+	if (body.n)
+		memcpy(t + title.n + 1, body.p, body.n);
+	t[title.n + 1 + body.n] = '\0';
+	return t;
+}
+
+static int apply_entry_created(struct proj *p, const struct event *ev)
+{
+	struct pentry *e;
+	char *text;
+	int rc;
+
+	if (!proj_i_user(p, ev->actor) || !id_next(ev->ids.entry, p->nentries) ||
+	    !text_ok(ev->title, 1, CL_MAX_TITLE) || !text_ok(ev->body, 0, CL_MAX_BODY) ||
+	    ev->kind < KIND_FIX || ev->kind > KIND_FEATURE)
+		return CL_ESTATE;
+	rc = grow((void **)&p->entries, p->nentries, &p->cap_entries, sizeof *p->entries, 64);
+	if (rc)
+		return rc;
+	if (!(text = entry_text(ev->title, ev->body)))
+		return CL_ENOMEM;
+	e = &p->entries[p->nentries++];
+	memset(e, 0, sizeof *e);
+	e->text = text;
+	e->title_n = (uint32_t)ev->title.n;
+	e->body_n = (uint32_t)ev->body.n;
+	e->created = e->updated = ev->ts;
+	e->author = (uint32_t)ev->actor;
+	e->version = 1;
+	e->kind = ev->kind;
+	e->status = ST_OPEN;
+	e->seq = ev->seq;
+	p->by_status[ST_OPEN]++;
+	p->by_kind[e->kind]++;
+	return 0;
+}
+
+static int apply_entry_edited(struct proj *p, const struct event *ev)
+{
+	struct pentry *e = proj_i_entry(p, ev->ids.entry);
+	char *text = NULL;
+	int rc;
+
+	if (!e || !actor_may_change(p, ev->actor, e) ||
+	    !(ev->has_title || ev->has_body || ev->has_kind) ||
+	    (ev->has_title && !text_ok(ev->title, 1, CL_MAX_TITLE)) ||
+	    (ev->has_body && !text_ok(ev->body, 0, CL_MAX_BODY)) ||
+	    (ev->has_kind && (ev->kind < KIND_FIX || ev->kind > KIND_FEATURE)))
+		return CL_ESTATE;
+	if ((rc = vec64_reserve(&e->edits, 2)))
+		return rc;
+	if (ev->has_title || ev->has_body) {
+		struct cl_str t = { proj_i_title(e), e->title_n }, b = { proj_i_body(e), e->body_n };
+
+		if (ev->has_title)
+			t = ev->title;
+		if (ev->has_body)
+			b = ev->body;
+		if (!(text = entry_text(t, b)))
+			return CL_ENOMEM;
+		free(e->text);
+		e->text = text;
+		e->title_n = (uint32_t)t.n;
+		e->body_n = (uint32_t)b.n;
+	}
+	if (ev->has_kind) {
+		p->by_kind[e->kind]--;
+		e->kind = ev->kind;
+		p->by_kind[e->kind]++;
+	}
+	e->version++;
+	e->updated = ev->ts;
+	e->edits.v[e->edits.n++] = ev->seq;
+	return 0;
+}
+
+static int apply_entry_status_set(struct proj *p, const struct event *ev)
+{
+	struct pentry *e = proj_i_entry(p, ev->ids.entry);
+	struct pstatus *h;
+	int rc;
+
+	if (!e || !actor_may_change(p, ev->actor, e) || ev->status_from != e->status ||
+	    !proj_i_transition_ok(ev->status_from, ev->status_to))
+		return CL_ESTATE;
+	if ((rc = grow((void **)&e->hist, e->nhist, &e->caphist, sizeof *e->hist, 2)))
+		return rc;
+	h = &e->hist[e->nhist++];
+	h->seq = ev->seq;
+	h->at = ev->ts;
+	h->by = (uint32_t)ev->actor;
+	h->from = ev->status_from;
+	h->to = ev->status_to;
+	p->by_status[e->status]--;
+	e->status = ev->status_to;
+	p->by_status[e->status]++;
+	e->version++;
+	e->updated = ev->ts;
+	return 0;
+}
+
+static int apply_comment_added(struct proj *p, const struct event *ev)
+{
+	struct pentry *e = proj_i_entry(p, ev->ids.entry);
+	struct pcomment *c;
+	const char *body;
+	uint32_t depth = 0;
+	int rc;
+
+	if (!e || !proj_i_user(p, ev->actor) || !id_next(ev->ids.comment, p->ncomments) ||
+	    !text_ok(ev->body, 1, CL_MAX_COMMENT))
+		return CL_ESTATE;
+	if (ev->ids.parent) {
+		/* keep the depth, not a pointer: the array may move below */
+		const struct pcomment *parent = proj_i_comment(p, ev->ids.parent);
+
+		if (!parent || parent->entry != ev->ids.entry || parent->depth + 1 >= CL_MAX_DEPTH)
+			return CL_ESTATE;
+		depth = parent->depth + 1;
+	}
+	if ((rc = grow((void **)&p->comments, p->ncomments, &p->cap_comments,
+		       sizeof *p->comments, 64)) ||
+	    (rc = vec32_reserve(&e->comments, 2)))
+		return rc;
+	if (!(body = arena_strdup(&p->arena, ev->body.p, ev->body.n)))
+		return CL_ENOMEM;
+	c = &p->comments[p->ncomments++];
+	c->body = body;
+	c->body_n = (uint32_t)ev->body.n;
+	c->seq = ev->seq;
+	c->created = ev->ts;
+	c->entry = (uint32_t)ev->ids.entry;
+	c->parent = (uint32_t)ev->ids.parent;
+	c->author = (uint32_t)ev->actor;
+	c->depth = depth;
+	e->comments.v[e->comments.n++] = p->ncomments;
+	return 0;
+}
+
+int proj_apply(struct proj *p, const struct event *ev)
+{
+	int rc;
+
+	if (!p || !ev)
+		return CL_EINVAL;
+	if (ev->seq != p->seq + 1)
+		return CL_ESTATE;
+	switch (ev->type) {
+	case EV_USER_CREATED:     rc = apply_user_created(p, ev); break;
+	case EV_USER_ROLE_SET:    rc = apply_user_role_set(p, ev); break;
+	case EV_TOKEN_ISSUED:     rc = apply_token_issued(p, ev); break;
+	case EV_TOKEN_REVOKED:    rc = apply_token_revoked(p, ev); break;
+	case EV_ENTRY_CREATED:    rc = apply_entry_created(p, ev); break;
+	case EV_ENTRY_EDITED:     rc = apply_entry_edited(p, ev); break;
+	case EV_ENTRY_STATUS_SET: rc = apply_entry_status_set(p, ev); break;
+	case EV_COMMENT_ADDED:    rc = apply_comment_added(p, ev); break;
+	default:                  rc = CL_ESTATE; break;
+	}
+	if (rc == 0)
+		p->seq = ev->seq;
+	return rc;
+}
+
+/* ---- read access -------------------------------------------------------- */
+
+int proj_user_get(const struct proj *p, uint64_t id, struct proj_user_info *out)
+{
+	const struct puser *u = proj_i_user(p, id);
+
+	if (!u)
+		return CL_ENOTFOUND;
+	out->id = id;
+	out->name = u->name;
+	out->role = u->role;
+	return 0;
+}
+
+int proj_user_by_name(const struct proj *p, const char *name, size_t n,
+		      struct proj_user_info *out)
+{
+	uint32_t id = proj_i_user_find(p, name, n);
+
+	return id ? proj_user_get(p, id, out) : CL_ENOTFOUND;
+}
+
+int proj_token_check(const struct proj *p, const uint8_t hash[EV_HASH_LEN],
+		     uint64_t *user, uint64_t *token)
+{
+	uint32_t id = proj_i_token_find(p, hash);
+	const struct ptoken *t = proj_i_token(p, id);
+
+	if (!t || t->revoked || !proj_i_user(p, t->user))
+		return CL_ENOTFOUND;
+	if (user)
+		*user = t->user;
+	if (token)
+		*token = id;
+	return 0;
+}
+
+int proj_token_get(const struct proj *p, uint64_t token, uint64_t *user, int *revoked)
+{
+	const struct ptoken *t = proj_i_token(p, token);
+
+	if (!t)
+		return CL_ENOTFOUND;
+	if (user)
+		*user = t->user;
+	if (revoked)
+		*revoked = t->revoked;
+	return 0;
+}
+
+int proj_entry_get(const struct proj *p, uint64_t id, struct proj_entry_info *out)
+{
+	const struct pentry *e = proj_i_entry(p, id);
+
+	if (!e)
+		return CL_ENOTFOUND;
+	out->id = id;
+	out->author = e->author;
+	out->status = e->status;
+	out->kind = e->kind;
+	out->version = e->version;
+	return 0;
+}
+
+int proj_comment_get(const struct proj *p, uint64_t id, struct proj_comment_info *out)
+{
+	const struct pcomment *c = proj_i_comment(p, id);
+
+	if (!c)
+		return CL_ENOTFOUND;
+	out->id = id;
+	out->entry = c->entry;
+	out->parent = c->parent;
+	out->author = c->author;
+	out->depth = c->depth;
+	return 0;
+}
+
+/* ---- JSON views ---------------------------------------------------------- */
+
+/* Set a member with a known-good key; remembers a failure (v is stolen). */
+static void jset(json_t *o, const char *key, json_t *v, int *err)
+{
+	if (!v || json_object_set_new_nocheck(o, key, v) != 0)
+		*err = 1;
+}
+
+/* A stored string (checked at apply) as JSON. */
+static json_t *jstr(const char *s, size_t n)
+{
+	return json_stringn_nocheck(s, n);
+}
+
+static json_t *user_name_json(const struct proj *p, uint64_t id)
+{
+	const struct puser *u = proj_i_user(p, id);
+
+	return u ? jstr(u->name, u->name_n) : json_null();
+}
+
+json_t *proj_entry_json(const struct proj *p, uint64_t id)
+{
+	const struct pentry *e = proj_i_entry(p, id);
+	json_t *o;
+	int err = 0;
+
+	if (!e || !(o = json_object()))
+		return NULL;
+	jset(o, "id", json_integer((json_int_t)id), &err);
+	jset(o, "title", jstr(proj_i_title(e), e->title_n), &err);
+	jset(o, "body", jstr(proj_i_body(e), e->body_n), &err);
+	jset(o, "kind", json_string_nocheck(cl_kind_name(e->kind)), &err);
+	jset(o, "status", json_string_nocheck(cl_status_name(e->status)), &err);
+	jset(o, "author", user_name_json(p, e->author), &err);
+	jset(o, "author_id", json_integer(e->author), &err);
+	jset(o, "created", proj_i_iso(e->created), &err);
+	jset(o, "updated", proj_i_iso(e->updated), &err);
+	jset(o, "version", json_integer(e->version), &err);
+	jset(o, "comments", json_integer(e->comments.n), &err);
+	jset(o, "last_activity", proj_i_iso(proj_i_last_activity(p, e)), &err);
+	if (err) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+json_t *proj_comment_json(const struct proj *p, uint64_t id)
+{
+	const struct pcomment *c = proj_i_comment(p, id);
+	json_t *o;
+	int err = 0;
+
+	if (!c || !(o = json_object()))
+		return NULL;
+	jset(o, "id", json_integer((json_int_t)id), &err);
+	jset(o, "entry", json_integer(c->entry), &err);
+	jset(o, "parent", c->parent ? json_integer(c->parent) : json_null(), &err);
+	jset(o, "author", user_name_json(p, c->author), &err);
+	jset(o, "author_id", json_integer(c->author), &err);
+	jset(o, "body", jstr(c->body, c->body_n), &err);
+	jset(o, "created", proj_i_iso(c->created), &err);
+	jset(o, "depth", json_integer(c->depth), &err);
+	if (err) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+json_t *proj_user_json(const struct proj *p, uint64_t id)
+{
+	const struct puser *u = proj_i_user(p, id);
+	json_t *o;
+	int err = 0;
+
+	if (!u || !(o = json_object()))
+		return NULL;
+	jset(o, "id", json_integer((json_int_t)id), &err);
+	jset(o, "name", jstr(u->name, u->name_n), &err);
+	jset(o, "role", json_string_nocheck(cl_role_name(u->role)), &err);
+	jset(o, "created", proj_i_iso(u->created), &err);
+	if (err) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* ---- invariants ---------------------------------------------------------- */
+
+static int bad(char *why, size_t why_len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int bad(char *why, size_t why_len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (why && why_len) {
+		va_start(ap, fmt);
+		vsnprintf(why, why_len, fmt, ap);
+		va_end(ap);
+	}
+	return CL_ESTATE;
+}
+
+static int check_users(const struct proj *p, char *why, size_t wl)
+{
+	uint32_t admins = 0, ntok = 0;
+
+	for (uint32_t id = 1; id <= p->nusers; id++) {
+		const struct puser *u = &p->users[id - 1];
+
+		if (!name_ok((struct cl_str){ u->name, u->name_n }) || strlen(u->name) != u->name_n)
+			return bad(why, wl, "user %u: bad name", id);
+		if (proj_i_user_find(p, u->name, u->name_n) != id)
+			return bad(why, wl, "user %u: name index disagrees", id);
+		if (u->role != ROLE_MEMBER && u->role != ROLE_ADMIN)
+			return bad(why, wl, "user %u: bad role %u", id, u->role);
+		admins += u->role == ROLE_ADMIN;
+		for (uint32_t i = 0; i < u->tokens.n; i++) {
+			const struct ptoken *t = proj_i_token(p, u->tokens.v[i]);
+
+			if (!t || t->user != id || (i && u->tokens.v[i] <= u->tokens.v[i - 1]))
+				return bad(why, wl, "user %u: token list disagrees", id);
+		}
+		ntok += u->tokens.n;
+	}
+	if (admins != p->admins)
+		return bad(why, wl, "admin count %u, counted %u", p->admins, admins);
+	if (ntok != p->ntokens)
+		return bad(why, wl, "tokens listed under users %u, tokens %u", ntok, p->ntokens);
+	for (uint32_t id = 1; id <= p->ntokens; id++) {
+		const struct ptoken *t = &p->tokens[id - 1];
+
+		if (!proj_i_user(p, t->user))
+			return bad(why, wl, "token %u: unknown user %u", id, t->user);
+		if (proj_i_token_find(p, t->hash) != id)
+			return bad(why, wl, "token %u: hash index disagrees", id);
+		if (t->label_n > CL_MAX_LABEL || strlen(t->label) != t->label_n)
+			return bad(why, wl, "token %u: bad label", id);
+	}
+	return 0;
+}
+
+static int check_entry(const struct proj *p, uint32_t id, char *why, size_t wl)
+{
+	const struct pentry *e = &p->entries[id - 1];
+	int st = ST_OPEN;
+
+	if (!proj_i_user(p, e->author))
+		return bad(why, wl, "entry %u: unknown author %u", id, e->author);
+	if (e->kind < KIND_FIX || e->kind > KIND_FEATURE || e->status < ST_OPEN ||
+	    e->status > ST_REOPENED)
+		return bad(why, wl, "entry %u: bad kind or status", id);
+	if (e->title_n < 1 || e->title_n > CL_MAX_TITLE || e->body_n > CL_MAX_BODY ||
+	    strlen(proj_i_title(e)) != e->title_n || strlen(proj_i_body(e)) != e->body_n)
+		return bad(why, wl, "entry %u: bad title or body", id);
+	if (e->version != 1 + e->edits.n + e->nhist)
+		return bad(why, wl, "entry %u: version %u, %u edits, %u status changes", id,
+			   e->version, e->edits.n, e->nhist);
+	if (e->seq < 1 || e->seq > p->seq)
+		return bad(why, wl, "entry %u: created at seq %llu", id, (unsigned long long)e->seq);
+	for (uint32_t i = 0; i < e->edits.n; i++)
+		if (e->edits.v[i] > p->seq || e->edits.v[i] <= (i ? e->edits.v[i - 1] : e->seq))
+			return bad(why, wl, "entry %u: edit seqs out of order", id);
+	for (uint32_t i = 0; i < e->nhist; i++) {
+		const struct pstatus *h = &e->hist[i];
+
+		if (h->from != st || !proj_i_transition_ok(h->from, h->to))
+			return bad(why, wl, "entry %u: status history breaks at %u", id, i);
+		if (h->seq > p->seq || h->seq <= (i ? e->hist[i - 1].seq : e->seq))
+			return bad(why, wl, "entry %u: status history seqs out of order", id);
+		st = h->to;
+	}
+	if (st != e->status)
+		return bad(why, wl, "entry %u: status %d, history ends at %d", id, e->status, st);
+	for (uint32_t i = 0; i < e->comments.n; i++) {
+		const struct pcomment *c = proj_i_comment(p, e->comments.v[i]);
+
+		if (!c || c->entry != id || (i && e->comments.v[i] <= e->comments.v[i - 1]) ||
+		    c->seq <= e->seq)
+			return bad(why, wl, "entry %u: comment index disagrees", id);
+	}
+	if (e->version == 1 && e->updated != e->created)
+		return bad(why, wl, "entry %u: updated but never changed", id);
+	return 0;
+}
+
+static int check_comment(const struct proj *p, uint32_t id, char *why, size_t wl)
+{
+	const struct pcomment *c = &p->comments[id - 1];
+	const struct pentry *e = proj_i_entry(p, c->entry);
+	const struct pcomment *parent;
+
+	if (!e)
+		return bad(why, wl, "comment %u: unknown entry %u", id, c->entry);
+	if (!proj_i_user(p, c->author))
+		return bad(why, wl, "comment %u: unknown author %u", id, c->author);
+	if (c->body_n < 1 || c->body_n > CL_MAX_COMMENT || strlen(c->body) != c->body_n)
+		return bad(why, wl, "comment %u: bad body", id);
+	if (c->seq > p->seq || (id > 1 && c->seq <= p->comments[id - 2].seq))
+		return bad(why, wl, "comment %u: seq out of order", id);
+	if (c->parent == 0) {
+		if (c->depth != 0)
+			return bad(why, wl, "comment %u: top level at depth %u", id, c->depth);
+		return 0;
+	}
+	parent = proj_i_comment(p, c->parent);
+	if (!parent || c->parent >= id)
+		return bad(why, wl, "comment %u: bad parent %u", id, c->parent);
+	if (parent->entry != c->entry)
+		return bad(why, wl, "comment %u: parent %u is in another entry", id, c->parent);
+	if (c->depth != parent->depth + 1 || c->depth >= CL_MAX_DEPTH)
+		return bad(why, wl, "comment %u: depth %u under a parent at %u", id, c->depth,
+			   parent->depth);
+	return 0;
+}
+
+int proj_check(const struct proj *p, char *why, size_t why_len)
+{
+	uint64_t by_status[5] = { 0 }, by_kind[4] = { 0 }, listed = 0;
+	int rc;
+
+	if (!p)
+		return CL_EINVAL;
+	if ((rc = check_users(p, why, why_len)))
+		return rc;
+	for (uint32_t id = 1; id <= p->nentries; id++) {
+		if ((rc = check_entry(p, id, why, why_len)))
+			return rc;
+		by_status[p->entries[id - 1].status]++;
+		by_kind[p->entries[id - 1].kind]++;
+		listed += p->entries[id - 1].comments.n;
+	}
+	if (memcmp(by_status, p->by_status, sizeof by_status) ||
+	    memcmp(by_kind, p->by_kind, sizeof by_kind))
+		return bad(why, why_len, "status or kind counters disagree with the entries");
+	if (listed != p->ncomments)
+		return bad(why, why_len, "comments listed under entries %llu, comments %u",
+			   (unsigned long long)listed, p->ncomments);
+	for (uint32_t id = 1; id <= p->ncomments; id++)
+		if ((rc = check_comment(p, id, why, why_len)))
+			return rc;
+	if (why && why_len)
+		why[0] = '\0';
+	return 0;
+}

@@ -1,0 +1,171 @@
+/*
+ * proj_internal.h - the projection's state, shared by proj.c (apply, views,
+ * invariants), query.c (stored queries) and cmd.c (commands). Nothing
+ * outside core/ includes this file; everyone else goes through proj.h.
+ *
+ * Shape, sized for a million entries and a million comments:
+ *  - Every kind of thing (user, token, entry, comment) lives in one dynamic
+ *    array indexed by id - 1. Ids are gapless from 1 in log order, so the
+ *    array is dense and the next id is always count + 1.
+ *  - Internal ids are uint32_t: an array of 2^32 records would not fit in
+ *    memory anyway, and halving the id fields keeps the records small.
+ *    proj_apply refuses (CL_ENOMEM) to grow a kind past PROJ_ID_MAX.
+ *  - Strings that never change (user names, token labels, comment bodies)
+ *    are copied into a bump arena: no per-string malloc header, and one
+ *    free at the end. Entry title and body can be edited, so each entry owns
+ *    one malloc'd block "title\0body\0" that an edit replaces.
+ *  - Each entry keeps the ids of its comments in ascending order (the
+ *    per-entry comment index: trees are rebuilt from it in one pass because
+ *    a parent always has a smaller id than its replies), its status history
+ *    and the seqs of its edits; with its own creation seq and its comments'
+ *    seqs that is every event that touched it (getEntryHistory). An entry
+ *    that was never edited or commented costs no allocation but its text.
+ *  - Two open-addressing hash tables: user name -> user id and token hash ->
+ *    token id. Both store ids (0 = empty slot); tables grow at half load.
+ *  - Every string stored here has been checked (UTF-8, no NUL, limits) by
+ *    proj_apply, so the JSON views can use jansson's *_nocheck calls.
+ */
+#ifndef CL_PROJ_INTERNAL_H
+#define CL_PROJ_INTERNAL_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <jansson.h>
+#include "cl.h"
+#include "event.h"
+#include "proj.h"
+#include "cmd.h"
+
+#define PROJ_ID_MAX (UINT32_MAX - 1)
+
+struct pvec32 {
+	uint32_t *v;
+	uint32_t n, cap;
+};
+
+struct pvec64 {
+	uint64_t *v;
+	uint32_t n, cap;
+};
+
+/* One status change of an entry, as kept for getEntry's status_history. */
+struct pstatus {
+	uint64_t seq;
+	int64_t at;
+	uint32_t by;          /* user id; 0 = system */
+	uint8_t from, to;     /* enum cl_status */
+};
+
+struct pentry {
+	char *text;           /* malloc'd "title\0body\0" */
+	int64_t created, updated;   /* updated: ts of the last entry.* event */
+	uint64_t seq;         /* seq of its entry.created */
+	struct pvec64 edits;  /* seqs of its entry.edited events (no memory until one) */
+	struct pvec32 comments; /* ids of its comments, ascending */
+	struct pstatus *hist; /* status changes, in log order */
+	uint32_t title_n, body_n, author, version; /* version = 1 + edits + status changes */
+	uint32_t nhist, caphist;
+	uint8_t kind, status;
+};
+
+struct pcomment {
+	const char *body;     /* arena, NUL-terminated */
+	uint64_t seq;
+	int64_t created;
+	uint32_t body_n, entry, parent, author; /* parent 0 = top level */
+	uint32_t depth;
+};
+
+struct puser {
+	const char *name;     /* arena, NUL-terminated */
+	int64_t created;
+	uint32_t name_n;
+	uint8_t role;         /* enum cl_role */
+	struct pvec32 tokens; /* ids of its tokens, ascending */
+};
+
+struct ptoken {
+	uint8_t hash[EV_HASH_LEN];
+	const char *label;    /* arena, NUL-terminated (may be "") */
+	int64_t created;
+	uint32_t label_n, user;
+	uint8_t revoked;
+};
+
+struct parena_chunk;
+
+struct parena {
+	struct parena_chunk *head;   /* current chunk first; big strings behind it */
+	size_t bytes;                /* total bytes malloc'd, for stats */
+};
+
+struct proj {
+	uint64_t seq;                /* last applied */
+	struct puser *users;
+	struct ptoken *tokens;
+	struct pentry *entries;
+	struct pcomment *comments;
+	uint32_t nusers, cap_users, ntokens, cap_tokens;
+	uint32_t nentries, cap_entries, ncomments, cap_comments;
+	uint32_t *name_tab;          /* user ids; size name_cap (power of 2) */
+	uint32_t *tok_tab;           /* token ids; size tok_cap (power of 2) */
+	uint32_t name_cap, tok_cap;
+	uint64_t by_status[5];       /* entries per enum cl_status */
+	uint64_t by_kind[4];         /* entries per enum cl_kind */
+	uint32_t admins;             /* users with ROLE_ADMIN */
+	struct parena arena;
+};
+
+/* Records by id; NULL when the id is 0 or not (yet) assigned. */
+static inline struct puser *proj_i_user(const struct proj *p, uint64_t id)
+{
+	return id >= 1 && id <= p->nusers ? &p->users[id - 1] : NULL;
+}
+static inline struct ptoken *proj_i_token(const struct proj *p, uint64_t id)
+{
+	return id >= 1 && id <= p->ntokens ? &p->tokens[id - 1] : NULL;
+}
+static inline struct pentry *proj_i_entry(const struct proj *p, uint64_t id)
+{
+	return id >= 1 && id <= p->nentries ? &p->entries[id - 1] : NULL;
+}
+static inline struct pcomment *proj_i_comment(const struct proj *p, uint64_t id)
+{
+	return id >= 1 && id <= p->ncomments ? &p->comments[id - 1] : NULL;
+}
+static inline const char *proj_i_title(const struct pentry *e)
+{
+	return e->text;
+}
+static inline const char *proj_i_body(const struct pentry *e)
+{
+	return e->text + e->title_n + 1;
+}
+
+/* User id by exact name, 0 if none. */
+uint32_t proj_i_user_find(const struct proj *p, const char *name, size_t n);
+/* Token id by hash, 0 if none (revoked tokens included). */
+uint32_t proj_i_token_find(const struct proj *p, const uint8_t hash[EV_HASH_LEN]);
+
+/* 1 if from -> to is an allowed status transition. */
+int proj_i_transition_ok(int from, int to);
+
+/* Set a refusal: code (enum cmd_code) and a printf-style message. Returns
+ * the CL_E* code that refusals return: CL_ENOTFOUND for CMD_NOT_FOUND,
+ * CL_ENOMEM for CMD_INTERNAL, CL_EINVAL for every other code. */
+int proj_i_fail(struct cl_fail *fail, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Refuse (bad_request) any key of the object params not in allowed
+ * (NULL-terminated). 0 or the refusal's code. */
+int proj_i_params_known(json_t *params, const char *const *allowed, struct cl_fail *fail);
+/* params[key], or NULL when absent or JSON null ("not given"). */
+json_t *proj_i_param(json_t *params, const char *key);
+
+/* ISO-8601 string of a µs timestamp as a new JSON string. */
+json_t *proj_i_iso(int64_t us);
+
+/* last_activity of an entry: max(updated, created of its last comment). */
+int64_t proj_i_last_activity(const struct proj *p, const struct pentry *e);
+
+#endif

@@ -1,0 +1,598 @@
+/*
+ * query.c - the stored queries (proj_query, proj_seed_entries): parameter
+ * checking and the JSON results documented in docs/protocol.md "Queries".
+ *
+ * Why it is shaped so:
+ *  - Parameters are checked strictly before any work: an unknown key, a
+ *    wrong type or an out-of-range value is a bad_request naming the
+ *    parameter, so a typo in a filter never silently returns everything.
+ *    A JSON null counts as "not given" for every optional parameter, so a
+ *    client can pass back next_cursor unchanged.
+ *  - Listing walks the entry array from the newest id down. With no filter
+ *    a page costs O(limit); a filter costs at most one pass over the ids
+ *    below the cursor. next_cursor is exact: it is null only when no older
+ *    entry matches, so the walk looks one match past the page.
+ *  - Comment trees are built in one pass over the entry's comment ids
+ *    (ascending): a parent always has a smaller id than its replies, so it
+ *    is already in the tree when a reply arrives, and every level comes out
+ *    in id order.
+ */
+#include "proj_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define LIST_DEFAULT 50
+#define LIST_MAX 500
+#define Q_MAX 200         /* bytes of the "q" search text */
+
+/* ---- parameters ---------------------------------------------------------- */
+
+int proj_i_params_known(json_t *params, const char *const *allowed, struct cl_fail *fail)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(params, key, v) {
+		size_t i;
+
+		for (i = 0; allowed[i] && strcmp(allowed[i], key) != 0; i++)
+			;
+		if (!allowed[i])
+			return proj_i_fail(fail, CMD_BAD_REQUEST, "unknown parameter \"%.60s\"", key);
+	}
+	return 0;
+}
+
+json_t *proj_i_param(json_t *params, const char *key)
+{
+	json_t *v = json_object_get(params, key);
+
+	return json_is_null(v) ? NULL : v;
+}
+
+/* A positive integer id parameter (required). */
+static int param_id(json_t *params, const char *key, uint64_t *out, struct cl_fail *fail)
+{
+	json_t *v = proj_i_param(params, key);
+
+	if (!v)
+		return proj_i_fail(fail, CMD_BAD_REQUEST, "parameter \"%s\" is required", key);
+	if (!json_is_integer(v) || json_integer_value(v) < 1)
+		return proj_i_fail(fail, CMD_BAD_REQUEST, "\"%s\" must be a positive integer", key);
+	*out = (uint64_t)json_integer_value(v);
+	return 0;
+}
+
+/* A string or an array of strings, each parsed into a bit of *mask. */
+static int param_enum_set(json_t *params, const char *key, int (*parse)(const char *, size_t),
+			  const char *names, unsigned *mask, struct cl_fail *fail)
+{
+	json_t *v = proj_i_param(params, key), *one;
+	size_t i, n;
+
+	*mask = 0;
+	if (!v)
+		return 0;
+	if (json_is_string(v)) {
+		n = 1;
+	} else if (json_is_array(v) && json_array_size(v) > 0 && json_array_size(v) <= 16) {
+		n = json_array_size(v);
+	} else {
+		return proj_i_fail(fail, CMD_BAD_REQUEST,
+				   "\"%s\" must be a string or a non-empty array of strings", key);
+	}
+	for (i = 0; i < n; i++) {
+		int e;
+
+		one = json_is_string(v) ? v : json_array_get(v, i);
+		if (!json_is_string(one) ||
+		    !(e = parse(json_string_value(one), json_string_length(one))))
+			return proj_i_fail(fail, CMD_BAD_REQUEST, "\"%s\" values must be %s", key,
+					   names);
+		*mask |= 1u << e;
+	}
+	return 0;
+}
+
+static int param_time(json_t *params, const char *key, int *has, int64_t *out,
+		      struct cl_fail *fail)
+{
+	json_t *v = proj_i_param(params, key);
+
+	*has = 0;
+	if (!v)
+		return 0;
+	if (!json_is_string(v) || json_string_length(v) > 64 ||
+	    strlen(json_string_value(v)) != json_string_length(v) ||
+	    cl_parse_iso(json_string_value(v), out) != 0)
+		return proj_i_fail(fail, CMD_BAD_REQUEST,
+				   "\"%s\" must be an ISO-8601 time such as 2026-11-27T10:02:03Z",
+				   key);
+	*has = 1;
+	return 0;
+}
+
+/* ---- getChangelogEntries --------------------------------------------------- */
+
+struct lfilter {
+	unsigned status_mask, kind_mask;   /* bit per enum value; 0 = any */
+	int by_author;                     /* author given */
+	uint32_t author;                   /* 0 = no such user: nothing matches */
+	char q[Q_MAX];                     /* lower-case search text */
+	size_t qn;
+	int has_after, has_before;
+	int64_t after, before;             /* exclusive bounds on created */
+	uint32_t limit;
+	uint64_t cursor;                   /* entries with id < cursor; 0 = from the top */
+};
+
+static unsigned char lower(unsigned char c)
+{
+	return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
+}
+
+/* First byte of s[0..n) equal to a or b (either case of one letter). */
+static const char *find_either(const char *s, size_t n, char a, char b)
+{
+	const char *x = memchr(s, a, n), *y;
+
+	if (a == b)
+		return x;
+	y = memchr(s, b, x ? (size_t)(x - s) : n);
+	return y ? y : x;
+}
+
+/*
+ * Case-insensitive (ASCII) search of the lower-case needle in h: memchr
+ * (vectorised in libc) finds each candidate first byte in either case, so
+ * a miss costs about one pass of memchr over the text rather than a
+ * compare per byte.
+ */
+static int ci_contains(const char *h, size_t hn, const char *needle, size_t nn)
+{
+	char first = needle[0], upper;
+
+	if (nn == 0)
+		return 1;
+	upper = first >= 'a' && first <= 'z' ? (char)(first - 32) : first;
+	while (hn >= nn) {
+		const char *hit = find_either(h, hn - nn + 1, first, upper);
+		size_t k;
+
+		if (!hit)
+			return 0;
+		for (k = 1; k < nn && lower((unsigned char)hit[k]) == (unsigned char)needle[k]; k++)
+			;
+		if (k == nn)
+			return 1;
+		hn -= (size_t)(hit - h) + 1;
+		h = hit + 1;
+	}
+	return 0;
+}
+
+static int list_params(const struct proj *p, json_t *params, struct lfilter *f,
+		       struct cl_fail *fail)
+{
+	static const char *const allowed[] = { "status", "kind", "author", "q", "created_after",
+					       "created_before", "limit", "cursor", NULL };
+	json_t *v;
+	int rc;
+
+	memset(f, 0, sizeof *f);
+	f->limit = LIST_DEFAULT;
+	if ((rc = proj_i_params_known(params, allowed, fail)) ||
+	    (rc = param_enum_set(params, "status", cl_status_parse,
+				 "open, resolved, cancelled or reopened", &f->status_mask, fail)) ||
+	    (rc = param_enum_set(params, "kind", cl_kind_parse, "fix, change or feature",
+				 &f->kind_mask, fail)) ||
+	    (rc = param_time(params, "created_after", &f->has_after, &f->after, fail)) ||
+	    (rc = param_time(params, "created_before", &f->has_before, &f->before, fail)))
+		return rc;
+	if ((v = proj_i_param(params, "author"))) {
+		if (!json_is_string(v))
+			return proj_i_fail(fail, CMD_BAD_REQUEST, "\"author\" must be a user name");
+		f->by_author = 1;
+		f->author = proj_i_user_find(p, json_string_value(v), json_string_length(v));
+	}
+	if ((v = proj_i_param(params, "q"))) {
+		if (!json_is_string(v))
+			return proj_i_fail(fail, CMD_BAD_REQUEST, "\"q\" must be a string");
+		if (json_string_length(v) > Q_MAX)
+			return proj_i_fail(fail, CMD_BAD_REQUEST, "\"q\" is longer than %d bytes",
+					   Q_MAX);
+		f->qn = json_string_length(v);
+		for (size_t i = 0; i < f->qn; i++)
+			f->q[i] = (char)lower((unsigned char)json_string_value(v)[i]);
+	}
+	if ((v = proj_i_param(params, "limit"))) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    json_integer_value(v) > LIST_MAX)
+			return proj_i_fail(fail, CMD_BAD_REQUEST,
+					   "\"limit\" must be an integer from 1 to %d", LIST_MAX);
+		f->limit = (uint32_t)json_integer_value(v);
+	}
+	if ((v = proj_i_param(params, "cursor"))) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1)
+			return proj_i_fail(fail, CMD_BAD_REQUEST,
+					   "\"cursor\" must be a positive integer (an entry id)");
+		f->cursor = (uint64_t)json_integer_value(v);
+	}
+	return 0;
+}
+
+static int list_match(const struct pentry *e, const struct lfilter *f)
+{
+	if (f->status_mask && !(f->status_mask & (1u << e->status)))
+		return 0;
+	if (f->kind_mask && !(f->kind_mask & (1u << e->kind)))
+		return 0;
+	if (f->by_author && e->author != f->author)
+		return 0;
+	if ((f->has_after && e->created <= f->after) || (f->has_before && e->created >= f->before))
+		return 0;
+	return f->qn == 0 || ci_contains(proj_i_title(e), e->title_n, f->q, f->qn) ||
+	       ci_contains(proj_i_body(e), e->body_n, f->q, f->qn);
+}
+
+/* The page as an array; *next = id to pass as cursor, 0 when nothing is left. */
+static json_t *list_run(const struct proj *p, const struct lfilter *f, uint64_t *next)
+{
+	json_t *arr = json_array();
+	uint64_t id = p->nentries, last = 0;
+	uint32_t n = 0;
+
+	*next = 0;
+	if (!arr)
+		return NULL;
+	if (f->by_author && !f->author)
+		return arr;
+	if (f->cursor && f->cursor - 1 < id)
+		id = f->cursor - 1;
+	for (; id >= 1; id--) {
+		if (!list_match(&p->entries[id - 1], f))
+			continue;
+		if (n == f->limit) {
+			*next = last;
+			break;
+		}
+		if (json_array_append_new(arr, proj_entry_json(p, id))) {
+			json_decref(arr);
+			return NULL;
+		}
+		n++;
+		last = id;
+	}
+	return arr;
+}
+
+static int q_entries(struct proj *p, json_t *params, json_t **result, struct cl_fail *fail)
+{
+	struct lfilter f;
+	json_t *arr;
+	uint64_t next;
+	int rc;
+
+	if ((rc = list_params(p, params, &f, fail)))
+		return rc;
+	if (!(arr = list_run(p, &f, &next)))
+		return proj_i_fail(fail, CMD_INTERNAL, "out of memory");
+	*result = json_pack("{s:o,s:o}", "entries", arr, "next_cursor",
+			    next ? json_integer((json_int_t)next) : json_null());
+	return *result ? 0 : proj_i_fail(fail, CMD_INTERNAL, "out of memory");
+}
+
+json_t *proj_seed_entries(struct proj *p)
+{
+	struct lfilter f;
+	uint64_t next;
+
+	memset(&f, 0, sizeof f);
+	f.limit = LIST_MAX;
+	return p ? list_run(p, &f, &next) : NULL;
+}
+
+/* ---- getEntry, getEntryHistory -------------------------------------------- */
+
+static const char *const entry_only[] = { "entry", NULL };
+
+static int entry_param(const struct proj *p, json_t *params, const struct pentry **e,
+		       uint64_t *id, struct cl_fail *fail)
+{
+	int rc;
+
+	if ((rc = proj_i_params_known(params, entry_only, fail)) ||
+	    (rc = param_id(params, "entry", id, fail)))
+		return rc;
+	if (!(*e = proj_i_entry(p, *id)))
+		return proj_i_fail(fail, CMD_NOT_FOUND, "entry %llu does not exist",
+				   (unsigned long long)*id);
+	return 0;
+}
+
+static json_t *status_history_json(const struct proj *p, const struct pentry *e)
+{
+	json_t *arr = json_array();
+
+	for (uint32_t i = 0; arr && i < e->nhist; i++) {
+		const struct pstatus *h = &e->hist[i];
+		const struct puser *u = proj_i_user(p, h->by);
+		json_t *o = json_pack("{s:I,s:s,s:s,s:s?,s:I,s:o}", "seq", (json_int_t)h->seq,
+				      "from", cl_status_name(h->from), "to", cl_status_name(h->to),
+				      "by", u ? u->name : NULL, "by_id", (json_int_t)h->by,
+				      "at", proj_i_iso(h->at));
+
+		if (json_array_append_new(arr, o)) {
+			json_decref(arr);
+			arr = NULL;
+		}
+	}
+	return arr;
+}
+
+/* The comment forest of e: top-level comments, each with "replies". */
+static json_t *comment_tree(const struct proj *p, const struct pentry *e)
+{
+	json_t *top = json_array(), **replies = NULL;
+	uint32_t n = e->comments.n;
+
+	if (!top)
+		return NULL;
+	if (n && !(replies = calloc(n, sizeof *replies)))
+		goto fail;
+	for (uint32_t i = 0; i < n; i++) {
+		const uint32_t *ids = e->comments.v;
+		const struct pcomment *c = &p->comments[ids[i] - 1];
+		json_t *o = proj_comment_json(p, ids[i]), *r = json_array(), *into = top;
+
+		if (!o || !r || json_object_set_new_nocheck(o, "replies", r)) {
+			json_decref(o);
+			if (!o)
+				json_decref(r);
+			goto fail;
+		}
+		replies[i] = r;
+		if (c->parent) {
+			/* the parent is among ids[0..i) (same entry, smaller id) */
+			uint32_t lo = 0, hi = i;
+
+			while (lo < hi) {
+				uint32_t mid = lo + (hi - lo) / 2;
+
+				if (ids[mid] < c->parent)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			if (lo >= i || ids[lo] != c->parent) {
+				json_decref(o);
+				goto fail;
+			}
+			into = replies[lo];
+		}
+		if (json_array_append_new(into, o))
+			goto fail;
+	}
+	free(replies);
+	return top;
+fail:
+	free(replies);
+	json_decref(top);
+	return NULL;
+}
+
+static int q_entry(struct proj *p, json_t *params, json_t **result, struct cl_fail *fail)
+{
+	const struct pentry *e;
+	json_t *ej, *hist, *tree;
+	uint64_t id;
+	int rc;
+
+	if ((rc = entry_param(p, params, &e, &id, fail)))
+		return rc;
+	ej = proj_entry_json(p, id);
+	hist = status_history_json(p, e);
+	tree = comment_tree(p, e);
+	if (!ej || !hist || !tree || json_object_set_new_nocheck(ej, "status_history", hist)) {
+		json_decref(ej);
+		json_decref(hist);
+		json_decref(tree);
+		return proj_i_fail(fail, CMD_INTERNAL, "out of memory");
+	}
+	*result = json_pack("{s:o,s:o}", "entry", ej, "comments", tree);
+	return *result ? 0 : proj_i_fail(fail, CMD_INTERNAL, "out of memory");
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Every seq that touched e, ascending: created, edits, status changes, comments. */
+static uint64_t *entry_seqs(const struct proj *p, const struct pentry *e, size_t *n)
+{
+	size_t k = 0, total = (size_t)1 + e->edits.n + e->nhist + e->comments.n;
+	uint64_t *s = malloc(total * sizeof *s);
+
+	if (!s)
+		return NULL;
+	s[k++] = e->seq;
+	for (uint32_t i = 0; i < e->edits.n; i++)
+		s[k++] = e->edits.v[i];
+	for (uint32_t i = 0; i < e->nhist; i++)
+		s[k++] = e->hist[i].seq;
+	for (uint32_t i = 0; i < e->comments.n; i++)
+		s[k++] = p->comments[e->comments.v[i] - 1].seq;
+	qsort(s, k, sizeof *s, cmp_u64);
+	*n = k;
+	return s;
+}
+
+static int q_history(struct proj *p, json_t *params, const struct proj_qctx *ctx,
+		     json_t **result, struct cl_fail *fail)
+{
+	const struct pentry *e;
+	json_t *events = NULL;
+	uint64_t id, *seqs = NULL;
+	size_t n = 0;
+	int rc;
+
+	if ((rc = entry_param(p, params, &e, &id, fail)))
+		return rc;
+	if (!ctx || !ctx->load) {
+		proj_i_fail(fail, CMD_INTERNAL, "the event history is not available here");
+		return CL_EINVAL;
+	}
+	if (!(seqs = entry_seqs(p, e, &n)) || !(events = json_array())) {
+		rc = proj_i_fail(fail, CMD_INTERNAL, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_t *ev = NULL;
+
+		rc = ctx->load(ctx->arg, seqs[i], &ev);
+		if (rc || !ev) {
+			json_decref(ev);
+			rc = rc ? rc : CL_ENOMEM;
+			proj_i_fail(fail, CMD_INTERNAL, "event %llu could not be read (%s)",
+				    (unsigned long long)seqs[i], cl_strerror(rc));
+			goto out;
+		}
+		if (json_array_append_new(events, ev)) {
+			rc = proj_i_fail(fail, CMD_INTERNAL, "out of memory");
+			goto out;
+		}
+	}
+	*result = json_pack("{s:I,s:O}", "entry", (json_int_t)id, "events", events);
+	rc = *result ? 0 : proj_i_fail(fail, CMD_INTERNAL, "out of memory");
+out:
+	json_decref(events);
+	free(seqs);
+	return rc;
+}
+
+/* ---- users, whoami, stats ------------------------------------------------- */
+
+static const char *const no_params[] = { NULL };
+
+static json_t *tokens_json(const struct proj *p, const struct puser *u)
+{
+	json_t *arr = json_array();
+
+	for (uint32_t i = 0; arr && i < u->tokens.n; i++) {
+		const struct ptoken *t = &p->tokens[u->tokens.v[i] - 1];
+		json_t *o = json_pack("{s:I,s:s%,s:o,s:b}", "id", (json_int_t)u->tokens.v[i],
+				      "label", t->label, (size_t)t->label_n,
+				      "created", proj_i_iso(t->created), "revoked", t->revoked);
+
+		if (json_array_append_new(arr, o)) {
+			json_decref(arr);
+			arr = NULL;
+		}
+	}
+	return arr;
+}
+
+static int q_users(struct proj *p, json_t *params, const struct proj_qctx *ctx,
+		   json_t **result, struct cl_fail *fail)
+{
+	const struct puser *viewer = proj_i_user(p, ctx ? ctx->viewer : 0);
+	int with_tokens = !ctx || ctx->viewer == 0 || (viewer && viewer->role == ROLE_ADMIN);
+	json_t *arr;
+	int rc;
+
+	if ((rc = proj_i_params_known(params, no_params, fail)))
+		return rc;
+	if (!(arr = json_array()))
+		return proj_i_fail(fail, CMD_INTERNAL, "out of memory");
+	for (uint32_t id = 1; id <= p->nusers; id++) {
+		json_t *u = proj_user_json(p, id);
+
+		if (u && with_tokens &&
+		    json_object_set_new_nocheck(u, "tokens", tokens_json(p, &p->users[id - 1]))) {
+			json_decref(u);
+			u = NULL;
+		}
+		if (json_array_append_new(arr, u)) {
+			json_decref(arr);
+			return proj_i_fail(fail, CMD_INTERNAL, "out of memory");
+		}
+	}
+	*result = json_pack("{s:o}", "users", arr);
+	return *result ? 0 : proj_i_fail(fail, CMD_INTERNAL, "out of memory");
+}
+
+static int q_whoami(struct proj *p, json_t *params, const struct proj_qctx *ctx,
+		    json_t **result, struct cl_fail *fail)
+{
+	uint64_t viewer = ctx ? ctx->viewer : 0;
+	int rc;
+
+	if ((rc = proj_i_params_known(params, no_params, fail)))
+		return rc;
+	if (!proj_i_user(p, viewer))
+		return proj_i_fail(fail, CMD_UNAUTHORIZED, "you are not signed in as a known user");
+	*result = json_pack("{s:o}", "user", proj_user_json(p, viewer));
+	return *result ? 0 : proj_i_fail(fail, CMD_INTERNAL, "out of memory");
+}
+
+static int q_stats(struct proj *p, json_t *params, json_t **result, struct cl_fail *fail)
+{
+	int rc;
+
+	if ((rc = proj_i_params_known(params, no_params, fail)))
+		return rc;
+	*result = json_pack("{s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I},s:{s:I,s:I,s:I}}",
+			    "events", (json_int_t)p->seq, "users", (json_int_t)p->nusers,
+			    "entries", (json_int_t)p->nentries, "comments", (json_int_t)p->ncomments,
+			    "by_status",
+			    "open", (json_int_t)p->by_status[ST_OPEN],
+			    "resolved", (json_int_t)p->by_status[ST_RESOLVED],
+			    "cancelled", (json_int_t)p->by_status[ST_CANCELLED],
+			    "reopened", (json_int_t)p->by_status[ST_REOPENED],
+			    "by_kind",
+			    "fix", (json_int_t)p->by_kind[KIND_FIX],
+			    "change", (json_int_t)p->by_kind[KIND_CHANGE],
+			    "feature", (json_int_t)p->by_kind[KIND_FEATURE]);
+	return *result ? 0 : proj_i_fail(fail, CMD_INTERNAL, "out of memory");
+}
+
+/* ---- dispatch --------------------------------------------------------------- */
+
+int proj_query(struct proj *p, const char *name, json_t *params,
+	       const struct proj_qctx *ctx, json_t **result, struct cl_fail *fail)
+{
+	json_t *empty = NULL;
+	int rc;
+
+	if (!p || !result)
+		return proj_i_fail(fail, CMD_INTERNAL, "bad call");
+	*result = NULL;
+	if (!name)
+		return proj_i_fail(fail, CMD_BAD_REQUEST, "a query name is required");
+	if (!params || json_is_null(params)) {
+		if (!(params = empty = json_object()))
+			return proj_i_fail(fail, CMD_INTERNAL, "out of memory");
+	} else if (!json_is_object(params)) {
+		return proj_i_fail(fail, CMD_BAD_REQUEST, "params must be an object");
+	}
+	if (strcmp(name, "getChangelogEntries") == 0)
+		rc = q_entries(p, params, result, fail);
+	else if (strcmp(name, "getEntry") == 0)
+		rc = q_entry(p, params, result, fail);
+	else if (strcmp(name, "getEntryHistory") == 0)
+		rc = q_history(p, params, ctx, result, fail);
+	else if (strcmp(name, "getUsers") == 0)
+		rc = q_users(p, params, ctx, result, fail);
+	else if (strcmp(name, "whoami") == 0)
+		rc = q_whoami(p, params, ctx, result, fail);
+	else if (strcmp(name, "getStats") == 0)
+		rc = q_stats(p, params, result, fail);
+	else
+		rc = proj_i_fail(fail, CMD_BAD_REQUEST, "unknown query \"%.60s\"", name);
+	json_decref(empty);
+	return rc;
+}

@@ -1,0 +1,1033 @@
+/*
+ * test_store_evlog.c - store/evlog.c and store/bootstrap.c against real LMDB
+ * in temp directories, with real processes: a second writer, a reader taking
+ * snapshots while a writer appends, kill -9 in the middle of appends, hot
+ * backup during appends, and bytes flipped in the stored log with raw LMDB.
+ */
+#include "harness.h"
+#include "../../store/evlog.h"
+#include "../../store/bootstrap.h"
+#include "../../store/token.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NO_CMD ((struct cl_str){ NULL, 0 })
+
+/* ---- helpers ---------------------------------------------------------- */
+
+/* An entry.created event; title text lives in buf. */
+static void mk_entry(struct event *ev, uint64_t id, char *buf, size_t cap)
+{
+	memset(ev, 0, sizeof *ev);
+	ev->type = EV_ENTRY_CREATED;
+	ev->ts = 1795773723000000LL + (int64_t)id;
+	ev->actor = 1;
+	ev->ids.entry = id;
+	snprintf(buf, cap, "entry number %llu", (unsigned long long)id);
+	ev->title.p = buf;
+	ev->title.n = strlen(buf);
+	ev->body = CL_STR("a body of modest length");
+	ev->kind = KIND_FIX;
+}
+
+/*
+ * Append n entries in one txn at the current end (retrying a conflict with
+ * another writer and a full map). Returns 0 or the CL_E* code.
+ */
+static int append_n(struct evlog *log, int n)
+{
+	char title[64];
+	struct event ev;
+	struct evlog_txn *t;
+	uint64_t last;
+	int rc;
+
+	for (int tries = 0; tries < 1000; tries++) {
+		rc = evlog_last(log, &last, NULL);
+		if (rc)
+			return rc;
+		rc = evlog_wbegin(log, last, NULL, &t);
+		if (rc == CL_ECONFLICT)
+			continue;
+		if (rc)
+			return rc;
+		for (int i = 0; i < n && rc == 0; i++) {
+			mk_entry(&ev, evlog_wlast(t) + 1, title, sizeof title);
+			rc = evlog_wappend(t, &ev);
+		}
+		if (rc) {
+			evlog_wabort(t);
+		} else {
+			rc = evlog_wcommit(t);
+		}
+		if (rc != CL_EMAPFULL)
+			return rc;
+	}
+	return CL_EIO;
+}
+
+/*
+ * Walk the log twice: with evlog_iter_next_event (decode + chain + end
+ * check) and with raw records re-hashed here from zero, which must end at
+ * meta head. Returns the number of events, or a CL_E* code.
+ */
+static long long verify_log(struct evlog *log)
+{
+	struct evlog_iter *it;
+	struct evlog_rec rec;
+	struct event ev;
+	uint8_t h[EV_HASH_LEN] = { 0 }, head[EV_HASH_LEN];
+	uint64_t last, n = 0, m = 0;
+	int rc;
+
+	rc = evlog_iter_new(log, 1, &it);
+	if (rc)
+		return rc;
+	while ((rc = evlog_iter_next_event(it, &ev)) == 1) {
+		if (ev.seq != ++n)
+			rc = CL_ECORRUPT;
+		if (ev.type != EV_ENTRY_CREATED || ev.ids.entry != ev.seq)
+			rc = CL_ECORRUPT;
+		if (rc != 1)
+			break;
+	}
+	evlog_iter_free(it);
+	if (rc < 0)
+		return rc;
+
+	rc = evlog_iter_new(log, 0, &it);
+	if (rc)
+		return rc;
+	/* the raw pass may see a later snapshot than the first: compare its
+	 * own end with the head of the same moment only if nothing moved */
+	while ((rc = evlog_iter_next(it, &rec)) == 1) {
+		if (rec.seq != ++m) {
+			rc = CL_ECORRUPT;
+			break;
+		}
+		evlog_hash(h, rec.seq, rec.val, rec.len, h);
+	}
+	evlog_iter_free(it);
+	if (rc < 0)
+		return rc;
+	rc = evlog_last(log, &last, head);
+	if (rc)
+		return rc;
+	if (last == m && memcmp(h, head, EV_HASH_LEN) != 0)
+		return CL_ECORRUPT;
+	return (long long)n;
+}
+
+static int wait_child(pid_t pid)
+{
+	int st;
+
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	return -1;
+}
+
+static pid_t fork_child(void)
+{
+	fflush(stdout);
+	fflush(stderr);
+	return fork();
+}
+
+/* Child: append `batches` batches of `batch` events (forever if < 0). */
+static void child_writer(const char *dir, int batches, int batch, size_t mapsize)
+{
+	struct evlog *log;
+
+	alarm(120);
+	if (evlog_open(&log, dir, 0, mapsize) != 0)
+		_exit(10);
+	for (int b = 0; batches < 0 || b < batches; b++)
+		if (append_n(log, batch) != 0)
+			_exit(11);
+	evlog_close(log);
+	_exit(0);
+}
+
+static void usleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* ---- tests ------------------------------------------------------------ */
+
+static void t_open_missing(void)
+{
+	const char *dir = harness_tmpdir();
+	char sub[400];
+	struct evlog *log = NULL;
+	struct stat st;
+
+	snprintf(sub, sizeof sub, "%s/no/such/dir", dir);
+	CHECK_EQ_INT(evlog_open(&log, sub, 0, 0), CL_ENOTFOUND);
+	CHECK_EQ_INT(evlog_open(&log, sub, EVLOG_RDONLY, 0), CL_ENOTFOUND);
+	CHECK(log == NULL);
+	/* an existing empty dir is not a log, and opening it creates nothing */
+	CHECK_EQ_INT(evlog_open(&log, dir, 0, 0), CL_ENOTFOUND);
+	snprintf(sub, sizeof sub, "%s/data.mdb", dir);
+	CHECK(stat(sub, &st) != 0);
+	CHECK_EQ_INT(evlog_open(&log, dir, EVLOG_CREATE | EVLOG_RDONLY, 0), CL_EINVAL);
+	/* CREATE makes the whole path, mode 0700 */
+	snprintf(sub, sizeof sub, "%s/a/b/c", dir);
+	REQUIRE(evlog_open(&log, sub, EVLOG_CREATE, 0) == 0);
+	evlog_close(log);
+	REQUIRE(stat(sub, &st) == 0);
+	CHECK_EQ_INT(st.st_mode & 0777, 0700);
+}
+
+static void t_create_reopen(void)
+{
+	const char *dir = harness_tmpdir();
+	struct evlog *log;
+	struct evlog_iter *it;
+	struct event ev;
+	uint8_t head[EV_HASH_LEN], zero[EV_HASH_LEN] = { 0 };
+	char epoch[EVLOG_EPOCH_STRLEN + 1], title[64];
+	uint64_t last = 99;
+	int n = 0, rc;
+
+	REQUIRE(evlog_open(&log, dir, EVLOG_CREATE, 0) == 0);
+	CHECK_EQ_INT(strlen(evlog_epoch(log)), EVLOG_EPOCH_STRLEN);
+	CHECK(strspn(evlog_epoch(log), "0123456789abcdef") == EVLOG_EPOCH_STRLEN);
+	snprintf(epoch, sizeof epoch, "%s", evlog_epoch(log));
+	CHECK(evlog_last(log, &last, head) == 0);
+	CHECK_EQ_INT(last, 0);
+	CHECK(memcmp(head, zero, EV_HASH_LEN) == 0);
+	CHECK_EQ_INT(verify_log(log), 0);
+	CHECK(append_n(log, 3) == 0);
+	CHECK(append_n(log, 2) == 0);
+	evlog_close(log);
+
+	/* CREATE on an existing log opens it unchanged */
+	REQUIRE(evlog_open(&log, dir, EVLOG_CREATE, 0) == 0);
+	CHECK(strcmp(evlog_epoch(log), epoch) == 0);
+	evlog_close(log);
+
+	REQUIRE(evlog_open(&log, dir, 0, 0) == 0);
+	CHECK(strcmp(evlog_epoch(log), epoch) == 0);
+	CHECK(evlog_last(log, &last, NULL) == 0);
+	CHECK_EQ_INT(last, 5);
+	CHECK_EQ_INT(verify_log(log), 5);
+	REQUIRE(evlog_iter_new(log, 0, &it) == 0);
+	while ((rc = evlog_iter_next_event(it, &ev)) == 1) {
+		n++;
+		CHECK_EQ_INT(ev.seq, n);
+		CHECK_EQ_INT(ev.type, EV_ENTRY_CREATED);
+		CHECK_EQ_INT(ev.actor, 1);
+		CHECK_EQ_INT(ev.kind, KIND_FIX);
+		CHECK_EQ_INT(ev.ts, 1795773723000000LL + n);
+		snprintf(title, sizeof title, "entry number %d", n);
+		CHECK(ev.title.n == strlen(title) && memcmp(ev.title.p, title, ev.title.n) == 0);
+	}
+	CHECK_EQ_INT(rc, 0);
+	CHECK_EQ_INT(n, 5);
+	evlog_iter_free(it);
+	evlog_close(log);
+}
+
+static void t_iter_from(void)
+{
+	const char *dir = harness_tmpdir();
+	struct evlog *log;
+	struct evlog_iter *it;
+	struct event ev;
+	struct evlog_rec rec;
+	uint64_t expect = 40;
+	int rc;
+
+	REQUIRE(evlog_open(&log, dir, EVLOG_CREATE | EVLOG_NOSYNC, 0) == 0);
+	for (int i = 0; i < 10; i++)
+		CHECK(append_n(log, 10) == 0);
+	/* from the middle: the first prev_hash is taken as given */
+	REQUIRE(evlog_iter_new(log, 40, &it) == 0);
+	while ((rc = evlog_iter_next_event(it, &ev)) == 1)
+		CHECK_EQ_INT(ev.seq, expect++);
+	CHECK_EQ_INT(rc, 0);
+	CHECK_EQ_INT(expect, 101);
+	evlog_iter_free(it);
+	/* past the end: nothing, no error */
+	REQUIRE(evlog_iter_new(log, 101, &it) == 0);
+	CHECK_EQ_INT(evlog_iter_next_event(it, &ev), 0);
+	CHECK_EQ_INT(evlog_iter_next(it, &rec), 0);
+	evlog_iter_free(it);
+	/* a snapshot does not see later appends; several open at once (NOTLS) */
+	REQUIRE(evlog_iter_new(log, 100, &it) == 0);
+	{
+		struct evlog_iter *it2;
+		uint64_t last;
+
+		CHECK(append_n(log, 5) == 0);
+		CHECK(evlog_last(log, &last, NULL) == 0);
+		CHECK_EQ_INT(last, 105);
+		REQUIRE(evlog_iter_new(log, 105, &it2) == 0);
+		CHECK_EQ_INT(evlog_iter_next_event(it2, &ev), 1);
+		CHECK_EQ_INT(ev.seq, 105);
+		CHECK_EQ_INT(evlog_iter_next_event(it2, &ev), 0);
+		evlog_iter_free(it2);
+	}
+	CHECK_EQ_INT(evlog_iter_next_event(it, &ev), 1);
+	CHECK_EQ_INT(ev.seq, 100);
+	CHECK_EQ_INT(evlog_iter_next_event(it, &ev), 0);
+	evlog_iter_free(it);
+	evlog_close(log);
+}
+
+static void t_hash_chain(void)
+{
+	const char *dir = harness_tmpdir();
+	struct evlog *log;
+	struct evlog_iter *it;
+	struct evlog_rec rec;
+	struct event ev;
+	uint8_t h[EV_HASH_LEN] = { 0 }, head[EV_HASH_LEN], buf[32 + 8 + 3];
+	uint8_t want[EV_HASH_LEN];
+	uint64_t last;
+	int rc;
+
+	/* hash(seq) = SHA-256(prev || u64 BE seq || value), cross-checked with
+	 * token_hash over the concatenation */
+	memset(buf, 0, sizeof buf);
+	buf[39] = 1;
+	memcpy(buf + 40, "abc", 3);
+	token_hash((const char *)buf, sizeof buf, want);
+	evlog_hash(h, 1, (const uint8_t *)"abc", 3, head);
+	CHECK(memcmp(head, want, EV_HASH_LEN) == 0);
+
+	REQUIRE(evlog_open(&log, dir, EVLOG_CREATE | EVLOG_NOSYNC, 0) == 0);
+	for (int i = 1; i <= 20; i++)
+		CHECK(append_n(log, i) == 0);
+	CHECK(evlog_last(log, &last, head) == 0);
+	CHECK_EQ_INT(last, 210);
+	REQUIRE(evlog_iter_new(log, 1, &it) == 0);
+	while ((rc = evlog_iter_next(it, &rec)) == 1) {
+		CHECK(ev_decode(rec.val, rec.len, &ev) == 0);
+		CHECK(memcmp(ev.prev_hash, h, EV_HASH_LEN) == 0);   /* stored prev */
+		evlog_hash(h, rec.seq, rec.val, rec.len, h);
+	}
+	CHECK_EQ_INT(rc, 0);
+	CHECK(memcmp(h, head, EV_HASH_LEN) == 0);                  /* meta head */
+	evlog_iter_free(it);
+	CHECK_EQ_INT(verify_log(log), 210);
+	evlog_close(log);
+}
+
+static void t_wappend_fields(void)
+{
+	const char *dir = harness_tmpdir();
+	struct evlog *log;
+	struct evlog_txn *t;
+	struct event ev;
+	char title[64];
+	uint8_t head[EV_HASH_LEN];
+	uint64_t last, actual = 0;
+
+	REQUIRE(evlog_open(&log, dir, EVLOG_CREATE, 0) == 0);
+	CHECK(append_n(log, 4) == 0);
+	CHECK(evlog_last(log, &last, head) == 0);
+	/* conditional begin, in one process */
+	CHECK_EQ_INT(evlog_wbegin(log, 3, &actual, &t), CL_ECONFLICT);
+	CHECK_EQ_INT(actual, 4);
+	REQUIRE(evlog_wbegin(log, 4, NULL, &t) == 0);
+	/* one write txn at a time */
+	{
+		struct evlog_txn *t2;
+
+		CHECK_EQ_INT(evlog_wbegin(log, 4, NULL, &t2), CL_EINVAL);
+	}
+	mk_entry(&ev, 5, title, sizeof title);
+	memset(ev.prev_hash, 0xab, EV_HASH_LEN);
+	CHECK(evlog_wappend(t, &ev) == 0);
+	CHECK_EQ_INT(ev.seq, 5);
+	CHECK(memcmp(ev.prev_hash, head, EV_HASH_LEN) == 0);
+	CHECK_EQ_INT(evlog_wlast(t), 5);
+	/* a bad event is refused and leaves the txn usable */
+	mk_entry(&ev, 6, title, sizeof title);
+	ev.title.n = 0;
+	CHECK_EQ_INT(evlog_wappend(t, &ev), CL_EINVAL);
+	ev.type = 0;
+	CHECK_EQ_INT(evlog_wappend(t, &ev), CL_EINVAL);
+	CHECK_EQ_INT(evlog_wlast(t), 5);
+	mk_entry(&ev, 6, title, sizeof title);
+	CHECK(evlog_wappend(t, &ev) == 0);
+	CHECK(evlog_wcommit(t) == 0);
+	CHECK_EQ_INT(verify_log(log), 6);
+
+	/* abort discards */
+	REQUIRE(evlog_wbegin(log, 6, NULL, &t) == 0);
+	mk_entry(&ev, 7, title, sizeof title);
+	CHECK(evlog_wappend(t, &ev) == 0);
+	evlog_wabort(t);
+	CHECK(evlog_last(log, &last, NULL) == 0);
+	CHECK_EQ_INT(last, 6);
+	CHECK_EQ_INT(verify_log(log), 6);
+	/* an empty commit changes nothing */
+	REQUIRE(evlog_wbegin(log, 6, NULL, &t) == 0);
+	CHECK(evlog_wcommit(t) == 0);
+	CHECK_EQ_INT(verify_log(log), 6);
+	evlog_close(log);
+}
+
+static void t_idempotent(void)
+{
+	const char *dir = harness_tmpdir();
+	struct evlog *log;
+	struct evlog_txn *t;
+	struct evlog_cmd cmd;
+	struct event ev[3];
+	char titles[3][64], longid[CL_MAX_CMD_ID + 2];
+	uint64_t first = 0, last;
+	struct cl_str id = CL_STR("cmd-42");
+	const char *res = "{\"seq\":1}";
+	struct evlog_stat st;
+
+	REQUIRE(evlog_open(&log, dir, EVLOG_CREATE, 0) == 0);
+	CHECK(append_n(log, 2) == 0);
+	for (int i = 0; i < 3; i++)
+		mk_entry(&ev[i], 3 + (uint64_t)i, titles[i], sizeof titles[i]);
+	ev[0].cmd_id = id;
+	CHECK(evlog_append(log, 2, ev, 3, 7, id, res, strlen(res), &first) == 0);
+	CHECK_EQ_INT(first, 3);
+	CHECK_EQ_INT(ev[2].seq, 5);
+	/* the retry: same actor and id, even with the old expected last */
+	first = 0;
+	CHECK_EQ_INT(evlog_append(log, 2, ev, 3, 7, id, res, strlen(res), &first), CL_EEXIST);
+	CHECK_EQ_INT(first, 3);
+	first = 0;
+	CHECK_EQ_INT(evlog_append(log, 5, ev, 3, 7, id, res, strlen(res), &first), CL_EEXIST);
+	CHECK_EQ_INT(first, 3);
+	CHECK(evlog_last(log, &last, NULL) == 0);
+	CHECK_EQ_INT(last, 5);                  /* no second append */
+	/* the same id from another actor is another command; a stale last is
+	 * still a conflict */
+	CHECK_EQ_INT(evlog_append(log, 2, ev, 1, 8, id, NULL, 0, &first), CL_ECONFLICT);
+	CHECK(evlog_append(log, 5, ev, 1, 8, id, NULL, 0, &first) == 0);
+	CHECK_EQ_INT(first, 6);
+	/* the stored record */
+	REQUIRE(evlog_wbegin(log, 6, NULL, &t) == 0);
+	REQUIRE(evlog_wcmd_get(t, 7, id, &cmd) == 0);
+	CHECK_EQ_INT(cmd.first_seq, 3);
+	CHECK_EQ_INT(cmd.count, 3);
+	CHECK(cmd.result_len == strlen(res) && memcmp(cmd.result, res, cmd.result_len) == 0);
+	REQUIRE(evlog_wcmd_get(t, 8, id, &cmd) == 0);
+	CHECK_EQ_INT(cmd.result_len, 0);
+	CHECK_EQ_INT(evlog_wcmd_get(t, 9, id, &cmd), CL_ENOTFOUND);
+	CHECK_EQ_INT(evlog_wcmd_put(t, 7, id, 1, 1, NULL, 0), CL_EEXIST);
+	memset(longid, 'x', sizeof longid);
+	CHECK_EQ_INT(evlog_wcmd_put(t, 7, ((struct cl_str){ longid, CL_MAX_CMD_ID + 1 }), 1, 1,
+				    NULL, 0), CL_EINVAL);
+	CHECK_EQ_INT(evlog_wcmd_get(t, 7, NO_CMD, &cmd), CL_EINVAL);
+	CHECK(evlog_wcmd_put(t, 7, ((struct cl_str){ longid, CL_MAX_CMD_ID }), 6, 0, "x", 1) == 0);
+	CHECK(evlog_wcommit(t) == 0);
+	CHECK(evlog_stat(log, &st) == 0);
+	CHECK_EQ_INT(st.events, 6);
+	CHECK_EQ_INT(st.cmds, 3);
+	CHECK(st.used_bytes > 0 && st.used_bytes <= st.mapsize);
+	CHECK_EQ_INT(evlog_append(log, 6, ev, 0, 7, NO_CMD, NULL, 0, NULL), CL_EINVAL);
+	evlog_close(log);
+}
+
+static void t_conflict_other_process(void)
+{
+	const char *dir = harness_tmpdir();
+	struct evlog *log;
+	struct evlog_txn *t;
+	uint64_t last, actual = 0, gen;
+	pid_t pid;
+
+	REQUIRE(evlog_open(&log, dir, EVLOG_CREATE, 0) == 0);
+	CHECK(append_n(log, 3) == 0);
+	CHECK(evlog_last(log, &last, NULL) == 0);
+	CHECK_EQ_INT(last, 3);
+	gen = evlog_generation(log);
+	pid = fork_child();
+	REQUIRE(pid >= 0);
+	if (pid == 0)
+		child_writer(dir, 1, 5, 0);
+	CHECK_EQ_INT(wait_child(pid), 0);
+	CHECK(evlog_generation(log) != gen);    /* the change detector saw it */
+	CHECK_EQ_INT(evlog_wbegin(log, last, &actual, &t), CL_ECONFLICT);
+	CHECK_EQ_INT(actual, 8);
+	REQUIRE(evlog_wbegin(log, actual, NULL, &t) == 0);
+	evlog_wabort(t);
+	CHECK(append_n(log, 2) == 0);
+	CHECK_EQ_INT(verify_log(log), 10);
+	evlog_close(log);
+}
+
+/* Child: open read-only, take snapshots until last reaches `final`;
+ * exit 0 if last never went backwards and every 8th snapshot verified. */
+static void child_reader(const char *dir, uint64_t final, size_t mapsize)
+{
+	struct evlog *log;
+	uint64_t last, prev = 0;
+	long snaps = 0;
+
+	alarm(120);
+	if (evlog_open(&log, dir, EVLOG_RDONLY, mapsize) != 0)
+		_exit(20);
+	do {
+		if (evlog_last(log, &last, NULL) != 0)
+			_exit(21);
+		if (last < prev)
+			_exit(22);
+		prev = last;
+		if (++snaps % 8 == 0) {
+			long long n = verify_log(log);
+
+			if (n < (long long)last)
+				_exit(23);
+		}
+		/* the reader cannot write */
+		if (snaps == 1) {
+			struct evlog_txn *t;
+
+			if (evlog_wbegin(log, last, NULL, &t) != CL_EINVAL)
+				_exit(24);
+		}
+	} while (last < final);
+	if (snaps < 10)
+		_exit(25);      /* it did not really overlap the writer */
+	if (mapsize && evlog_mapsize(log) <= mapsize)
+		_exit(26);      /* it must have adopted the writer's grown map */
+	evlog_close(log);
+	_exit(0);
+}
+
+static void t_reader_while_writer(void)
+{
+	const char *dir = harness_tmpdir();
+	size_t small = 64 * 1024;
+	struct evlog *log;
+	pid_t w, r;
+
+	/* tiny map: the writer grows it, the reader adopts it (MAP_RESIZED) */
+	REQUIRE(evlog_open(&log, dir, EVLOG_CREATE, small) == 0);
+	evlog_close(log);
+	w = fork_child();
+	REQUIRE(w >= 0);
+	if (w == 0)
+		child_writer(dir, 300, 50, small);
+	r = fork_child();
+	REQUIRE(r >= 0);
+	if (r == 0)
+		child_reader(dir, 300 * 50, small);
+	CHECK_EQ_INT(wait_child(w), 0);
+	CHECK_EQ_INT(wait_child(r), 0);
+	REQUIRE(evlog_open(&log, dir, EVLOG_RDONLY, 0) == 0);
+	CHECK_EQ_INT(verify_log(log), 15000);
+	evlog_close(log);
+}
+
+static void t_rdonly_while_writer(void)
+{
+	const char *dir = harness_tmpdir();
+	struct evlog *log, *ro;
+	struct evlog_txn *t;
+	uint64_t last = 0, prev = 0;
+	long long n;
+	pid_t w;
+
+	REQUIRE(evlog_open(&log, dir, EVLOG_CREATE, 0) == 0);
+	CHECK(append_n(log, 10) == 0);
+	evlog_close(log);
+	w = fork_child();
+	REQUIRE(w >= 0);
+	if (w == 0)
+		child_writer(dir, 200, 10, 0);
+	REQUIRE(evlog_open(&ro, dir, EVLOG_RDONLY, 0) == 0);
+	CHECK_EQ_INT(evlog_wbegin(ro, 0, NULL, &t), CL_EINVAL);
+	for (int i = 0; i < 50 && last < 2010; i++) {
+		CHECK(evlog_last(ro, &last, NULL) == 0);
+		CHECK(last >= prev);
+		CHECK_EQ_INT(last % 10, 0);
+		n = verify_log(ro);
+		CHECK(n >= (long long)last);
+		prev = last;
+		usleep_ms(5);
+	}
+	CHECK_EQ_INT(wait_child(w), 0);
+	CHECK_EQ_INT(verify_log(ro), 2010);
+	evlog_close(ro);
+}
+
+static void t_map_growth(void)
+{
+	const char *dir = harness_tmpdir();
+	size_t small = 64 * 1024;
+	struct evlog *log;
+	struct evlog_txn *t;
+	struct event ev[100];
+	char titles[100][64];
+	uint64_t last, first;
+	int fulls = 0, rc;
+
+	REQUIRE(evlog_open(&log, dir, EVLOG_CREATE, small) == 0);
+	CHECK(evlog_mapsize(log) <= small);
+	/* 10k by hand: a MAP_FULL poisons the txn; commit refuses it */
+	while (evlog_last(log, &last, NULL) == 0 && last < 10000) {
+		REQUIRE(evlog_wbegin(log, last, NULL, &t) == 0);
+		rc = 0;
+		for (int i = 0; i < 100 && rc == 0; i++) {
+			mk_entry(&ev[0], last + 1 + (uint64_t)i, titles[0], sizeof titles[0]);
+			rc = evlog_wappend(t, &ev[0]);
+		}
+		if (rc == CL_EMAPFULL) {
+			fulls++;
+			mk_entry(&ev[0], evlog_wlast(t) + 1, titles[0], sizeof titles[0]);
+			CHECK_EQ_INT(evlog_wappend(t, &ev[0]), CL_EINVAL);  /* poisoned */
+			CHECK_EQ_INT(evlog_wcommit(t), CL_EMAPFULL);       /* never committed */
+			CHECK(evlog_last(log, &first, NULL) == 0);
+			CHECK_EQ_INT(first, last);
+			continue;
+		}
+		REQUIRE(rc == 0);
+		rc = evlog_wcommit(t);
+		if (rc == CL_EMAPFULL) {
+			fulls++;
+			continue;
+		}
+		REQUIRE(rc == 0);
+	}
+	CHECK(fulls >= 3);
+	/* 10k more with evlog_append, which grows and retries by itself */
+	while (evlog_last(log, &last, NULL) == 0 && last < 20000) {
+		for (int i = 0; i < 100; i++)
+			mk_entry(&ev[i], last + 1 + (uint64_t)i, titles[i], sizeof titles[i]);
+		rc = evlog_append(log, last, ev, 100, 0, NO_CMD, NULL, 0, &first);
+		REQUIRE(rc == 0);
+		CHECK_EQ_INT(first, last + 1);
+	}
+	CHECK(evlog_mapsize(log) >= 2 * 1024 * 1024);
+	CHECK_EQ_INT(verify_log(log), 20000);
+	evlog_close(log);
+	/* it reopens with the small request: the file's size wins */
+	REQUIRE(evlog_open(&log, dir, 0, small) == 0);
+	CHECK_EQ_INT(verify_log(log), 20000);
+	CHECK(append_n(log, 10) == 0);
+	evlog_close(log);
+}
+
+static void t_mapsize_reopen(void)
+{
+	const char *dir = harness_tmpdir();
+	size_t big = (size_t)3 << 30;
+	struct evlog *log;
+
+	/* a log whose file records 3 GiB keeps it when opened with the default */
+	REQUIRE(evlog_open(&log, dir, EVLOG_CREATE, big) == 0);
+	CHECK(append_n(log, 5) == 0);
+	evlog_close(log);
+	REQUIRE(evlog_open(&log, dir, 0, 0) == 0);
+	CHECK(evlog_mapsize(log) == big);
+	evlog_close(log);
+	/* a small log opened with the default gets 1 GiB */
+	dir = harness_tmpdir();
+	REQUIRE(evlog_open(&log, dir, EVLOG_CREATE, 64 * 1024) == 0);
+	CHECK(append_n(log, 5) == 0);
+	evlog_close(log);
+	REQUIRE(evlog_open(&log, dir, 0, 0) == 0);
+	CHECK(evlog_mapsize(log) == (size_t)1 << 30);
+	evlog_close(log);
+}
+
+static void t_map_resized_with_iterator(void)
+{
+	const char *dir = harness_tmpdir();
+	size_t small = 64 * 1024;
+	struct evlog *log;
+	struct evlog_iter *it;
+	struct event ev;
+	uint64_t last = 0;
+	pid_t w;
+
+	REQUIRE(evlog_open(&log, dir, EVLOG_CREATE, small) == 0);
+	CHECK(append_n(log, 10) == 0);
+	REQUIRE(evlog_iter_new(log, 1, &it) == 0);
+	/* another process grows the file far past this process's map */
+	w = fork_child();
+	REQUIRE(w >= 0);
+	if (w == 0)
+		child_writer(dir, 20, 500, small);
+	CHECK_EQ_INT(wait_child(w), 0);
+	/* the map cannot move under an open iterator: told to free it */
+	CHECK_EQ_INT(evlog_last(log, &last, NULL), CL_EMAPFULL);
+	/* the iterator's own snapshot still reads fine */
+	for (int i = 1; i <= 10; i++) {
+		CHECK_EQ_INT(evlog_iter_next_event(it, &ev), 1);
+		CHECK_EQ_INT(ev.seq, i);
+	}
+	CHECK_EQ_INT(evlog_iter_next_event(it, &ev), 0);
+	evlog_iter_free(it);
+	CHECK(evlog_last(log, &last, NULL) == 0);
+	CHECK_EQ_INT(last, 10010);
+	CHECK(evlog_mapsize(log) > small);
+	CHECK_EQ_INT(verify_log(log), 10010);
+	evlog_close(log);
+}
+
+/* ---- corruption with raw LMDB ----------------------------------------- */
+
+enum tamper { FLIP_TITLE, FLIP_FIRST_BYTE, DELETE_KEY, META_LAST, META_FORMAT };
+
+/* Change the stored log under evlog's feet. Returns 0 on success. */
+static int tamper(const char *dir, enum tamper how, uint64_t seq)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k, v;
+	uint8_t kb[8], val[1024];
+	int rc;
+
+	for (int i = 0; i < 8; i++)
+		kb[i] = (uint8_t)(seq >> (56 - 8 * i));
+	k.mv_size = 8;
+	k.mv_data = kb;
+	if (mdb_env_create(&env) != 0)
+		return -1;
+	mdb_env_set_maxdbs(env, 4);
+	mdb_env_set_mapsize(env, (size_t)1 << 30);
+	rc = mdb_env_open(env, dir, 0, 0600);
+	if (rc == 0)
+		rc = mdb_txn_begin(env, NULL, 0, &txn);
+	if (rc) {
+		mdb_env_close(env);
+		return rc;
+	}
+	if (how == META_LAST || how == META_FORMAT) {
+		rc = mdb_dbi_open(txn, "meta", 0, &dbi);
+		if (how == META_LAST) {
+			k.mv_size = 4;
+			k.mv_data = "last";
+			v.mv_size = 8;
+			v.mv_data = kb;
+		} else {
+			static uint8_t two[4] = { 0, 0, 0, 2 };
+
+			k.mv_size = 6;
+			k.mv_data = "format";
+			v.mv_size = 4;
+			v.mv_data = two;
+		}
+		if (rc == 0)
+			rc = mdb_put(txn, dbi, &k, &v, 0);
+	} else {
+		rc = mdb_dbi_open(txn, "events", 0, &dbi);
+		if (rc == 0 && how == DELETE_KEY)
+			rc = mdb_del(txn, dbi, &k, NULL);
+		if (rc == 0 && how != DELETE_KEY)
+			rc = mdb_get(txn, dbi, &k, &v);
+		if (rc == 0 && how != DELETE_KEY) {
+			uint8_t *p;
+
+			if (v.mv_size > sizeof val) {
+				rc = -1;
+			} else {
+				memcpy(val, v.mv_data, v.mv_size);
+				if (how == FLIP_FIRST_BYTE) {
+					val[0] ^= 0x01;
+				} else {
+					p = memmem(val, v.mv_size, "entry number", 12);
+					if (p)
+						p[0] = 'E';   /* still valid UTF-8 */
+					else
+						rc = -1;
+				}
+				v.mv_data = val;
+				if (rc == 0)
+					rc = mdb_put(txn, dbi, &k, &v, 0);
+			}
+		}
+	}
+	if (rc == 0)
+		rc = mdb_txn_commit(txn);
+	else
+		mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return rc;
+}
+
+/* Make a 10-event log, tamper, and return what a full read reports; *good
+ * gets the number of events returned before the error. */
+static int read_after(enum tamper how, uint64_t seq, int *good)
+{
+	const char *dir = harness_tmpdir();
+	struct evlog *log;
+	struct evlog_iter *it;
+	struct event ev;
+	int rc;
+
+	*good = 0;
+	if (evlog_open(&log, dir, EVLOG_CREATE | EVLOG_NOSYNC, 0) != 0)
+		return -100;
+	rc = append_n(log, 4);
+	if (rc == 0)
+		rc = append_n(log, 6);
+	evlog_close(log);
+	if (rc)
+		return -101;
+	if (tamper(dir, how, seq) != 0)
+		return -102;
+	rc = evlog_open(&log, dir, 0, 0);
+	if (rc)
+		return rc;
+	rc = evlog_iter_new(log, 1, &it);
+	if (rc == 0) {
+		while ((rc = evlog_iter_next_event(it, &ev)) == 1)
+			(*good)++;
+		/* the error sticks */
+		if (rc < 0 && evlog_iter_next_event(it, &ev) != rc)
+			rc = -103;
+		evlog_iter_free(it);
+	}
+	evlog_close(log);
+	return rc;
+}
+
+static void t_corruption(void)
+{
+	int good, rc;
+
+	/* a changed title in record 5 decodes, but record 6's prev_hash
+	 * no longer matches */
+	CHECK_EQ_INT(read_after(FLIP_TITLE, 5, &good), CL_ECORRUPT);
+	CHECK_EQ_INT(good, 5);
+	/* the last record: no later prev_hash covers it, meta head does */
+	CHECK_EQ_INT(read_after(FLIP_TITLE, 10, &good), CL_ECORRUPT);
+	CHECK_EQ_INT(good, 10);
+	/* a broken envelope */
+	rc = read_after(FLIP_FIRST_BYTE, 3, &good);
+	CHECK(rc == CL_EDECODE || rc == CL_ECORRUPT);
+	CHECK_EQ_INT(good, 2);
+	/* a gap */
+	CHECK_EQ_INT(read_after(DELETE_KEY, 5, &good), CL_ECORRUPT);
+	CHECK_EQ_INT(good, 4);
+	/* the first record can be checked against hash(0) too */
+	CHECK_EQ_INT(read_after(DELETE_KEY, 1, &good), CL_ECORRUPT);
+	CHECK_EQ_INT(good, 0);
+	/* meta says 9 but there are 10 */
+	CHECK_EQ_INT(read_after(META_LAST, 9, &good), CL_ECORRUPT);
+	/* meta says 11 but there are 10: an append would collide, the read
+	 * ends short */
+	CHECK_EQ_INT(read_after(META_LAST, 11, &good), CL_ECORRUPT);
+	CHECK_EQ_INT(good, 10);
+	/* an unknown format is refused at open */
+	CHECK_EQ_INT(read_after(META_FORMAT, 0, &good), CL_ECORRUPT);
+}
+
+static void t_truncated_meta_and_append_collision(void)
+{
+	const char *dir = harness_tmpdir();
+	struct evlog *log;
+	struct evlog_txn *t;
+	struct event ev;
+	char title[64];
+
+	REQUIRE(evlog_open(&log, dir, EVLOG_CREATE | EVLOG_NOSYNC, 0) == 0);
+	CHECK(append_n(log, 10) == 0);
+	evlog_close(log);
+	REQUIRE(tamper(dir, META_LAST, 9) == 0);
+	REQUIRE(evlog_open(&log, dir, 0, 0) == 0);
+	/* seq 10 exists already: MDB_APPEND refuses it; the txn is poisoned */
+	REQUIRE(evlog_wbegin(log, 9, NULL, &t) == 0);
+	mk_entry(&ev, 10, title, sizeof title);
+	CHECK_EQ_INT(evlog_wappend(t, &ev), CL_ECORRUPT);
+	CHECK_EQ_INT(evlog_wcommit(t), CL_ECORRUPT);
+	evlog_close(log);
+}
+
+/* ---- crashes, backup, epoch, bootstrap -------------------------------- */
+
+static void t_kill9(void)
+{
+	const char *dir = harness_tmpdir();
+	struct evlog *log;
+	uint64_t last, prev = 0;
+	int kills = 0, mid = 0;
+
+	REQUIRE(evlog_open(&log, dir, EVLOG_CREATE, 0) == 0);
+	evlog_close(log);
+	srand((unsigned)getpid());
+	for (int round = 0; round < 24; round++) {
+		pid_t pid = fork_child();
+		long long n;
+
+		REQUIRE(pid >= 0);
+		if (pid == 0)
+			child_writer(dir, -1, 10, 0);
+		/* once it has committed something, kill it at a random moment */
+		REQUIRE(evlog_open(&log, dir, EVLOG_RDONLY, 0) == 0);
+		last = prev;
+		for (int ms = 0; ms < 20000 && last == prev; ms++) {
+			usleep_ms(1);
+			CHECK(evlog_last(log, &last, NULL) == 0);
+		}
+		evlog_close(log);
+		usleep_ms(rand() % 15);
+		CHECK(kill(pid, SIGKILL) == 0);
+		if (wait_child(pid) == 128 + SIGKILL)
+			kills++;
+		REQUIRE(evlog_open(&log, dir, 0, 0) == 0);
+		CHECK(evlog_last(log, &last, NULL) == 0);
+		CHECK_EQ_INT(last % 10, 0);     /* every committed batch whole */
+		CHECK(last >= prev);
+		mid += last > prev;
+		n = verify_log(log);
+		CHECK_EQ_INT(n, (long long)last);
+		prev = last;
+		evlog_close(log);
+	}
+	CHECK(kills >= 20);
+	fprintf(stderr, "  kill9: %d kills, %d rounds with progress, last %llu\n", kills, mid,
+		(unsigned long long)prev);
+	CHECK(mid >= 20);                       /* the writer really was writing */
+	/* and a normal writer carries on after all that */
+	REQUIRE(evlog_open(&log, dir, 0, 0) == 0);
+	CHECK(append_n(log, 10) == 0);
+	CHECK_EQ_INT(verify_log(log), (long long)prev + 10);
+	evlog_close(log);
+}
+
+static void t_backup_live(void)
+{
+	const char *dir = harness_tmpdir();
+	const char *base = harness_tmpdir();
+	char dest[400], file[450];
+	struct evlog *log, *bk;
+	uint64_t last = 0, blast = 0;
+	long long n;
+	pid_t w;
+
+	REQUIRE(evlog_open(&log, dir, EVLOG_CREATE, 0) == 0);
+	CHECK(append_n(log, 10) == 0);
+	w = fork_child();
+	REQUIRE(w >= 0);
+	if (w == 0)
+		child_writer(dir, 400, 10, 0);
+	while (last < 500 && evlog_last(log, &last, NULL) == 0)
+		usleep_ms(1);
+	snprintf(dest, sizeof dest, "%s/backup/one", base);
+	CHECK(evlog_backup(log, dest) == 0);            /* missing dir: made */
+	CHECK(evlog_last(log, &last, NULL) == 0);
+	CHECK_EQ_INT(evlog_backup(log, dest), CL_EEXIST);   /* not over a log */
+	CHECK_EQ_INT(wait_child(w), 0);
+
+	REQUIRE(evlog_open(&bk, dest, EVLOG_RDONLY, 0) == 0);
+	CHECK(strcmp(evlog_epoch(bk), evlog_epoch(log)) == 0);
+	CHECK(evlog_last(bk, &blast, NULL) == 0);
+	CHECK_EQ_INT(blast % 10, 0);
+	CHECK(blast >= 500);
+	n = verify_log(bk);
+	CHECK_EQ_INT(n, (long long)blast);
+	evlog_close(bk);
+	CHECK_EQ_INT(verify_log(log), 4010);
+	evlog_close(log);
+	snprintf(file, sizeof file, "%s/data.mdb", dest);
+	CHECK(access(file, R_OK) == 0);
+}
+
+static void t_new_epoch(void)
+{
+	const char *dir = harness_tmpdir();
+	char sub[400], before[EVLOG_EPOCH_STRLEN + 1];
+	struct evlog *log;
+
+	REQUIRE(evlog_open(&log, dir, EVLOG_CREATE, 0) == 0);
+	CHECK(append_n(log, 7) == 0);
+	snprintf(before, sizeof before, "%s", evlog_epoch(log));
+	evlog_close(log);
+	CHECK(evlog_new_epoch(dir) == 0);
+	REQUIRE(evlog_open(&log, dir, 0, 0) == 0);
+	CHECK(strcmp(before, evlog_epoch(log)) != 0);
+	CHECK_EQ_INT(strlen(evlog_epoch(log)), EVLOG_EPOCH_STRLEN);
+	CHECK_EQ_INT(verify_log(log), 7);       /* history untouched */
+	evlog_close(log);
+	snprintf(sub, sizeof sub, "%s/missing", dir);
+	CHECK_EQ_INT(evlog_new_epoch(sub), CL_ENOTFOUND);
+}
+
+static void t_bootstrap(void)
+{
+	const char *dir = harness_tmpdir();
+	struct evlog *log;
+	struct evlog_iter *it;
+	struct event ev;
+	char token[TOKEN_LEN + 1], again[TOKEN_LEN + 1];
+	uint8_t h[EV_HASH_LEN];
+	uint64_t last;
+
+	REQUIRE(evlog_open(&log, dir, EVLOG_CREATE, 0) == 0);
+	CHECK_EQ_INT(bootstrap_admin(log, "not a name!", token), CL_EINVAL);
+	CHECK_EQ_INT(token[0], '\0');
+	CHECK(evlog_last(log, &last, NULL) == 0);
+	CHECK_EQ_INT(last, 0);
+
+	REQUIRE(bootstrap_admin(log, "root", token) == 0);
+	CHECK_EQ_INT(strlen(token), TOKEN_LEN);
+	CHECK(strncmp(token, TOKEN_PREFIX, 4) == 0);
+	REQUIRE(evlog_iter_new(log, 1, &it) == 0);
+	REQUIRE(evlog_iter_next_event(it, &ev) == 1);
+	CHECK_EQ_INT(ev.seq, 1);
+	CHECK_EQ_INT(ev.type, EV_USER_CREATED);
+	CHECK_EQ_INT(ev.ids.user, 1);
+	CHECK_EQ_INT(ev.actor, 0);
+	CHECK_EQ_INT(ev.role, ROLE_ADMIN);
+	CHECK(ev.name.n == 4 && memcmp(ev.name.p, "root", 4) == 0);
+	REQUIRE(evlog_iter_next_event(it, &ev) == 1);
+	CHECK_EQ_INT(ev.type, EV_TOKEN_ISSUED);
+	CHECK_EQ_INT(ev.ids.user, 1);
+	CHECK_EQ_INT(ev.ids.token, 1);
+	CHECK(ev.label.n == 9 && memcmp(ev.label.p, "bootstrap", 9) == 0);
+	token_hash(token, strlen(token), h);
+	CHECK(memcmp(ev.token_hash, h, EV_HASH_LEN) == 0);
+	CHECK_EQ_INT(evlog_iter_next_event(it, &ev), 0);
+	evlog_iter_free(it);
+
+	CHECK_EQ_INT(bootstrap_admin(log, "root", again), CL_EEXIST);
+	CHECK_EQ_INT(again[0], '\0');
+	CHECK(evlog_last(log, &last, NULL) == 0);
+	CHECK_EQ_INT(last, 2);
+	evlog_close(log);
+}
+
+int main(void)
+{
+	RUN(t_open_missing);
+	RUN(t_create_reopen);
+	RUN(t_iter_from);
+	RUN(t_hash_chain);
+	RUN(t_wappend_fields);
+	RUN(t_idempotent);
+	RUN(t_conflict_other_process);
+	RUN(t_reader_while_writer);
+	RUN(t_rdonly_while_writer);
+	RUN(t_map_growth);
+	RUN(t_mapsize_reopen);
+	RUN(t_map_resized_with_iterator);
+	RUN(t_corruption);
+	RUN(t_truncated_meta_and_append_collision);
+	RUN(t_kill9);
+	RUN(t_backup_live);
+	RUN(t_new_epoch);
+	RUN(t_bootstrap);
+	return harness_done();
+}

@@ -1,0 +1,276 @@
+/*
+ * changelogd_main.c - the changelogd command line: parse and check the
+ * flags, then hand over to srv_run (net/server.c). docs/operations.md
+ * describes every flag; --help prints the same list.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server.h"
+
+#define KIB ((size_t)1024)
+#define MIB (1024 * KIB)
+#define GIB (1024 * MIB)
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: changelogd --data DIR [options]\n"
+"\n"
+"Serves the changelog in DIR over wss:// (JSON text frames), plus\n"
+"GET /healthz, GET /metrics and the web UI on the same port.\n"
+"On first start in an empty DIR it creates the log, a self-signed\n"
+"certificate (DIR/tls) and the first admin, and prints the admin token.\n"
+"\n"
+"  --data DIR          data directory (required)\n"
+"  --listen HOST:PORT  address to listen on (default 127.0.0.1:8443)\n"
+"  --cert FILE         TLS certificate chain (PEM); with --key\n"
+"  --key FILE          TLS private key (PEM)\n"
+"  --plain             serve ws:// without TLS (behind a TLS proxy only)\n"
+"  --admin-name NAME   name of the first admin on a new log (default admin)\n"
+"  --web DIR           web UI directory (default <bin>/../web if present)\n"
+"  --no-web            do not serve the web UI\n"
+"  --max-conns N       websocket sessions; more get HTTP 503 (default 10000)\n"
+"  --max-msg BYTES     largest inbound message; more closes 1009 (default 64K)\n"
+"  --rate N            requests per second per connection (default 100)\n"
+"  --burst N           request burst per connection (default 200)\n"
+"  --max-queue BYTES   outbound bytes owed to one session (default 8M)\n"
+"  --max-memory BYTES  outbound bytes owed to all sessions (default 512M)\n"
+"  --ring N            recent pushes kept in memory (default 4096 events)\n"
+"  --ring-bytes BYTES  ... and at most this many bytes (default 64M)\n"
+"  --sndbuf BYTES      SO_SNDBUF per socket (default: the kernel's)\n"
+"  --ping SECS         websocket ping after SECS without a pong (default 30)\n"
+"  --pong-timeout SECS hang up if the pong is SECS late (default 10)\n"
+"  --handshake-timeout SECS  TLS + upgrade must finish in SECS (default 10)\n"
+"  --nosync            no fsync on commit (benchmarks only: loses data on\n"
+"                      power failure)\n"
+"  -v, --verbose       debug logging\n"
+"  -h, --help          this text\n"
+"\n"
+"BYTES take a K, M or G suffix (powers of 1024).\n");
+}
+
+static int parse_u64(const char *s, unsigned long long max, unsigned long long *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!s || !*s || *s == '-')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int parse_bytes(const char *s, size_t max, size_t *out)
+{
+	char buf[32], *end;
+	size_t len = strlen(s), mult = 1;
+	unsigned long long v;
+
+	if (len == 0 || len >= sizeof buf)
+		return -1;
+	memcpy(buf, s, len + 1);
+	switch (buf[len - 1]) {
+	case 'k': case 'K': mult = KIB; buf[--len] = '\0'; break;
+	case 'm': case 'M': mult = MIB; buf[--len] = '\0'; break;
+	case 'g': case 'G': mult = GIB; buf[--len] = '\0'; break;
+	default: break;
+	}
+	if (len == 0 || buf[0] == '-')
+		return -1;
+	errno = 0;
+	v = strtoull(buf, &end, 10);
+	if (errno || *end || v > max / mult || v * mult > max)
+		return -1;
+	*out = (size_t)(v * mult);
+	return 0;
+}
+
+/* "HOST:PORT", "[V6]:PORT", ":PORT" or "PORT". host points into a static copy. */
+static int parse_listen(const char *s, const char **host, int *port)
+{
+	static char copy[256];
+	unsigned long long p;
+	char *colon;
+
+	if (strlen(s) >= sizeof copy)
+		return -1;
+	memcpy(copy, s, strlen(s) + 1);
+	if (copy[0] == '[') {
+		char *close = strchr(copy, ']');
+
+		if (!close || close[1] != ':')
+			return -1;
+		*close = '\0';
+		*host = copy + 1;
+		colon = close + 1;
+	} else {
+		colon = strrchr(copy, ':');
+		if (!colon) {
+			*host = NULL;
+			colon = copy - 1;   /* the whole string is the port */
+		} else {
+			*colon = '\0';
+			*host = copy[0] ? copy : NULL;
+		}
+	}
+	if (parse_u64(colon + 1, 65535, &p) || p == 0)
+		return -1;
+	*port = (int)p;
+	return 0;
+}
+
+enum {
+	OPT_DATA = 256, OPT_LISTEN, OPT_CERT, OPT_KEY, OPT_PLAIN, OPT_ADMIN, OPT_WEB,
+	OPT_NOWEB, OPT_MAXCONNS, OPT_MAXMSG, OPT_RATE, OPT_BURST, OPT_MAXQUEUE,
+	OPT_MAXMEM, OPT_RING, OPT_RINGBYTES, OPT_SNDBUF, OPT_PING, OPT_PONG, OPT_HANDSHAKE,
+	OPT_NOSYNC,
+};
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "data", required_argument, NULL, OPT_DATA },
+		{ "listen", required_argument, NULL, OPT_LISTEN },
+		{ "cert", required_argument, NULL, OPT_CERT },
+		{ "key", required_argument, NULL, OPT_KEY },
+		{ "plain", no_argument, NULL, OPT_PLAIN },
+		{ "admin-name", required_argument, NULL, OPT_ADMIN },
+		{ "web", required_argument, NULL, OPT_WEB },
+		{ "no-web", no_argument, NULL, OPT_NOWEB },
+		{ "max-conns", required_argument, NULL, OPT_MAXCONNS },
+		{ "max-msg", required_argument, NULL, OPT_MAXMSG },
+		{ "rate", required_argument, NULL, OPT_RATE },
+		{ "burst", required_argument, NULL, OPT_BURST },
+		{ "max-queue", required_argument, NULL, OPT_MAXQUEUE },
+		{ "max-memory", required_argument, NULL, OPT_MAXMEM },
+		{ "ring", required_argument, NULL, OPT_RING },
+		{ "ring-bytes", required_argument, NULL, OPT_RINGBYTES },
+		{ "sndbuf", required_argument, NULL, OPT_SNDBUF },
+		{ "ping", required_argument, NULL, OPT_PING },
+		{ "pong-timeout", required_argument, NULL, OPT_PONG },
+		{ "handshake-timeout", required_argument, NULL, OPT_HANDSHAKE },
+		{ "nosync", no_argument, NULL, OPT_NOSYNC },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct srv_opts o = {
+		.host = "127.0.0.1", .port = 8443, .admin_name = "admin",
+		.max_conns = 10000, .max_msg = 64 * KIB, .rate = 100, .burst = 200,
+		.max_queue = 8 * MIB, .max_memory = 512 * MIB,
+		.ring_events = 4096, .ring_bytes = 64 * MIB, .ping_secs = 30,
+		.pong_secs = 10, .handshake_secs = 10,
+	};
+	unsigned long long v;
+	size_t b;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
+		const char *bad = NULL;
+
+		switch (c) {
+		case OPT_DATA: o.data_dir = optarg; break;
+		case OPT_LISTEN:
+			if (parse_listen(optarg, &o.host, &o.port))
+				bad = "--listen wants HOST:PORT";
+			break;
+		case OPT_CERT: o.cert = optarg; break;
+		case OPT_KEY: o.key = optarg; break;
+		case OPT_PLAIN: o.plain = 1; break;
+		case OPT_ADMIN: o.admin_name = optarg; break;
+		case OPT_WEB: o.web_dir = optarg; break;
+		case OPT_NOWEB: o.web_dir = ""; break;
+		case OPT_MAXCONNS:
+			if (parse_u64(optarg, 1000000, &v) || v == 0)
+				bad = "--max-conns wants 1..1000000";
+			o.max_conns = (unsigned)v;
+			break;
+		case OPT_MAXMSG:
+			if (parse_bytes(optarg, 64 * MIB, &b) || b < 1024)
+				bad = "--max-msg wants 1K..64M";
+			o.max_msg = b;
+			break;
+		case OPT_RATE:
+			if (parse_u64(optarg, 1000000, &v) || v == 0)
+				bad = "--rate wants 1..1000000";
+			o.rate = (double)v;
+			break;
+		case OPT_BURST:
+			if (parse_u64(optarg, 1000000, &v) || v == 0)
+				bad = "--burst wants 1..1000000";
+			o.burst = (double)v;
+			break;
+		case OPT_MAXQUEUE:
+			if (parse_bytes(optarg, 64 * GIB, &b) || b < 4096)
+				bad = "--max-queue wants 4K..64G";
+			o.max_queue = b;
+			break;
+		case OPT_MAXMEM:
+			if (parse_bytes(optarg, 1024 * GIB, &b) || b < 4096)
+				bad = "--max-memory wants 4K..1024G";
+			o.max_memory = b;
+			break;
+		case OPT_RING:
+			if (parse_u64(optarg, 1 << 24, &v) || v < 16)
+				bad = "--ring wants 16..16777216";
+			o.ring_events = (size_t)v;
+			break;
+		case OPT_RINGBYTES:
+			if (parse_bytes(optarg, 64 * GIB, &b) || b < 4096)
+				bad = "--ring-bytes wants 4K..64G";
+			o.ring_bytes = b;
+			break;
+		case OPT_SNDBUF:
+			if (parse_bytes(optarg, 256 * MIB, &b) || b < 4096)
+				bad = "--sndbuf wants 4K..256M";
+			o.sndbuf = (int)b;
+			break;
+		case OPT_PING:
+			if (parse_u64(optarg, 3600, &v) || v < 1)
+				bad = "--ping wants 1..3600 seconds";
+			o.ping_secs = (int)v;
+			break;
+		case OPT_PONG:
+			if (parse_u64(optarg, 3600, &v) || v < 1)
+				bad = "--pong-timeout wants 1..3600 seconds";
+			o.pong_secs = (int)v;
+			break;
+		case OPT_HANDSHAKE:
+			if (parse_u64(optarg, 3600, &v) || v < 1)
+				bad = "--handshake-timeout wants 1..3600 seconds";
+			o.handshake_secs = (int)v;
+			break;
+		case OPT_NOSYNC: o.nosync = 1; break;
+		case 'v': o.verbose = 1; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+		if (bad) {
+			fprintf(stderr, "changelogd: %s (got \"%s\")\n", bad, optarg);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "changelogd: unexpected argument \"%s\"\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	if (!o.data_dir || !*o.data_dir) {
+		fprintf(stderr, "changelogd: --data DIR is required\n");
+		usage(stderr);
+		return 2;
+	}
+	if ((o.cert == NULL) != (o.key == NULL)) {
+		fprintf(stderr, "changelogd: --cert and --key go together\n");
+		return 2;
+	}
+	return srv_run(&o);
+}

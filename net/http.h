@@ -1,0 +1,33 @@
+/*
+ * http.h - plain HTTP on the websocket port: GET /healthz (JSON), GET
+ * /metrics (Prometheus text), and the static web UI from a directory
+ * mounted at "/" (lws file mount: content types, caching headers). Every
+ * other path is 404. docs/operations.md documents each metric.
+ */
+#ifndef CL_NET_HTTP_H
+#define CL_NET_HTTP_H
+
+#include <libwebsockets.h>
+
+struct server;
+
+/* The mounts for the vhost: "/" -> web_dir (if not NULL), and the two
+ * endpoints bound to our protocol so that the file mount cannot hide them. */
+struct http_mounts {
+	struct lws_http_mount root, healthz, metrics;
+	char origin[4096];
+};
+/* Fill m for web_dir (NULL or "" = no web UI); returns the list head. */
+const struct lws_http_mount *http_mounts_init(struct http_mounts *m, const char *web_dir,
+					      const char *protocol);
+
+/* LWS_CALLBACK_HTTP: answer a GET. Returns what the callback returns. */
+int http_serve(struct server *s, struct lws *wsi);
+
+/* LWS_CALLBACK_ADD_HEADERS (static files): defensive headers. */
+int http_add_headers(struct lws *wsi, void *in);
+
+/* Refuse a websocket handshake with a real HTTP status (401/403/404/503). */
+int http_refuse(struct lws *wsi, int status);
+
+#endif

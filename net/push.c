@@ -1,0 +1,179 @@
+/*
+ * push.c - refcounted frames, the ring of recent push frames, and the one
+ * function that turns a committed event into its push (see push.h).
+ */
+#include "push.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/cl.h"
+
+struct frame *frame_new(size_t len)
+{
+	struct frame *f;
+
+	if (len > SIZE_MAX - sizeof *f - LWS_PRE - 1)
+		return NULL;
+	f = malloc(sizeof *f + LWS_PRE + len + 1);
+	if (!f)
+		return NULL;
+	f->refs = 1;
+	f->next = NULL;
+	f->seq = 0;
+	f->cum = 0;
+	f->len = len;
+	f->data = f->buf + LWS_PRE;
+	f->data[len] = '\0';
+	return f;
+}
+
+struct frame *frame_from_json(const json_t *j)
+{
+	size_t need = json_dumpb(j, NULL, 0, JSON_COMPACT);
+	struct frame *f;
+
+	if (need == 0)
+		return NULL;
+	f = frame_new(need);
+	if (!f)
+		return NULL;
+	if (json_dumpb(j, (char *)f->data, need, JSON_COMPACT) != need) {
+		frame_unref(f);
+		return NULL;
+	}
+	return f;
+}
+
+void frame_ref(struct frame *f)
+{
+	f->refs++;
+}
+
+void frame_unref(struct frame *f)
+{
+	if (f && --f->refs == 0)
+		free(f);
+}
+
+int ring_init(struct ring *r, size_t cap, size_t max_bytes, uint64_t next_seq)
+{
+	size_t c = 16;
+
+	while (c < cap && c < ((size_t)1 << 30))
+		c <<= 1;
+	memset(r, 0, sizeof *r);
+	r->slot = calloc(c, sizeof *r->slot);
+	if (!r->slot)
+		return CL_ENOMEM;
+	r->cap = c;
+	r->max_bytes = max_bytes;
+	r->first = next_seq;
+	r->last = next_seq - 1;
+	return 0;
+}
+
+void ring_release(struct ring *r)
+{
+	uint64_t s;
+
+	if (!r->slot)
+		return;
+	for (s = r->first; s <= r->last && r->last >= r->first; s++)
+		frame_unref(r->slot[s & (r->cap - 1)]);
+	free(r->slot);
+	memset(r, 0, sizeof *r);
+}
+
+static void ring_evict_one(struct ring *r)
+{
+	struct frame **sl = &r->slot[r->first & (r->cap - 1)];
+
+	r->bytes -= (*sl)->len;
+	frame_unref(*sl);
+	*sl = NULL;
+	r->first++;
+}
+
+void ring_publish(struct ring *r, struct frame *f)
+{
+	uint64_t held = r->last + 1 - r->first;
+
+	if (held == r->cap)
+		ring_evict_one(r);
+	r->last = f->seq;
+	r->cum += f->len;
+	f->cum = r->cum;
+	r->bytes += f->len;
+	r->slot[f->seq & (r->cap - 1)] = f;
+	while (r->bytes > r->max_bytes && r->first < r->last)
+		ring_evict_one(r);
+}
+
+struct frame *ring_get(const struct ring *r, uint64_t seq)
+{
+	if (seq < r->first || seq > r->last)
+		return NULL;
+	return r->slot[seq & (r->cap - 1)];
+}
+
+uint64_t ring_cum_before(const struct ring *r, uint64_t seq)
+{
+	const struct frame *f;
+
+	if (seq > r->last)
+		return r->cum;
+	if (seq < r->first)
+		seq = r->first;
+	f = r->slot[seq & (r->cap - 1)];
+	return f->cum - f->len;
+}
+
+/* Set key to v (a new reference) unless v is NULL. 0 or CL_ENOMEM. */
+static int push_set(json_t *o, const char *key, json_t *v)
+{
+	if (!v)
+		return 0;
+	return json_object_set_new(o, key, v) ? CL_ENOMEM : 0;
+}
+
+json_t *push_build(const struct proj *p, const struct event *ev, int replay)
+{
+	json_t *o = json_object(), *evj = ev_to_json(ev);
+	int rc = 0;
+
+	if (!o || !evj) {
+		json_decref(o);
+		json_decref(evj);
+		return NULL;
+	}
+	rc |= json_object_set_new(o, "op", json_string("event"));
+	rc |= json_object_set_new(o, "seq", json_integer((json_int_t)ev->seq));
+	rc |= json_object_set_new(o, "event", evj);
+	switch (ev->type) {
+	case EV_ENTRY_CREATED:
+	case EV_ENTRY_EDITED:
+	case EV_ENTRY_STATUS_SET:
+		rc |= push_set(o, "entry", proj_entry_json(p, ev->ids.entry));
+		break;
+	case EV_COMMENT_ADDED:
+		rc |= push_set(o, "entry", proj_entry_json(p, ev->ids.entry));
+		rc |= push_set(o, "comment", proj_comment_json(p, ev->ids.comment));
+		break;
+	case EV_USER_CREATED:
+	case EV_USER_ROLE_SET:
+	case EV_TOKEN_ISSUED:
+	case EV_TOKEN_REVOKED:
+		rc |= push_set(o, "user", proj_user_json(p, ev->ids.user));
+		break;
+	default:
+		break;
+	}
+	if (replay)
+		rc |= json_object_set_new(o, "replay", json_true());
+	if (rc) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}

@@ -1,0 +1,834 @@
+/*
+ * server.c - the lws context, the service loop, group commit (srv_flush),
+ * tailing other writers, startup and shutdown (see server.h).
+ *
+ * Invariants:
+ *  - s->published is the last seq that is committed, applied to s->proj and
+ *    in the ring. Outside srv_flush, proj_seq(s->proj) == s->published.
+ *  - Inside srv_flush the projection runs ahead (speculative) by the events
+ *    of the open write txn. If the txn fails, the projection is rebuilt from
+ *    the log, so no refused or lost event survives in memory.
+ *  - Replies and pushes leave only after a successful commit: nothing that
+ *    is acknowledged can be lost, nothing unacknowledged is ever pushed.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../core/cl.h"
+#include "../store/bootstrap.h"
+#include "../store/token.h"
+#include "http.h"
+#include "proto.h"
+#include "session.h"
+#include "slog.h"
+#include "tlsgen.h"
+
+#define SRV_PROTOCOL "changelogd"
+#define SRV_TAIL_US (250 * LWS_US_PER_MS)
+#define SRV_DRAIN_SECS 3
+#define SRV_MAX_ATTEMPTS 8
+
+static volatile sig_atomic_t srv_stop_flag;
+
+const double srv_hist_bounds[SRV_HIST_BUCKETS] = {
+	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+	0.01, 0.025, 0.05, 0.1, 0.25, 1.0
+};
+
+const char *srv_close_name(int kind)
+{
+	static const char *const names[SRV_CLOSE__COUNT] = {
+		"peer", "too_big", "binary", "slow_consumer", "token_revoked",
+		"shutdown", "error"
+	};
+
+	return kind >= 0 && kind < SRV_CLOSE__COUNT ? names[kind] : "unknown";
+}
+
+void srv_request_stop(void)
+{
+	srv_stop_flag = 1;
+}
+
+static double srv_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- the request queue --------------------------------------------- */
+
+void srv_enqueue(struct server *s, struct req *r)
+{
+	r->next = NULL;
+	if (s->q_tail)
+		s->q_tail->next = r;
+	else
+		s->q_head = r;
+	s->q_tail = r;
+}
+
+void srv_forget_session(struct server *s, struct sess *ss)
+{
+	struct req *r;
+
+	for (r = s->q_head; r; r = r->next)
+		if (r->sess == ss)
+			r->sess = NULL;
+	ss->queued = 0;
+}
+
+/* ---- publishing ---------------------------------------------------- */
+
+int srv_stage(struct server *s, const struct event *ev, json_t *push)
+{
+	if (s->nstg == s->stgcap) {
+		size_t cap = s->stgcap ? s->stgcap * 2 : 64;
+		struct srv_staged *n = realloc(s->stg, cap * sizeof *n);
+
+		if (!n) {
+			json_decref(push);
+			return CL_ENOMEM;
+		}
+		s->stg = n;
+		s->stgcap = cap;
+	}
+	s->stg[s->nstg].seq = ev->seq;
+	s->stg[s->nstg].type = (int)ev->type;
+	s->stg[s->nstg].token = ev->ids.token;
+	s->stg[s->nstg].push = push;
+	s->nstg++;
+	return 0;
+}
+
+static void srv_unstage(struct server *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->nstg; i++)
+		json_decref(s->stg[i].push);
+	s->nstg = 0;
+}
+
+static void srv_revoked(struct server *s, uint64_t token)
+{
+	struct sess *ss;
+
+	for (ss = s->sessions; ss; ss = ss->next)
+		if (ss->token == token) {
+			slog(SLOG_INFO, "closing a session of user %llu: token %llu revoked",
+			     (unsigned long long)ss->user, (unsigned long long)token);
+			sess_doom(ss, SRV_CLOSE_REVOKED, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+				  "token revoked");
+		}
+}
+
+/* Publish one committed event's push (consumes push). */
+static int srv_publish(struct server *s, uint64_t seq, int type, uint64_t token, json_t *push)
+{
+	struct frame *f = frame_from_json(push);
+
+	json_decref(push);
+	if (!f) {
+		slog(SLOG_ERR, "out of memory publishing seq %llu", (unsigned long long)seq);
+		s->fatal = 1;
+		return CL_ENOMEM;
+	}
+	f->seq = seq;
+	ring_publish(&s->ring, f);
+	s->published = seq;
+	s->m.events++;
+	if (type == EV_TOKEN_REVOKED)
+		srv_revoked(s, token);
+	return 0;
+}
+
+static void srv_wake_subscribers(struct server *s)
+{
+	struct sess *ss, *nx;
+
+	for (ss = s->sessions; ss; ss = nx) {
+		nx = ss->next;
+		sess_on_publish(ss);
+	}
+}
+
+/*
+ * Apply and publish what other processes appended after proj_seq. Only
+ * called with no write txn open (the projection is not speculative).
+ */
+static int srv_catch_up(struct server *s)
+{
+	struct evlog_iter *it = NULL;
+	struct event ev;
+	size_t n = 0;
+	int rc;
+
+	rc = evlog_iter_new(s->log, proj_seq(s->proj) + 1, &it);
+	if (rc)
+		return rc;
+	while ((rc = evlog_iter_next_event(it, &ev)) == 1) {
+		json_t *push;
+
+		rc = proj_apply(s->proj, &ev);
+		if (rc) {
+			slog(SLOG_ERR, "event %llu from the log does not apply: %s",
+			     (unsigned long long)ev.seq, cl_strerror(rc));
+			break;
+		}
+		push = push_build(s->proj, &ev, 0);
+		if (!push) {
+			rc = CL_ENOMEM;
+			break;
+		}
+		rc = srv_publish(s, ev.seq, (int)ev.type, ev.ids.token, push);
+		if (rc)
+			break;
+		n++;
+	}
+	evlog_iter_free(it);
+	if (n) {
+		slog(SLOG_DEBUG, "applied %zu events appended by another process", n);
+		srv_wake_subscribers(s);
+	}
+	return rc < 0 ? rc : 0;
+}
+
+/* Build a projection of the log up to `upto` (0 = all). */
+static int srv_build_proj(struct evlog *log, uint64_t upto, struct proj **out)
+{
+	struct proj *p = proj_new();
+	struct evlog_iter *it = NULL;
+	struct event ev;
+	int rc;
+
+	*out = NULL;
+	if (!p)
+		return CL_ENOMEM;
+	rc = evlog_iter_new(log, 1, &it);
+	if (rc) {
+		proj_free(p);
+		return rc;
+	}
+	while ((upto == 0 || proj_seq(p) < upto) &&
+	       (rc = evlog_iter_next_event(it, &ev)) == 1) {
+		rc = proj_apply(p, &ev);
+		if (rc)
+			break;
+	}
+	evlog_iter_free(it);
+	if (rc < 0) {
+		proj_free(p);
+		return rc;
+	}
+	*out = p;
+	return 0;
+}
+
+/* Throw away the speculative projection: rebuild it from the log. */
+static int srv_rebuild(struct server *s)
+{
+	struct proj *p;
+	int rc = srv_build_proj(s->log, s->published, &p);
+
+	if (rc == 0 && proj_seq(p) != s->published) {
+		proj_free(p);
+		rc = CL_ECORRUPT;
+	}
+	if (rc) {
+		slog(SLOG_ERR, "cannot rebuild the projection from the log: %s", cl_strerror(rc));
+		s->fatal = 1;
+		return rc;
+	}
+	proj_free(s->proj);
+	s->proj = p;
+	return srv_catch_up(s);
+}
+
+int srv_load_event(void *arg, uint64_t seq, json_t **out)
+{
+	struct server *s = arg;
+	struct evlog_iter *it = NULL;
+	struct event ev;
+	size_t i;
+	int rc;
+
+	*out = NULL;
+	if (seq > s->published) {      /* staged in the running batch */
+		for (i = 0; i < s->nstg; i++)
+			if (s->stg[i].seq == seq) {
+				json_t *e = json_object_get(s->stg[i].push, "event");
+
+				if (!e)
+					return CL_ENOTFOUND;
+				*out = json_incref(e);
+				return 0;
+			}
+		return CL_ENOTFOUND;
+	}
+	rc = evlog_iter_new(s->log, seq, &it);
+	if (rc)
+		return rc;
+	rc = evlog_iter_next_event(it, &ev);
+	if (rc == 1 && ev.seq == seq) {
+		*out = ev_to_json(&ev);
+		rc = *out ? 0 : CL_ENOMEM;
+	} else if (rc >= 0) {
+		rc = CL_ENOTFOUND;
+	}
+	evlog_iter_free(it);
+	return rc;
+}
+
+/* ---- group commit ---------------------------------------------------- */
+
+static int srv_batch_writes(struct req *batch)
+{
+	struct req *r;
+
+	for (r = batch; r; r = r->next)
+		if (req_writes(r))
+			return 1;
+	return 0;
+}
+
+/* Begin the write txn, catching up first if another process appended. */
+static int srv_begin(struct server *s, struct evlog_txn **txn)
+{
+	uint64_t actual = 0;
+	int rc = CL_ECONFLICT, i;
+
+	for (i = 0; i < 100 && rc == CL_ECONFLICT; i++) {
+		rc = evlog_wbegin(s->log, proj_seq(s->proj), &actual, txn);
+		if (rc == CL_ECONFLICT) {
+			int crc = srv_catch_up(s);
+
+			if (crc)
+				return crc;
+		}
+	}
+	return rc;
+}
+
+static void srv_observe_commit(struct server *s, double secs)
+{
+	int i;
+
+	s->m.commits++;
+	s->m.commit_count++;
+	s->m.commit_sum += secs;
+	for (i = 0; i < SRV_HIST_BUCKETS; i++)
+		if (secs <= srv_hist_bounds[i]) {
+			s->m.commit_hist[i]++;
+			break;
+		}
+}
+
+static int srv_is_store_error(int rc)
+{
+	return rc == CL_EIO || rc == CL_ENOSPC || rc == CL_EMAPFULL || rc == CL_ECONFLICT ||
+	       rc == CL_ECORRUPT || rc == CL_ELOCKED;
+}
+
+/*
+ * Run one batch once. Returns 0 (committed or nothing to commit), or the
+ * error that broke it with *culprit set when a single request caused it.
+ */
+static int srv_run_batch(struct server *s, struct req *batch, struct req **culprit)
+{
+	struct evlog_txn *txn = NULL;
+	struct req *r;
+	double t0 = srv_mono();
+	int rc = 0, writes = srv_batch_writes(batch);
+
+	*culprit = NULL;
+	if (writes) {
+		rc = srv_begin(s, &txn);
+		if (rc) {
+			if (s->fatal)
+				return rc;
+			slog(SLOG_ERR, "cannot begin a write txn: %s", cl_strerror(rc));
+			for (r = batch; r; r = r->next)
+				if (req_writes(r))
+					r->unavailable = rc;
+			rc = 0;
+			txn = NULL;
+		}
+	}
+	for (r = batch; r; r = r->next) {
+		rc = proto_exec(s, r, txn);
+		if (rc) {
+			*culprit = srv_is_store_error(rc) ? NULL : r;
+			break;
+		}
+	}
+	if (txn) {
+		if (rc) {
+			evlog_wabort(txn);
+		} else {
+			rc = evlog_wcommit(txn);
+			if (rc == 0)
+				srv_observe_commit(s, srv_mono() - t0);
+		}
+	}
+	return rc;
+}
+
+static void srv_flush(struct server *s)
+{
+	struct req *batch = s->q_head, *r, *culprit, *nx;
+	uint64_t before = s->published;
+	int attempt, rc = 0;
+	size_t i;
+
+	if (!batch)
+		return;
+	s->q_head = s->q_tail = NULL;
+	for (attempt = 0; attempt < SRV_MAX_ATTEMPTS; attempt++) {
+		rc = srv_run_batch(s, batch, &culprit);
+		if (rc == 0)
+			break;
+		/* the batch failed: nothing of it was written; forget its effects */
+		srv_unstage(s);
+		for (r = batch; r; r = r->next)
+			proto_reset(r);
+		if (s->dirty && srv_rebuild(s))
+			break;
+		s->dirty = 0;
+		if (culprit) {
+			slog(SLOG_ERR, "request \"%s\" of user %llu broke its batch (%s); refusing it",
+			     culprit->name ? culprit->name : "?", (unsigned long long)culprit->user,
+			     cl_strerror(rc));
+			culprit->poisoned = 1;
+		} else if (rc == CL_EMAPFULL) {
+			slog(SLOG_INFO, "log map full; growing it and retrying the batch");
+		} else {
+			slog(SLOG_ERR, "commit failed: %s; commands of this batch are refused "
+			     "as unavailable", cl_strerror(rc));
+			for (r = batch; r; r = r->next)
+				if (req_writes(r))
+					r->unavailable = rc;
+		}
+	}
+	s->dirty = 0;
+	if (rc == 0) {
+		for (i = 0; i < s->nstg; i++) {
+			struct srv_staged *st = &s->stg[i];
+
+			if (srv_publish(s, st->seq, st->type, st->token, st->push))
+				break;
+			st->push = NULL;
+		}
+		for (; i < s->nstg; i++)
+			json_decref(s->stg[i].push);
+		s->nstg = 0;
+		/* s->generation is left alone: another process may have committed
+		 * right after us, and only the tail timer may decide it has seen it */
+		for (r = batch; r; r = r->next)
+			proto_deliver(s, r);
+		if (s->published != before)
+			srv_wake_subscribers(s);
+	} else {
+		slog(SLOG_ERR, "giving up on a batch after %d attempts: %s", attempt,
+		     cl_strerror(rc));
+		srv_unstage(s);
+	}
+	for (r = batch; r; r = nx) {
+		nx = r->next;
+		if (r->sess && r->sess->queued)
+			r->sess->queued--;
+		req_free(r);
+	}
+}
+
+/* ---- tailing other writers ---------------------------------------- */
+
+static void srv_tail(lws_sorted_usec_list_t *sul)
+{
+	struct server *s = lws_container_of(sul, struct server, tail_sul);
+	uint64_t gen = evlog_generation(s->log);
+
+	if (gen != s->generation) {
+		s->generation = gen;
+		if (srv_catch_up(s))
+			slog(SLOG_ERR, "tailing the log failed");
+	}
+	lws_sul_schedule(s->ctx, 0, &s->tail_sul, srv_tail, SRV_TAIL_US);
+}
+
+/* ---- the lws callback ---------------------------------------------- */
+
+static int srv_on_upgrade(struct server *s, struct lws *wsi)
+{
+	uint64_t user, token;
+	int rc;
+
+	if (s->stopping) {
+		s->m.handshakes_refused++;
+		return http_refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE);
+	}
+	rc = sess_auth(s, wsi, &user, &token);
+	if (rc) {
+		s->m.handshakes_refused++;
+		return http_refuse(wsi, rc);
+	}
+	if (s->nsess >= s->o.max_conns) {
+		s->m.handshakes_refused++;
+		slog(SLOG_WARN, "refusing a websocket: %u sessions open (--max-conns)", s->nsess);
+		return http_refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE);
+	}
+	return 0;
+}
+
+static int srv_on_established(struct server *s, struct lws *wsi, struct sess *ss)
+{
+	uint64_t user, token;
+
+	if (sess_auth(s, wsi, &user, &token) != 0)
+		return -1;   /* revoked between upgrade and now */
+	sess_open(ss, s, wsi, user, token);
+	return 0;
+}
+
+static int srv_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+			void *in, size_t len)
+{
+	struct server *s = lws_context_user(lws_get_context(wsi));
+	struct sess *ss = user;
+
+	switch (reason) {
+	case LWS_CALLBACK_HTTP:
+		return http_serve(s, wsi);
+	case LWS_CALLBACK_ADD_HEADERS:
+		return http_add_headers(wsi, in);
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		return srv_on_upgrade(s, wsi);
+	case LWS_CALLBACK_ESTABLISHED:
+		return srv_on_established(s, wsi, ss);
+	case LWS_CALLBACK_RECEIVE:
+		return sess_receive(ss, in, len);
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return ss && ss->linked ? sess_writeable(ss) : 0;
+	case LWS_CALLBACK_CLOSED:
+		sess_closed(ss);
+		return 0;
+	default:
+		break;
+	}
+	return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+/* ---- startup ------------------------------------------------------- */
+
+static void srv_on_signal(int sig)
+{
+	(void)sig;
+	srv_request_stop();
+}
+
+static int srv_write_admin_token(const char *dir, const char *token)
+{
+	char path[4096], line[TOKEN_LEN + 2];
+	int fd, n;
+
+	if ((size_t)snprintf(path, sizeof path, "%s/admin-token", dir) >= sizeof path)
+		return CL_EINVAL;
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return CL_EIO;
+	n = snprintf(line, sizeof line, "%s\n", token);
+	if (write(fd, line, (size_t)n) != n || fsync(fd) != 0) {
+		close(fd);
+		unlink(path);
+		return CL_EIO;
+	}
+	close(fd);
+	return 0;
+}
+
+/* The bootstrap token: once on stdout, and in DATA/admin-token (0600). */
+static void srv_announce_token(struct server *s, const char *token)
+{
+	printf("admin token: %s\n", token);
+	fflush(stdout);
+	if (srv_write_admin_token(s->o.data_dir, token))
+		slog(SLOG_WARN, "could not write %s/admin-token: %s", s->o.data_dir,
+		     strerror(errno));
+	slog(SLOG_INFO, "new log in %s: admin \"%s\" created; its token was printed on "
+	     "stdout and saved in %s/admin-token (mode 0600)", s->o.data_dir,
+	     s->o.admin_name, s->o.data_dir);
+}
+
+static int srv_open_log(struct server *s)
+{
+	char token[TOKEN_LEN + 1];
+	uint64_t last = 0;
+	int rc;
+
+	rc = evlog_open(&s->log, s->o.data_dir,
+			EVLOG_CREATE | (s->o.nosync ? EVLOG_NOSYNC : 0), 0);
+	if (rc) {
+		slog(SLOG_ERR, "cannot open the log in %s: %s", s->o.data_dir, cl_strerror(rc));
+		return rc;
+	}
+	rc = evlog_last(s->log, &last, NULL);
+	if (rc) {
+		slog(SLOG_ERR, "cannot read the log: %s", cl_strerror(rc));
+		return rc;
+	}
+	if (last == 0) {
+		rc = bootstrap_admin(s->log, s->o.admin_name, token);
+		if (rc == CL_EEXIST) {
+			slog(SLOG_INFO, "the log was initialised by another process meanwhile");
+		} else if (rc) {
+			slog(SLOG_ERR, "cannot create the first admin \"%s\": %s", s->o.admin_name,
+			     cl_strerror(rc));
+			return rc;
+		} else {
+			srv_announce_token(s, token);
+		}
+		memset(token, 0, sizeof token);
+	}
+	snprintf(s->epoch, sizeof s->epoch, "%s", evlog_epoch(s->log));
+	rc = srv_build_proj(s->log, 0, &s->proj);
+	if (rc) {
+		slog(SLOG_ERR, "cannot build the projection from the log: %s", cl_strerror(rc));
+		return rc;
+	}
+	s->published = proj_seq(s->proj);
+	s->generation = evlog_generation(s->log);
+	slog(SLOG_INFO, "log %s: epoch %s, %llu events", s->o.data_dir, s->epoch,
+	     (unsigned long long)s->published);
+	return 0;
+}
+
+/* Default cert/key under DATA/tls, made on first start. */
+static int srv_tls_paths(struct server *s, char *cert, char *key, size_t cap)
+{
+	char dir[4096];
+	int created = 0, rc;
+
+	if (s->o.cert || s->o.key) {
+		if (!s->o.cert || !s->o.key) {
+			slog(SLOG_ERR, "--cert and --key go together");
+			return CL_EUSAGE;
+		}
+		snprintf(cert, cap, "%s", s->o.cert);
+		snprintf(key, cap, "%s", s->o.key);
+		return 0;
+	}
+	if ((size_t)snprintf(dir, sizeof dir, "%s/tls", s->o.data_dir) >= sizeof dir ||
+	    (size_t)snprintf(cert, cap, "%s/cert.pem", dir) >= cap ||
+	    (size_t)snprintf(key, cap, "%s/key.pem", dir) >= cap)
+		return CL_EINVAL;
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		slog(SLOG_ERR, "cannot create %s: %s", dir, strerror(errno));
+		return CL_EIO;
+	}
+	rc = tlsgen_ensure(cert, key, &created);
+	if (rc) {
+		slog(SLOG_ERR, "cannot make a self-signed certificate in %s: %s", dir,
+		     rc == CL_EEXIST ? "only one of cert.pem and key.pem exists" : cl_strerror(rc));
+		return rc;
+	}
+	if (created)
+		slog(SLOG_INFO, "made a self-signed certificate for localhost in %s", dir);
+	return 0;
+}
+
+/* The web UI directory: --web, else <dir of the binary>/../web if it has index.html. */
+static void srv_web_dir(const struct server *s, char *out, size_t cap)
+{
+	char exe[4096], probe[4200], *slash;
+	ssize_t n;
+
+	out[0] = '\0';
+	if (s->o.web_dir) {
+		if (*s->o.web_dir && !realpath(s->o.web_dir, out)) {
+			slog(SLOG_WARN, "--web %s: %s; not serving the web UI", s->o.web_dir,
+			     strerror(errno));
+			out[0] = '\0';
+		}
+		return;
+	}
+	n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n <= 0)
+		return;
+	exe[n] = '\0';
+	slash = strrchr(exe, '/');
+	if (!slash)
+		return;
+	*slash = '\0';
+	snprintf(probe, sizeof probe, "%s/../web/index.html", exe);
+	if (access(probe, R_OK) != 0)
+		return;
+	snprintf(probe, sizeof probe, "%s/../web", exe);
+	if (!realpath(probe, out) || strlen(out) >= cap)
+		out[0] = '\0';
+}
+
+static unsigned srv_fd_limit(unsigned want)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return want;
+	if (rl.rlim_cur < want && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	return rl.rlim_cur < want ? (unsigned)rl.rlim_cur : want;
+}
+
+static void srv_free(struct server *s)
+{
+	struct req *r, *nx;
+
+	for (r = s->q_head; r; r = nx) {
+		nx = r->next;
+		req_free(r);
+	}
+	srv_unstage(s);
+	free(s->stg);
+	ring_release(&s->ring);
+	free(s->scratch);
+	proj_free(s->proj);
+	if (s->log)
+		evlog_close(s->log);
+	free(s);
+}
+
+int srv_run(const struct srv_opts *o)
+{
+	static const struct lws_protocols protos_tpl[] = {
+		{ SRV_PROTOCOL, srv_callback, sizeof(struct sess), 16384, 0, NULL, 65536 },
+		{ NULL, NULL, 0, 0, 0, NULL, 0 }
+	};
+	static const uint32_t backoff[] = { 1000 };
+	struct lws_protocols protos[2];
+	struct lws_context_creation_info info;
+	lws_retry_bo_t retry;
+	struct http_mounts mounts;
+	struct server *s;
+	struct sigaction sa;
+	char cert[4096], key[4096], web[4096];
+	unsigned fdlim;
+	double deadline;
+	int rc = 1;
+
+	s = calloc(1, sizeof *s);
+	if (!s)
+		return 1;
+	s->o = *o;
+	slog_set_level(o->verbose ? SLOG_DEBUG : SLOG_INFO);
+	slog_hook_lws(o->verbose);
+	if (srv_open_log(s))
+		goto out;
+	if (ring_init(&s->ring, o->ring_events, o->ring_bytes, s->published + 1))
+		goto out;
+	if (!o->plain && srv_tls_paths(s, cert, key, sizeof cert))
+		goto out;
+	srv_web_dir(s, web, sizeof web);
+
+	memcpy(protos, protos_tpl, sizeof protos);
+	memset(&retry, 0, sizeof retry);
+	retry.retry_ms_table = backoff;
+	retry.retry_ms_table_count = 1;
+	retry.conceal_count = 1;
+	retry.secs_since_valid_ping = (uint16_t)o->ping_secs;
+	retry.secs_since_valid_hangup = (uint16_t)(o->ping_secs + o->pong_secs);
+
+	memset(&info, 0, sizeof info);
+	info.port = o->port;
+	info.iface = o->host && *o->host ? o->host : NULL;
+	info.protocols = protos;
+	info.mounts = http_mounts_init(&mounts, web[0] ? web : NULL, SRV_PROTOCOL);
+	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+	if (!o->plain) {
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		info.ssl_cert_filepath = cert;
+		info.ssl_private_key_filepath = key;
+	}
+	info.alpn = "http/1.1";
+	info.retry_and_idle_policy = &retry;
+	info.timeout_secs = (unsigned)o->handshake_secs;
+	info.timeout_secs_ah_idle = (unsigned)o->handshake_secs;
+	info.keepalive_timeout = 5;
+	info.server_string = "changelogd";
+	info.vhost_name = "changelogd";
+	info.user = s;
+	fdlim = srv_fd_limit(o->max_conns + 64);
+	if (fdlim < o->max_conns + 64)
+		slog(SLOG_WARN, "only %u file descriptors available for --max-conns %u",
+		     fdlim, o->max_conns);
+	info.fd_limit_per_thread = fdlim;
+
+	s->ctx = lws_create_context(&info);
+	if (!s->ctx) {
+		slog(SLOG_ERR, "cannot listen on %s:%d (see the lws error above)",
+		     o->host ? o->host : "*", o->port);
+		goto out;
+	}
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = srv_on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	slog(SLOG_INFO, "listening on %s://%s:%d/ws/<token>%s", o->plain ? "ws" : "wss",
+	     o->host ? o->host : "*", o->port,
+	     o->plain ? " (plain: no TLS; run it behind a TLS proxy)" : "");
+	if (web[0])
+		slog(SLOG_INFO, "serving the web UI from %s", web);
+	lws_sul_schedule(s->ctx, 0, &s->tail_sul, srv_tail, SRV_TAIL_US);
+
+	while (!srv_stop_flag && !s->fatal) {
+		if (lws_service(s->ctx, 0) < 0)
+			break;
+		srv_flush(s);
+	}
+
+	/* shutdown: commit and answer what was received, then close 1001 */
+	slog(SLOG_INFO, "stopping: finishing %s requests, closing %u sessions",
+	     s->q_head ? "queued" : "no", s->nsess);
+	s->stopping = 1;
+	srv_flush(s);
+	{
+		struct sess *ss;
+
+		for (ss = s->sessions; ss; ss = ss->next)
+			sess_shutdown(ss);
+	}
+	deadline = srv_mono() + SRV_DRAIN_SECS;
+	while (s->nsess > 0 && srv_mono() < deadline) {
+		if (lws_service(s->ctx, 0) < 0)
+			break;
+		srv_flush(s);
+	}
+	lws_sul_cancel(&s->tail_sul);
+	lws_context_destroy(s->ctx);
+	s->ctx = NULL;
+	rc = s->fatal ? 1 : 0;
+	slog(rc ? SLOG_ERR : SLOG_INFO, "stopped at seq %llu%s",
+	     (unsigned long long)s->published, rc ? " after a fatal error" : "");
+out:
+	if (s->ctx)
+		lws_context_destroy(s->ctx);
+	srv_free(s);
+	return rc;
+}

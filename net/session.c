@@ -1,0 +1,670 @@
+/*
+ * session.c - per-session state and every per-session limit (see
+ * session.h). Called only from the lws callback dispatch in server.c and
+ * from srv_flush, all on the service thread.
+ *
+ * Outbound order: a session writes its unicast replies first (acks must not
+ * wait behind a backlog of pushes), then stream frames from its cursor. One
+ * lws_write per WRITEABLE callback, re-armed while something is owed; when
+ * more than one push is owed, up to SESS_COALESCE_MAX of them go out as one
+ * {"op":"events","events":[...]} frame.
+ */
+#include "session.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "../core/cl.h"
+#include "../core/cmd.h"
+#include "../store/evlog.h"
+#include "../store/token.h"
+#include "proto.h"
+#include "server.h"
+#include "slog.h"
+
+/* ---- auth at the handshake ------------------------------------------ */
+
+/*
+ * Copy the token out of the path (after the last "/ws/") or the
+ * Authorization header. Returns 0 with tok/tlen (tlen may be 0: none),
+ * or 404 when the path is not a websocket endpoint.
+ */
+static int sess_find_token(struct lws *wsi, char *buf, size_t cap,
+			   const char **tok, size_t *tlen)
+{
+	char uri[1024];
+	const char *p, *at = NULL;
+	int n;
+
+	*tok = NULL;
+	*tlen = 0;
+	n = lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI);
+	if (n < 0)
+		return 414;
+	for (p = uri; (p = strstr(p, "/ws/")) != NULL; p++)
+		at = p;
+	if (at) {
+		const char *t = at + 4;
+		size_t l = strlen(t);
+
+		if (memchr(t, '/', l))
+			return 404;
+		if (l > 0) {
+			if (l > TOKEN_MAX_INPUT)
+				l = TOKEN_MAX_INPUT + 1;   /* refused below, never hashed */
+			if (l >= cap)
+				l = cap - 1;
+			memcpy(buf, t, l);
+			buf[l] = '\0';
+			*tok = buf;
+			*tlen = l;
+			return 0;
+		}
+	} else {
+		size_t l = strlen(uri);
+
+		if (!(l >= 3 && strcmp(uri + l - 3, "/ws") == 0))
+			return 404;
+	}
+	/* no token in the path: try "Authorization: Bearer <token>" */
+	n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+	if (n <= 0)
+		return 0;
+	if ((size_t)n >= cap) {
+		*tok = buf;
+		*tlen = TOKEN_MAX_INPUT + 1;  /* too long: 403 */
+		return 0;
+	}
+	if (lws_hdr_copy(wsi, buf, (int)cap, WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
+		return 0;
+	if (strncasecmp(buf, "Bearer ", 7) != 0)
+		return 0;
+	p = buf + 7;
+	while (*p == ' ')
+		p++;
+	*tok = p;
+	*tlen = strlen(p);
+	while (*tlen && (*tok)[*tlen - 1] == ' ')
+		(*tlen)--;
+	return 0;
+}
+
+int sess_auth(struct server *s, struct lws *wsi, uint64_t *user, uint64_t *token)
+{
+	char buf[TOKEN_MAX_INPUT + 64];
+	uint8_t hash[EV_HASH_LEN];
+	const char *tok;
+	size_t tlen;
+	int rc;
+
+	rc = sess_find_token(wsi, buf, sizeof buf, &tok, &tlen);
+	if (rc)
+		return rc;
+	if (!tok || tlen == 0)
+		return 401;
+	if (tlen > TOKEN_MAX_INPUT)
+		return 403;
+	token_hash(tok, tlen, hash);
+	if (proj_token_check(s->proj, hash, user, token) != 0)
+		return 403;
+	return 0;
+}
+
+/* ---- lifecycle ------------------------------------------------------- */
+
+static int64_t sess_mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void sess_open(struct sess *ss, struct server *s, struct lws *wsi,
+	       uint64_t user, uint64_t token)
+{
+	memset(ss, 0, sizeof *ss);
+	ss->srv = s;
+	ss->wsi = wsi;
+	ss->user = user;
+	ss->token = token;
+	ss->tokens = s->o.burst;
+	ss->refill_us = sess_mono_us();
+	ss->close_kind = SRV_CLOSE_PEER;
+	ss->next = s->sessions;
+	if (s->sessions)
+		s->sessions->prev = ss;
+	s->sessions = ss;
+	ss->linked = 1;
+	s->nsess++;
+	if (s->o.sndbuf > 0) {
+		int fd = lws_get_socket_fd(wsi), v = s->o.sndbuf;
+
+		if (fd >= 0)
+			setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v);
+	}
+}
+
+static void sess_drop_chunk(struct sess *ss)
+{
+	size_t i;
+
+	for (i = ss->chunk_i; i < ss->chunk_n; i++)
+		frame_unref(ss->chunk[i]);
+	free(ss->chunk);
+	ss->srv->out_bytes -= ss->chunk_bytes;
+	ss->chunk = NULL;
+	ss->chunk_n = ss->chunk_i = ss->chunk_bytes = 0;
+}
+
+static void sess_drop_queues(struct sess *ss)
+{
+	struct frame *f = ss->uq_head, *nx;
+
+	for (; f; f = nx) {
+		nx = f->next;
+		frame_unref(f);
+	}
+	ss->srv->out_bytes -= ss->uq_bytes;
+	ss->uq_head = ss->uq_tail = NULL;
+	ss->uq_bytes = 0;
+	sess_drop_chunk(ss);
+}
+
+void sess_closed(struct sess *ss)
+{
+	struct server *s = ss->srv;
+
+	if (!s || !ss->linked)
+		return;   /* never got to ESTABLISHED */
+	s->m.closes[ss->close_kind]++;
+	if (ss->queued)
+		srv_forget_session(s, ss);
+	sess_drop_queues(ss);
+	free(ss->rx);
+	ss->rx = NULL;
+	if (ss->prev)
+		ss->prev->next = ss->next;
+	else
+		s->sessions = ss->next;
+	if (ss->next)
+		ss->next->prev = ss->prev;
+	ss->linked = 0;
+	s->nsess--;
+}
+
+/* ---- inbound ------------------------------------------------------- */
+
+static int sess_rate_take(struct sess *ss)
+{
+	const struct srv_opts *o = &ss->srv->o;
+	int64_t now = sess_mono_us();
+
+	ss->tokens += (double)(now - ss->refill_us) * o->rate / 1e6;
+	if (ss->tokens > o->burst)
+		ss->tokens = o->burst;
+	ss->refill_us = now;
+	if (ss->tokens < 1.0)
+		return 0;
+	ss->tokens -= 1.0;
+	return 1;
+}
+
+static void sess_dispatch(struct sess *ss, const void *buf, size_t len)
+{
+	struct server *s = ss->srv;
+	struct req *r;
+
+	s->m.messages_in++;
+	r = req_parse(buf, len);
+	if (!r) {
+		slog(SLOG_ERR, "out of memory parsing a request; closing session");
+		sess_doom(ss, SRV_CLOSE_ERROR, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+			  "internal error");
+		return;
+	}
+	if (!sess_rate_take(ss)) {
+		s->m.rate_limited++;
+		req_refuse(r, CMD_RATE_LIMITED, "too many requests; slow down");
+	}
+	r->sess = ss;
+	r->user = ss->user;
+	r->token = ss->token;
+	ss->queued++;
+	srv_enqueue(s, r);
+}
+
+static int sess_refuse_close(struct sess *ss, int kind, uint16_t code, const char *reason)
+{
+	ss->close_kind = kind;
+	lws_close_reason(ss->wsi, code, (unsigned char *)reason, strlen(reason));
+	return -1;
+}
+
+int sess_receive(struct sess *ss, const void *in, size_t len)
+{
+	struct server *s = ss->srv;
+	size_t remaining = lws_remaining_packet_payload(ss->wsi);
+	int final = lws_is_final_fragment(ss->wsi);
+	char why[96];
+
+	if (ss->doomed || ss->shutdown || s->stopping)
+		return 0;   /* nothing more is read from a closing session */
+	if (!ss->in_msg && lws_frame_is_binary(ss->wsi))
+		return sess_refuse_close(ss, SRV_CLOSE_BINARY,
+					 LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, "text frames only");
+	if (ss->rxlen + len + remaining > s->o.max_msg) {
+		snprintf(why, sizeof why, "message too big (limit %zu bytes)", s->o.max_msg);
+		return sess_refuse_close(ss, SRV_CLOSE_TOO_BIG,
+					 LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, why);
+	}
+	if (!ss->in_msg && final) {           /* the usual case: no copy */
+		sess_dispatch(ss, in, len);
+		return 0;
+	}
+	if (ss->rxlen + len > ss->rxcap) {
+		size_t cap = ss->rxcap ? ss->rxcap : 4096;
+		unsigned char *nb;
+
+		while (cap < ss->rxlen + len)
+			cap *= 2;
+		if (cap > s->o.max_msg)
+			cap = s->o.max_msg;
+		nb = realloc(ss->rx, cap);
+		if (!nb)
+			return sess_refuse_close(ss, SRV_CLOSE_ERROR,
+						 LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+		ss->rx = nb;
+		ss->rxcap = cap;
+	}
+	memcpy(ss->rx + ss->rxlen, in, len);
+	ss->rxlen += len;
+	ss->in_msg = 1;
+	if (!final)
+		return 0;
+	sess_dispatch(ss, ss->rx, ss->rxlen);
+	ss->rxlen = 0;
+	ss->in_msg = 0;
+	if (ss->rxcap > 16384) {              /* do not keep big buffers idle */
+		free(ss->rx);
+		ss->rx = NULL;
+		ss->rxcap = 0;
+	}
+	return 0;
+}
+
+/* ---- outbound ------------------------------------------------------ */
+
+static int sess_stream_pending(const struct sess *ss)
+{
+	return ss->subscribed && ss->next_seq <= ss->srv->published;
+}
+
+static void sess_wake(struct sess *ss)
+{
+	if (ss->doomed || ss->uq_head || ss->shutdown || sess_stream_pending(ss))
+		lws_callback_on_writable(ss->wsi);
+}
+
+size_t sess_owed(const struct sess *ss)
+{
+	const struct ring *r = &ss->srv->ring;
+	size_t owed = ss->uq_bytes + ss->chunk_bytes;
+
+	if (ss->subscribed && !ss->replaying && ss->next_seq >= r->first &&
+	    ss->next_seq <= r->last) {
+		uint64_t from = ring_cum_before(r, ss->next_seq);
+
+		if (from < ss->lag_floor)
+			from = ss->lag_floor;
+		if (r->cum > from)
+			owed += (size_t)(r->cum - from);
+	}
+	return owed;
+}
+
+static uint64_t sess_resume_seq(const struct sess *ss)
+{
+	if (ss->subscribed)
+		return ss->next_seq - 1;
+	return ss->srv->published;
+}
+
+/* Enforce max_queue and max_memory; 1 if ss was doomed. */
+static int sess_check_limits(struct sess *ss)
+{
+	struct server *s = ss->srv;
+	char why[124];
+
+	if (ss->doomed)
+		return 1;
+	/* the next reply to write does not count against max_queue, so one
+	 * legitimately large answer (a 500-entry page) never closes a reader */
+	if (sess_owed(ss) - (ss->uq_head ? ss->uq_head->len : 0) <= s->o.max_queue &&
+	    s->out_bytes <= s->o.max_memory)
+		return 0;
+	snprintf(why, sizeof why, "slow consumer: resume from seq %llu",
+		 (unsigned long long)sess_resume_seq(ss));
+	slog(SLOG_WARN, "session of user %llu: %s (owed %zu bytes, all sessions %zu)",
+	     (unsigned long long)ss->user, why, sess_owed(ss), s->out_bytes);
+	sess_doom(ss, SRV_CLOSE_SLOW, LWS_CLOSE_STATUS_POLICY_VIOLATION, why);
+	return 1;
+}
+
+void sess_send(struct sess *ss, struct frame *f)
+{
+	if (ss->doomed) {
+		frame_unref(f);
+		return;
+	}
+	f->next = NULL;
+	if (ss->uq_tail)
+		ss->uq_tail->next = f;
+	else
+		ss->uq_head = f;
+	ss->uq_tail = f;
+	ss->uq_bytes += f->len;
+	ss->srv->out_bytes += f->len;
+	if (sess_check_limits(ss))
+		return;
+	sess_wake(ss);
+}
+
+void sess_send_json(struct sess *ss, const json_t *j)
+{
+	struct frame *f = frame_from_json(j);
+
+	if (!f) {
+		slog(SLOG_ERR, "out of memory serializing a reply; closing session");
+		sess_doom(ss, SRV_CLOSE_ERROR, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+			  "internal error");
+		return;
+	}
+	sess_send(ss, f);
+}
+
+void sess_subscribe(struct sess *ss, uint64_t next)
+{
+	sess_drop_chunk(ss);
+	ss->subscribed = 1;
+	ss->next_seq = next;
+	ss->replaying = 0;
+	ss->lag_floor = ss->srv->ring.cum;
+	sess_wake(ss);
+}
+
+void sess_unsubscribe(struct sess *ss)
+{
+	sess_drop_chunk(ss);
+	ss->subscribed = 0;
+	ss->replaying = 0;
+}
+
+void sess_on_publish(struct sess *ss)
+{
+	if (!ss->subscribed || ss->doomed)
+		return;
+	if (sess_check_limits(ss))
+		return;
+	sess_wake(ss);
+}
+
+void sess_doom(struct sess *ss, int kind, uint16_t code, const char *reason)
+{
+	size_t n = strlen(reason);
+
+	if (ss->doomed)
+		return;
+	ss->doomed = 1;
+	ss->close_kind = kind;
+	ss->close_code = code;
+	if (n >= sizeof ss->close_reason)
+		n = sizeof ss->close_reason - 1;
+	memcpy(ss->close_reason, reason, n);
+	ss->close_reason[n] = '\0';
+	sess_drop_queues(ss);
+	ss->subscribed = 0;
+	lws_set_timeout(ss->wsi, PENDING_TIMEOUT_USER_OK, SESS_DOOM_SECS);
+	lws_callback_on_writable(ss->wsi);
+}
+
+void sess_shutdown(struct sess *ss)
+{
+	ss->shutdown = 1;
+	lws_callback_on_writable(ss->wsi);
+}
+
+/* Load the next chunk of pushes for next_seq.. from the log. */
+static int sess_load_chunk(struct sess *ss)
+{
+	struct server *s = ss->srv;
+	struct evlog_iter *it = NULL;
+	struct event ev;
+	size_t cap = SESS_CHUNK_EVENTS;
+	int rc;
+
+	sess_drop_chunk(ss);
+	ss->chunk = calloc(cap, sizeof *ss->chunk);
+	if (!ss->chunk)
+		return CL_ENOMEM;
+	rc = evlog_iter_new(s->log, ss->next_seq, &it);
+	if (rc)
+		return rc;
+	while (ss->chunk_n < cap && ss->chunk_bytes < SESS_CHUNK_BYTES) {
+		json_t *push;
+		struct frame *f;
+
+		rc = evlog_iter_next_event(it, &ev);
+		if (rc <= 0)
+			break;
+		if (ev.seq > s->published ||
+		    (ss->chunk_n > 0 && ring_get(&s->ring, ev.seq)))
+			break;   /* the rest comes from the ring */
+		if (ev.seq != ss->next_seq + ss->chunk_n) {
+			rc = CL_ECORRUPT;
+			break;
+		}
+		push = push_build(s->proj, &ev, 1);
+		f = push ? frame_from_json(push) : NULL;
+		json_decref(push);
+		if (!f) {
+			rc = CL_ENOMEM;
+			break;
+		}
+		f->seq = ev.seq;
+		ss->chunk[ss->chunk_n++] = f;
+		ss->chunk_bytes += f->len;
+		s->out_bytes += f->len;
+	}
+	evlog_iter_free(it);
+	if (rc < 0)
+		return rc;
+	return ss->chunk_n ? 0 : CL_ENOTFOUND;
+}
+
+/*
+ * The frame for next_seq, or NULL: from the current log chunk (whose frames
+ * are consecutive from next_seq), else the ring, else a new chunk read from
+ * the log. Switching back to the ring restarts the lag count from now.
+ */
+static struct frame *sess_peek(struct sess *ss, int *err)
+{
+	struct frame *f;
+
+	*err = 0;
+	if (ss->chunk_i < ss->chunk_n)
+		return ss->chunk[ss->chunk_i];
+	f = ring_get(&ss->srv->ring, ss->next_seq);
+	if (f) {
+		if (ss->replaying) {
+			ss->replaying = 0;
+			ss->lag_floor = ss->srv->ring.cum;
+		}
+		sess_drop_chunk(ss);
+		return f;
+	}
+	*err = sess_load_chunk(ss);
+	if (*err)
+		return NULL;
+	ss->replaying = 1;
+	return ss->chunk[0];
+}
+
+/* Frames for seq next_seq.. into out[]; returns how many (0..16). */
+static size_t sess_gather(struct sess *ss, struct frame **out, size_t *bytes, int *err)
+{
+	uint64_t seq = ss->next_seq;
+	size_t n = 0, b = 0;
+	int from_chunk;
+
+	*err = 0;
+	out[0] = sess_peek(ss, err);
+	if (!out[0])
+		return 0;
+	from_chunk = ss->chunk_n > 0;
+	b = out[0]->len;
+	n = 1;
+	while (n < SESS_COALESCE_MAX && seq + n <= ss->srv->published) {
+		struct frame *f;
+
+		if (from_chunk) {
+			size_t i = ss->chunk_i + n;
+			f = i < ss->chunk_n ? ss->chunk[i] : NULL;
+		} else {
+			f = ring_get(&ss->srv->ring, seq + n);
+		}
+		if (!f || b + f->len + 1 > SESS_COALESCE_BYTES)
+			break;
+		out[n++] = f;
+		b += f->len + 1;
+	}
+	*bytes = b;
+	return n;
+}
+
+static void sess_consumed(struct sess *ss, size_t n)
+{
+	size_t i;
+
+	if (ss->chunk_n) {
+		for (i = 0; i < n; i++) {
+			struct frame *f = ss->chunk[ss->chunk_i++];
+
+			ss->chunk_bytes -= f->len;
+			ss->srv->out_bytes -= f->len;
+			frame_unref(f);
+		}
+		if (ss->chunk_i == ss->chunk_n)
+			sess_drop_chunk(ss);
+	}
+	ss->next_seq += n;
+}
+
+/*
+ * {"op":"events","events":[p1,p2,...]} around frames that jansson already
+ * serialized: the members are complete JSON texts, so the array is valid
+ * JSON by construction, and each push is serialized once for everyone.
+ */
+static const char sess_ev_head[] = "{\"op\":\"events\",\"events\":[";
+static const char sess_ev_tail[] = "]}";
+
+static int sess_write_stream(struct sess *ss)
+{
+	struct server *s = ss->srv;
+	struct frame *fr[SESS_COALESCE_MAX];
+	size_t n, bytes = 0, len, i;
+	unsigned char *p;
+	int err, w;
+
+	n = sess_gather(ss, fr, &bytes, &err);
+	if (n == 0) {
+		if (err) {
+			slog(SLOG_ERR, "log catch-up for user %llu at seq %llu failed: %s",
+			     (unsigned long long)ss->user, (unsigned long long)ss->next_seq,
+			     cl_strerror(err));
+			ss->close_kind = SRV_CLOSE_ERROR;
+			lws_close_reason(ss->wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+					 (unsigned char *)"internal error", 14);
+			return -1;
+		}
+		return 0;
+	}
+	if (n == 1) {
+		w = lws_write(ss->wsi, fr[0]->data, fr[0]->len, LWS_WRITE_TEXT);
+		if (w < (int)fr[0]->len)
+			return -1;
+		s->m.messages_out++;
+		sess_consumed(ss, 1);
+		return 0;
+	}
+	len = sizeof sess_ev_head - 1 + bytes + sizeof sess_ev_tail - 1;
+	if (LWS_PRE + len > s->scratch_cap) {
+		unsigned char *nb = realloc(s->scratch, LWS_PRE + len);
+
+		if (!nb)
+			return -1;
+		s->scratch = nb;
+		s->scratch_cap = LWS_PRE + len;
+	}
+	p = s->scratch + LWS_PRE;
+	memcpy(p, sess_ev_head, sizeof sess_ev_head - 1);
+	p += sizeof sess_ev_head - 1;
+	for (i = 0; i < n; i++) {
+		if (i)
+			*p++ = ',';
+		memcpy(p, fr[i]->data, fr[i]->len);
+		p += fr[i]->len;
+	}
+	memcpy(p, sess_ev_tail, sizeof sess_ev_tail - 1);
+	w = lws_write(ss->wsi, s->scratch + LWS_PRE, len, LWS_WRITE_TEXT);
+	if (w < (int)len)
+		return -1;
+	s->m.messages_out++;
+	sess_consumed(ss, n);
+	return 0;
+}
+
+int sess_writeable(struct sess *ss)
+{
+	struct server *s = ss->srv;
+
+	if (ss->doomed) {
+		lws_close_reason(ss->wsi, ss->close_code, (unsigned char *)ss->close_reason,
+				 strlen(ss->close_reason));
+		return -1;
+	}
+	if (ss->uq_head) {
+		struct frame *f = ss->uq_head;
+		int w;
+
+		ss->uq_head = f->next;
+		if (!ss->uq_head)
+			ss->uq_tail = NULL;
+		ss->uq_bytes -= f->len;
+		s->out_bytes -= f->len;
+		w = lws_write(ss->wsi, f->data, f->len, LWS_WRITE_TEXT);
+		if (w < (int)f->len) {
+			frame_unref(f);
+			return -1;
+		}
+		frame_unref(f);
+		s->m.messages_out++;
+		sess_wake(ss);
+		return 0;
+	}
+	if (ss->shutdown) {
+		ss->close_kind = SRV_CLOSE_SHUTDOWN;
+		lws_close_reason(ss->wsi, LWS_CLOSE_STATUS_GOINGAWAY,
+				 (unsigned char *)"server shutting down", 20);
+		return -1;
+	}
+	if (sess_stream_pending(ss)) {     /* gotcha 11: only if owed */
+		if (sess_write_stream(ss) < 0)
+			return -1;
+		sess_wake(ss);
+	}
+	return 0;
+}

@@ -1,0 +1,113 @@
+/*
+ * session.h - one websocket session: who it is (auth at the handshake), what
+ * it sent (reassembly under the size cap, rate limit), and what it is owed
+ * (a FIFO of unicast reply frames, and for subscribers a cursor into the
+ * push ring or, when it is further behind than the ring, a bounded chunk
+ * read back from the log).
+ *
+ * Limits live here, in one place, each with its close code or error:
+ *   message > max_msg            close 1009 (from the first oversize chunk)
+ *   binary frame                 close 1003 "text frames only"
+ *   (invalid UTF-8 in text: lws closes 1007 itself)
+ *   requests over the rate       error reply "rate_limited", stays open
+ *   owed bytes > max_queue, or
+ *   all sessions > max_memory    close 1008 "slow consumer: resume from seq N"
+ *   token revoked                close 1008 "token revoked"
+ * A doomed session's queues are freed at once; it gets the close frame when
+ * its socket next drains, or is dropped after SESS_DOOM_SECS.
+ *
+ * The struct is the lws per-session data: lws allocates and frees it.
+ */
+#ifndef CL_NET_SESSION_H
+#define CL_NET_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+#include <libwebsockets.h>
+
+#include "push.h"
+
+struct server;
+
+#define SESS_DOOM_SECS 10
+#define SESS_COALESCE_MAX 16            /* pushes per "events" frame */
+#define SESS_COALESCE_BYTES (64 * 1024) /* ... and bytes */
+#define SESS_CHUNK_EVENTS 256           /* log catch-up: events per read */
+#define SESS_CHUNK_BYTES (256 * 1024)   /* ... and bytes */
+
+struct sess {
+	struct server *srv;
+	struct lws *wsi;
+	struct sess *prev, *next;      /* server's session list */
+	uint64_t user, token;          /* authenticated at the handshake */
+	int linked;
+
+	/* inbound */
+	unsigned char *rx;             /* reassembly of multi-chunk messages */
+	size_t rxlen, rxcap;
+	int in_msg;                    /* inside a message spanning callbacks */
+	double tokens;                 /* rate limit bucket */
+	int64_t refill_us;
+	unsigned queued;               /* requests of ours waiting in srv queue */
+
+	/* outbound: unicast replies, written before stream frames */
+	struct frame *uq_head, *uq_tail;
+	size_t uq_bytes;
+
+	/* subscription */
+	int subscribed;
+	uint64_t next_seq;             /* first seq not yet written */
+	uint64_t lag_floor;            /* ring cum when we (re)joined the ring */
+	int replaying;                 /* fed from the log, not the ring */
+	struct frame **chunk;          /* log catch-up frames */
+	size_t chunk_n, chunk_i, chunk_bytes;
+
+	/* closing */
+	int doomed, shutdown;
+	int close_kind;                /* enum srv_close */
+	uint16_t close_code;
+	char close_reason[124];
+};
+
+/*
+ * Handshake auth for CONFIRM_UPGRADE / ESTABLISHED: the token is the path
+ * segment after the last "/ws/" (any prefix, "/route/ws/<token>") or an
+ * "Authorization: Bearer <token>" header. Returns 0 with the ids, or the
+ * HTTP status to refuse with: 404 (not a /ws/ path), 401 (no token),
+ * 403 (unknown or revoked token, or too long).
+ */
+int sess_auth(struct server *s, struct lws *wsi, uint64_t *user, uint64_t *token);
+
+/* ESTABLISHED: initialise the lws-allocated ss. */
+void sess_open(struct sess *ss, struct server *s, struct lws *wsi,
+	       uint64_t user, uint64_t token);
+/* CLOSED: count the reason, free queues, unlink. */
+void sess_closed(struct sess *ss);
+
+/* RECEIVE: one chunk. Returns -1 to close (close reason already set). */
+int sess_receive(struct sess *ss, const void *in, size_t len);
+/* SERVER_WRITEABLE: at most one lws_write. Returns -1 to close. */
+int sess_writeable(struct sess *ss);
+
+/* Queue a unicast frame (takes the caller's reference). */
+void sess_send(struct sess *ss, struct frame *f);
+/* Serialize j and queue it. */
+void sess_send_json(struct sess *ss, const json_t *j);
+
+/* Start streaming from seq next (after a subscribe), or stop. */
+void sess_subscribe(struct sess *ss, uint64_t next);
+void sess_unsubscribe(struct sess *ss);
+
+/* New pushes were published: enforce the lag limit and ask to write. */
+void sess_on_publish(struct sess *ss);
+
+/* Close with code and reason once writable; frees its queues now. */
+void sess_doom(struct sess *ss, int kind, uint16_t code, const char *reason);
+/* Shutdown: send what is queued, then close 1001. */
+void sess_shutdown(struct sess *ss);
+
+/* Bytes this session is owed (unicast + chunk + stream lag). */
+size_t sess_owed(const struct sess *ss);
+
+#endif

@@ -1,0 +1,680 @@
+/*
+ * admin.c - changelog-admin's work (see admin.h): init, commands against a
+ * live log, revoke targets, backup, restore and the dev-seed workload.
+ *
+ * Why it is shaped so:
+ *  - No second implementation of any rule: commands are core's cmd_exec on
+ *    a projection rebuilt with proj_apply from the store's own iterator,
+ *    exactly what changelogd runs. A refusal is core's code and message.
+ *  - Appends are conditional on the last seq this process applied. On
+ *    CL_ECONFLICT the new events are applied and the command re-validated,
+ *    so a concurrent server (or a second admin) is never overwritten and
+ *    "duplicate name" is decided against the log as it is at commit time.
+ *  - The token of createUser / issueToken is made here (core has no
+ *    randomness), shown once on stdout by the caller and wiped from memory.
+ *  - Backup and restore are LMDB copies (evlog_backup: consistent and
+ *    compacted while writers continue), each followed by the full audit
+ *    verify of the result, because a backup nobody checked is a hope.
+ */
+#include "admin.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/crypto.h>
+
+#include "../store/bootstrap.h"
+
+#define ADMIN_MAX_TRIES 100    /* conflicts before giving up on one command */
+
+static void err_set(char err[ADMIN_ERR_LEN], const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void err_set(char err[ADMIN_ERR_LEN], const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, ADMIN_ERR_LEN, fmt, ap);
+	va_end(ap);
+}
+
+int admin_now(int64_t *now)
+{
+	const char *s = getenv("CHANGELOG_FAKE_TIME");
+	char *end = NULL;
+	long long v;
+
+	if (!s || !*s) {
+		*now = cl_now_us();
+		return 0;
+	}
+	if (s[0] >= '0' && s[0] <= '9' && !strchr(s, '-')) {
+		errno = 0;
+		v = strtoll(s, &end, 10);
+		if (errno || *end || v < 0)
+			return CL_EUSAGE;
+		*now = v;
+		return 0;
+	}
+	return cl_parse_iso(s, now) == 0 ? 0 : CL_EUSAGE;
+}
+
+/* 1 if dir exists and holds anything, 0 if missing or empty, < 0 on error. */
+static int dir_nonempty(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int found = 0;
+
+	if (!d)
+		return errno == ENOENT ? 0 : CL_EIO;
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+			found = 1;
+			break;
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+/* ---- open, sync, exec --------------------------------------------------- */
+
+int admin_open(struct admin *a, const char *dir, unsigned flags, char err[ADMIN_ERR_LEN])
+{
+	int rc;
+
+	memset(a, 0, sizeof *a);
+	rc = evlog_open(&a->log, dir, flags & EVLOG_RDONLY, 0);
+	if (rc) {
+		audit_open_error(dir, rc, err, ADMIN_ERR_LEN);
+		return rc;
+	}
+	if (!(a->proj = proj_new())) {
+		err_set(err, "out of memory");
+		admin_close(a);
+		return CL_ENOMEM;
+	}
+	rc = admin_sync(a, err);
+	if (rc == 0)
+		a->actor = admin_first_admin(a->proj);
+	if (rc)
+		admin_close(a);
+	return rc;
+}
+
+uint64_t admin_first_admin(const struct proj *p)
+{
+	uint64_t n = proj_user_count(p);
+	struct proj_user_info u;
+
+	for (uint64_t id = 1; id <= n; id++)
+		if (proj_user_get(p, id, &u) == 0 && u.role == ROLE_ADMIN)
+			return id;
+	return 0;
+}
+
+void admin_close(struct admin *a)
+{
+	proj_free(a->proj);
+	evlog_close(a->log);
+	memset(a, 0, sizeof *a);
+}
+
+int admin_sync(struct admin *a, char err[ADMIN_ERR_LEN])
+{
+	struct evlog_iter *it;
+	struct event ev;
+	uint64_t at = proj_seq(a->proj);
+	int rc, r;
+
+	rc = evlog_iter_new(a->log, at + 1, &it);
+	if (rc) {
+		err_set(err, "cannot read the log (%s)", cl_strerror(rc));
+		return rc;
+	}
+	while ((r = evlog_iter_next_event(it, &ev)) == 1) {
+		if ((rc = proj_apply(a->proj, &ev)) != 0) {
+			err_set(err, "seq %" PRIu64 ": the projection refuses this %s (%s); run "
+				"changelog-audit verify", ev.seq, ev_type_name((int)ev.type),
+				cl_strerror(rc));
+			break;
+		}
+	}
+	if (rc == 0 && r < 0) {
+		rc = r;
+		err_set(err, "seq %" PRIu64 ": cannot read the log (%s); run changelog-audit "
+			"verify", proj_seq(a->proj) + 1, cl_strerror(r));
+	}
+	evlog_iter_free(it);  /* before any append: the map may need to grow */
+	return rc;
+}
+
+int admin_act_as(struct admin *a, const char *name, int need_admin, char err[ADMIN_ERR_LEN])
+{
+	struct proj_user_info u;
+
+	if (proj_user_by_name(a->proj, name, strlen(name), &u) != 0) {
+		err_set(err, "no user named '%s'", name);
+		return CL_ENOTFOUND;
+	}
+	if (need_admin && u.role != ROLE_ADMIN) {
+		err_set(err, "'%s' is not an admin and cannot run admin commands", name);
+		return CL_ESTATE;
+	}
+	a->actor = u.id;
+	return 0;
+}
+
+void admin_out_release(struct admin_out *o)
+{
+	json_decref(o->reply);
+	json_decref(o->secret);
+	memset(o, 0, sizeof *o);
+}
+
+int admin_exec(struct admin *a, const char *op, json_t *params, struct admin_out *out,
+	       struct cl_fail *fail, char err[ADMIN_ERR_LEN])
+{
+	char token[TOKEN_LEN + 1];
+	uint8_t hash[EV_HASH_LEN];
+	struct cmd_result res;
+	struct cmd_ctx ctx;
+	uint64_t first = 0;
+	int rc, tries;
+
+	memset(out, 0, sizeof *out);
+	memset(fail, 0, sizeof *fail);
+	if ((rc = token_generate(token, hash)) != 0) {
+		err_set(err, "cannot make a token (%s)", cl_strerror(rc));
+		return rc;
+	}
+	memset(&ctx, 0, sizeof ctx);
+	ctx.actor = a->actor;
+	ctx.new_token = token;
+	ctx.new_token_hash = hash;
+	if (a->now)
+		ctx.now = a->now;
+	else if (admin_now(&ctx.now) != 0) {
+		err_set(err, "CHANGELOG_FAKE_TIME is not an ISO-8601 time or a number of µs");
+		rc = CL_EUSAGE;
+		goto out;
+	}
+	for (tries = 0;; tries++) {
+		if (tries == ADMIN_MAX_TRIES) {
+			err_set(err, "gave up after %d conflicting appends by other writers",
+				ADMIN_MAX_TRIES);
+			rc = CL_ECONFLICT;
+			break;
+		}
+		if ((rc = admin_sync(a, err)) != 0)
+			break;
+		memset(&res, 0, sizeof res);
+		if (a->actor == 0) {
+			err_set(err, "this log has no admin to act as");
+			rc = CL_ESTATE;
+			fail->code = CMD_UNAUTHORIZED;
+			snprintf(fail->message, sizeof fail->message, "%s", err);
+			break;
+		}
+		if (cmd_exec(a->proj, op, params, &ctx, &res) < 0) {
+			*fail = res.fail;
+			cmd_result_release(&res);
+			rc = CL_ESTATE;
+			break;
+		}
+		if (res.n > 0)
+			rc = evlog_append(a->log, proj_seq(a->proj), res.ev, res.n, a->actor,
+					  (struct cl_str){ NULL, 0 }, NULL, 0, &first);
+		if (rc == CL_ECONFLICT) {
+			cmd_result_release(&res);
+			rc = 0;
+			continue;  /* someone appended: apply it and judge again */
+		}
+		if (rc) {
+			err_set(err, "cannot append to the log (%s)", cl_strerror(rc));
+			cmd_result_release(&res);
+			break;
+		}
+		for (size_t i = 0; i < res.n && rc == 0; i++) {
+			if ((rc = proj_apply(a->proj, &res.ev[i])) != 0)
+				err_set(err, "seq %" PRIu64 ": appended, but the projection refuses "
+					"it (%s)", res.ev[i].seq, cl_strerror(rc));
+		}
+		out->first_seq = res.n ? first : 0;
+		out->n = res.n;
+		out->reply = res.reply ? json_incref(res.reply) : NULL;
+		out->secret = res.secret ? json_incref(res.secret) : NULL;
+		cmd_result_release(&res);
+		break;
+	}
+out:
+	OPENSSL_cleanse(token, sizeof token);
+	return rc;
+}
+
+/* ---- init -------------------------------------------------------------- */
+
+static int name_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > CL_MAX_NAME)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+int admin_init(const char *dir, const char *name, char token[TOKEN_LEN + 1],
+	       char err[ADMIN_ERR_LEN])
+{
+	struct evlog *log = NULL;
+	uint64_t last = 0;
+	int rc;
+
+	token[0] = '\0';
+	if (!name_valid(name)) {
+		err_set(err, "'%.80s' is not a valid user name (1 to %d of A-Z a-z 0-9 . _ -)",
+			name, CL_MAX_NAME);
+		return CL_EINVAL;
+	}
+	rc = evlog_open(&log, dir, 0, 0);
+	if (rc == 0) {
+		rc = evlog_last(log, &last, NULL);
+		if (rc == 0 && last > 0) {
+			err_set(err, "%s already holds a log (%" PRIu64 " events, epoch %s); init "
+				"never touches an existing log", dir, last, evlog_epoch(log));
+			rc = CL_EEXIST;
+		}
+	} else if (rc == CL_ENOTFOUND) {
+		rc = evlog_open(&log, dir, EVLOG_CREATE, 0);
+		if (rc)
+			err_set(err, "cannot create a log in %s (%s)", dir, cl_strerror(rc));
+	} else {
+		audit_open_error(dir, rc, err, ADMIN_ERR_LEN);
+	}
+	if (rc == 0) {
+		rc = bootstrap_admin(log, name, token);
+		if (rc == CL_EEXIST)
+			err_set(err, "%s already holds a log (another process initialised it "
+				"meanwhile)", dir);
+		else if (rc)
+			err_set(err, "cannot write the first admin (%s)", cl_strerror(rc));
+	}
+	evlog_close(log);
+	return rc;
+}
+
+/* ---- token revoke targets ---------------------------------------------- */
+
+static int all_digits(const char *s)
+{
+	if (!*s)
+		return 0;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return 0;
+	return 1;
+}
+
+int admin_revoke_targets(const struct admin *a, const char *arg, int by, uint64_t **ids,
+			 size_t *n, char err[ADMIN_ERR_LEN])
+{
+	uint64_t user = 0, tid = 0, count;
+	struct proj_user_info u;
+	uint8_t hash[EV_HASH_LEN];
+	int revoked = 0;
+	size_t len = strlen(arg);
+
+	*ids = NULL;
+	*n = 0;
+	if (by == ADMIN_REVOKE_GUESS)
+		by = strncmp(arg, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) == 0 ? ADMIN_REVOKE_TOKEN :
+		     all_digits(arg) ? ADMIN_REVOKE_ID : ADMIN_REVOKE_USER;
+	switch (by) {
+	case ADMIN_REVOKE_TOKEN:
+		if (len != TOKEN_LEN || strncmp(arg, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) != 0) {
+			err_set(err, "'%.12s...' is not a whole token: only SHA-256 hashes of tokens "
+				"are stored, so a token must be given in full (%d characters); or "
+				"give its id (changelog-admin user list) or the user's name",
+				arg, TOKEN_LEN);
+			return CL_EUSAGE;
+		}
+		token_hash(arg, len, hash);
+		if (proj_token_check(a->proj, hash, &user, &tid) != 0) {
+			err_set(err, "no active token matches (unknown, or already revoked)");
+			return CL_ENOTFOUND;
+		}
+		break;
+	case ADMIN_REVOKE_ID:
+		errno = 0;
+		tid = all_digits(arg) ? strtoull(arg, NULL, 10) : 0;
+		if (tid == 0 || errno) {
+			err_set(err, "'%.40s' is not a token id", arg);
+			return CL_EUSAGE;
+		}
+		if (proj_token_get(a->proj, tid, &user, &revoked) != 0) {
+			err_set(err, "no token with id %" PRIu64, tid);
+			return CL_ENOTFOUND;
+		}
+		if (revoked) {
+			err_set(err, "token %" PRIu64 " is already revoked", tid);
+			return CL_ESTATE;
+		}
+		break;
+	default:
+		if (proj_user_by_name(a->proj, arg, len, &u) != 0) {
+			err_set(err, "no user named '%.80s'", arg);
+			return CL_ENOTFOUND;
+		}
+		count = proj_token_count(a->proj);
+		for (uint64_t id = 1; id <= count; id++) {
+			uint64_t owner;
+
+			if (proj_token_get(a->proj, id, &owner, &revoked) == 0 && owner == u.id &&
+			    !revoked) {
+				uint64_t *nv = realloc(*ids, (*n + 1) * sizeof *nv);
+
+				if (!nv) {
+					free(*ids);
+					*ids = NULL;
+					*n = 0;
+					err_set(err, "out of memory");
+					return CL_ENOMEM;
+				}
+				*ids = nv;
+				(*ids)[(*n)++] = id;
+			}
+		}
+		return 0;
+	}
+	if (!(*ids = malloc(sizeof **ids))) {
+		err_set(err, "out of memory");
+		return CL_ENOMEM;
+	}
+	(*ids)[0] = tid;
+	*n = 1;
+	return 0;
+}
+
+/* ---- backup and restore ------------------------------------------------ */
+
+/* Open dir read-only and verify it; err says what is wrong. */
+static int verify_dir(const char *dir, const char *what, int progress_tty,
+		      struct audit_summary *sum, char epoch[EVLOG_EPOCH_STRLEN + 1],
+		      char err[ADMIN_ERR_LEN])
+{
+	struct evlog *log = NULL;
+	struct audit_fault fault;
+	char line[sizeof fault.what + 32];
+	int rc = evlog_open(&log, dir, EVLOG_RDONLY, 0);
+
+	if (rc) {
+		audit_open_error(dir, rc, err, ADMIN_ERR_LEN);
+		return rc;
+	}
+	if (epoch)
+		snprintf(epoch, EVLOG_EPOCH_STRLEN + 1, "%s", evlog_epoch(log));
+	rc = audit_verify(log, progress_tty, sum, &fault);
+	if (rc) {
+		audit_fault_line(&fault, line, sizeof line);
+		err_set(err, "%s %s does not verify: %s", what, dir, line);
+	}
+	evlog_close(log);
+	return rc;
+}
+
+int admin_backup(const char *dir, const char *dest, int progress_tty,
+		 struct audit_summary *sum, char err[ADMIN_ERR_LEN])
+{
+	struct evlog *log = NULL;
+	int rc = dir_nonempty(dest);
+
+	if (rc != 0) {
+		err_set(err, rc > 0 ? "%s exists and is not empty; a backup goes into a new or "
+			"empty directory" : "cannot read %s", dest);
+		return rc > 0 ? CL_EEXIST : rc;
+	}
+	rc = evlog_open(&log, dir, EVLOG_RDONLY, 0);
+	if (rc) {
+		audit_open_error(dir, rc, err, ADMIN_ERR_LEN);
+		return rc;
+	}
+	rc = evlog_backup(log, dest);
+	evlog_close(log);
+	if (rc) {
+		err_set(err, "cannot copy %s to %s (%s)", dir, dest, cl_strerror(rc));
+		return rc;
+	}
+	return verify_dir(dest, "the backup in", progress_tty, sum, NULL, err);
+}
+
+int admin_restore(const char *src, const char *dir, int progress_tty,
+		  struct audit_summary *sum, char epoch[EVLOG_EPOCH_STRLEN + 1],
+		  char err[ADMIN_ERR_LEN])
+{
+	struct evlog *log = NULL;
+	int rc = dir_nonempty(dir);
+
+	epoch[0] = '\0';
+	if (rc != 0) {
+		err_set(err, rc > 0 ? "%s exists and is not empty; restore only writes into a "
+			"new or empty directory" : "cannot read %s", dir);
+		return rc > 0 ? CL_EEXIST : rc;
+	}
+	/* Never restore what does not verify. */
+	rc = verify_dir(src, "the backup in", progress_tty, sum, NULL, err);
+	if (rc)
+		return rc;
+	rc = evlog_open(&log, src, EVLOG_RDONLY, 0);
+	if (rc) {
+		audit_open_error(src, rc, err, ADMIN_ERR_LEN);
+		return rc;
+	}
+	rc = evlog_backup(log, dir);
+	evlog_close(log);
+	if (rc) {
+		err_set(err, "cannot copy %s to %s (%s)", src, dir, cl_strerror(rc));
+		return rc;
+	}
+	rc = evlog_new_epoch(dir);
+	if (rc) {
+		err_set(err, "copied, but cannot give %s a new epoch (%s)", dir, cl_strerror(rc));
+		return rc;
+	}
+	return verify_dir(dir, "the restored log in", 0, sum, epoch, err);
+}
+
+/* ---- dev-seed: a deterministic workload ------------------------------- */
+
+/* xorshift64*: deterministic across platforms, good enough for a workload. */
+static uint64_t rnd_next(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 2685821657736338717ULL;
+}
+
+static uint64_t rnd_below(uint64_t *s, uint64_t n)
+{
+	return n ? rnd_next(s) % n : 0;
+}
+
+static const char *const seed_words[] = {
+	"flux", "capacitor", "login", "cache", "timeout", "parser", "export", "dashboard",
+	"mailer", "queue", "index", "backup", "search", "upload", "session", "report",
+	"café", "naïve", "Zürich", "日本",
+};
+#define SEED_NWORDS (sizeof seed_words / sizeof seed_words[0])
+
+static void seed_text(uint64_t *s, char *out, size_t n, const char *lead, unsigned words)
+{
+	size_t o = (size_t)snprintf(out, n, "%s", lead);
+
+	for (unsigned i = 0; i < words && o < n; i++)
+		o += (size_t)snprintf(out + o, n - o, " %s",
+				      seed_words[rnd_below(s, SEED_NWORDS)]);
+}
+
+/* Pick one command: op name and params (a new object), actor. */
+static const char *seed_pick(const struct proj *p, uint64_t *s, json_t **params,
+			     uint64_t *actor)
+{
+	uint64_t users = proj_user_count(p), entries = proj_entry_count(p);
+	uint64_t comments = proj_comment_count(p), r = rnd_below(s, 100);
+	struct proj_entry_info e;
+	struct proj_comment_info c;
+	char text[200], name[40];
+	static const char *const kinds[] = { "fix", "change", "feature" };
+
+	*actor = users ? 1 + rnd_below(s, users) : 0;
+	if (users < 5 || (r < 2 && users < 200)) {
+		snprintf(name, sizeof name, "seed-%" PRIu64, users + 1);
+		*actor = admin_first_admin(p);
+		*params = json_pack("{s:s, s:s}", "name", name,
+				    "role", rnd_below(s, 10) == 0 ? "admin" : "member");
+		return "createUser";
+	}
+	if (entries < 3 || r < 25) {
+		seed_text(s, text, sizeof text, "Seed:", 2 + (unsigned)rnd_below(s, 5));
+		*params = json_pack("{s:s, s:s, s:s}", "title", text, "body",
+				    "Generated by changelog-admin dev-seed.",
+				    "kind", kinds[rnd_below(s, 3)]);
+		return "createEntry";
+	}
+	if (proj_entry_get(p, 1 + rnd_below(s, entries), &e) != 0)
+		return NULL;
+	if (r < 35) {
+		seed_text(s, text, sizeof text, "Edited:", 1 + (unsigned)rnd_below(s, 4));
+		*actor = e.author;
+		*params = json_pack("{s:I, s:s}", "entry", (json_int_t)e.id, "title", text);
+		return "editEntry";
+	}
+	if (r < 55) {
+		const char *to = (e.status == ST_OPEN || e.status == ST_REOPENED) ?
+				 (rnd_below(s, 4) ? "resolved" : "cancelled") : "reopened";
+
+		*actor = e.author;
+		*params = json_pack("{s:I, s:s}", "entry", (json_int_t)e.id, "status", to);
+		return "setStatus";
+	}
+	seed_text(s, text, sizeof text, "Comment:", 3 + (unsigned)rnd_below(s, 6));
+	if (comments && rnd_below(s, 2) &&
+	    proj_comment_get(p, 1 + rnd_below(s, comments), &c) == 0 &&
+	    c.depth + 1 < CL_MAX_DEPTH)
+		*params = json_pack("{s:I, s:I, s:s}", "entry", (json_int_t)c.entry,
+				    "parent", (json_int_t)c.id, "body", text);
+	else
+		*params = json_pack("{s:I, s:s}", "entry", (json_int_t)e.id, "body", text);
+	return "addComment";
+}
+
+int admin_seed(struct admin *a, uint64_t n, uint32_t seed, size_t batch,
+	       uint64_t *appended, char err[ADMIN_ERR_LEN])
+{
+	struct event *evs = NULL;
+	json_t **keep = NULL;
+	size_t nev = 0, nkeep = 0;
+	uint64_t s = 0x9e3779b97f4a7c15ULL ^ seed, committed, k = 0, refused = 0;
+	int64_t base;
+	char token[TOKEN_LEN + 1];
+	uint8_t hash[EV_HASH_LEN];
+	int rc = 0;
+
+	*appended = 0;
+	if (batch < CMD_MAX_EVENTS)
+		batch = CMD_MAX_EVENTS;
+	if (admin_now(&base) != 0) {
+		err_set(err, "CHANGELOG_FAKE_TIME is not an ISO-8601 time or a number of µs");
+		return CL_EUSAGE;
+	}
+	evs = calloc(batch, sizeof *evs);
+	keep = calloc(batch, sizeof *keep);
+	if (!evs || !keep) {
+		err_set(err, "out of memory");
+		rc = CL_ENOMEM;
+		goto out;
+	}
+	if ((rc = admin_sync(a, err)) != 0)
+		goto out;
+	committed = proj_seq(a->proj);
+	while (rc == 0 && (*appended + nev < n || nev > 0)) {
+		struct cmd_result res;
+		struct cmd_ctx ctx;
+		json_t *params = NULL;
+		const char *op = NULL;
+
+		memset(&ctx, 0, sizeof ctx);
+		if (*appended + nev < n)
+			op = seed_pick(a->proj, &s, &params, &ctx.actor);
+		if (op && params) {
+			if ((rc = token_generate(token, hash)) != 0) {
+				err_set(err, "cannot make a token (%s)", cl_strerror(rc));
+				json_decref(params);
+				break;
+			}
+			ctx.now = base + (int64_t)k++ * 1000;   /* 1 ms apart */
+			ctx.new_token = token;
+			ctx.new_token_hash = hash;
+			memset(&res, 0, sizeof res);
+			if (cmd_exec(a->proj, op, params, &ctx, &res) < 0) {
+				/* e.g. a no-op edit: skip it, but not forever */
+				if (++refused > 1000 + n) {
+					err_set(err, "the workload keeps being refused (%s: %s)",
+						cmd_code_name(res.fail.code), res.fail.message);
+					rc = CL_ESTATE;
+				}
+				cmd_result_release(&res);
+				json_decref(params);
+				continue;
+			}
+			for (size_t i = 0; i < res.n && rc == 0; i++) {
+				res.ev[i].seq = proj_seq(a->proj) + 1;
+				if ((rc = proj_apply(a->proj, &res.ev[i])) != 0)
+					err_set(err, "the projection refuses a generated %s (%s)",
+						ev_type_name((int)res.ev[i].type), cl_strerror(rc));
+				else
+					evs[nev++] = res.ev[i];
+			}
+			cmd_result_release(&res);
+			keep[nkeep++] = params;  /* the events point into it */
+		} else if (op) {
+			err_set(err, "out of memory");
+			rc = CL_ENOMEM;
+		}
+		if (rc == 0 && nev > 0 &&
+		    (nev + CMD_MAX_EVENTS > batch || nkeep == batch || *appended + nev >= n)) {
+			rc = evlog_append(a->log, committed, evs, nev, a->actor,
+					  (struct cl_str){ NULL, 0 }, NULL, 0, NULL);
+			if (rc)
+				err_set(err, "cannot append (%s)%s", cl_strerror(rc),
+					rc == CL_ECONFLICT ? ": another process wrote to the log; "
+					"dev-seed needs it to itself" : "");
+			committed += nev;
+			*appended += nev;
+			nev = 0;
+			for (size_t i = 0; i < nkeep; i++)
+				json_decref(keep[i]);
+			nkeep = 0;
+		}
+	}
+out:
+	for (size_t i = 0; keep && i < nkeep; i++)
+		json_decref(keep[i]);
+	free(keep);
+	free(evs);
+	OPENSSL_cleanse(token, sizeof token);
+	return rc;
+}

@@ -1,0 +1,102 @@
+<?php
+/*
+ * lib.php - what every dashboard page shares: the PDO connection (SQLite file
+ * or MySQL/MariaDB, chosen by configuration), HTML escaping and the page
+ * frame. The tables are the ones bin/changelog-replay writes
+ * (docs/sql-schema.md); the dashboard only reads them.
+ *
+ * Configuration (environment, so the same files serve any target):
+ *   CHANGELOG_DSN       PDO DSN, e.g. sqlite:/srv/changelog/replay.db or
+ *                       mysql:unix_socket=/run/mysqld/mysqld.sock;dbname=changelog
+ *   CHANGELOG_DB_USER   user for MySQL (default none)
+ *   CHANGELOG_DB_PASSWORD  password for MySQL (default none)
+ */
+
+declare(strict_types=1);
+
+/* Everything user-written goes through here before it reaches HTML. */
+function h(?string $s): string
+{
+    return htmlspecialchars($s ?? '', ENT_QUOTES | ENT_SUBSTITUTE | ENT_HTML5, 'UTF-8');
+}
+
+function db(): PDO
+{
+    static $pdo = null;
+    if ($pdo !== null) {
+        return $pdo;
+    }
+    $dsn = getenv('CHANGELOG_DSN');
+    if ($dsn === false || $dsn === '') {
+        throw new RuntimeException('CHANGELOG_DSN is not set (e.g. sqlite:/path/replay.db)');
+    }
+    $user = getenv('CHANGELOG_DB_USER') ?: null;
+    $pass = getenv('CHANGELOG_DB_PASSWORD') ?: null;
+    $opts = [
+        PDO::ATTR_ERRMODE => PDO::ERRMODE_EXCEPTION,
+        PDO::ATTR_DEFAULT_FETCH_MODE => PDO::FETCH_ASSOC,
+        PDO::ATTR_EMULATE_PREPARES => false,
+    ];
+    if (str_starts_with($dsn, 'sqlite:')) {
+        // the replay writes; the dashboard only reads
+        $opts[PDO::SQLITE_ATTR_OPEN_FLAGS] = PDO::SQLITE_OPEN_READONLY;
+    }
+    if (str_starts_with($dsn, 'mysql:') && !str_contains($dsn, 'charset=')) {
+        $dsn .= ';charset=utf8mb4';
+    }
+    $pdo = new PDO($dsn, $user, $pass, $opts);
+    if ($pdo->getAttribute(PDO::ATTR_DRIVER_NAME) === 'sqlite') {
+        $pdo->exec('PRAGMA busy_timeout = 5000');
+    }
+    return $pdo;
+}
+
+/* Rows of a prepared statement. */
+function rows(string $sql, array $params = []): array
+{
+    $st = db()->prepare($sql);
+    $st->execute($params);
+    return $st->fetchAll();
+}
+
+const STATUSES = ['open', 'resolved', 'cancelled', 'reopened'];
+const KINDS = ['fix', 'change', 'feature'];
+
+/* The replay position, shown in every page footer. */
+function replay_position(): string
+{
+    $r = rows('SELECT epoch, last_seq, updated FROM replay_state WHERE id = 1');
+    if (!$r) {
+        return 'not replayed yet';
+    }
+    return sprintf('log %s at seq %d (replayed %s)', $r[0]['epoch'], $r[0]['last_seq'],
+                   $r[0]['updated']);
+}
+
+function page_start(string $title): void
+{
+    header('Content-Type: text/html; charset=utf-8');
+    header("Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'");
+    echo "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n";
+    echo '<title>', h($title), "</title>\n";
+    echo "<style>body{font-family:sans-serif;max-width:60em;margin:1em auto;padding:0 1em}"
+        . "table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;"
+        . "padding:.3em;text-align:left;vertical-align:top}.st{font-weight:bold}"
+        . ".comment{border-left:3px solid #ccd;padding:.2em .6em;margin:.4em 0}"
+        . ".meta{color:#666;font-size:.9em}pre{white-space:pre-wrap}</style>\n";
+    echo "</head><body>\n";
+}
+
+function page_end(): void
+{
+    echo '<footer class="meta"><hr>', h(replay_position()), "</footer>\n</body></html>\n";
+}
+
+/* A failure as a plain page with a status code; details stay in the log. */
+function fail_page(int $code, string $message): void
+{
+    http_response_code($code);
+    header('Content-Type: text/html; charset=utf-8');
+    echo "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>",
+        h((string)$code), "</title></head><body><h1>", h($message), "</h1></body></html>\n";
+}

@@ -58,8 +58,13 @@ test_layer = $(word 2,$(subst _, ,$(notdir $(1))))
 BENCH_SRC  := $(wildcard tests/bench/*_bench.c)
 BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all deps run test unit integration asan bench check-deps clean
-all: $(BINS) $(TEST_BINS) $(BENCH_BINS)
+.PHONY: all deps run test unit integration asan bench check-deps clean fuzz soak
+# fuzz targets and their corpus replay (tests/fuzz/fuzz.mk sets FUZZ_REPLAY_BINS
+# and the fuzz-run rule; the replay binaries run in `make unit`)
+FUZZ_REPLAY_BINS :=
+-include tests/fuzz/fuzz.mk
+
+all: $(BINS) $(TEST_BINS) $(BENCH_BINS) $(FUZZ_REPLAY_BINS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -102,7 +107,7 @@ run:
 	@tools/run.sh
 
 unit: all
-	@CL_BIN=$(abspath $(BIN)) tests/run-unit.sh $(TEST_BINS)
+	@CL_BIN=$(abspath $(BIN)) tests/run-unit.sh $(TEST_BINS) $(FUZZ_REPLAY_BINS)
 
 integration: all
 	@CL_BIN=$(abspath $(BIN)) tests/run-integration.sh
@@ -121,6 +126,13 @@ bench:
 	@tools/deps.sh bench
 	@$(MAKE) --no-print-directory all
 	@CL_BIN=$(abspath $(BIN)) CL_BENCH=$(abspath $(BUILD)/bench) tests/bench/run.sh
+
+fuzz:
+	@tools/deps.sh test
+	@$(MAKE) --no-print-directory fuzz-run
+
+soak: all
+	@CL_BIN=$(abspath $(BIN)) tests/soak.sh
 
 check-deps:
 	@tools/check-deps.sh

@@ -93,7 +93,6 @@ struct server {
 	struct proj *proj;
 	char epoch[EVLOG_EPOCH_STRLEN + 1];
 	uint64_t published;        /* last seq committed, applied and in the ring */
-	uint64_t generation;       /* evlog_generation at the last tail check */
 	struct ring ring;
 
 	struct sess *sessions;     /* all websocket sessions (session.c links) */

@@ -43,8 +43,10 @@ def free_port():
 class Server:
     """One changelogd process. start() waits until /healthz answers."""
 
-    def __init__(self, data_dir, args=(), plain=False):
+    def __init__(self, data_dir, args=(), plain=False, web=None, keep_port=False):
         self.data = data_dir
+        self.web = web              # serve this web UI directory (else --no-web)
+        self.keep_port = keep_port  # restart on the same port
         self.args = list(args)
         self.plain = plain
         self.proc = None
@@ -62,9 +64,12 @@ class Server:
         return ("ws" if self.plain else "wss") + "://127.0.0.1:%d" % self.port
 
     def start(self, timeout=15):
-        self.port = free_port()
+        if not (self.keep_port and self.port):
+            self.port = free_port()
         cmd = [os.path.join(BIN, "changelogd"), "--data", self.data,
-               "--listen", "127.0.0.1:%d" % self.port, "--no-web"] + self.args
+               "--listen", "127.0.0.1:%d" % self.port]
+        cmd += ["--web", self.web] if self.web else ["--no-web"]
+        cmd += self.args
         if self.plain:
             cmd.append("--plain")
         self.errf = open(self.stderr_path, "ab")

@@ -1,0 +1,80 @@
+"""test_web_ui.py - the browser UI, as people use it (issue 7).
+
+changelogd serves web/ at GET /; headless Chromium (Debian's) driven by
+Playwright (npm playwright-core) runs tests/node/browser_ui.js: two users
+in two browser contexts see each other's changes live, status buttons
+follow the rules, HTML in user text stays text, and a page survives a
+server kill + restart by reconnecting and catching up. Screenshots of the
+list and of an entry land in build/ as artifacts.
+"""
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import NODE_DIR, REPO, Server, sanitizer_reports
+
+WEB = os.path.join(REPO, "web")
+OUT = os.path.join(REPO, "build", "ui-screenshots")
+
+
+def test_static_files(tmpdir_path):
+    s = Server(os.path.join(tmpdir_path, "data"), web=WEB).start()
+    try:
+        for path, ctype in (("/", "text/html"), ("/app.js", "javascript"),
+                            ("/style.css", "text/css")):
+            status, headers, body = s.get(path)
+            assert status == 200, path
+            assert ctype in headers.get("Content-Type", headers.get("content-type", "")), (path, headers)
+            assert body
+        status, _, body = s.get("/")
+        assert b"<title>Changelog</title>" in body
+    finally:
+        assert s.stop() == 0
+        assert not sanitizer_reports(s.log())
+
+
+def test_two_people_live_in_chromium(tmpdir_path):
+    if not shutil.which("chromium") and not os.path.exists("/usr/bin/chromium"):
+        pytest.fail("chromium is not installed: run tools/deps.sh test")
+    if not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "playwright-core")):
+        pytest.fail("tests/node/node_modules/playwright-core missing: run tools/deps.sh test")
+    os.makedirs(OUT, exist_ok=True)
+    s = Server(os.path.join(tmpdir_path, "data"), web=WEB, keep_port=True).start()
+    token = s.admin_token
+    assert token
+    base = "https://127.0.0.1:%d" % s.port
+    node = subprocess.Popen(["node", "browser_ui.js", base, token, OUT], cwd=NODE_DIR,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines = []
+    try:
+        deadline = time.time() + 180
+        for line in node.stdout:
+            lines.append(line.rstrip())
+            print(line.rstrip(), flush=True)
+            if line.strip() == "RESTART":
+                # kill hard, as a crash would, then start again on the same port
+                s.stop(sig=signal.SIGKILL)
+                time.sleep(1.0)
+                s.start()
+                node.stdin.write("go\n")
+                node.stdin.flush()
+            if time.time() > deadline:
+                break
+        rc = node.wait(timeout=60)
+    finally:
+        if node.poll() is None:
+            node.kill()
+        out = "\n".join(lines)
+        src = s.stop()
+    print(out)
+    assert rc == 0, out
+    assert "browser ui: all checks passed" in out
+    assert src == 0
+    assert not sanitizer_reports(s.log())
+    for name in ("ui-list.png", "ui-entry.png"):
+        assert os.path.getsize(os.path.join(OUT, name)) > 1000

@@ -28,22 +28,16 @@
 /* ---- auth at the handshake ------------------------------------------ */
 
 /*
- * Copy the token out of the path (after the last "/ws/") or the
- * Authorization header. Returns 0 with tok/tlen (tlen may be 0: none),
- * or 404 when the path is not a websocket endpoint.
+ * The pure part of the lookup (session.h, sess_token_parse): the token
+ * after the last "/ws/" of uri, else from "Bearer <token>" in auth.
  */
-static int sess_find_token(struct lws *wsi, char *buf, size_t cap,
-			   const char **tok, size_t *tlen)
+int sess_token_parse(const char *uri, const char *auth, size_t auth_len,
+		     char *buf, size_t cap, const char **tok, size_t *tlen)
 {
-	char uri[1024];
 	const char *p, *at = NULL;
-	int n;
 
 	*tok = NULL;
 	*tlen = 0;
-	n = lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI);
-	if (n < 0)
-		return 414;
 	for (p = uri; (p = strstr(p, "/ws/")) != NULL; p++)
 		at = p;
 	if (at) {
@@ -70,16 +64,15 @@ static int sess_find_token(struct lws *wsi, char *buf, size_t cap,
 			return 404;
 	}
 	/* no token in the path: try "Authorization: Bearer <token>" */
-	n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
-	if (n <= 0)
+	if (!auth || auth_len == 0)
 		return 0;
-	if ((size_t)n >= cap) {
+	if (auth_len >= cap) {
 		*tok = buf;
 		*tlen = TOKEN_MAX_INPUT + 1;  /* too long: 403 */
 		return 0;
 	}
-	if (lws_hdr_copy(wsi, buf, (int)cap, WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
-		return 0;
+	memcpy(buf, auth, auth_len);
+	buf[auth_len] = '\0';
 	if (strncasecmp(buf, "Bearer ", 7) != 0)
 		return 0;
 	p = buf + 7;
@@ -90,6 +83,34 @@ static int sess_find_token(struct lws *wsi, char *buf, size_t cap,
 	while (*tlen && (*tok)[*tlen - 1] == ' ')
 		(*tlen)--;
 	return 0;
+}
+
+/*
+ * Copy the token out of the path (after the last "/ws/") or the
+ * Authorization header. Returns 0 with tok/tlen (tlen may be 0: none),
+ * or 404 when the path is not a websocket endpoint.
+ */
+static int sess_find_token(struct lws *wsi, char *buf, size_t cap,
+			   const char **tok, size_t *tlen)
+{
+	char uri[1024], auth[TOKEN_MAX_INPUT + 64];
+	size_t alen = 0;
+	int n;
+
+	n = lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI);
+	if (n < 0)
+		return 414;
+	n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+	if (n > 0) {
+		alen = (size_t)n;    /* >= cap: too long, the text is not needed */
+		if (alen < sizeof auth) {
+			n = lws_hdr_copy(wsi, auth, (int)sizeof auth, WSI_TOKEN_HTTP_AUTHORIZATION);
+			alen = n < 0 ? 0 : strnlen(auth, sizeof auth - 1);
+		} else if (alen < cap) {
+			alen = cap;      /* never read: refused as too long */
+		}
+	}
+	return sess_token_parse(uri, alen ? auth : NULL, alen, buf, cap, tok, tlen);
 }
 
 int sess_auth(struct server *s, struct lws *wsi, uint64_t *user, uint64_t *token)

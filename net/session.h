@@ -79,6 +79,17 @@ struct sess {
  */
 int sess_auth(struct server *s, struct lws *wsi, uint64_t *user, uint64_t *token);
 
+/*
+ * The pure part of sess_auth (no lws, no projection; also the fuzz target
+ * tests/fuzz/fuzz_url_token.c): uri is the request path, auth the
+ * Authorization header value (auth_len bytes, not NUL-terminated) or NULL.
+ * Returns 0 with *tok and *tlen (tlen 0: no token; tlen > TOKEN_MAX_INPUT: too
+ * long), the token copied into buf (cap bytes) when needed; or 404 when uri
+ * is not a websocket endpoint.
+ */
+int sess_token_parse(const char *uri, const char *auth, size_t auth_len,
+		     char *buf, size_t cap, const char **tok, size_t *tlen);
+
 /* ESTABLISHED: initialise the lws-allocated ss. */
 void sess_open(struct sess *ss, struct server *s, struct lws *wsi,
 	       uint64_t user, uint64_t token);

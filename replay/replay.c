@@ -1304,3 +1304,60 @@ out:
 	evlog_close(d.log);
 	return rc;
 }
+
+/* ---- events given in memory (fuzzing, tests) ---------------------------------------- */
+
+int replay_apply_events(struct replay_backend *b, const char *epoch, const struct event *evs,
+			size_t n, char *err, size_t errlen)
+{
+	struct driver d;
+	struct rp_state state;
+	char iso[CL_ISO_LEN + 1];
+	uint64_t last;
+	size_t i;
+	int rc;
+
+	memset(&d, 0, sizeof d);
+	d.b = b;
+	d.err = err;
+	d.errlen = errlen;
+	if (err && errlen)
+		err[0] = 0;
+	snprintf(d.epoch, sizeof d.epoch, "%s", epoch);
+	if ((rc = schema_ensure(b, 0, err, errlen)))
+		return rc;
+	if ((rc = b->ops->state_get(b, &state)))
+		return say(err, errlen, rc, "%s", b->err);
+	last = state.present ? state.last_seq : 0;
+	if ((rc = b->ops->begin(b)))
+		return say(err, errlen, rc, "%s", b->err);
+	for (i = 0; i < n && !rc; i++) {
+		json_t *j;
+		char *text;
+
+		if (evs[i].seq != last + i + 1) {
+			rc = say(err, errlen, CL_ECORRUPT, "event %zu: seq %llu, expected %llu", i,
+				 (unsigned long long)evs[i].seq, (unsigned long long)(last + i + 1));
+			break;
+		}
+		j = ev_to_json(&evs[i]);
+		text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+		json_decref(j);
+		if (!text) {
+			rc = say(err, errlen, CL_ENOMEM, "out of memory");
+			break;
+		}
+		cl_iso_time(evs[i].ts, iso);
+		d.ts_iso = iso;
+		rc = apply_event(&d, &evs[i], (struct cl_str){ text, strlen(text) });
+		free(text);
+	}
+	if (!rc)
+		rc = batch_commit(&d, last + n);
+	if (rc)
+		b->ops->rollback(b);
+	dirty_clear(&d);
+	cache_drop(&d);
+	free(d.dirty);
+	return rc;
+}

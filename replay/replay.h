@@ -257,4 +257,15 @@ struct replay_stats {
 int replay_run(struct replay_backend *b, const struct replay_opts *o,
 	       struct replay_stats *st, char *err, size_t errlen);
 
+/*
+ * Apply events already in memory (seqs following the tables' state) in one
+ * transaction, after creating the tables if needed, with epoch as the
+ * tables' epoch: replay_run's translation without a log. For the fuzz
+ * target tests/fuzz/fuzz_replay_sql.c and tests. Errors as replay_run; on
+ * failure the transaction is rolled back.
+ */
+struct event;
+int replay_apply_events(struct replay_backend *b, const char *epoch, const struct event *evs,
+			size_t n, char *err, size_t errlen);
+
 #endif

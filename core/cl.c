@@ -37,24 +37,68 @@ int64_t cl_now_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* two decimal digits of v (0..99) at p */
+static void put2(char *p, unsigned v)
+{
+	p[0] = (char)('0' + v / 10);
+	p[1] = (char)('0' + v % 10);
+}
+
+/*
+ * The date part "YYYY-MM-DDT" is the same for a whole day, and events come
+ * in time order, so it is kept per thread for the last day formatted: only a
+ * new day pays for gmtime_r; the rest is plain arithmetic.
+ */
 void cl_iso_time(int64_t us, char *out)
 {
-	int64_t secs = us / 1000000, frac = us % 1000000;
-	time_t t;
-	struct tm tm;
+	static _Thread_local int64_t cached_day = INT64_MIN;
+	static _Thread_local char cached_date[12]; /* "YYYY-MM-DDT" + NUL */
+	int64_t secs = us / 1000000, frac = us % 1000000, day, sod;
 
 	if (frac < 0) {
 		frac += 1000000;
 		secs -= 1;
 	}
-	t = (time_t)secs;
-	if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 > 9999 || tm.tm_year + 1900 < 0) {
-		snprintf(out, CL_ISO_LEN + 1, "0000-00-00T00:00:00.000000Z");
-		return;
+	day = secs / 86400;
+	sod = secs % 86400;
+	if (sod < 0) {
+		sod += 86400;
+		day -= 1;
 	}
-	/* 19 bytes of date and time, then ".ffffffZ" */
-	strftime(out, 20, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out + 19, 9, ".%06uZ", (unsigned)(frac % 1000000));
+	if (day != cached_day) {
+		time_t t = (time_t)(day * 86400);
+		struct tm tm;
+
+		if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 > 9999 || tm.tm_year + 1900 < 0) {
+			snprintf(out, CL_ISO_LEN + 1, "0000-00-00T00:00:00.000000Z");
+			return;
+		}
+		/* always four year digits: strftime's %Y, used before, wrote
+		 * years before 1000 unpadded and broke the fixed width */
+		put2(cached_date, (unsigned)(tm.tm_year + 1900) / 100);
+		put2(cached_date + 2, (unsigned)(tm.tm_year + 1900) % 100);
+		cached_date[4] = '-';
+		put2(cached_date + 5, (unsigned)(tm.tm_mon + 1));
+		cached_date[7] = '-';
+		put2(cached_date + 8, (unsigned)tm.tm_mday);
+		cached_date[10] = 'T';
+		cached_date[11] = '\0';
+		cached_day = day;
+	}
+	/* "YYYY-MM-DDT" "HH:MM:SS" ".ffffffZ" */
+	memcpy(out, cached_date, 11);
+	put2(out + 11, (unsigned)(sod / 3600));
+	out[13] = ':';
+	put2(out + 14, (unsigned)(sod / 60 % 60));
+	out[16] = ':';
+	put2(out + 17, (unsigned)(sod % 60));
+	out[19] = '.';
+	for (int i = 25; i >= 20; i--) {
+		out[i] = (char)('0' + frac % 10);
+		frac /= 10;
+	}
+	out[26] = 'Z';
+	out[27] = '\0';
 }
 
 static int digits(const char **s, int n, int *out)
@@ -140,9 +184,25 @@ int cl_utf8_valid(const char *p, size_t n)
 	size_t i = 0;
 
 	while (i < n) {
-		unsigned c = s[i];
+		unsigned c;
 		size_t len;
 		uint32_t cp;
+
+		/* fast path: 8 bytes at a time while they are ASCII and not NUL
+		 * (high bit clear in each, and no zero byte: the exact
+		 * (w - 0x01..) & ~w & 0x80.. test) */
+		while (n - i >= 8) {
+			uint64_t w;
+
+			memcpy(&w, s + i, 8);
+			if (((w & 0x8080808080808080ULL) |
+			     ((w - 0x0101010101010101ULL) & ~w & 0x8080808080808080ULL)) != 0)
+				break;
+			i += 8;
+		}
+		if (i >= n)
+			break;
+		c = s[i];
 
 		if (c == 0)
 			return 0;

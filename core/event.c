@@ -11,14 +11,16 @@
  *    to write what the decoder would refuse to read. The decoder first turns
  *    msgpack into a struct event (types, keys, duplicates, presence), upcasts
  *    old versions, then runs the same check on the result.
- *  - Stored bytes come from disk or a backup and must be treated as hostile:
- *    msgpack-c's unpacker allocates count * sizeof(object) for a container
- *    header before it has seen the elements, so ev_decode first walks the
- *    structure itself (prescan: bounded depth, every count and length within
- *    the bytes that remain, exactly one object, no trailing bytes). After that
- *    the unpacker's allocations are bounded by a small multiple of len.
- *  - Decoded strings are zero-copy: msgpack_unpack leaves str/bin pointers
- *    inside the input, and struct event keeps them.
+ *  - Stored bytes come from disk or a backup and must be treated as hostile,
+ *    and the decoder is on the hot path of every log scan and cold start.
+ *    msgpack-c writes (ev_encode); ev_decode reads the bytes itself in one
+ *    bounded pass (bounded depth, every count and length within the bytes
+ *    that remain, exactly one object, no trailing bytes), allocating
+ *    nothing. msgpack_unpack, which it replaced, allocated a zone and
+ *    count * sizeof(object) per container header, and needed a structural
+ *    pre-walk to stay bounded: about 3x the cost per event.
+ *  - Decoded strings are zero-copy: str/bin values point into the input, and
+ *    struct event keeps them.
  */
 #include "event.h"
 
@@ -56,9 +58,19 @@ static int parse_of(const char *const *names, size_t count, const char *s, size_
 {
 	if (!s)
 		return 0;
-	for (size_t i = 1; i < count; i++)
-		if (names[i] && strlen(names[i]) == n && memcmp(names[i], s, n) == 0)
+	for (size_t i = 1; i < count; i++) {
+		const char *name = names[i];
+		size_t j = 0;
+
+		/* compare without strlen: stops at the first difference or at
+		 * the name's NUL, so it never reads past either string */
+		if (!name)
+			continue;
+		while (j < n && name[j] != '\0' && name[j] == s[j])
+			j++;
+		if (j == n && name[j] == '\0')
 			return (int)i;
+	}
 	return 0;
 }
 
@@ -430,9 +442,21 @@ int ev_encode(const struct event *ev, struct ev_buf *b)
 	return 0;
 }
 
-/* ---- decoder: structural prescan -------------------------------------- */
+/* ---- decoder: one bounded pass over the bytes ------------------------- */
 
-#define PRESCAN_DEPTH 4
+/*
+ * The decoder reads the msgpack bytes in place, in one pass, checking every
+ * header, length and count against the bytes that remain. It does not use
+ * msgpack_unpack: that allocated a zone and a tree of objects per event
+ * (count * sizeof(object) for a container header before seeing its elements,
+ * which is why the old decoder walked the bytes once more before it), and the
+ * two passes plus the malloc were most of the cost of a log scan
+ * (docs/benchmarks.md, "decode path"). Values are sorted the way msgpack-c
+ * sorts them (a signed int >= 0 is a positive integer, a negative one a
+ * negative integer), so the inputs accepted are the ones accepted before.
+ * Nothing is allocated; recursion is bounded by MP_DEPTH.
+ */
+#define MP_DEPTH 4      /* a container must sit at level < MP_DEPTH (root: 0) */
 
 static uint64_t be_read(const uint8_t *p, size_t n)
 {
@@ -443,149 +467,228 @@ static uint64_t be_read(const uint8_t *p, size_t n)
 	return v;
 }
 
+enum mp_kind { MP_OTHER, MP_UINT, MP_NINT, MP_STR, MP_BIN, MP_MAP };
+
+struct mp {
+	enum mp_kind kind;
+	int container;          /* map or array (MP_OTHER for an array) */
+	uint64_t u;             /* MP_UINT */
+	int64_t i;              /* MP_NINT */
+	const uint8_t *p;       /* STR, BIN: the body; MAP: its first key */
+	uint64_t n;             /* STR, BIN: body length; MAP: pairs */
+	uint64_t children;      /* objects inside a container (2 * pairs for a map) */
+};
+
 /*
- * Walk exactly one msgpack object at p[0..len) without allocating. Refuses
- * (CL_EDECODE) truncation, trailing bytes, nesting deeper than PRESCAN_DEPTH,
- * container counts or str/bin lengths larger than the bytes that remain,
- * ext types and the never-used byte 0xc1 (the envelope has neither).
+ * One header at q, end one past the last byte: fills *o and returns the byte
+ * after the header, and after the body for str, bin and scalars (a
+ * container's elements follow it). NULL when the header or the body would
+ * pass end, and for ext types and the never-used byte 0xc1 (the envelope has
+ * neither).
  */
-static int prescan(const uint8_t *p, size_t len)
+static inline const uint8_t *mp_head(const uint8_t *q, const uint8_t *end, struct mp *o)
 {
-	uint64_t left[PRESCAN_DEPTH + 1]; /* objects still to read per level */
-	int depth = 0;
-	size_t off = 0;
+	size_t lb = 0, fixed = 0; /* bytes of a length/count, of a scalar value */
+	uint64_t v;
+	uint8_t c;
 
-	left[0] = 1;
-	for (;;) {
-		uint8_t c;
-		size_t hdr = 1, lenbytes = 0;
-		uint64_t body = 0, elems = 0;
-		int container = 0;
-
-		while (depth > 0 && left[depth] == 0)
-			depth--;
-		if (left[depth] == 0)
-			break;
-		left[depth]--;
-		if (off >= len)
-			return CL_EDECODE;
-		c = p[off];
-		if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
-			/* fixint, nil, bool: one byte */
-		} else if (c >= 0x80 && c <= 0x8f) {
-			container = 1;
-			elems = 2u * (c & 0x0f);
-		} else if (c >= 0x90 && c <= 0x9f) {
-			container = 1;
-			elems = c & 0x0f;
-		} else if (c >= 0xa0 && c <= 0xbf) {
-			body = c & 0x1f;
-		} else {
-			switch (c) {
-			case 0xc4: case 0xd9: lenbytes = 1; break;        /* bin8, str8 */
-			case 0xc5: case 0xda: lenbytes = 2; break;        /* bin16, str16 */
-			case 0xc6: case 0xdb: lenbytes = 4; break;        /* bin32, str32 */
-			case 0xcc: case 0xd0: body = 1; break;            /* (u)int8 */
-			case 0xcd: case 0xd1: body = 2; break;
-			case 0xce: case 0xd2: case 0xca: body = 4; break; /* float32 */
-			case 0xcf: case 0xd3: case 0xcb: body = 8; break; /* float64 */
-			case 0xdc: container = 1; lenbytes = 2; break;    /* array16 */
-			case 0xdd: container = 1; lenbytes = 4; break;    /* array32 */
-			case 0xde: container = 2; lenbytes = 2; break;    /* map16 */
-			case 0xdf: container = 2; lenbytes = 4; break;    /* map32 */
-			default:   return CL_EDECODE;                     /* ext, 0xc1 */
-			}
-			if (len - off - 1 < lenbytes)
-				return CL_EDECODE;
-			hdr += lenbytes;
-			if (container)
-				elems = be_read(p + off + 1, lenbytes) * (uint64_t)container;
-			else if (lenbytes)
-				body = be_read(p + off + 1, lenbytes);
-		}
-		if (len - off < hdr)
-			return CL_EDECODE;
-		off += hdr;
-		if (body > len - off)
-			return CL_EDECODE;
-		off += (size_t)body;
-		if (container) {
-			/* each element takes at least one byte */
-			if (elems > len - off || depth + 1 > PRESCAN_DEPTH)
-				return CL_EDECODE;
-			if (elems > 0)
-				left[++depth] = elems;
-		}
+	if (q >= end)
+		return NULL;
+	c = *q++;
+	o->kind = MP_OTHER;
+	o->container = 0;
+	o->children = 0;
+	if (c <= 0x7f) {
+		o->kind = MP_UINT;
+		o->u = c;
+		return q;
 	}
-	return off == len ? 0 : CL_EDECODE;
+	if (c >= 0xe0) {
+		o->kind = MP_NINT;
+		o->i = (int8_t)c;
+		return q;
+	}
+	if (c <= 0x9f) {        /* fixmap, fixarray */
+		o->container = 1;
+		o->children = c & 0x0f;
+		if (c <= 0x8f) {
+			o->kind = MP_MAP;
+			o->n = o->children;
+			o->children *= 2;
+			o->p = q;
+		}
+		return q;
+	}
+	if (c <= 0xbf) {        /* fixstr */
+		o->kind = MP_STR;
+		o->n = c & 0x1f;
+		o->p = q;
+		return (size_t)(end - q) < o->n ? NULL : q + o->n;
+	}
+	switch (c) {
+	case 0xc0: case 0xc2: case 0xc3: return q;        /* nil, false, true */
+	case 0xc4: case 0xd9: lb = 1; break;              /* bin8, str8 */
+	case 0xc5: case 0xda: lb = 2; break;              /* bin16, str16 */
+	case 0xc6: case 0xdb: lb = 4; break;              /* bin32, str32 */
+	case 0xcc: case 0xd0: fixed = 1; break;           /* (u)int8 */
+	case 0xcd: case 0xd1: fixed = 2; break;
+	case 0xce: case 0xd2: case 0xca: fixed = 4; break; /* float32 */
+	case 0xcf: case 0xd3: case 0xcb: fixed = 8; break; /* float64 */
+	case 0xdc: case 0xde: lb = 2; break;              /* array16, map16 */
+	case 0xdd: case 0xdf: lb = 4; break;              /* array32, map32 */
+	default:   return NULL;                           /* ext, 0xc1 */
+	}
+	if ((size_t)(end - q) < lb + fixed)
+		return NULL;
+	if (fixed) {
+		v = be_read(q, fixed);
+		q += fixed;
+		switch (c) {
+		case 0xd0: o->i = (int8_t)v; break;
+		case 0xd1: o->i = (int16_t)v; break;
+		case 0xd2: o->i = (int32_t)v; break;
+		case 0xd3: o->i = (int64_t)v; break;
+		case 0xca: case 0xcb: return q;            /* floats */
+		default:   o->kind = MP_UINT; o->u = v; return q;
+		}
+		if (o->i >= 0) {
+			o->kind = MP_UINT;
+			o->u = (uint64_t)o->i;
+		} else {
+			o->kind = MP_NINT;
+		}
+		return q;
+	}
+	v = be_read(q, lb);
+	q += lb;
+	if (c >= 0xdc) {        /* array16/32, map16/32 */
+		o->container = 1;
+		o->children = v;
+		if (c >= 0xde) {
+			o->kind = MP_MAP;
+			o->n = v;
+			o->children = 2 * v;
+			o->p = q;
+		}
+		return q;
+	}
+	o->kind = c <= 0xc6 ? MP_BIN : MP_STR;
+	o->n = v;
+	o->p = q;
+	return (size_t)(end - q) < o->n ? NULL : q + o->n;
 }
 
-/* ---- decoder: msgpack object -> struct event --------------------------- */
-
-/* Index of a str object in keys[0..n), or -1 (also for a non-str key). */
-static int key_index(const msgpack_object *k, const struct key *keys, int n)
+/*
+ * A whole object at q sitting at nesting level `level`: its header in *o;
+ * returns the byte after all of it, or NULL if it is malformed, does not end
+ * by end, or has a container at level >= MP_DEPTH.
+ */
+static const uint8_t *mp_read(const uint8_t *q, const uint8_t *end, int level,
+			      struct mp *o)
 {
-	if (k->type != MSGPACK_OBJECT_STR)
+	struct mp child;
+
+	q = mp_head(q, end, o);
+	if (!q || !o->container)
+		return q;
+	/* each element takes at least one byte */
+	if (level + 1 > MP_DEPTH || o->children > (uint64_t)(end - q))
+		return NULL;
+	for (uint64_t c = o->children; c > 0 && q; c--)
+		q = mp_read(q, end, level + 1, &child);
+	return q;
+}
+
+/*
+ * Index of a str object in keys[0..n), or -1 (also for a non-str key).
+ * Keys are written in table order, so the search starts at *hint (the slot
+ * after the last match) and wraps: a canonical envelope matches each key on
+ * the first compare.
+ */
+static int key_index(const struct mp *k, const struct key *keys, int n, int *hint)
+{
+	if (k->kind != MP_STR)
 		return -1;
-	for (int i = 0; i < n; i++)
-		if (keys[i].n == k->via.str.size &&
-		    memcmp(keys[i].s, k->via.str.ptr, keys[i].n) == 0)
+	for (int c = 0, i = *hint; c < n; c++, i = i + 1 < n ? i + 1 : 0) {
+		size_t j = 0;
+
+		/* keys are 1-7 bytes: a byte loop beats a memcmp call */
+		if (keys[i].n != k->n)
+			continue;
+		while (j < keys[i].n && (uint8_t)keys[i].s[j] == k->p[j])
+			j++;
+		if (j == keys[i].n) {
+			*hint = i + 1 < n ? i + 1 : 0;
 			return i;
+		}
+	}
 	return -1;
 }
 
-static struct cl_str obj_str(const msgpack_object *o)
+static struct cl_str mp_str(const struct mp *o)
 {
-	return (struct cl_str){ o->via.str.ptr, o->via.str.size };
+	return (struct cl_str){ (const char *)o->p, (size_t)o->n };
 }
 
-static int decode_ids(const msgpack_object *o, const struct shape *sh, struct event *ev)
+static int decode_ids(const struct mp *o, const uint8_t *end, const struct shape *sh,
+		      struct event *ev)
 {
+	const uint8_t *q = o->p;
 	unsigned seen = 0;
+	int hint = 0;
 
-	if (o->type != MSGPACK_OBJECT_MAP)
+	if (o->kind != MP_MAP)
 		return CL_EDECODE;
-	for (uint32_t i = 0; i < o->via.map.size; i++) {
-		const msgpack_object_kv *kv = &o->via.map.ptr[i];
-		int id = key_index(&kv->key, id_keys, ID__COUNT);
+	for (uint64_t i = 0; i < o->n; i++) {
+		struct mp key, val;
+		int id;
 
+		/* already walked once inside the root: cannot fail, checked anyway */
+		if (!(q = mp_read(q, end, 2, &key)) || !(q = mp_read(q, end, 2, &val)))
+			return CL_EDECODE;
+		id = key_index(&key, id_keys, ID__COUNT, &hint);
 		if (id < 0 || (seen & B(id)) || !((sh->ids_req | sh->ids_opt) & B(id)))
 			return CL_EDECODE;
 		seen |= B(id);
-		if (kv->val.type != MSGPACK_OBJECT_POSITIVE_INTEGER || kv->val.via.u64 == 0)
+		if (val.kind != MP_UINT || val.u == 0)
 			return CL_EDECODE;
-		*id_slot(ev, id) = kv->val.via.u64;
+		*id_slot(ev, id) = val.u;
 	}
 	return (seen & sh->ids_req) == sh->ids_req ? 0 : CL_EDECODE;
 }
 
-static int decode_enum(const msgpack_object *o, int (*parse)(const char *, size_t),
+static int decode_enum(const struct mp *o, int (*parse)(const char *, size_t),
 		       uint8_t *out)
 {
 	int v;
 
-	if (o->type != MSGPACK_OBJECT_STR)
+	if (o->kind != MP_STR)
 		return CL_EDECODE;
-	v = parse(o->via.str.ptr, o->via.str.size);
+	v = parse((const char *)o->p, (size_t)o->n);
 	if (v == 0)
 		return CL_EDECODE;
 	*out = (uint8_t)v;
 	return 0;
 }
 
-static int decode_payload(const msgpack_object *o, const struct shape *sh,
-			  struct event *ev)
+static int decode_payload(const struct mp *o, const uint8_t *end,
+			  const struct shape *sh, struct event *ev)
 {
+	const uint8_t *q = o->p;
 	unsigned seen = 0;
+	int hint = 0;
 	int rc = 0;
 
-	if (o->type != MSGPACK_OBJECT_MAP)
+	if (o->kind != MP_MAP)
 		return CL_EDECODE;
-	for (uint32_t i = 0; rc == 0 && i < o->via.map.size; i++) {
-		const msgpack_object_kv *kv = &o->via.map.ptr[i];
-		const msgpack_object *val = &kv->val;
-		int k = key_index(&kv->key, p_keys, PK__COUNT);
+	for (uint64_t i = 0; rc == 0 && i < o->n; i++) {
+		struct mp key, v;
+		const struct mp *val = &v;
+		int k;
 
+		if (!(q = mp_read(q, end, 2, &key)) || !(q = mp_read(q, end, 2, &v)))
+			return CL_EDECODE;
+		k = key_index(&key, p_keys, PK__COUNT, &hint);
 		if (k < 0 || (seen & B(k)) || !((sh->p_req | sh->p_opt) & B(k)))
 			return CL_EDECODE;
 		seen |= B(k);
@@ -604,22 +707,22 @@ static int decode_payload(const msgpack_object *o, const struct shape *sh,
 			rc = decode_enum(val, cl_status_parse, &ev->status_to);
 			break;
 		case PK_HASH:
-			if (val->type != MSGPACK_OBJECT_BIN || val->via.bin.size != EV_HASH_LEN)
+			if (val->kind != MP_BIN || val->n != EV_HASH_LEN)
 				return CL_EDECODE;
-			memcpy(ev->token_hash, val->via.bin.ptr, EV_HASH_LEN);
+			memcpy(ev->token_hash, val->p, EV_HASH_LEN);
 			break;
 		default: /* the free-text strings; limits are checked by ev_check */
-			if (val->type != MSGPACK_OBJECT_STR)
+			if (val->kind != MP_STR)
 				return CL_EDECODE;
 			if (k == PK_NAME) {
-				ev->name = obj_str(val);
+				ev->name = mp_str(val);
 			} else if (k == PK_LABEL) {
-				ev->label = obj_str(val);
+				ev->label = mp_str(val);
 			} else if (k == PK_TITLE) {
-				ev->title = obj_str(val);
+				ev->title = mp_str(val);
 				ev->has_title = 1;
 			} else {
-				ev->body = obj_str(val);
+				ev->body = mp_str(val);
 				ev->has_body = 1;
 			}
 			break;
@@ -639,61 +742,75 @@ static void upcast(struct event *ev)
 		ev->kind = KIND_CHANGE; /* v1 had no kind; everything was a change */
 }
 
-static int decode_envelope(const msgpack_object *root, struct event *ev)
+/*
+ * The envelope at p[0..len). The root map is walked whole (every nested
+ * value bounds-checked, no trailing bytes) before anything can fail with a
+ * code other than CL_EDECODE, so a malformed input is always CL_EDECODE and
+ * CL_EVERSION / CL_ETOOBIG only ever describe well-formed msgpack.
+ */
+static int decode_envelope(const uint8_t *p, size_t len, struct event *ev)
 {
-	const msgpack_object *val[EK__COUNT] = { 0 };
+	struct mp root, val[EK__COUNT];
 	const struct shape *sh;
+	const uint8_t *q, *end;
 	unsigned seen = 0;
+	int hint = 0;
 	int type, rc;
 
-	if (root->type != MSGPACK_OBJECT_MAP)
+	if (!p)
+		return CL_EDECODE;  /* ev_decode(NULL, 0): nothing is not an event */
+	end = p + len;
+	if (!(q = mp_head(p, end, &root)) || root.kind != MP_MAP ||
+	    root.children > (uint64_t)(end - q))
 		return CL_EDECODE;
-	for (uint32_t i = 0; i < root->via.map.size; i++) {
-		const msgpack_object_kv *kv = &root->via.map.ptr[i];
-		int k = key_index(&kv->key, env_keys, EK__COUNT);
+	for (uint64_t i = 0; i < root.n; i++) {
+		struct mp key, v;
+		int k;
 
+		if (!(q = mp_read(q, end, 1, &key)) || !(q = mp_read(q, end, 1, &v)))
+			return CL_EDECODE;
+		k = key_index(&key, env_keys, EK__COUNT, &hint);
 		if (k < 0 || (seen & B(k)))
 			return CL_EDECODE;
 		seen |= B(k);
-		val[k] = &kv->val;
+		val[k] = v;
 	}
-	if ((seen & EK_REQUIRED) != EK_REQUIRED)
-		return CL_EDECODE;
+	if (q != end || (seen & EK_REQUIRED) != EK_REQUIRED)
+		return CL_EDECODE;   /* trailing bytes, or a required key missing */
 
-	if (val[EK_T]->type != MSGPACK_OBJECT_STR)
+	if (val[EK_T].kind != MP_STR)
 		return CL_EDECODE;
-	type = ev_type_parse(val[EK_T]->via.str.ptr, val[EK_T]->via.str.size);
+	type = ev_type_parse((const char *)val[EK_T].p, (size_t)val[EK_T].n);
 	if (type == EV_NONE)
 		return CL_EDECODE;
 	ev->type = (uint32_t)type;
-	if (val[EK_V]->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+	if (val[EK_V].kind != MP_UINT)
 		return CL_EDECODE;
-	sh = shape_find(type, val[EK_V]->via.u64);
+	sh = shape_find(type, val[EK_V].u);
 	if (!sh)
 		return CL_EVERSION;
 	ev->version = sh->version;
 
-	if (val[EK_TS]->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-		ev->ts = val[EK_TS]->via.i64;
-	else if (val[EK_TS]->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
-		 val[EK_TS]->via.u64 <= (uint64_t)INT64_MAX)
-		ev->ts = (int64_t)val[EK_TS]->via.u64;
+	if (val[EK_TS].kind == MP_NINT)
+		ev->ts = val[EK_TS].i;
+	else if (val[EK_TS].kind == MP_UINT && val[EK_TS].u <= (uint64_t)INT64_MAX)
+		ev->ts = (int64_t)val[EK_TS].u;
 	else
 		return CL_EDECODE;
-	if (val[EK_A]->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+	if (val[EK_A].kind != MP_UINT)
 		return CL_EDECODE;
-	ev->actor = val[EK_A]->via.u64;
-	if (val[EK_PH]->type != MSGPACK_OBJECT_BIN || val[EK_PH]->via.bin.size != EV_HASH_LEN)
+	ev->actor = val[EK_A].u;
+	if (val[EK_PH].kind != MP_BIN || val[EK_PH].n != EV_HASH_LEN)
 		return CL_EDECODE;
-	memcpy(ev->prev_hash, val[EK_PH]->via.bin.ptr, EV_HASH_LEN);
-	if (val[EK_C]) {
+	memcpy(ev->prev_hash, val[EK_PH].p, EV_HASH_LEN);
+	if (seen & B(EK_C)) {
 		/* present only when there is one: an empty "c" is not canonical */
-		if (val[EK_C]->type != MSGPACK_OBJECT_STR || val[EK_C]->via.str.size == 0)
+		if (val[EK_C].kind != MP_STR || val[EK_C].n == 0)
 			return CL_EDECODE;
-		ev->cmd_id = obj_str(val[EK_C]);
+		ev->cmd_id = mp_str(&val[EK_C]);
 	}
-	if ((rc = decode_ids(val[EK_IDS], sh, ev)) != 0 ||
-	    (rc = decode_payload(val[EK_P], sh, ev)) != 0)
+	if ((rc = decode_ids(&val[EK_IDS], end, sh, ev)) != 0 ||
+	    (rc = decode_payload(&val[EK_P], end, sh, ev)) != 0)
 		return rc;
 	upcast(ev);
 	return ev_check(ev);
@@ -701,9 +818,6 @@ static int decode_envelope(const msgpack_object *root, struct event *ev)
 
 int ev_decode(const uint8_t *p, size_t len, struct event *ev)
 {
-	msgpack_zone zone;
-	msgpack_object root;
-	size_t off = 0;
 	int rc;
 
 	if (!ev || (!p && len > 0))
@@ -711,23 +825,7 @@ int ev_decode(const uint8_t *p, size_t len, struct event *ev)
 	memset(ev, 0, sizeof *ev);
 	if (len > CL_MAX_EVENT)
 		return CL_ETOOBIG;
-	if ((rc = prescan(p, len)) != 0)
-		return rc;
-	/* an envelope is ~10 objects: one chunk, one malloc */
-	if (!msgpack_zone_init(&zone, 2048))
-		return CL_ENOMEM;
-	switch (msgpack_unpack((const char *)p, len, &off, &zone, &root)) {
-	case MSGPACK_UNPACK_SUCCESS:
-		rc = off == len ? decode_envelope(&root, ev) : CL_EDECODE;
-		break;
-	case MSGPACK_UNPACK_NOMEM_ERROR:
-		rc = CL_ENOMEM;
-		break;
-	default: /* cannot happen after prescan; refuse anyway */
-		rc = CL_EDECODE;
-		break;
-	}
-	msgpack_zone_destroy(&zone);
+	rc = decode_envelope(p, len, ev);
 	if (rc != 0)
 		memset(ev, 0, sizeof *ev); /* no half-decoded event escapes */
 	return rc;

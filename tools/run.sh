@@ -26,6 +26,13 @@ if [ ! -x "$BIN/changelogd" ]; then
 fi
 
 token_file="$DATA/admin-token"
+if [ ! -e "$DATA/data.mdb" ] && [ -x "$BIN/changelog-admin" ]; then
+	# first start: make the log and the first admin now, so the URL below
+	# can carry the token; the server adds its self-signed certificate
+	echo "first start: creating $DATA"
+	TOKEN=$("$BIN/changelog-admin" init --data "$DATA")
+	(umask 077; printf '%s\n' "$TOKEN" > "$token_file")
+fi
 if [ -s "$token_file" ]; then
 	TOKEN=$(head -n 1 "$token_file")
 	echo "admin token: $TOKEN (from $token_file)"

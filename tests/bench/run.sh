@@ -1,11 +1,29 @@
 #!/bin/sh
-# run.sh - run every benchmark program in $CL_BENCH (default
-# build/release/bench), print their tables, and collect their results in
-# one JSON list ($CL_BENCH_JSON, default build/bench.json).
-# Each program takes --json FILE and appends its objects to the list.
-# Exits non-zero if any program failed.
+# run.sh - run every benchmark: first each program in $CL_BENCH (default
+# build/release/bench: store, core, replay), then the server cases side by
+# side with their peers (tests/bench/peers):
+#
+#   fan-out  changelogd vs the Node `ws` broadcast peer: 1 writer (32 in
+#            flight) -> 1,000 subscribers; deliveries/s and p99
+#   writes   changelogd, 64 closed-loop writers, acked (fsync'd) events/s vs
+#            MariaDB one INSERT per request and SQLite FULL one per command
+#   reads    getChangelogEntries over 1,000 entries, 8 connections x 4 in
+#            flight vs the same page from MariaDB per request, JSON-encoded
+#
+# prints ONE table with ratios (tests/bench/report.py) and writes the list
+# of {name, unit, ours, peer, ratio, goal} to $CL_BENCH_JSON (default
+# build/bench.json). Bounded: each server case runs $CL_BENCH_SECS seconds
+# (default 10); the whole run takes ~4-8 min here. CL_BENCH_SERVE=0 skips
+# the server cases. Everything runs on loopback, in temp dirs under
+# $CL_BENCH_TMP (default /var/tmp: a real disk), removed at the end; every
+# process started here is stopped by its pid.
+# Exits non-zero if any program failed or a subscriber saw a gap.
 dir=${CL_BENCH:-build/release/bench}
 out=${CL_BENCH_JSON:-build/bench.json}
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+bin=${CL_BIN:-$repo/bin}
+secs=${CL_BENCH_SECS:-10}
+tmpbase=${CL_BENCH_TMP:-/var/tmp}
 mkdir -p "$(dirname "$out")"
 echo '[]' > "$out"
 status=0
@@ -17,5 +35,142 @@ for b in "$dir"/*_bench; do
 	"$b" --json "$out" || { echo "!! $(basename "$b") failed"; status=1; }
 done
 [ "$found" -eq 1 ] || { echo "run.sh: no *_bench programs in $dir" >&2; exit 1; }
-echo "results: $out"
+
+if [ "${CL_BENCH_SERVE:-1}" = 0 ]; then
+	python3 "$repo/tests/bench/report.py" "$out" || status=1
+	echo "results: $out"
+	exit $status
+fi
+
+# ---- server cases ------------------------------------------------------
+work=$(mktemp -d "$tmpbase/clbench.XXXXXX") || exit 1
+pids=""
+cleanup() {
+	for p in $pids; do kill "$p" 2>/dev/null; done
+	for p in $pids; do
+		i=0
+		while kill -0 "$p" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+		kill -9 "$p" 2>/dev/null
+	done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
+bench="$bin/changelog-bench"
+mkdir -p "$work/peers" "$work/res"
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# start_cl NAME: changelogd on a fresh data dir; sets cl_pid cl_port cl_token cl_data
+start_cl() {
+	cl_data="$work/$1"
+	cl_port=$(free_port)
+	"$bin/changelogd" --data "$cl_data" --listen "127.0.0.1:$cl_port" --no-web \
+		--rate 1000000 --burst 1000000 --max-conns 20000 \
+		>"$work/$1.out" 2>"$work/$1.log" &
+	cl_pid=$!
+	pids="$pids $cl_pid"
+	i=0
+	until [ -s "$cl_data/admin-token" ] && \
+	      curl -skf "https://127.0.0.1:$cl_port/healthz" >/dev/null 2>&1; do
+		sleep 0.1; i=$((i + 1))
+		if [ $i -gt 150 ] || ! kill -0 "$cl_pid" 2>/dev/null; then
+			echo "!! changelogd did not start:"; cat "$work/$1.log"; return 1
+		fi
+	done
+	cl_token=$(cat "$cl_data/admin-token")
+}
+
+stop_pid() {
+	kill "$1" 2>/dev/null
+	i=0
+	while kill -0 "$1" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+}
+
+# case NAME ARGS...: run the bench client, its JSON into res/NAME.json
+case_run() {
+	name=$1; shift
+	echo "-- $name (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+	"$bench" --json "$@" >"$work/res/$name.json" || { echo "!! $name failed (rc $?)"; status=1; }
+	echo "$name: load average after $(cut -d' ' -f1-3 /proc/loadavg)" >>"$work/loads.txt"
+}
+
+# the C peers (not part of a layer: built here)
+seed="$work/peers/seed_write_bench"
+cc -std=c11 -D_GNU_SOURCE -O2 -o "$seed" "$repo/tests/bench/peers/seed_write_bench.c" \
+	$(pkg-config --cflags --libs sqlite3 libmariadb jansson) -lpthread || {
+	echo "!! cannot build seed_write_bench"; exit 1; }
+
+echo "== server cases (${secs}s each)"
+start_cl fan || exit 1
+cert="$cl_data/tls/cert.pem"; key="$cl_data/tls/key.pem"
+
+# fan-out: ours, then the Node ws peer
+case_run fanout_ours --url "wss://127.0.0.1:$cl_port" --token "$cl_token" \
+	--subscribers 1000 --writers 1 --depth 32 --duration "$secs" --server-pid "$cl_pid"
+node_port=$(free_port)
+node "$repo/tests/bench/peers/ws_broadcast_peer.js" "$node_port" "$cert" "$key" \
+	>"$work/node.out" 2>&1 &
+node_pid=$!
+pids="$pids $node_pid"
+i=0
+until grep -q ready "$work/node.out" 2>/dev/null; do
+	sleep 0.1; i=$((i + 1))
+	[ $i -gt 100 ] && { echo "!! node peer did not start"; cat "$work/node.out"; break; }
+done
+case_run fanout_peer --url "wss://127.0.0.1:$node_port" --token peer \
+	--subscribers 1000 --writers 1 --depth 32 --duration "$secs" --server-pid "$node_pid"
+stop_pid "$node_pid"
+
+# writes: 64 closed-loop writers on the same server, no subscribers
+case_run writes_ours --url "wss://127.0.0.1:$cl_port" --token "$cl_token" \
+	--writers 64 --duration "$secs"
+stop_pid "$cl_pid"
+
+echo "-- writes_sqlite (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+"$seed" sqlite "$work/seed.sqlite" 64 "$secs" >"$work/res/writes_sqlite.json" || status=1
+
+# MariaDB: a throwaway server on a unix socket, durable commits
+my="$work/mariadb"
+mkdir -p "$my/data"
+if mariadb-install-db --no-defaults --user=root --datadir="$my/data" \
+	--auth-root-authentication-method=normal --skip-test-db >"$my/install.log" 2>&1; then
+	mariadbd --no-defaults --user=root --datadir="$my/data" --socket="$my/sock" \
+		--skip-networking --pid-file="$my/pid" --log-error="$my/err.log" \
+		--innodb-buffer-pool-size=256M --innodb-flush-log-at-trx-commit=1 \
+		--skip-log-bin --max-connections=300 &
+	my_pid=$!
+	pids="$pids $my_pid"
+	i=0
+	until mariadb-admin --no-defaults -S "$my/sock" -uroot ping >/dev/null 2>&1; do
+		sleep 0.1; i=$((i + 1)); [ $i -gt 300 ] && break
+	done
+	echo "-- writes_mariadb (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+	"$seed" mariadb "$my/sock" 64 "$secs" >"$work/res/writes_mariadb.json" || status=1
+	echo "-- reads_mariadb (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+	"$seed" mariadb-read "$my/sock" 8 "$secs" >"$work/res/reads_mariadb.json" || status=1
+	stop_pid "$my_pid"
+else
+	echo "!! mariadb-install-db failed"; cat "$my/install.log"; status=1
+fi
+
+# reads: a fresh server holding 1,000 entries
+start_cl reads || exit 1
+echo "-- reads prefill (1,000 entries)"
+"$bench" --url "wss://127.0.0.1:$cl_port" --token "$cl_token" --writers 50 \
+	--max-writes 1000 --duration 120 >/dev/null 2>"$work/prefill.log" || {
+	cat "$work/prefill.log"; status=1; }
+case_run reads_ours --url "wss://127.0.0.1:$cl_port" --token "$cl_token" \
+	--writers 0 --readers 8 --depth 4 --duration "$secs"
+stop_pid "$cl_pid"
+
+for f in "$work"/res/*.json; do
+	echo "$(basename "$f" .json): $(cat "$f")"
+done > "$(dirname "$out")/bench-raw.txt"
+cat "$work/loads.txt" >> "$(dirname "$out")/bench-raw.txt" 2>/dev/null
+python3 "$repo/tests/bench/report.py" "$out" "$work/res" || status=1
+echo "results: $out (raw client output: $(dirname "$out")/bench-raw.txt)"
 exit $status

@@ -33,6 +33,9 @@ static void usage(FILE *f)
 "  --admin-name NAME   name of the first admin on a new log (default admin)\n"
 "  --web DIR           web UI directory (default <bin>/../web if present)\n"
 "  --no-web            do not serve the web UI\n"
+"  --allow-origin LIST browsers may connect only from these comma-separated\n"
+"                      origins (e.g. https://changelog.example.com); clients\n"
+"                      that send no Origin header are not affected\n"
 "  --max-conns N       websocket sessions; more get HTTP 503 (default 10000)\n"
 "  --max-msg BYTES     largest inbound message; more closes 1009 (default 64K)\n"
 "  --rate N            requests per second per connection (default 100)\n"
@@ -129,7 +132,7 @@ static int parse_listen(const char *s, const char **host, int *port)
 
 enum {
 	OPT_DATA = 256, OPT_LISTEN, OPT_CERT, OPT_KEY, OPT_PLAIN, OPT_ADMIN, OPT_WEB,
-	OPT_NOWEB, OPT_MAXCONNS, OPT_MAXMSG, OPT_RATE, OPT_BURST, OPT_MAXQUEUE,
+	OPT_NOWEB, OPT_ORIGIN, OPT_MAXCONNS, OPT_MAXMSG, OPT_RATE, OPT_BURST, OPT_MAXQUEUE,
 	OPT_MAXMEM, OPT_RING, OPT_RINGBYTES, OPT_SNDBUF, OPT_PING, OPT_PONG, OPT_HANDSHAKE,
 	OPT_NOSYNC,
 };
@@ -145,6 +148,7 @@ int main(int argc, char **argv)
 		{ "admin-name", required_argument, NULL, OPT_ADMIN },
 		{ "web", required_argument, NULL, OPT_WEB },
 		{ "no-web", no_argument, NULL, OPT_NOWEB },
+		{ "allow-origin", required_argument, NULL, OPT_ORIGIN },
 		{ "max-conns", required_argument, NULL, OPT_MAXCONNS },
 		{ "max-msg", required_argument, NULL, OPT_MAXMSG },
 		{ "rate", required_argument, NULL, OPT_RATE },
@@ -188,6 +192,7 @@ int main(int argc, char **argv)
 		case OPT_ADMIN: o.admin_name = optarg; break;
 		case OPT_WEB: o.web_dir = optarg; break;
 		case OPT_NOWEB: o.web_dir = ""; break;
+		case OPT_ORIGIN: o.allow_origin = optarg; break;
 		case OPT_MAXCONNS:
 			if (parse_u64(optarg, 1000000, &v) || v == 0)
 				bad = "--max-conns wants 1..1000000";

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -472,6 +473,42 @@ static void srv_tail(lws_sorted_usec_list_t *sul)
 
 /* ---- the lws callback ---------------------------------------------- */
 
+/*
+ * The Origin allow-list (--allow-origin): browsers always send Origin, other
+ * clients usually do not. Tokens travel in the URL, not in cookies, so a
+ * foreign page cannot borrow a user's session; the list is for sites that
+ * want to pin which pages may embed their changelog anyway.
+ * 1 = allowed, 0 = refused.
+ */
+static int srv_origin_ok(const struct server *s, struct lws *wsi)
+{
+	char origin[256];
+	const char *p, *comma;
+	int n;
+
+	if (!s->o.allow_origin)
+		return 1;
+	n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
+	if (n <= 0)
+		return 1;
+	if (n >= (int)sizeof origin ||
+	    lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) < 0)
+		return 0;
+	for (p = s->o.allow_origin; *p; p = comma + 1) {
+		size_t len;
+
+		comma = strchr(p, ',');
+		if (!comma)
+			comma = p + strlen(p);
+		len = (size_t)(comma - p);
+		if (len == strlen(origin) && strncasecmp(p, origin, len) == 0)
+			return 1;
+		if (!*comma)
+			break;
+	}
+	return 0;
+}
+
 static int srv_on_upgrade(struct server *s, struct lws *wsi)
 {
 	uint64_t user, token;
@@ -480,6 +517,11 @@ static int srv_on_upgrade(struct server *s, struct lws *wsi)
 	if (s->stopping) {
 		s->m.handshakes_refused++;
 		return http_refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE);
+	}
+	if (!srv_origin_ok(s, wsi)) {
+		s->m.handshakes_refused++;
+		slog(SLOG_WARN, "refusing a websocket from an origin not in --allow-origin");
+		return http_refuse(wsi, HTTP_STATUS_FORBIDDEN);
 	}
 	rc = sess_auth(s, wsi, &user, &token);
 	if (rc) {

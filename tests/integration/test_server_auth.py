@@ -81,3 +81,20 @@ def test_http_refusals_are_real_statuses(server):
     assert conn.getresponse().status == 403
     conn.close()
     assert server.admin_token not in server.log()
+
+
+def test_origin_allow_list(make_server):
+    s = make_server("--allow-origin", "https://changelog.example.com,https://ops.example.com")
+    tok = s.admin_token
+    ok = run(status_of(s.url(tok), {"Origin": "https://changelog.example.com"}))
+    assert ok == 101
+    assert run(status_of(s.url(tok), {"Origin": "https://OPS.example.com"})) == 101
+    assert run(status_of(s.url(tok), {"Origin": "https://evil.example.net"})) == 403
+    assert run(status_of(s.url(tok), {"Origin": "https://changelog.example.com.evil"})) == 403
+    assert run(status_of(s.url(tok), {"Origin": "x" * 1000})) == 403
+    # clients that send no Origin (PHP, scripts) are not affected
+    assert run(status_of(s.url(tok))) == 101
+
+
+def test_any_origin_without_allow_list(server):
+    assert run(status_of(server.url(server.admin_token), {"Origin": "https://anywhere.example"})) == 101

@@ -11,6 +11,8 @@
  */
 #include "session.h"
 
+#define SESS_REPLIES_PER_WRITE 16  /* unicast frames per WRITEABLE, at most */
+
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -658,21 +660,33 @@ int sess_writeable(struct sess *ss)
 		return -1;
 	}
 	if (ss->uq_head) {
-		struct frame *f = ss->uq_head;
-		int w;
+		int sent;
 
-		ss->uq_head = f->next;
-		if (!ss->uq_head)
-			ss->uq_tail = NULL;
-		ss->uq_bytes -= f->len;
-		s->out_bytes -= f->len;
-		w = lws_write(ss->wsi, f->data, f->len, LWS_WRITE_TEXT);
-		if (w < (int)f->len) {
+		/*
+		 * Replies go out several per callback (bounded, and only while
+		 * the socket takes them without buffering): with one reply per
+		 * WRITEABLE, a client pipelining commands next to a thousand
+		 * subscribers got one ack per service turn and was starved.
+		 */
+		for (sent = 0; ss->uq_head && sent < SESS_REPLIES_PER_WRITE; sent++) {
+			struct frame *f = ss->uq_head;
+			int w;
+
+			if (sent && lws_send_pipe_choked(ss->wsi))
+				break;
+			ss->uq_head = f->next;
+			if (!ss->uq_head)
+				ss->uq_tail = NULL;
+			ss->uq_bytes -= f->len;
+			s->out_bytes -= f->len;
+			w = lws_write(ss->wsi, f->data, f->len, LWS_WRITE_TEXT);
+			if (w < (int)f->len) {
+				frame_unref(f);
+				return -1;
+			}
 			frame_unref(f);
-			return -1;
+			s->m.messages_out++;
 		}
-		frame_unref(f);
-		s->m.messages_out++;
 		sess_wake(ss);
 		return 0;
 	}

@@ -1,11 +1,12 @@
 // browser_ui.js - the web UI driven in headless Chromium by Playwright, as
 // two (then three) people would use it. Run by tests/integration/test_web_ui.py:
 //   node browser_ui.js BASE_URL ADMIN_TOKEN OUT_DIR
-// It prints "RESTART" when it wants the server restarted and waits for a
-// line on stdin before going on. Exits non-zero on the first failed check.
+// It prints "RESTART" when it wants the server restarted and waits until
+// the file OUT_DIR/restarted exists before going on. Exits non-zero on the
+// first failed check, and after 240 s whatever happens.
 'use strict';
 const { chromium } = require('playwright-core');
-const readline = require('readline');
+const fs = require('fs');
 const { connect } = require('./wsclient');
 
 const [base, adminToken, outDir] = process.argv.slice(2);
@@ -17,10 +18,15 @@ function check(cond, what) {
   console.log(`ok - ${what}`);
 }
 
-function waitLine() {
-  const rl = readline.createInterface({ input: process.stdin });
-  return new Promise((resolve) => rl.once('line', (l) => { rl.close(); resolve(l); }));
+function waitFile(path) {
+  return new Promise((resolve) => {
+    const t = setInterval(() => {
+      if (fs.existsSync(path)) { clearInterval(t); resolve(); }
+    }, 100);
+  });
 }
+
+setTimeout(() => { console.error('browser ui: gave up after 240 s'); process.exit(1); }, 240000).unref();
 
 async function main() {
   const admin = await connect(`${wsBase}/ws/${adminToken}`);
@@ -103,8 +109,10 @@ async function main() {
 
   // Kill and restart the server: the page reconnects and catches up.
   admin.close();
+  const flag = `${outDir}/restarted`;
+  if (fs.existsSync(flag)) fs.unlinkSync(flag);
   console.log('RESTART');
-  await waitLine();
+  await waitFile(flag);
   const admin2 = await connect(`${wsBase}/ws/${adminToken}`);
   const r2 = await admin2.request({ op: 'createEntry', params: { title: 'Written while A was away', kind: 'feature' } });
   check(r2.ok, 'an entry was written after the restart');

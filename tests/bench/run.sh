@@ -127,7 +127,7 @@ stop_pid "$node_pid"
 
 # writes: 64 closed-loop writers on the same server, no subscribers
 case_run writes_ours --url "wss://127.0.0.1:$cl_port" --token "$cl_token" \
-	--writers 64 --duration "$secs"
+	--writers 64 --duration "$secs" --server-pid "$cl_pid"
 stop_pid "$cl_pid"
 
 echo "-- writes_sqlite (load average $(cut -d' ' -f1-3 /proc/loadavg))"
@@ -164,7 +164,7 @@ echo "-- reads prefill (1,000 entries)"
 	--max-writes 1000 --duration 120 >/dev/null 2>"$work/prefill.log" || {
 	cat "$work/prefill.log"; status=1; }
 case_run reads_ours --url "wss://127.0.0.1:$cl_port" --token "$cl_token" \
-	--writers 0 --readers 8 --depth 4 --duration "$secs"
+	--writers 0 --readers 8 --depth 4 --duration "$secs" --server-pid "$cl_pid"
 stop_pid "$cl_pid"
 
 for f in "$work"/res/*.json; do

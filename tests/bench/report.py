@@ -1,0 +1,127 @@
+"""report.py - the one table at the end of `make bench`.
+
+    report.py BENCH_JSON [RESULTS_DIR]
+
+BENCH_JSON holds the list the *_bench programs appended to ({name, unit,
+ours, peer, ratio, goal}). RESULTS_DIR (from tests/bench/run.sh) holds one
+JSON object per server case: changelog-bench --json output (fanout_ours,
+fanout_peer, writes_ours, reads_ours) and seed_write_bench output
+(writes_sqlite, writes_mariadb, reads_mariadb). This turns them into rows
+of the same shape, appends them to BENCH_JSON, and prints every row with its
+ratio and whether the goal was met. Exit 1 if a subscriber saw a gap, a
+duplicate or missed an event (a correctness failure, not a speed one).
+"""
+import json
+import os
+import sys
+
+
+def load(d, name):
+    try:
+        with open(os.path.join(d, name + ".json")) as f:
+            return json.loads(f.read().strip().splitlines()[-1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def row(name, unit, ours, peer, goal, lower_is_better=False):
+    ratio = None
+    if ours and peer:
+        ratio = round((peer / ours) if lower_is_better else (ours / peer), 2)
+    return {"name": name, "unit": unit,
+            "ours": None if ours is None else round(ours, 1),
+            "peer": None if peer is None else round(peer, 1),
+            "ratio": ratio, "goal": goal}
+
+
+def server_rows(d):
+    rows, bad = [], 0
+    fo, fp = load(d, "fanout_ours"), load(d, "fanout_peer")
+
+    def g(o, *k):
+        return None if o is None else _dig(o, k)
+
+    rows.append(row("fan-out 1 writer -> 1000 subs vs Node ws (deliveries)", "deliveries/s",
+                    g(fo, "deliveries_per_s"), g(fp, "deliveries_per_s"), 3))
+    rows.append(row("fan-out p99 write->delivered vs Node ws (peer/ours)", "ms",
+                    ms(g(fo, "deliver_us", "p99")), ms(g(fp, "deliver_us", "p99")), None, True))
+    rows.append(row("fan-out server RSS per connection vs Node ws (peer/ours)", "bytes",
+                    g(fo, "rss_per_conn_bytes"), g(fp, "rss_per_conn_bytes"), None, True))
+    wo, ws, wm = load(d, "writes_ours"), load(d, "writes_sqlite"), load(d, "writes_mariadb")
+    rows.append(row("writes 64 writers, acked+fsync'd vs SQLite FULL row/cmd", "events/s",
+                    g(wo, "acked_per_s"), g(ws, "per_s"), 20))
+    rows.append(row("writes 64 writers, acked+fsync'd vs MariaDB row/request", "events/s",
+                    g(wo, "acked_per_s"), g(wm, "per_s"), None))
+    rows.append(row("writes p99 write->ack vs MariaDB (peer/ours)", "ms",
+                    ms(g(wo, "write_ack_us", "p99")), ms(g(wm, "p99_us")), None, True))
+    ro, rm = load(d, "reads_ours"), load(d, "reads_mariadb")
+    rows.append(row("reads getChangelogEntries (50 of 1000) vs MariaDB+JSON", "req/s",
+                    g(ro, "reads_per_s"), g(rm, "per_s"), 20))
+    for name, o in (("fanout_ours", fo), ("fanout_peer", fp), ("writes_ours", wo)):
+        if o is None:
+            continue
+        errs = o.get("gaps", 0) + o.get("dups", 0) + o.get("undelivered", 0)
+        if errs:
+            bad += 1
+        rows.append({"name": "%s: gaps+dups+undelivered" % name, "unit": "events",
+                     "ours": errs, "peer": None, "ratio": None, "goal": 0})
+    return rows, bad
+
+
+def _dig(o, keys):
+    for k in keys:
+        if not isinstance(o, dict) or k not in o:
+            return None
+        o = o[k]
+    return o
+
+
+def ms(us):
+    return None if us is None else us / 1000.0
+
+
+def fmt(v):
+    if v is None:
+        return "-"
+    if isinstance(v, (int, float)):
+        if abs(v) >= 1e6:
+            return "%.2f M" % (v / 1e6)
+        if abs(v) >= 1e4:
+            return "%.1f k" % (v / 1e3)
+        return ("%.2f" % v).rstrip("0").rstrip(".") if isinstance(v, float) else str(v)
+    return str(v)
+
+
+def main(argv):
+    path = argv[1]
+    with open(path) as f:
+        rows = json.load(f)
+    bad = 0
+    if len(argv) > 2:
+        extra, bad = server_rows(argv[2])
+        rows.extend(extra)
+        with open(path, "w") as f:
+            json.dump(rows, f, indent=1)
+    w = max(len(r["name"]) for r in rows) if rows else 10
+    print()
+    print("%-*s %-13s %10s %10s %7s %6s %s" % (w, "case", "unit", "ours", "peer", "ratio", "goal", ""))
+    for r in rows:
+        met = ""
+        goal, ours, ratio = r.get("goal"), r.get("ours"), r.get("ratio")
+        if goal is not None and ours is not None:
+            if r["unit"] == "events" and r.get("peer") is None:
+                met = "ok" if ours == goal else "FAIL"
+            elif ratio is not None and goal < 100:
+                met = "met" if ratio >= goal else "not met"
+            elif r["unit"] == "bytes":
+                met = "met" if ours <= goal else "not met"
+            elif r["unit"].endswith("/s"):
+                met = "met" if ours >= goal else "not met"
+        print("%-*s %-13s %10s %10s %7s %6s %s" % (w, r["name"], r["unit"], fmt(r.get("ours")),
+                                                 fmt(r.get("peer")), fmt(r.get("ratio")),
+                                                 fmt(r.get("goal")), met))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,958 @@
+/*
+ * bench_main.c - changelog-bench: a load client for changelogd (and for the
+ * peer servers of tests/bench/peers, which speak the same JSON subset).
+ *
+ * It owns nothing but measurement. One thread, one libwebsockets client
+ * context, N subscribing + M writing + K reading connections over wss on
+ * loopback. Subscribers check that every event arrives once and in seq order
+ * (gaps, duplicates, undelivered are counted and must be 0). Writers send
+ * createEntry with the send time (CLOCK_MONOTONIC ns) in the title, so the
+ * subscriber that receives the push computes write->delivered latency
+ * without any shared table. Readers run getChangelogEntries closed loop.
+ *
+ * Shape: replies and acks are parsed with jansson; push frames, which are
+ * the hot path (1,000 subscribers x every event), are scanned for
+ * `{"op":"event","seq":` and the bench title instead of being parsed: the
+ * server writes them with jansson in insertion order, and the Node peer with
+ * JSON.stringify in the same order. Latencies go into fixed histograms
+ * (1 us buckets to 10 ms, 1 ms buckets to 10 s), so memory is bounded
+ * whatever the run length. Everything is capped: connections, duration,
+ * rate, depth; non-loopback hosts are refused.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <libwebsockets.h>
+
+#define MAX_SUBS 20000
+#define MAX_WRITERS 1024
+#define MAX_READERS 1024
+#define MAX_DEPTH 64
+#define MAX_DURATION 600
+#define MAX_FRAME (16u * 1024 * 1024)
+#define CONNECT_WINDOW 64
+#define TICK_US 20000
+#define DRAIN_S 10.0
+#define CONNECT_TIMEOUT_S 60.0
+#define TITLE_TAG "bench "
+
+enum role { ROLE_SUB, ROLE_WRITER, ROLE_READER };
+enum cstate { CS_IDLE, CS_CONNECTING, CS_OPEN, CS_READY, CS_DEAD };
+enum phase { PH_SUBS, PH_CLIENTS, PH_RUN, PH_DRAIN, PH_DONE };
+
+#define H_FINE 10000    /* 1 us buckets below 10 ms */
+#define H_COARSE 9990   /* 1 ms buckets from 10 ms to 10 s */
+struct hist {
+	uint64_t n, max_us;
+	uint64_t b[H_FINE + H_COARSE + 1];
+};
+
+struct bench;
+
+struct conn {
+	struct bench *b;
+	struct lws *wsi;
+	enum role role;
+	enum cstate state;
+	uint64_t t_start;
+	unsigned char *rx;
+	size_t rxlen, rxcap;
+	/* subscriber */
+	uint64_t next_seq, delivered;
+	/* writer / reader: replies come back in send order, so a ring of send times */
+	uint64_t sent_at[MAX_DEPTH];
+	unsigned q_head, q_len, want;
+	uint64_t next_id;
+};
+
+struct opts {
+	char host[64];
+	int port, tls;
+	char token[300];
+	int subs, writers, readers, depth, max_writes;
+	double rate, duration;
+	int json, server_pid;
+};
+
+struct bench {
+	struct opts o;
+	struct lws_context *ctx;
+	struct conn *conns;
+	int nconns, next_connect, connecting;
+	enum phase phase;
+	lws_sorted_usec_list_t sul;
+	uint64_t t0, t_run, t_stop, t_last_ack, t_last_deliv, t_last_read, t_phase;
+	int subs_ready, clients_ready, dead, conn_failed, closed_early;
+	uint64_t acked, write_err, reads, read_err, deliveries, gaps, dups;
+	uint64_t max_seq, sent_writes, rate_skipped;
+	long rss_before_kb, rss_after_kb;
+	double cpu_self0, cpu_srv0, cpu_self, cpu_srv;
+	char first_err[200];
+	struct hist h_ack, h_deliv, h_read, h_conn;
+};
+
+static volatile sig_atomic_t interrupted;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static double secs(uint64_t a, uint64_t b)
+{
+	return b > a ? (double)(b - a) / 1e9 : 0.0;
+}
+
+static void hist_add(struct hist *h, uint64_t ns)
+{
+	uint64_t us = ns / 1000;
+	size_t i;
+
+	if (us < H_FINE)
+		i = (size_t)us;
+	else if (us < H_FINE + (uint64_t)H_COARSE * 1000)
+		i = H_FINE + (size_t)((us - H_FINE) / 1000);
+	else
+		i = H_FINE + H_COARSE;
+	h->b[i]++;
+	h->n++;
+	if (us > h->max_us)
+		h->max_us = us;
+}
+
+/* the lower edge of the bucket holding quantile q, in microseconds */
+static double hist_q(const struct hist *h, double q)
+{
+	uint64_t want, acc = 0;
+	size_t i;
+
+	if (!h->n)
+		return 0.0;
+	want = (uint64_t)(q * (double)h->n);
+	if (want >= h->n)
+		want = h->n - 1;
+	for (i = 0; i <= H_FINE + H_COARSE; i++) {
+		acc += h->b[i];
+		if (acc > want)
+			break;
+	}
+	if (i < H_FINE)
+		return (double)i;
+	return (double)H_FINE + (double)(i - H_FINE) * 1000.0;
+}
+
+static long rss_kb(int pid)
+{
+	char path[64], line[256];
+	FILE *f;
+	long kb = -1;
+
+	if (pid <= 0)
+		return -1;
+	snprintf(path, sizeof path, "/proc/%d/status", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof line, f))
+		if (!strncmp(line, "VmRSS:", 6)) {
+			kb = strtol(line + 6, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return kb;
+}
+
+/* user+system CPU seconds of a process (self when pid <= 0) */
+static double cpu_s(int pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long ut = 0, st = 0;
+	FILE *f;
+	size_t n;
+	int i;
+
+	if (pid <= 0)
+		snprintf(path, sizeof path, "/proc/self/stat");
+	else
+		snprintf(path, sizeof path, "/proc/%d/stat", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1.0;
+	n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	p = strrchr(buf, ')');   /* the command name may hold spaces */
+	if (!p)
+		return -1.0;
+	for (i = 0; i < 12 && p; i++)   /* to field 14 (utime) */
+		p = strchr(p + 1, ' ');
+	if (!p || sscanf(p, " %lu %lu", &ut, &st) != 2)
+		return -1.0;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static void note_err(struct bench *b, const char *what)
+{
+	if (!b->first_err[0])
+		snprintf(b->first_err, sizeof b->first_err, "%s", what);
+}
+
+static int send_json(struct conn *c, json_t *j)
+{
+	unsigned char buf[LWS_PRE + 1024];
+	size_t n = json_dumpb(j, (char *)buf + LWS_PRE, sizeof buf - LWS_PRE, JSON_COMPACT);
+
+	json_decref(j);
+	if (!n || n > sizeof buf - LWS_PRE)
+		return -1;
+	if (lws_write(c->wsi, buf + LWS_PRE, n, LWS_WRITE_TEXT) < (int)n)
+		return -1;
+	return 0;
+}
+
+static void start_connect(struct bench *b, struct conn *c)
+{
+	struct lws_client_connect_info i;
+	char path[320];
+
+	memset(&i, 0, sizeof i);
+	snprintf(path, sizeof path, "/ws/%s", b->o.token);
+	i.context = b->ctx;
+	i.address = b->o.host;
+	i.port = b->o.port;
+	i.path = path;
+	i.host = b->o.host;
+	i.origin = b->o.host;
+	i.ssl_connection = b->o.tls ? (LCCSCF_USE_SSL | LCCSCF_ALLOW_SELFSIGNED |
+					LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK) : 0;
+	i.local_protocol_name = "bench";
+	i.alpn = "http/1.1";
+	i.userdata = c;
+	i.pwsi = &c->wsi;
+	c->state = CS_CONNECTING;
+	c->t_start = now_ns();
+	b->connecting++;
+	if (!lws_client_connect_via_info(&i)) {
+		c->state = CS_DEAD;
+		b->connecting--;
+		b->conn_failed++;
+		b->dead++;
+	}
+}
+
+/* start connections of the current phase, at most CONNECT_WINDOW at a time */
+static void connect_more(struct bench *b)
+{
+	int limit = b->phase == PH_SUBS ? b->o.subs : b->nconns;
+
+	while (b->connecting < CONNECT_WINDOW && b->next_connect < limit)
+		start_connect(b, &b->conns[b->next_connect++]);
+}
+
+static void conn_ready(struct bench *b, struct conn *c)
+{
+	c->state = CS_READY;
+	if (c->role == ROLE_SUB)
+		b->subs_ready++;
+	else
+		b->clients_ready++;
+}
+
+static void on_reply(struct bench *b, struct conn *c, const unsigned char *p, size_t n)
+{
+	json_error_t err;
+	json_t *j = json_loadb((const char *)p, n, 0, &err), *ok;
+	uint64_t t = now_ns(), sent;
+
+	if (!j) {
+		note_err(b, "unparsable reply frame");
+		return;
+	}
+	ok = json_object_get(j, "ok");
+	if (c->role == ROLE_SUB) {
+		json_t *head = json_object_get(j, "head");
+		if (c->state == CS_OPEN && json_is_true(ok) && json_is_integer(head)) {
+			c->next_seq = (uint64_t)json_integer_value(head) + 1;
+			conn_ready(b, c);
+		} else if (c->state == CS_OPEN) {
+			note_err(b, "subscribe refused");
+			c->state = CS_DEAD;
+			b->dead++;
+		}
+		json_decref(j);
+		return;
+	}
+	if (!c->q_len) {
+		json_decref(j);
+		return;     /* a reply we did not ask for (none expected) */
+	}
+	sent = c->sent_at[c->q_head];
+	c->q_head = (c->q_head + 1) % MAX_DEPTH;
+	c->q_len--;
+	if (c->role == ROLE_WRITER) {
+		json_t *seq = json_object_get(j, "seq");
+		if (json_is_true(ok) && json_is_integer(seq)) {
+			b->acked++;
+			hist_add(&b->h_ack, t - sent);
+			if ((uint64_t)json_integer_value(seq) > b->max_seq)
+				b->max_seq = (uint64_t)json_integer_value(seq);
+			b->t_last_ack = t;
+		} else {
+			json_t *m = json_object_get(json_object_get(j, "error"), "code");
+			b->write_err++;
+			note_err(b, json_is_string(m) ? json_string_value(m) : "write refused");
+		}
+		if (b->phase == PH_RUN && b->o.rate <= 0)
+			c->want++;
+	} else {
+		if (json_is_true(ok)) {
+			b->reads++;
+			hist_add(&b->h_read, t - sent);
+			b->t_last_read = t;
+		} else {
+			b->read_err++;
+			note_err(b, "query refused");
+		}
+		if (b->phase == PH_RUN)
+			c->want++;
+	}
+	json_decref(j);
+	if (c->want)
+		lws_callback_on_writable(c->wsi);
+}
+
+static void on_push(struct bench *b, struct conn *c, const char *p, size_t n)
+{
+	static const char key[] = "{\"op\":\"event\",\"seq\":";
+	const char *end = p + n, *at = p, *nx;
+	uint64_t t = now_ns();
+
+	while ((at = memmem(at, (size_t)(end - at), key, sizeof key - 1))) {
+		uint64_t seq, ts;
+		const char *title;
+		char *e;
+
+		at += sizeof key - 1;
+		seq = strtoull(at, &e, 10);
+		nx = memmem(at, (size_t)(end - at), key, sizeof key - 1);
+		if (!nx)
+			nx = end;
+		if (seq == c->next_seq) {
+			c->next_seq++;
+		} else if (seq > c->next_seq) {
+			b->gaps += seq - c->next_seq;
+			c->next_seq = seq + 1;
+		} else {
+			b->dups++;
+			continue;
+		}
+		c->delivered++;
+		b->deliveries++;
+		b->t_last_deliv = t;
+		title = memmem(at, (size_t)(nx - at), "\"title\":\"" TITLE_TAG,
+			       sizeof "\"title\":\"" TITLE_TAG - 1);
+		if (title) {
+			ts = strtoull(title + sizeof "\"title\":\"" TITLE_TAG - 1, NULL, 10);
+			if (ts && ts <= t)
+				hist_add(&b->h_deliv, t - ts);
+		}
+	}
+}
+
+/*
+ * A query reply is large (a page of entries) and only its "ok" matters here:
+ * both servers put "id" then "ok" first, so look at the head of the frame
+ * instead of parsing 10-30 KB per reply on the CPU the server shares.
+ */
+static void on_read_reply(struct bench *b, struct conn *c)
+{
+	size_t head = c->rxlen < 48 ? c->rxlen : 48;
+	uint64_t t = now_ns(), sent;
+
+	if (!c->q_len)
+		return;
+	sent = c->sent_at[c->q_head];
+	c->q_head = (c->q_head + 1) % MAX_DEPTH;
+	c->q_len--;
+	if (memmem(c->rx, head, "\"ok\":true", 9) && c->rx[c->rxlen - 1] == '}') {
+		b->reads++;
+		hist_add(&b->h_read, t - sent);
+		b->t_last_read = t;
+	} else {
+		b->read_err++;
+		note_err(b, "query refused");
+	}
+	if (b->phase == PH_RUN) {
+		c->want++;
+		lws_callback_on_writable(c->wsi);
+	}
+}
+
+static void on_frame(struct bench *b, struct conn *c)
+{
+	c->rx[c->rxlen] = 0;
+	if (c->role == ROLE_SUB && c->rxlen > 13 && !memcmp(c->rx, "{\"op\":\"event", 12))
+		on_push(b, c, (const char *)c->rx, c->rxlen);
+	else if (c->role == ROLE_READER && c->rxlen > 12)
+		on_read_reply(b, c);
+	else
+		on_reply(b, c, c->rx, c->rxlen);
+	c->rxlen = 0;
+}
+
+static int on_writeable(struct bench *b, struct conn *c)
+{
+	char title[64];
+	json_t *j;
+	uint64_t t;
+
+	if (c->state == CS_OPEN && c->role == ROLE_SUB) {
+		/* subscribe from the current head: no since, no epoch */
+		j = json_pack("{s:I, s:s}", "id", (json_int_t)++c->next_id, "op", "subscribe");
+		return j ? send_json(c, j) : -1;
+	}
+	if (c->state != CS_READY || !c->want || c->q_len >= (unsigned)b->o.depth)
+		return 0;
+	if (b->phase != PH_RUN) {
+		c->want = 0;
+		return 0;
+	}
+	t = now_ns();
+	if (c->role == ROLE_WRITER) {
+		snprintf(title, sizeof title, TITLE_TAG "%" PRIu64 " w%d", t, (int)(c - b->conns));
+		j = json_pack("{s:I, s:s, s:{s:s, s:s, s:s}}", "id", (json_int_t)++c->next_id,
+			      "op", "createEntry", "params", "title", title, "kind", "fix",
+			      "body", "written by changelog-bench");
+		if (b->o.rate <= 0)
+			b->sent_writes++;
+	} else {
+		j = json_pack("{s:I, s:s, s:s, s:{}}", "id", (json_int_t)++c->next_id,
+			      "op", "query", "name", "getChangelogEntries", "params");
+	}
+	if (!j || send_json(c, j))
+		return -1;
+	c->sent_at[(c->q_head + c->q_len) % MAX_DEPTH] = t;
+	c->q_len++;
+	c->want--;
+	if (c->want && c->q_len < (unsigned)b->o.depth)
+		lws_callback_on_writable(c->wsi);
+	return 0;
+}
+
+static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+	struct conn *c = user;
+	struct bench *b = c ? c->b : NULL;
+
+	switch (reason) {
+	case LWS_CALLBACK_CLIENT_ESTABLISHED:
+		b->connecting--;
+		hist_add(&b->h_conn, now_ns() - c->t_start);
+		c->state = CS_OPEN;
+		if (c->role == ROLE_SUB)
+			lws_callback_on_writable(wsi);
+		else
+			conn_ready(b, c);
+		connect_more(b);
+		break;
+	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+		if (!b)
+			break;
+		note_err(b, in ? (const char *)in : "connection error");
+		if (c->state == CS_CONNECTING)
+			b->connecting--;
+		if (c->state != CS_DEAD) {
+			c->state = CS_DEAD;
+			b->conn_failed++;
+			b->dead++;
+		}
+		c->wsi = NULL;
+		connect_more(b);
+		break;
+	case LWS_CALLBACK_CLIENT_RECEIVE:
+		if (c->rxlen + len + lws_remaining_packet_payload(wsi) + 1 > MAX_FRAME) {
+			note_err(b, "frame over 16 MiB");
+			return -1;
+		}
+		if (c->rxlen + len + 1 > c->rxcap) {
+			size_t cap = c->rxcap ? c->rxcap : 4096;
+			unsigned char *nb;
+			while (cap < c->rxlen + len + 1)
+				cap *= 2;
+			nb = realloc(c->rx, cap);
+			if (!nb)
+				return -1;
+			c->rx = nb;
+			c->rxcap = cap;
+		}
+		memcpy(c->rx + c->rxlen, in, len);
+		c->rxlen += len;
+		if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi))
+			on_frame(b, c);
+		break;
+	case LWS_CALLBACK_CLIENT_WRITEABLE:
+		return on_writeable(b, c);
+	case LWS_CALLBACK_CLIENT_CLOSED:
+		if (c->state != CS_DEAD) {
+			if (b->phase < PH_DONE)
+				b->closed_early++;
+			c->state = CS_DEAD;
+			b->dead++;
+		}
+		c->wsi = NULL;
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static const struct lws_protocols protocols[] = {
+	{ "bench", cb, 0, 65536, 0, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
+/* open-loop writes: hand out what the rate owes so far, round robin */
+static void rate_tick(struct bench *b)
+{
+	uint64_t owed = (uint64_t)(b->o.rate * secs(b->t_run, now_ns()));
+	int w0 = b->o.subs;
+
+	while (b->o.writers && b->sent_writes + b->rate_skipped < owed) {
+		uint64_t k = b->sent_writes + b->rate_skipped;
+		struct conn *c = &b->conns[w0 + (int)(k % (uint64_t)b->o.writers)];
+
+		if (c->state == CS_READY && c->q_len + c->want < (unsigned)b->o.depth) {
+			c->want++;
+			b->sent_writes++;   /* counted when handed out, sent in WRITEABLE */
+			lws_callback_on_writable(c->wsi);
+		} else {
+			b->rate_skipped++;
+		}
+	}
+}
+
+static void start_run(struct bench *b)
+{
+	int i;
+
+	b->rss_after_kb = rss_kb(b->o.server_pid);
+	b->cpu_self0 = cpu_s(0);
+	b->cpu_srv0 = b->o.server_pid > 0 ? cpu_s(b->o.server_pid) : -1.0;
+	b->phase = PH_RUN;
+	b->t_run = now_ns();
+	for (i = b->o.subs; i < b->nconns; i++) {
+		struct conn *c = &b->conns[i];
+		if (c->state != CS_READY)
+			continue;
+		if (c->role == ROLE_READER || b->o.rate <= 0) {
+			c->want = (unsigned)b->o.depth;
+			lws_callback_on_writable(c->wsi);
+		}
+	}
+}
+
+static int all_caught_up(struct bench *b)
+{
+	int i;
+
+	for (i = 0; i < b->o.subs; i++) {
+		struct conn *c = &b->conns[i];
+		if (c->state == CS_READY && c->next_seq <= b->max_seq)
+			return 0;
+	}
+	return 1;
+}
+
+static int clients_settled(struct bench *b)
+{
+	int i, n = 0;
+
+	for (i = b->o.subs; i < b->nconns; i++)
+		if (b->conns[i].state == CS_READY || b->conns[i].state == CS_DEAD)
+			n++;
+	return n;
+}
+
+static void tick(lws_sorted_usec_list_t *sul)
+{
+	struct bench *b = lws_container_of(sul, struct bench, sul);
+	uint64_t t = now_ns();
+	int clients = b->nconns - b->o.subs;
+
+	if (interrupted && b->phase < PH_DRAIN) {
+		b->phase = PH_DRAIN;
+		b->t_stop = t;
+	}
+	switch (b->phase) {
+	case PH_SUBS:
+		if (b->subs_ready + b->dead >= b->o.subs) {
+			b->phase = PH_CLIENTS;
+			b->t_phase = t;
+			connect_more(b);
+		} else if (secs(b->t0, t) > CONNECT_TIMEOUT_S) {
+			note_err(b, "subscribers did not all connect in time");
+			b->phase = PH_DONE;
+		}
+		break;
+	case PH_CLIENTS:
+		if (clients_settled(b) >= clients)
+			start_run(b);
+		else if (secs(b->t_phase, t) > CONNECT_TIMEOUT_S) {
+			note_err(b, "writers/readers did not all connect in time");
+			b->phase = PH_DONE;
+		}
+		break;
+	case PH_RUN:
+		if (b->o.rate > 0)
+			rate_tick(b);
+		if (secs(b->t_run, t) >= b->o.duration ||
+		    (b->o.max_writes && b->acked + b->write_err >= (uint64_t)b->o.max_writes)) {
+			b->phase = PH_DRAIN;
+			b->t_stop = t;
+		}
+		break;
+	case PH_DRAIN: {
+		int i, busy = 0;
+		for (i = b->o.subs; i < b->nconns; i++)
+			if (b->conns[i].state == CS_READY && b->conns[i].q_len)
+				busy = 1;
+		if ((!busy && all_caught_up(b)) || secs(b->t_stop, t) > DRAIN_S) {
+			b->phase = PH_DONE;
+			b->cpu_self = cpu_s(0) - b->cpu_self0;
+			b->cpu_srv = b->cpu_srv0 >= 0 ? cpu_s(b->o.server_pid) - b->cpu_srv0 : -1.0;
+		}
+		break;
+	}
+	case PH_DONE:
+		break;
+	}
+	if (b->phase != PH_DONE)
+		lws_sul_schedule(b->ctx, 0, &b->sul, tick, TICK_US);
+}
+
+static int parse_url(const char *url, struct opts *o)
+{
+	const char *h, *colon, *slash;
+	size_t hl;
+	char *e;
+	long port;
+
+	if (!strncmp(url, "wss://", 6)) {
+		o->tls = 1;
+		h = url + 6;
+	} else if (!strncmp(url, "ws://", 5)) {
+		o->tls = 0;
+		h = url + 5;
+	} else {
+		return -1;
+	}
+	colon = strrchr(h, ':');
+	if (!colon)
+		return -1;
+	hl = (size_t)(colon - h);
+	if (!hl || hl >= sizeof o->host)
+		return -1;
+	memcpy(o->host, h, hl);
+	o->host[hl] = 0;
+	port = strtol(colon + 1, &e, 10);
+	slash = e;
+	if (e == colon + 1 || port < 1 || port > 65535 || (*slash && strcmp(slash, "/")))
+		return -1;
+	o->port = (int)port;
+	/* loopback only: this tool makes a lot of load */
+	if (strncmp(o->host, "127.", 4) && strcmp(o->host, "localhost"))
+		return -2;
+	return 0;
+}
+
+static int num_arg(const char *s, double lo, double hi, double *out)
+{
+	char *e;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &e);
+	if (errno || e == s || *e || v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: changelog-bench --url wss://127.0.0.1:PORT --token T [options]\n"
+		"  --subscribers N   subscribing connections (0..%d, default 0)\n"
+		"  --writers M       createEntry connections (0..%d, default 1)\n"
+		"  --readers K       getChangelogEntries connections (0..%d, default 0)\n"
+		"  --rate R          writes/s in total (0 = closed loop, default 0)\n"
+		"  --depth D         requests in flight per writer/reader (1..%d, default 1)\n"
+		"  --duration S      seconds of load (0.1..%d, default 5)\n"
+		"  --max-writes W    stop after W acknowledged writes (0 = no limit)\n"
+		"  --server-pid P    read the server's VmRSS before and after connecting\n"
+		"  --json            print one JSON object on stdout (summary on stderr)\n"
+		"  --peer-protocol   accepted for symmetry: the peers speak the same JSON\n"
+		"Loopback hosts only. Exit 1 if any subscriber saw a gap, a duplicate or\n"
+		"missed an event, or a connection failed or closed early; 2 on bad usage.\n",
+		MAX_SUBS, MAX_WRITERS, MAX_READERS, MAX_DEPTH, MAX_DURATION);
+}
+
+static json_t *hist_json(const struct hist *h)
+{
+	return json_pack("{s:I, s:f, s:f, s:f, s:f}", "n", (json_int_t)h->n,
+			 "p50", hist_q(h, 0.50), "p90", hist_q(h, 0.90),
+			 "p99", hist_q(h, 0.99), "max", (double)h->max_us);
+}
+
+static int report(struct bench *b)
+{
+	uint64_t undelivered = 0;
+	double wsec = secs(b->t_run, b->t_last_ack), dsec = secs(b->t_run, b->t_last_deliv);
+	double rsec = secs(b->t_run, b->t_last_read);
+	long rss_d = (b->rss_after_kb >= 0 && b->rss_before_kb >= 0) ? b->rss_after_kb - b->rss_before_kb : -1;
+	int i, live = 0;
+	json_t *j;
+
+	for (i = 0; i < b->o.subs; i++) {
+		struct conn *c = &b->conns[i];
+		if (c->state != CS_READY)
+			continue;
+		live++;
+		if (c->next_seq <= b->max_seq)
+			undelivered += b->max_seq + 1 - c->next_seq;
+	}
+	j = json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:I, s:I, s:f, s:o, s:I, s:f, s:o,"
+		      " s:I, s:I, s:I, s:I, s:f, s:o, s:o, s:I, s:I, s:I, s:s, s:f, s:f}",
+		      "subscribers", b->o.subs, "subscribers_live", live, "writers", b->o.writers,
+		      "readers", b->o.readers, "conn_failed", b->conn_failed,
+		      "closed_early", b->closed_early, "seconds", secs(b->t_run, b->t_stop),
+		      "acked", (json_int_t)b->acked, "write_errors", (json_int_t)b->write_err,
+		      "acked_per_s", wsec > 0 ? (double)b->acked / wsec : 0.0,
+		      "write_ack_us", hist_json(&b->h_ack),
+		      "deliveries", (json_int_t)b->deliveries,
+		      "deliveries_per_s", dsec > 0 ? (double)b->deliveries / dsec : 0.0,
+		      "deliver_us", hist_json(&b->h_deliv),
+		      "gaps", (json_int_t)b->gaps, "dups", (json_int_t)b->dups,
+		      "undelivered", (json_int_t)undelivered, "reads", (json_int_t)b->reads,
+		      "reads_per_s", rsec > 0 ? (double)b->reads / rsec : 0.0,
+		      "read_us", hist_json(&b->h_read), "connect_us", hist_json(&b->h_conn),
+		      "rss_before_kb", (json_int_t)b->rss_before_kb,
+		      "rss_after_kb", (json_int_t)b->rss_after_kb,
+		      "rss_per_conn_bytes",
+		      (json_int_t)(rss_d >= 0 && b->nconns ? rss_d * 1024 / b->nconns : -1),
+		      "first_error", b->first_err, "client_cpu_s", b->cpu_self,
+		      "server_cpu_s", b->cpu_srv);
+	if (j && b->o.json) {
+		char *s = json_dumps(j, JSON_COMPACT);
+		if (s)
+			printf("%s\n", s);
+		free(s);
+	}
+	json_decref(j);
+	fprintf(stderr,
+		"conns %d subs (%d live) + %d writers + %d readers, failed %d, closed early %d\n"
+		"connect p50 %.0f us max %" PRIu64 " us; server RSS %ld -> %ld kB (%ld B/conn)\n"
+		"writes: %" PRIu64 " acked (%.0f/s), %" PRIu64 " refused; ack us p50 %.0f p90 %.0f p99 %.0f max %" PRIu64 "\n"
+		"deliveries: %" PRIu64 " (%.0f/s); delivered us p50 %.0f p90 %.0f p99 %.0f max %" PRIu64 "\n"
+		"order: gaps %" PRIu64 " dups %" PRIu64 " undelivered %" PRIu64 "\n"
+		"reads: %" PRIu64 " (%.0f/s); us p50 %.0f p99 %.0f\n"
+		"cpu over the run: client %.2f s, server %.2f s\n%s%s\n",
+		b->o.subs, live, b->o.writers, b->o.readers, b->conn_failed, b->closed_early,
+		hist_q(&b->h_conn, 0.5), b->h_conn.max_us, b->rss_before_kb, b->rss_after_kb,
+		rss_d >= 0 && b->nconns ? rss_d * 1024 / b->nconns : -1,
+		b->acked, wsec > 0 ? (double)b->acked / wsec : 0.0, b->write_err,
+		hist_q(&b->h_ack, 0.5), hist_q(&b->h_ack, 0.9), hist_q(&b->h_ack, 0.99), b->h_ack.max_us,
+		b->deliveries, dsec > 0 ? (double)b->deliveries / dsec : 0.0,
+		hist_q(&b->h_deliv, 0.5), hist_q(&b->h_deliv, 0.9), hist_q(&b->h_deliv, 0.99),
+		b->h_deliv.max_us, b->gaps, b->dups, undelivered,
+		b->reads, rsec > 0 ? (double)b->reads / rsec : 0.0,
+		hist_q(&b->h_read, 0.5), hist_q(&b->h_read, 0.99), b->cpu_self, b->cpu_srv,
+		b->first_err[0] ? "first error: " : "", b->first_err);
+	return (b->gaps || b->dups || undelivered || b->conn_failed || b->closed_early) ? 1 : 0;
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+enum { O_URL = 256, O_TOKEN, O_SUBS, O_WRITERS, O_READERS, O_RATE, O_DEPTH, O_DUR,
+       O_MAXW, O_PID, O_JSON, O_PEER, O_HELP };
+
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
+	static const struct option lo[] = {
+		{ "url", required_argument, NULL, O_URL },
+		{ "token", required_argument, NULL, O_TOKEN },
+		{ "subscribers", required_argument, NULL, O_SUBS },
+		{ "writers", required_argument, NULL, O_WRITERS },
+		{ "readers", required_argument, NULL, O_READERS },
+		{ "rate", required_argument, NULL, O_RATE },
+		{ "depth", required_argument, NULL, O_DEPTH },
+		{ "duration", required_argument, NULL, O_DUR },
+		{ "max-writes", required_argument, NULL, O_MAXW },
+		{ "server-pid", required_argument, NULL, O_PID },
+		{ "json", no_argument, NULL, O_JSON },
+		{ "peer-protocol", no_argument, NULL, O_PEER },
+		{ "help", no_argument, NULL, O_HELP },
+		{ NULL, 0, NULL, 0 }
+	};
+	int ch, have_url = 0, r;
+	double v;
+
+	o->writers = 1;
+	o->depth = 1;
+	o->duration = 5;
+	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		const char *bad = NULL;
+		switch (ch) {
+		case O_URL:
+			r = parse_url(optarg, o);
+			if (r == -2)
+				bad = "only loopback hosts (127.x.x.x, localhost) are allowed";
+			else if (r)
+				bad = "--url wants wss://HOST:PORT or ws://HOST:PORT";
+			have_url = 1;
+			break;
+		case O_TOKEN:
+			if (strlen(optarg) >= sizeof o->token || strpbrk(optarg, "/?# "))
+				bad = "--token is too long or has / ? # or spaces";
+			else
+				snprintf(o->token, sizeof o->token, "%s", optarg);
+			break;
+		case O_SUBS:
+			if (num_arg(optarg, 0, MAX_SUBS, &v)) bad = "--subscribers out of range";
+			o->subs = (int)v;
+			break;
+		case O_WRITERS:
+			if (num_arg(optarg, 0, MAX_WRITERS, &v)) bad = "--writers out of range";
+			o->writers = (int)v;
+			break;
+		case O_READERS:
+			if (num_arg(optarg, 0, MAX_READERS, &v)) bad = "--readers out of range";
+			o->readers = (int)v;
+			break;
+		case O_RATE:
+			if (num_arg(optarg, 0, 1e6, &v)) bad = "--rate wants 0..1000000";
+			o->rate = v;
+			break;
+		case O_DEPTH:
+			if (num_arg(optarg, 1, MAX_DEPTH, &v)) bad = "--depth out of range";
+			o->depth = (int)v;
+			break;
+		case O_DUR:
+			if (num_arg(optarg, 0.1, MAX_DURATION, &v)) bad = "--duration wants 0.1..600";
+			o->duration = v;
+			break;
+		case O_MAXW:
+			if (num_arg(optarg, 0, 1e9, &v)) bad = "--max-writes out of range";
+			o->max_writes = (int)v;
+			break;
+		case O_PID:
+			if (num_arg(optarg, 1, 1e9, &v)) bad = "--server-pid out of range";
+			o->server_pid = (int)v;
+			break;
+		case O_JSON:
+			o->json = 1;
+			break;
+		case O_PEER:
+			break;
+		case O_HELP:
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return -1;
+		}
+		if (bad) {
+			fprintf(stderr, "changelog-bench: %s\n", bad);
+			return -1;
+		}
+	}
+	if (optind != argc || !have_url || !o->token[0]) {
+		fprintf(stderr, "changelog-bench: --url and --token are required\n");
+		return -1;
+	}
+	if (!o->subs && !o->writers && !o->readers) {
+		fprintf(stderr, "changelog-bench: nothing to do (no connections)\n");
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static struct bench bench;   /* histograms are ~160 KB each: not on the stack */
+	struct bench *b = &bench;
+	struct lws_context_creation_info info;
+	struct rlimit rl;
+	int i, rc = 0;
+
+	if (parse_opts(argc, argv, &b->o))
+		return 2;
+	b->nconns = b->o.subs + b->o.writers + b->o.readers;
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < (rlim_t)b->nconns + 64) {
+		fprintf(stderr, "changelog-bench: open file limit %lu is below %d connections\n",
+			(unsigned long)rl.rlim_cur, b->nconns);
+		return 2;
+	}
+	b->conns = calloc((size_t)b->nconns, sizeof *b->conns);
+	if (!b->conns)
+		return 2;
+	for (i = 0; i < b->nconns; i++) {
+		b->conns[i].b = b;
+		b->conns[i].role = i < b->o.subs ? ROLE_SUB :
+				   i < b->o.subs + b->o.writers ? ROLE_WRITER : ROLE_READER;
+	}
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+	lws_set_log_level(LLL_ERR, NULL);
+	memset(&info, 0, sizeof info);
+	info.port = CONTEXT_PORT_NO_LISTEN;
+	info.protocols = protocols;
+	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	info.fd_limit_per_thread = (unsigned)b->nconns + 64;
+	b->ctx = lws_create_context(&info);
+	if (!b->ctx) {
+		fprintf(stderr, "changelog-bench: lws_create_context failed\n");
+		free(b->conns);
+		return 2;
+	}
+	b->rss_before_kb = rss_kb(b->o.server_pid);
+	b->rss_after_kb = -1;
+	b->t0 = now_ns();
+	b->phase = b->o.subs ? PH_SUBS : PH_CLIENTS;
+	b->t_phase = b->t0;
+	connect_more(b);
+	lws_sul_schedule(b->ctx, 0, &b->sul, tick, TICK_US);
+	while (b->phase != PH_DONE)
+		if (lws_service(b->ctx, 0) < 0)
+			break;
+	if (!b->t_stop)
+		b->t_stop = now_ns();
+	rc = report(b);
+	lws_sul_cancel(&b->sul);
+	lws_context_destroy(b->ctx);
+	for (i = 0; i < b->nconns; i++)
+		free(b->conns[i].rx);
+	free(b->conns);
+	return rc;
+}

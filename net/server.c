@@ -806,6 +806,9 @@ int srv_run(const struct srv_opts *o)
 		info.ssl_private_key_filepath = key;
 	}
 	info.alpn = "http/1.1";
+	/* lws' default 4 KiB of request headers drops browsers with big
+	 * cookies unanswered; the space is held only during the handshake */
+	info.max_http_header_data = 16384;
 	info.retry_and_idle_policy = &retry;
 	info.timeout_secs = (unsigned)o->handshake_secs;
 	info.timeout_secs_ah_idle = (unsigned)o->handshake_secs;

@@ -17,6 +17,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import sqlite3
 import subprocess
 import tempfile
@@ -179,6 +180,33 @@ def state(db):
     except (sqlite3.Error, RuntimeError):
         return None
     return (r[0]["epoch"], int(r[0]["last_seq"])) if r else None
+
+
+def kill9_replays(workload, fresh, name, batch, seed, took, head):
+    """Replay into fresh(workload, name) over and over, SIGKILLing each run at
+    a random moment (took = how long one whole run takes), until at least one
+    kill has landed in the middle of a replay. Returns the target as the last
+    killed run left it; a run that finished before its kill starts over on a
+    fresh target."""
+    db = fresh(workload, name)
+    rng = random.Random(seed)
+    partial = 0
+    for _ in range(30):
+        p = subprocess.Popen([REPLAY, "--data", workload.data, *db.target(), "--batch",
+                              str(batch), "--quiet"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.05, 0.95) * took)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        st = state(db)
+        if st and 0 < st[1] < head:
+            partial += 1
+        if st and st[1] == head:
+            if partial:
+                break
+            db = fresh(workload, name)   # finished before any kill landed: again
+    assert partial >= 1, "no kill landed in the middle of a replay"
+    return db
 
 
 # ---- JSON from the tables -------------------------------------------------------

@@ -9,16 +9,12 @@ the multi-row INSERT fallback write the same rows, and the ways a
 connection fails (bad password, no server, no database) are clear errors
 that leave the tables as they were.
 """
-import os
-import random
-import signal
-import subprocess
 import time
 
 import pytest
 
-from test_replay_common import (REPLAY, MariaDBDB, SqliteDB, assert_equivalent, dump, replay,
-                                server_answers, state)
+from test_replay_common import (MariaDBDB, SqliteDB, assert_equivalent, dump, kill9_replays,
+                                replay, server_answers, state)
 
 pytest_plugins = ["test_replay_common"]
 
@@ -71,25 +67,7 @@ def test_kill9_anywhere_then_rerun_equals_one_run(workload):
     took = time.time() - t0                   # how long the runs below would take
     one = dump(ref)
     head = one["replay_state"][0]["last_seq"]
-    name = "clg_killed"
-    db = fresh(workload, name)
-    rng = random.Random(5)
-    partial = 0
-    for _ in range(30):
-        p = subprocess.Popen([REPLAY, "--data", workload.data, *db.target(), "--batch", "2",
-                              "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.05, 0.95) * took)
-        p.send_signal(signal.SIGKILL)
-        p.wait()
-        st = state(db)
-        if st and 0 < st[1] < head:
-            partial += 1
-        if st and st[1] == head:
-            if partial:
-                break
-            db = fresh(workload, name)   # finished before any kill landed: again
-
-    assert partial >= 1, "no kill landed in the middle of a replay"
+    db = kill9_replays(workload, fresh, "clg_killed", 2, 5, took, head)
     replay(workload.data, *db.target())
     assert dump(db) == one
 

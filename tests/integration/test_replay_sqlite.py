@@ -8,7 +8,6 @@ seed's own request) is rebuilt from the SQL rows alone and compared as JSON.
 Then: many small incremental runs overlapping the workload, and kill -9 at
 random points, both end in exactly the tables of one uninterrupted run.
 """
-import asyncio
 import os
 import pty
 import random
@@ -21,7 +20,7 @@ import time
 import pytest
 
 from conftest import Client, run
-from test_replay_common import (REPLAY, SqliteDB, assert_equivalent, dump, replay,
+from test_replay_common import (REPLAY, SqliteDB, kill9_replays, assert_equivalent, dump, replay,
                                 server_answers, state)
 
 pytest_plugins = ["test_replay_common"]
@@ -70,26 +69,7 @@ def test_kill9_anywhere_then_rerun_equals_one_run(workload):
     took = time.time() - t0                   # how long the runs below would take
     one = dump(one_db)
     head = one["replay_state"][0]["last_seq"]
-    name = "killed.db"
-    db = fresh(workload, name)
-    rng = random.Random(99)
-    partial = 0
-    for _ in range(30):
-        p = subprocess.Popen([REPLAY, "--data", workload.data, *db.target(), "--batch", "1",
-                              "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(0.05, 0.95) * took)
-        p.send_signal(signal.SIGKILL)
-        p.wait()
-        p.stderr.close()
-        st = state(db) if os.path.exists(db.path) else None
-        if st and 0 < st[1] < head:
-            partial += 1
-        if st and st[1] == head:
-            if partial:
-                break
-            db = fresh(workload, name)   # finished before any kill landed: again
-
-    assert partial >= 1, "no kill landed in the middle of a replay"
+    db = kill9_replays(workload, fresh, "killed.db", 1, 99, took, head)
     replay(workload.data, *db.target())
     assert dump(db) == one
     con = sqlite3.connect(db.path)

@@ -57,6 +57,7 @@ test_layer = $(word 2,$(subst _, ,$(notdir $(1))))
 # benchmark programs: tests/bench/<name>_bench.c, linked like tools
 BENCH_SRC  := $(wildcard tests/bench/*_bench.c)
 BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+BENCH_SUPPORT_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(BENCH_SRC),$(wildcard tests/bench/*.c)))
 
 .PHONY: all deps run test unit integration asan bench check-deps clean fuzz soak
 # fuzz targets and their corpus replay (tests/fuzz/fuzz.mk sets FUZZ_REPLAY_BINS
@@ -92,7 +93,7 @@ endef
 $(foreach t,$(TEST_SRC),$(eval $(call test_rule,$(t))))
 
 define bench_rule
-$(BUILD)/bench/$(basename $(notdir $(1))): $(BUILD)/tests/bench/$(basename $(notdir $(1))).o $(call existing,$(libs_tools))
+$(BUILD)/bench/$(basename $(notdir $(1))): $(BUILD)/tests/bench/$(basename $(notdir $(1))).o $(BENCH_SUPPORT_OBJS) $(call existing,$(libs_tools))
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
 endef

@@ -30,6 +30,7 @@
 #include "../../core/cmd.h"
 #include "../../core/proj.h"
 #include "../../store/evlog.h"
+#include "benchjson.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -41,19 +42,15 @@
 #include <time.h>
 #include <unistd.h>
 
-struct result {
-	const char *name, *unit;
-	double ours, goal;               /* goal < 0: none; lower is better if unit is bytes */
-};
-
+/* goal < 0: none; lower is better if unit is bytes; no peers here */
 #define MAX_RESULTS 16
-static struct result results[MAX_RESULTS];
+static struct bench_row results[MAX_RESULTS];
 static int nresults;
 
 static void add(const char *name, const char *unit, double ours, double goal)
 {
 	if (nresults < MAX_RESULTS)
-		results[nresults++] = (struct result){ name, unit, ours, goal };
+		results[nresults++] = (struct bench_row){ name, unit, ours, -1, goal };
 }
 
 static double now_s(void)
@@ -367,7 +364,7 @@ static void print_table(void)
 {
 	printf("\n%-42s %14s %12s %10s\n", "core", "ours", "goal", "unit");
 	for (int i = 0; i < nresults; i++) {
-		const struct result *r = &results[i];
+		const struct bench_row *r = &results[i];
 		int bytes = strcmp(r->unit, "bytes") == 0;
 		char g[32];
 		int miss = r->goal > 0 && (bytes ? r->ours > r->goal : r->ours < r->goal);
@@ -379,32 +376,6 @@ static void print_table(void)
 		printf("%-42s %14.0f %12s %10s%s\n", r->name, r->ours, g, r->unit,
 		       miss ? "  MISSES GOAL" : "");
 	}
-}
-
-static int write_json(const char *file)
-{
-	json_error_t err;
-	json_t *list = json_load_file(file, 0, &err);
-	int rc;
-
-	if (!list || !json_is_array(list)) {
-		json_decref(list);
-		list = json_array();
-	}
-	for (int i = 0; i < nresults; i++) {
-		const struct result *r = &results[i];
-		json_t *o = json_pack("{s:s, s:s, s:o, s:n, s:n, s:o}", "name", r->name,
-				      "unit", r->unit, "ours", json_real(r->ours), "peer", "ratio",
-				      "goal", r->goal > 0 ? json_real(r->goal) : json_null());
-
-		if (!o || json_array_append_new(list, o) != 0) {
-			json_decref(list);
-			return -1;
-		}
-	}
-	rc = json_dump_file(list, file, JSON_INDENT(2));
-	json_decref(list);
-	return rc;
 }
 
 /*
@@ -516,7 +487,7 @@ int main(int argc, char **argv)
 	print_table();
 	rm_dir(dir);
 	rmdir(root);
-	if (json && write_json(json) != 0) {
+	if (json && bench_json_append(json, results, nresults) != 0) {
 		fprintf(stderr, "core_bench: cannot write %s\n", json);
 		return 1;
 	}

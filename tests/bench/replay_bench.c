@@ -37,17 +37,12 @@
 
 #include "../../core/event.h"
 #include "../../store/evlog.h"
+#include "benchjson.h"
 
 #define COMMIT_ROWS 10000
 #define ARRAY_ROWS 1000
 
-struct result {
-	char name[64];
-	const char *unit;
-	double ours, peer, goal;
-};
-
-static struct result results[8];
+static struct bench_row results[8];
 static int nresults;
 
 static double now_s(void)
@@ -550,39 +545,13 @@ static int mysql_peer(const char *sock, double *secs)
 
 static void add(const char *name, long n, double ours_s, double peer_s)
 {
-	struct result *r = &results[nresults++];
+	struct bench_row *r = &results[nresults++];
 
-	snprintf(r->name, sizeof r->name, "%s", name);
+	r->name = name;
 	r->unit = "events/s";
 	r->ours = (double)n / ours_s;
 	r->peer = (double)n / peer_s;
 	r->goal = 0.7;
-}
-
-static int write_json(const char *file)
-{
-	json_error_t err;
-	json_t *list = json_load_file(file, 0, &err);
-	int rc;
-
-	if (!list || !json_is_array(list)) {
-		json_decref(list);
-		list = json_array();
-	}
-	for (int i = 0; i < nresults; i++) {
-		const struct result *r = &results[i];
-		json_t *o = json_pack("{s:s, s:s, s:f, s:f, s:f, s:f}", "name", r->name, "unit",
-				      r->unit, "ours", r->ours, "peer", r->peer, "ratio",
-				      r->ours / r->peer, "goal", r->goal);
-
-		if (!o || json_array_append_new(list, o) != 0) {
-			json_decref(list);
-			return -1;
-		}
-	}
-	rc = json_dump_file(list, file, JSON_INDENT(2));
-	json_decref(list);
-	return rc;
 }
 
 int main(int argc, char **argv)
@@ -643,7 +612,7 @@ int main(int argc, char **argv)
 	printf("%-16s %-9s %12s %12s %7s %6s\n", "name", "unit", "ours", "peer(raw)", "ratio",
 	       "goal");
 	for (int i = 0; i < nresults; i++) {
-		const struct result *r = &results[i];
+		const struct bench_row *r = &results[i];
 
 		printf("%-16s %-9s %12.0f %12.0f %7.2f %6s\n", r->name, r->unit, r->ours, r->peer,
 		       r->ours / r->peer, ">=0.7");
@@ -651,7 +620,7 @@ int main(int argc, char **argv)
 	printf("(%ld events -> %zu entries, %zu comments, %zu status changes; raw = plain INSERT "
 	       "of the final rows, %d per txn)\n", n, tab[RP_T_ENTRIES].n, tab[RP_T_COMMENTS].n,
 	       tab[RP_T_STATUS].n, COMMIT_ROWS);
-	if (json && write_json(json) != 0) {
+	if (json && bench_json_append(json, results, nresults) != 0) {
 		fprintf(stderr, "replay_bench: cannot write %s\n", json);
 		rc = 1;
 	}

@@ -20,6 +20,7 @@
  * JSON list in FILE (created if missing). docs/benchmarks.md has the figures.
  */
 #include "../../store/evlog.h"
+#include "benchjson.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -31,13 +32,9 @@
 #include <time.h>
 #include <unistd.h>
 
-struct result {
-	const char *name, *unit;
-	double ours, peer, goal;        /* peer / goal < 0: none */
-};
-
+/* peer / goal < 0: none */
 #define MAX_RESULTS 16
-static struct result results[MAX_RESULTS];
+static struct bench_row results[MAX_RESULTS];
 static int nresults;
 static double scale = 1.0;
 static size_t ev_bytes;            /* encoded size of a sample event */
@@ -108,7 +105,7 @@ static struct event *take(uint64_t seq)
 static void add(const char *name, const char *unit, double ours, double peer, double goal)
 {
 	if (nresults < MAX_RESULTS)
-		results[nresults++] = (struct result){ name, unit, ours, peer, goal };
+		results[nresults++] = (struct bench_row){ name, unit, ours, peer, goal };
 }
 
 /* 0 if dir exists afterwards */
@@ -303,7 +300,7 @@ static void print_table(void)
 	printf("\n%-34s %12s %12s %8s %10s\n", "store (events/s)", "ours", "SQLite", "ratio",
 	       "goal");
 	for (int i = 0; i < nresults; i++) {
-		const struct result *r = &results[i];
+		const struct bench_row *r = &results[i];
 		char o[32], p[32], g[32], ratio[32];
 
 		fmt_rate(r->ours, o, sizeof o);
@@ -318,39 +315,6 @@ static void print_table(void)
 	}
 	printf("(encoded event: %zu bytes; every commit fsync'd but the no-fsync row)\n",
 	       ev_bytes);
-}
-
-static json_t *num_or_null(double v)
-{
-	return v < 0 ? json_null() : json_real(v);
-}
-
-static int write_json(const char *file)
-{
-	json_error_t err;
-	json_t *list = json_load_file(file, 0, &err);
-	int rc;
-
-	if (!list || !json_is_array(list)) {
-		json_decref(list);
-		list = json_array();
-	}
-	for (int i = 0; i < nresults; i++) {
-		const struct result *r = &results[i];
-		json_t *o = json_pack("{s:s, s:s, s:o, s:o, s:o, s:o}", "name", r->name,
-				      "unit", r->unit, "ours", json_real(r->ours),
-				      "peer", num_or_null(r->peer),
-				      "ratio", r->peer > 0 ? json_real(r->ours / r->peer) : json_null(),
-				      "goal", num_or_null(r->goal));
-
-		if (!o || json_array_append_new(list, o) != 0) {
-			json_decref(list);
-			return -1;
-		}
-	}
-	rc = json_dump_file(list, file, JSON_INDENT(2));
-	json_decref(list);
-	return rc;
 }
 
 int main(int argc, char **argv)
@@ -436,7 +400,7 @@ int main(int argc, char **argv)
 		rm_dir(dir);
 	}
 	rmdir(root);
-	if (json && write_json(json) != 0) {
+	if (json && bench_json_append(json, results, nresults) != 0) {
 		fprintf(stderr, "store_bench: cannot write %s\n", json);
 		return 1;
 	}

@@ -7,6 +7,7 @@ CERT_NONE: the server's certificate is self-signed), and Node `ws` scripts
 from tests/node run as subprocesses.
 """
 import asyncio
+import base64
 import itertools
 import json
 import os
@@ -32,6 +33,27 @@ def tls_context():
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     return ctx
+
+
+def raw_upgrade(server, token, rcvbuf=None, timeout=10):
+    """A TLS socket with a completed WebSocket handshake and nothing else:
+    it reads only when told to (so it never answers pings and can play a
+    client that stops reading; rcvbuf shrinks its receive buffer)."""
+    sock = socket.socket()
+    if rcvbuf:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(timeout)
+    sock.connect(("127.0.0.1", server.port))
+    s = tls_context().wrap_socket(sock, server_hostname="localhost")
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall(("GET /ws/%s HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+               "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+               "Sec-WebSocket-Version: 13\r\n\r\n" % (token, key)).encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return s
 
 
 def free_port():

@@ -28,7 +28,7 @@ import pytest
 import websockets
 import websockets.exceptions
 
-from conftest import Client, all_entries, new_member, run, tls_context
+from conftest import Client, all_entries, new_member, raw_upgrade, run, tls_context
 
 
 async def closed_with(c, timeout=10):
@@ -496,25 +496,6 @@ def test_flood_of_commands_is_rate_limited_others_unaffected(server):
     run(go(), timeout=120)
 
 
-def _raw_ws(server, token, rcvbuf=None):
-    """A TLS socket with a completed handshake that reads only when told."""
-    sock = socket.socket()
-    if rcvbuf:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    sock.settimeout(10)
-    sock.connect(("127.0.0.1", server.port))
-    s = tls_context().wrap_socket(sock, server_hostname="localhost")
-    key = base64.b64encode(os.urandom(16)).decode()
-    s.sendall(("GET /ws/%s HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
-               "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-               "Sec-WebSocket-Version: 13\r\n\r\n" % (token, key)).encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += s.recv(1)
-    assert head.startswith(b"HTTP/1.1 101"), head
-    return s
-
-
 def _masked_text(payload):
     from websockets.frames import Frame, Opcode
     return Frame(Opcode.TEXT, payload.encode()).serialize(mask=True)
@@ -571,7 +552,7 @@ def test_never_reading_client_among_a_hundred(make_server):
         await asyncio.gather(*[c.request({"op": "subscribe", "since": 2, "epoch": epoch})
                                for c in readers])
         # subscribes, then never reads a byte (tiny receive buffer)
-        hog = _raw_ws(server, server.admin_token, rcvbuf=4096)
+        hog = raw_upgrade(server, server.admin_token, rcvbuf=4096)
         hog.sendall(_masked_text('{"id":1,"op":"subscribe","since":2,"epoch":"%s"}' % epoch))
         writer = await Client.connect(server, server.admin_token)
         acks = []

@@ -11,7 +11,7 @@ import pytest
 import websockets
 from websockets.frames import Opcode
 
-from conftest import Client, run, tls_context
+from conftest import Client, raw_upgrade, run, tls_context
 
 
 async def closed_with(c, timeout=10):
@@ -182,26 +182,9 @@ def test_one_large_reply_is_not_a_slow_consumer(make_server):
     run(go())
 
 
-def _raw_upgrade(server, token):
-    """A TLS socket with a completed WebSocket handshake and nothing else:
-    it never reads unless told to, so it never answers pings."""
-    import base64, os as _os, socket
-    sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
-    s = tls_context().wrap_socket(sock, server_hostname="localhost")
-    key = base64.b64encode(_os.urandom(16)).decode()
-    s.sendall(("GET /ws/%s HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
-               "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-               "Sec-WebSocket-Version: 13\r\n\r\n" % (token, key)).encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += s.recv(1)
-    assert head.startswith(b"HTTP/1.1 101"), head
-    return s
-
-
 def test_keepalive_pings_then_hangs_up(make_server):
     server = make_server("--ping", "1", "--pong-timeout", "1")
-    raw = _raw_upgrade(server, server.admin_token)
+    raw = raw_upgrade(server, server.admin_token, timeout=5)
     t0 = time.time()
     raw.settimeout(10)
     got = b""

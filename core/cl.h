@@ -71,6 +71,10 @@ int cl_parse_iso(const char *s, int64_t *us);
 /* 1 if p[0..n) is valid UTF-8 with no NUL and no overlong/surrogate forms. */
 int cl_utf8_valid(const char *p, size_t n);
 
+/* 1 if every one of the n bytes at p is a user-name character
+ * ([A-Za-z0-9._-]); lengths are the caller's to check (CL_MAX_NAME). */
+int cl_name_chars_ok(const char *p, size_t n);
+
 /* Constant-time equality of two n-byte buffers: 1 equal, 0 not. */
 int cl_ct_equal(const void *a, const void *b, size_t n);
 

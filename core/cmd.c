@@ -149,18 +149,6 @@ static int p_user(const struct proj *p, json_t *params, uint64_t *out, struct cl
 	return 0;
 }
 
-static int name_chars_ok(struct cl_str s)
-{
-	for (size_t i = 0; i < s.n; i++) {
-		char c = s.p[i];
-
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == '-'))
-			return 0;
-	}
-	return 1;
-}
-
 /* ---- helpers for the commands ------------------------------------------- */
 
 struct cmd_run {
@@ -404,7 +392,7 @@ static int c_create_user(struct cmd_run *r)
 	    (rc = p_str(r->params, "name", 1, 1, CL_MAX_NAME, &name, NULL, f)) ||
 	    (rc = p_enum(r->params, "role", 0, cl_role_parse, ROLES, &role, f)))
 		return rc;
-	if (!name_chars_ok(name))
+	if (!cl_name_chars_ok(name.p, name.n))
 		return proj_i_fail(f, CMD_BAD_REQUEST,
 				   "a user name uses only letters, digits, '.', '_' and '-'");
 	if (proj_i_user_find(r->p, name.p, name.n))

@@ -261,13 +261,8 @@ static int check_name(struct cl_str s)
 {
 	int rc = check_text(s, 1, CL_MAX_NAME);
 
-	for (size_t i = 0; rc == 0 && i < s.n; i++) {
-		char c = s.p[i];
-
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		      (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
-			rc = CL_EDECODE;
-	}
+	if (rc == 0 && !cl_name_chars_ok(s.p, s.n))
+		rc = CL_EDECODE;
 	return rc;
 }
 

@@ -349,16 +349,7 @@ static int text_ok(struct cl_str s, size_t min, size_t max)
 
 static int name_ok(struct cl_str s)
 {
-	if (s.n < 1 || s.n > CL_MAX_NAME || !s.p)
-		return 0;
-	for (size_t i = 0; i < s.n; i++) {
-		char c = s.p[i];
-
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == '-'))
-			return 0;
-	}
-	return 1;
+	return s.n >= 1 && s.n <= CL_MAX_NAME && s.p && cl_name_chars_ok(s.p, s.n);
 }
 
 /* user.created, role_set, token.*: the system (0) or an existing admin. */

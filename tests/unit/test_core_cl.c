@@ -51,6 +51,16 @@ static void t_ct_equal(void)
 	CHECK(cl_ct_equal("", "", 0));
 }
 
+static void t_name_chars(void)
+{
+	CHECK(cl_name_chars_ok("alice.b_c-9", 11));
+	CHECK(cl_name_chars_ok("", 0));
+	CHECK(!cl_name_chars_ok("a b", 3));
+	CHECK(!cl_name_chars_ok("caf\xc3\xa9", 5));
+	CHECK(!cl_name_chars_ok("a/b", 3));
+	CHECK(!cl_name_chars_ok("a\0b", 3));
+}
+
 static void t_strerror(void)
 {
 	CHECK(strcmp(cl_strerror(CL_ECONFLICT), "unknown error") != 0);
@@ -63,6 +73,7 @@ int main(void)
 	RUN(t_iso_forms);
 	RUN(t_utf8);
 	RUN(t_ct_equal);
+	RUN(t_name_chars);
 	RUN(t_strerror);
 	return harness_done();
 }

@@ -109,6 +109,12 @@ int ev_encode(const struct event *ev, struct ev_buf *b);
 int ev_decode(const uint8_t *p, size_t len, struct event *ev);
 
 /*
+ * ev_decode without its one-pass fast path (event.c): the strict decoder
+ * alone. Same contract and results; for the tests that check the two agree.
+ */
+int ev_decode_strict(const uint8_t *p, size_t len, struct event *ev);
+
+/*
  * The event as JSON, the one form used by pushes, audit and export:
  * {"seq":N,"type":"entry.created","v":2,"ts":"ISO-8601","actor":1,
  *  "entry":12,...ids present..., "data":{...payload...}, "cmd":"..."?}

@@ -37,6 +37,22 @@ uint64_t proj_seq(const struct proj *p);
  */
 int proj_apply(struct proj *p, const struct event *ev);
 
+/*
+ * proj_apply over n events in order, shaped as the replay callback
+ * (evlog_replay in store/evlog.h; p is the struct proj): 0, or the first
+ * error, with the events before it applied. Faster than n proj_apply calls:
+ * it fetches the records the events touch before applying them.
+ */
+int proj_apply_batch(void *p, const struct event *ev, size_t n);
+
+/*
+ * Fault in memory the next proj_apply calls will write (the replay's idle
+ * hook: evlog_replay in store/evlog.h). The one call that may run on
+ * another thread while proj_apply / proj_apply_batch run on p; at most one
+ * such thread. 1 if it did some work (call again when idle), 0 if not.
+ */
+int proj_prepare(void *p);
+
 /* Counts, for id assignment and stats. */
 uint64_t proj_user_count(const struct proj *p);
 uint64_t proj_token_count(const struct proj *p);

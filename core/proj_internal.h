@@ -13,7 +13,9 @@
  *  - Strings that never change (user names, token labels, comment bodies)
  *    are copied into a bump arena: no per-string malloc header, and one
  *    free at the end. Entry title and body can be edited, so each entry owns
- *    one malloc'd block "title\0body\0" that an edit replaces.
+ *    one pooled block "title\0body\0" that an edit replaces; pooled blocks
+ *    (also the id lists below) come from the same arena, with free lists by
+ *    size (proj.c, pool_alloc), and only blocks over 1 KB are malloc'd.
  *  - Each entry keeps the ids of its comments in ascending order (the
  *    per-entry comment index: trees are rebuilt from it in one pass because
  *    a parent always has a smaller id than its replies), its status history
@@ -29,6 +31,7 @@
 #define CL_PROJ_INTERNAL_H
 
 #include <stdint.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <jansson.h>
 #include "cl.h"
@@ -94,9 +97,18 @@ struct ptoken {
 
 struct parena_chunk;
 
+#define POOL_CLASSES 128          /* pooled block sizes 8, 16, .. 1024 bytes */
+
 struct parena {
 	struct parena_chunk *head;   /* current chunk first; big strings behind it */
-	size_t bytes;                /* total bytes malloc'd, for stats */
+	size_t bytes;                /* total bytes allocated, for stats */
+	size_t next_cap;             /* size of the next chunk (doubles) */
+	void *free[POOL_CLASSES];    /* freed pooled blocks by size / 8 - 1 */
+	/* proj_prepare (another thread) and the apply side share only these two */
+	_Atomic size_t want;         /* next_cap once chunks are huge, else 0 */
+	struct parena_chunk *_Atomic spare;  /* a faulted-in chunk of size want */
+	struct parena_chunk *prep;   /* proj_prepare's own: being faulted in */
+	size_t prep_done;            /* bytes of prep touched so far */
 };
 
 struct proj {
@@ -114,6 +126,18 @@ struct proj {
 	uint64_t by_kind[4];         /* entries per enum cl_kind */
 	uint32_t admins;             /* users with ROLE_ADMIN */
 	struct parena arena;
+	/*
+	 * proj_prepare also faults in the entry and comment arrays ahead of
+	 * the records being written: the lock keeps grow (which may move an
+	 * array) and proj_prepare's madvise apart; the counts are published
+	 * after each batch so it knows how far ahead "ahead" is.
+	 */
+	atomic_flag arrays_lock;
+	_Atomic uint32_t shown_entries, shown_comments;
+	struct {
+		const void *base;    /* the mapping last populated (proj_prepare's own) */
+		size_t done;         /* bytes of it populated */
+	} prep_arr[2];
 };
 
 /* Records by id; NULL when the id is 0 or not (yet) assigned. */

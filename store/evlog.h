@@ -120,6 +120,37 @@ void evlog_iter_free(struct evlog_iter *it);
  */
 int evlog_iter_next_event(struct evlog_iter *it, struct event *ev);
 
+/*
+ * Cold start: hand every event from seq `from` (0 or 1 = the start) to the
+ * end of a snapshot taken now - or through seq `upto` when upto != 0 - to
+ * apply, in log order: the events, checks and errors of an
+ * evlog_iter_next_event loop over the same snapshot. apply(arg, ev, n) gets
+ * n >= 1 consecutive events (at most EVLOG_REPLAY_BATCH; the strings point
+ * into the map and are valid during the call), every one of which decoded
+ * and whose prev_hash matched the chain; it applies them in order and
+ * returns 0, or an error that stops the replay and is returned. Returns 0
+ * when the snapshot (or upto) was reached with every check passed - for a
+ * replay to the end that includes the meta last / head check - or the first
+ * error otherwise (CL_ECORRUPT for a chain break or gap, CL_EDECODE, ...),
+ * after which what apply built must be thrown away, as after a failed loop.
+ *
+ * The hash chain is computed on a second thread (the reader, which owns the
+ * read txn) while the calling thread decodes and applies: on two cores a
+ * rebuild costs about max(read + SHA-256, decode + apply) per event instead
+ * of the sum. idle (may be NULL) is called on the reader thread, with arg,
+ * when the reader is far ahead, concurrently with apply: it may prepare
+ * what apply will need (proj_prepare faults in memory) and returns 1 if it
+ * did something and may be called again, 0 if not. With
+ * EVLOG_REPLAY_SERIAL, or if the thread cannot be started, the plain loop
+ * runs on the calling thread (one event per apply call, idle never called).
+ * log must not be used by anyone else until the call returns.
+ */
+enum { EVLOG_REPLAY_SERIAL = 1 };
+#define EVLOG_REPLAY_BATCH 32
+typedef int (*evlog_apply_fn)(void *arg, const struct event *ev, size_t n);
+int evlog_replay(struct evlog *log, uint64_t from, uint64_t upto, unsigned flags,
+		 evlog_apply_fn apply, int (*idle)(void *arg), void *arg);
+
 /* hash(seq) from hash(seq-1) and the stored value. */
 void evlog_hash(const uint8_t prev[EV_HASH_LEN], uint64_t seq,
 		const uint8_t *val, size_t len, uint8_t out[EV_HASH_LEN]);

@@ -1196,6 +1196,98 @@ static uint64_t rng(void)
 
 #define MUT_ITERS 200000
 
+/* ev_decode (fast path first) gave rc and *ev for p[0..n): does the strict
+ * decoder alone give the same code and the same bytes of struct event? */
+static int same_as_strict(const uint8_t *p, size_t n, int rc, const struct event *ev)
+{
+	struct event strict;
+	int src = ev_decode_strict(p, n, &strict);
+
+	return src == rc && memcmp(&strict, ev, sizeof strict) == 0;
+}
+
+/*
+ * Inputs the strict decoder accepts but that are not what ev_encode writes
+ * (wider integer and string encodings, map16, keys in another order, a
+ * negative ts, a signed positive int): the fast path must give them up or
+ * read them the same, and refusals must keep their codes.
+ */
+static void t_fast_path_agrees(void)
+{
+	/* {"v":1,"t":"user.role_set","ts":TS,"a":A,"ids":{"user":U},"p":{"role":R},"ph":bin32} */
+	static const char *const variants[] = {
+		"87 a1 76 01 a1 74 ad 75 73 65 72 2e 72 6f 6c 65 5f 73 65 74 a2 74 73 05"
+		" a1 61 01 a3 69 64 73 81 a4 75 73 65 72 02 a1 70 81 a4 72 6f 6c 65 a5 61 64 6d 69 6e PH",
+		/* uint8 / uint16 / uint64 for small values, str8 for short strings */
+		"87 a1 76 cc 01 a1 74 d9 0d 75 73 65 72 2e 72 6f 6c 65 5f 73 65 74 a2 74 73 cd 00 05"
+		" a1 61 cf 00 00 00 00 00 00 00 01 a3 69 64 73 81 a4 75 73 65 72 ce 00 00 00 02"
+		" a1 70 81 a4 72 6f 6c 65 d9 05 61 64 6d 69 6e PH",
+		/* map16 at the root and inside */
+		"de 00 07 a1 76 01 a1 74 ad 75 73 65 72 2e 72 6f 6c 65 5f 73 65 74 a2 74 73 05"
+		" a1 61 01 a3 69 64 73 de 00 01 a4 75 73 65 72 02 a1 70 81 a4 72 6f 6c 65 a5 61 64 6d 69 6e PH",
+		/* ids before t: the fast path cannot know the shape yet */
+		"87 a3 69 64 73 81 a4 75 73 65 72 02 a1 76 01 a1 74 ad 75 73 65 72 2e 72 6f 6c 65 5f 73 65 74"
+		" a2 74 73 05 a1 61 01 a1 70 81 a4 72 6f 6c 65 a5 61 64 6d 69 6e PH",
+		/* ph first, p before ids */
+		"87 a2 70 68 PHV a1 76 01 a1 74 ad 75 73 65 72 2e 72 6f 6c 65 5f 73 65 74 a2 74 73 05"
+		" a1 61 01 a1 70 81 a4 72 6f 6c 65 a5 61 64 6d 69 6e a3 69 64 73 81 a4 75 73 65 72 02",
+		/* negative ts, int8 (signed) positive actor */
+		"87 a1 76 01 a1 74 ad 75 73 65 72 2e 72 6f 6c 65 5f 73 65 74 a2 74 73 d0 fb"
+		" a1 61 d0 01 a3 69 64 73 81 a4 75 73 65 72 02 a1 70 81 a4 72 6f 6c 65 a5 61 64 6d 69 6e PH",
+		/* refusals: unknown role, user id 0, version 9, a duplicate key, no ph */
+		"87 a1 76 01 a1 74 ad 75 73 65 72 2e 72 6f 6c 65 5f 73 65 74 a2 74 73 05"
+		" a1 61 01 a3 69 64 73 81 a4 75 73 65 72 02 a1 70 81 a4 72 6f 6c 65 a4 72 6f 6f 74 PH",
+		"87 a1 76 01 a1 74 ad 75 73 65 72 2e 72 6f 6c 65 5f 73 65 74 a2 74 73 05"
+		" a1 61 01 a3 69 64 73 81 a4 75 73 65 72 00 a1 70 81 a4 72 6f 6c 65 a5 61 64 6d 69 6e PH",
+		"87 a1 76 09 a1 74 ad 75 73 65 72 2e 72 6f 6c 65 5f 73 65 74 a2 74 73 05"
+		" a1 61 01 a3 69 64 73 81 a4 75 73 65 72 02 a1 70 81 a4 72 6f 6c 65 a5 61 64 6d 69 6e PH",
+		"87 a1 76 01 a1 76 01 a2 74 73 05"
+		" a1 61 01 a3 69 64 73 81 a4 75 73 65 72 02 a1 70 81 a4 72 6f 6c 65 a5 61 64 6d 69 6e PH",
+		"86 a1 76 01 a1 74 ad 75 73 65 72 2e 72 6f 6c 65 5f 73 65 74 a2 74 73 05"
+		" a1 61 01 a3 69 64 73 81 a4 75 73 65 72 02 a1 70 81 a4 72 6f 6c 65 a5 61 64 6d 69 6e",
+	};
+	static const int want[] = { 0, 0, 0, 0, 0, 0, CL_EDECODE, CL_EDECODE, CL_EVERSION,
+				    CL_EDECODE, CL_EDECODE };
+
+	for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++) {
+		uint8_t buf[512];
+		size_t n = 0;
+		struct event ev;
+		int rc;
+
+		/* PH: the "ph" pair; PHV: just its value */
+		for (const char *q = variants[i]; *q && n + 40 < sizeof buf;) {
+			if (*q == ' ') {
+				q++;
+			} else if (!strncmp(q, "PHV", 3) || !strncmp(q, "PH", 2)) {
+				if (q[2] != 'V') {
+					memcpy(buf + n, "\xa2ph", 3);
+					n += 3;
+				}
+				buf[n++] = 0xc4;
+				buf[n++] = EV_HASH_LEN;
+				for (int b = 0; b < EV_HASH_LEN; b++)
+					buf[n++] = (uint8_t)(0x11 * (b % 15));
+				q += q[2] == 'V' ? 3 : 2;
+			} else {
+				buf[n++] = (uint8_t)strtoul(q, NULL, 16);
+				q += 2;
+			}
+		}
+		rc = ev_decode(buf, n, &ev);
+		if (rc != want[i])
+			fprintf(stderr, "  variant %zu: %d, want %d\n", i, rc, want[i]);
+		CHECK_EQ_INT(rc, want[i]);
+		CHECK(same_as_strict(buf, n, rc, &ev));
+		if (rc == 0) {
+			CHECK_EQ_INT(ev.type, EV_USER_ROLE_SET);
+			CHECK_EQ_INT(ev.ids.user, 2);
+			CHECK_EQ_INT(ev.role, ROLE_ADMIN);
+			CHECK_EQ_INT(ev.prev_hash[1], 0x11);
+		}
+	}
+}
+
 static void t_mutations(void)
 {
 	static const uint8_t spicy[] = { 0x00, 0x7f, 0x80, 0x8f, 0x9f, 0xa0, 0xbf, 0xc0,
@@ -1204,7 +1296,7 @@ static void t_mutations(void)
 	uint8_t *gold[N_GOLDEN];
 	size_t glen[N_GOLDEN];
 	uint8_t work[1024];
-	long accepted = 0, odd = 0, unstable = 0;
+	long accepted = 0, odd = 0, unstable = 0, disagree = 0;
 
 	for (size_t g = 0; g < N_GOLDEN; g++) {
 		gold[g] = slurp(golden_names[g], &glen[g]);
@@ -1256,6 +1348,9 @@ static void t_mutations(void)
 		copy = calloc(1, n ? n : 1); /* exact size: ASan sees overreads */
 		memcpy(copy, work, n);
 		rc = ev_decode(copy, n, &ev);
+		/* the fast path must answer exactly as the strict decoder */
+		if (!same_as_strict(copy, n, rc, &ev))
+			disagree++;
 		if (rc == 0) {
 			/* whatever decodes must re-encode and decode to the same */
 			struct ev_buf b;
@@ -1272,8 +1367,9 @@ static void t_mutations(void)
 		}
 		free(copy);
 	}
-	printf("     mutations: %d, accepted %ld, unstable %ld, odd codes %ld\n",
-	       MUT_ITERS, accepted, unstable, odd);
+	printf("     mutations: %d, accepted %ld, unstable %ld, odd codes %ld, fast != strict %ld\n",
+	       MUT_ITERS, accepted, unstable, odd, disagree);
+	CHECK_EQ_INT(disagree, 0);
 	CHECK_EQ_INT(unstable, 0);
 	CHECK_EQ_INT(odd, 0);
 	CHECK(accepted > 0 && accepted < MUT_ITERS);
@@ -1309,6 +1405,7 @@ int main(void)
 	RUN(t_prev_hash);
 	RUN(t_encoder_refuses);
 	RUN(t_encoder_ignores_unused);
+	RUN(t_fast_path_agrees);
 	RUN(t_mutations);
 	return harness_done();
 }

@@ -9,6 +9,8 @@
 #include "../../core/cmd.h"
 #include "../../core/proj_internal.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 /* ---- a recorded log: every applied event, encoded ------------------------ */
@@ -1002,6 +1004,72 @@ static int random_command(struct fx *f, uint64_t nusers)
 				below(2) ? "admin" : "member"));
 }
 
+/* proj_prepare in a loop on its own thread until stop is set. */
+struct preparer {
+	struct proj *p;
+	atomic_int stop;
+	long worked;
+};
+
+static void *prepare_loop(void *arg)
+{
+	struct preparer *w = arg;
+
+	while (!atomic_load(&w->stop))
+		w->worked += proj_prepare(w->p);
+	return NULL;
+}
+
+/*
+ * Rebuild from the recording with proj_apply_batch in batches of 1 to 40
+ * events, and proj_prepare either between batches (threaded 0) or looping
+ * on a second thread all along (threaded 1), as evlog_replay's reader does.
+ */
+static struct proj *batch_rebuild(struct rec *r, int threaded)
+{
+	enum { MAXB = 40 };
+	struct proj *b = proj_new();
+	struct preparer w = { .p = b };
+	struct event ev[MAXB];
+	pthread_t t;
+	long prepared = 0;
+	size_t i = 0;
+
+	if (threaded && pthread_create(&t, NULL, prepare_loop, &w) != 0) {
+		harness_fail(__FILE__, __LINE__, "pthread_create");
+		threaded = 0;
+	}
+	while (i < r->n) {
+		size_t k = 1 + i % MAXB;
+
+		if (k > r->n - i)
+			k = r->n - i;
+		for (size_t j = 0; j < k; j++) {
+			CHECK_EQ_INT(ev_decode(r->bufs[i + j].data, r->bufs[i + j].len, &ev[j]), 0);
+			ev[j].seq = i + j + 1;
+		}
+		if (proj_apply_batch(b, ev, k) != 0) {
+			harness_fail(__FILE__, __LINE__, "batch rebuild applies every event");
+			break;
+		}
+		i += k;
+		if (!threaded)
+			while (proj_prepare(b))
+				prepared++;
+	}
+	if (threaded) {
+		atomic_store(&w.stop, 1);
+		pthread_join(t, NULL);
+		prepared = w.worked;
+	}
+	fprintf(stderr, "  batch rebuild (%s): %ld proj_prepare steps\n",
+		threaded ? "prepare on a 2nd thread" : "prepare between batches", prepared);
+	/* the arena reached huge chunks, so there was memory to prepare */
+	if (!threaded)
+		CHECK(prepared > 0);
+	return b;
+}
+
 static void t_random_rebuild(void)
 {
 	enum { NUSERS = 20, NCMDS = 100000 };
@@ -1072,8 +1140,21 @@ static void t_random_rebuild(void)
 		fprintf(stderr, "  snapshots differ near byte %zu\n", diffs);
 		harness_fail(__FILE__, __LINE__, "live and rebuilt answer the same");
 	}
-	free(live);
 	free(rebuilt);
+
+	/* the cold-start way: batches, with proj_prepare on the same thread
+	 * between them and then on a second thread beside them */
+	for (int threaded = 0; threaded <= 1; threaded++) {
+		struct proj *b = batch_rebuild(&f.rec, threaded);
+
+		CHECK_EQ_INT(proj_seq(b), proj_seq(f.p));
+		CHECK_EQ_INT(proj_check(b, why, sizeof why), 0);
+		rebuilt = snapshot(b, &f.rec);
+		CHECK(strcmp(live, rebuilt) == 0);
+		free(rebuilt);
+		proj_free(b);
+	}
+	free(live);
 
 	/* history of a sample of entries: one event per entry event and comment */
 	for (uint64_t id = 1; id <= proj_entry_count(q); id += 97) {

@@ -766,14 +766,85 @@ static int tamper(const char *dir, enum tamper how, uint64_t seq)
 	return rc;
 }
 
-/* Make a 10-event log, tamper, and return what a full read reports; *good
- * gets the number of events returned before the error. */
-static int read_after(enum tamper how, uint64_t seq, int *good)
+/* How read_after reads the log back. */
+enum readway { READ_ITER, READ_REPLAY, READ_REPLAY_SERIAL };
+
+/* An apply for evlog_replay that counts events and checks their order. */
+struct counter {
+	uint64_t next;        /* seq expected next */
+	long n;
+	uint64_t fail_at;     /* refuse this seq with CL_ESTATE (0 = never) */
+	long idle;
+};
+
+static int count_apply(void *arg, const struct event *ev, size_t n)
 {
-	const char *dir = harness_tmpdir();
+	struct counter *c = arg;
+
+	CHECK(n >= 1 && n <= EVLOG_REPLAY_BATCH);
+	for (size_t i = 0; i < n; i++) {
+		char want[64];
+
+		if (c->fail_at && ev[i].seq == c->fail_at)
+			return CL_ESTATE;
+		/* in order, and the strings still point at live bytes (past the
+		 * first letter, which t_corruption's FLIP_TITLE changes) */
+		snprintf(want, sizeof want, "entry number %llu", (unsigned long long)ev[i].seq);
+		if (ev[i].seq != c->next || ev[i].type != EV_ENTRY_CREATED ||
+		    ev[i].ids.entry != ev[i].seq || ev[i].title.n != strlen(want) ||
+		    memcmp(ev[i].title.p + 1, want + 1, ev[i].title.n - 1) != 0)
+			return CL_EINVAL;
+		c->next++;
+		c->n++;
+	}
+	return 0;
+}
+
+static int count_idle(void *arg)
+{
+	((struct counter *)arg)->idle++;
+	return 0;
+}
+
+/* Read the log in dir from seq 1 the given way; *good gets the number of
+ * events returned (applied) before the error. */
+static int read_back(const char *dir, enum readway way, int *good)
+{
 	struct evlog *log;
 	struct evlog_iter *it;
 	struct event ev;
+	struct counter c = { .next = 1 };
+	int rc;
+
+	*good = 0;
+	rc = evlog_open(&log, dir, 0, 0);
+	if (rc)
+		return rc;
+	if (way == READ_ITER) {
+		rc = evlog_iter_new(log, 1, &it);
+		if (rc == 0) {
+			while ((rc = evlog_iter_next_event(it, &ev)) == 1)
+				(*good)++;
+			/* the error sticks */
+			if (rc < 0 && evlog_iter_next_event(it, &ev) != rc)
+				rc = -103;
+			evlog_iter_free(it);
+		}
+	} else {
+		rc = evlog_replay(log, 1, 0, way == READ_REPLAY_SERIAL ? EVLOG_REPLAY_SERIAL : 0,
+				  count_apply, count_idle, &c);
+		*good = (int)c.n;
+	}
+	evlog_close(log);
+	return rc;
+}
+
+/* Make a log of n events (appended as 4 + the rest), tamper, and return what
+ * a full read the given way reports; *good as for read_back. */
+static int read_after_n(int n, enum tamper how, uint64_t seq, enum readway way, int *good)
+{
+	const char *dir = harness_tmpdir();
+	struct evlog *log;
 	int rc;
 
 	*good = 0;
@@ -781,26 +852,19 @@ static int read_after(enum tamper how, uint64_t seq, int *good)
 		return -100;
 	rc = append_n(log, 4);
 	if (rc == 0)
-		rc = append_n(log, 6);
+		rc = append_n(log, n - 4);
 	evlog_close(log);
 	if (rc)
 		return -101;
 	if (tamper(dir, how, seq) != 0)
 		return -102;
-	rc = evlog_open(&log, dir, 0, 0);
-	if (rc)
-		return rc;
-	rc = evlog_iter_new(log, 1, &it);
-	if (rc == 0) {
-		while ((rc = evlog_iter_next_event(it, &ev)) == 1)
-			(*good)++;
-		/* the error sticks */
-		if (rc < 0 && evlog_iter_next_event(it, &ev) != rc)
-			rc = -103;
-		evlog_iter_free(it);
-	}
-	evlog_close(log);
-	return rc;
+	return read_back(dir, way, good);
+}
+
+/* The 10-event log of t_corruption, read with the iterator. */
+static int read_after(enum tamper how, uint64_t seq, int *good)
+{
+	return read_after_n(10, how, seq, READ_ITER, good);
 }
 
 static void t_corruption(void)
@@ -832,6 +896,94 @@ static void t_corruption(void)
 	CHECK_EQ_INT(good, 10);
 	/* an unknown format is refused at open */
 	CHECK_EQ_INT(read_after(META_FORMAT, 0, &good), CL_ECORRUPT);
+}
+
+/*
+ * evlog_replay (chain on a second thread, and its one-thread fallback)
+ * must stop where the iterator stops, with the same code, having applied the
+ * same events: a small log, and one several replay rings long.
+ */
+static void t_replay_corruption(void)
+{
+	static const struct {
+		int n;
+		enum tamper how;
+		uint64_t seq;
+	} cases[] = {
+		{ 10, FLIP_TITLE, 5 }, { 10, FLIP_TITLE, 10 }, { 10, FLIP_FIRST_BYTE, 3 },
+		{ 10, DELETE_KEY, 5 }, { 10, DELETE_KEY, 1 }, { 10, META_LAST, 9 },
+		{ 10, META_LAST, 11 }, { 10, FLIP_TITLE, 1 },
+		{ 9000, FLIP_TITLE, 6001 }, { 9000, FLIP_FIRST_BYTE, 4097 },
+		{ 9000, DELETE_KEY, 8192 }, { 9000, FLIP_TITLE, 9000 }, { 9000, META_LAST, 8999 },
+	};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int good_it, rc_it = read_after_n(cases[i].n, cases[i].how, cases[i].seq,
+						  READ_ITER, &good_it);
+
+		CHECK(rc_it < 0 && rc_it > -100);   /* every case is caught */
+		for (int way = READ_REPLAY; way <= READ_REPLAY_SERIAL; way++) {
+			int good, rc = read_after_n(cases[i].n, cases[i].how, cases[i].seq,
+						    (enum readway)way, &good);
+
+			if (rc != rc_it || good != good_it)
+				fprintf(stderr, "  case %zu way %d: %d after %d, iterator %d after %d\n",
+					i, way, rc, good, rc_it, good_it);
+			CHECK_EQ_INT(rc, rc_it);
+			CHECK_EQ_INT(good, good_it);
+		}
+	}
+}
+
+/* A clean log several rings long: every way reads all of it; from, upto and
+ * an apply that refuses behave as the loop they replace. */
+static void t_replay(void)
+{
+	const char *dir = harness_tmpdir();
+	struct evlog *log;
+	int good;
+
+	REQUIRE(evlog_open(&log, dir, EVLOG_CREATE | EVLOG_NOSYNC, 0) == 0);
+	for (int i = 0; i < 10; i++)
+		REQUIRE(append_n(log, 1000) == 0);
+	evlog_close(log);
+	for (int way = READ_ITER; way <= READ_REPLAY_SERIAL; way++) {
+		CHECK_EQ_INT(read_back(dir, (enum readway)way, &good), 0);
+		CHECK_EQ_INT(good, 10000);
+	}
+
+	REQUIRE(evlog_open(&log, dir, EVLOG_RDONLY, 0) == 0);
+	for (unsigned flags = 0; flags <= EVLOG_REPLAY_SERIAL; flags++) {
+		struct counter c = { .next = 1 };
+
+		/* through upto */
+		CHECK_EQ_INT(evlog_replay(log, 1, 5000, flags, count_apply, NULL, &c), 0);
+		CHECK_EQ_INT(c.n, 5000);
+		/* from the middle, to the end and to upto */
+		c = (struct counter){ .next = 4000 };
+		CHECK_EQ_INT(evlog_replay(log, 4000, 0, flags, count_apply, NULL, &c), 0);
+		CHECK_EQ_INT(c.n, 6001);
+		c = (struct counter){ .next = 4000 };
+		CHECK_EQ_INT(evlog_replay(log, 4000, 4100, flags, count_apply, NULL, &c), 0);
+		CHECK_EQ_INT(c.n, 101);
+		/* upto before from: nothing */
+		c = (struct counter){ .next = 4000 };
+		CHECK_EQ_INT(evlog_replay(log, 4000, 3999, flags, count_apply, NULL, &c), 0);
+		CHECK_EQ_INT(c.n, 0);
+		/* from past the end: nothing, and no error */
+		c = (struct counter){ .next = 20000 };
+		CHECK_EQ_INT(evlog_replay(log, 20000, 0, flags, count_apply, NULL, &c), 0);
+		CHECK_EQ_INT(c.n, 0);
+		/* apply refuses seq 7000: its code, and the 6999 before applied */
+		c = (struct counter){ .next = 1, .fail_at = 7000 };
+		CHECK_EQ_INT(evlog_replay(log, 1, 0, flags, count_apply, count_idle, &c),
+			     CL_ESTATE);
+		CHECK_EQ_INT(c.n, 6999);
+		if (flags & EVLOG_REPLAY_SERIAL)
+			CHECK_EQ_INT(c.idle, 0);
+	}
+	CHECK_EQ_INT(evlog_replay(log, 1, 0, 0, NULL, NULL, NULL), CL_EINVAL);
+	evlog_close(log);
 }
 
 static void t_truncated_meta_and_append_collision(void)
@@ -1024,6 +1176,8 @@ int main(void)
 	RUN(t_mapsize_reopen);
 	RUN(t_map_resized_with_iterator);
 	RUN(t_corruption);
+	RUN(t_replay);
+	RUN(t_replay_corruption);
 	RUN(t_truncated_meta_and_append_collision);
 	RUN(t_kill9);
 	RUN(t_backup_live);

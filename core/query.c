@@ -18,6 +18,7 @@
  *    in id order.
  */
 #include "proj_internal.h"
+#include "query.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -561,6 +562,18 @@ static int q_stats(struct proj *p, json_t *params, json_t **result, struct cl_fa
 }
 
 /* ---- dispatch --------------------------------------------------------------- */
+
+int proj_query_by_viewer(const char *name)
+{
+	/* the queries that never read ctx->viewer; keep in step with q_* above */
+	static const char *const same_for_all[] = { "getChangelogEntries", "getEntry",
+						    "getEntryHistory", "getStats", NULL };
+
+	for (size_t i = 0; name && same_for_all[i]; i++)
+		if (strcmp(name, same_for_all[i]) == 0)
+			return 0;
+	return 1;
+}
 
 int proj_query(struct proj *p, const char *name, json_t *params,
 	       const struct proj_qctx *ctx, json_t **result, struct cl_fail *fail)

@@ -13,6 +13,8 @@
 #include <jansson.h>
 
 #include "../core/proj.h"
+#include "proto.h"
+#include "qcache.h"
 #include "server.h"
 #include "session.h"
 
@@ -149,6 +151,7 @@ static int http_metrics(struct server *s, struct lws *wsi)
 {
 	const struct srv_metrics *m = &s->m;
 	struct http_buf b = { 0 };
+	const struct qcache *qc = proto_qcache();
 	uint64_t cum = 0;
 	int i, rc;
 
@@ -173,6 +176,17 @@ static int http_metrics(struct server *s, struct lws *wsi)
 	http_counter(&b, "changelogd_ring_bytes", "Bytes of recent pushes kept in memory.",
 		     "gauge", s->ring.bytes);
 	http_counter(&b, "changelogd_seq", "Last committed event seq.", "gauge", s->published);
+	http_counter(&b, "changelogd_query_cache_hits_total",
+		     "Stored query answers served from the cache.", "counter", qc->hits);
+	http_counter(&b, "changelogd_query_cache_misses_total",
+		     "Stored queries computed (no usable cached answer).", "counter",
+		     qc->misses);
+	http_counter(&b, "changelogd_query_cache_evictions_total",
+		     "Cached answers dropped to stay within the caps.", "counter", qc->evictions);
+	http_counter(&b, "changelogd_query_cache_entries", "Answers in the query cache.",
+		     "gauge", qc->n);
+	http_counter(&b, "changelogd_query_cache_bytes", "Bytes held by the query cache.",
+		     "gauge", qc->bytes);
 	hb_printf(&b, "# HELP changelogd_commit_seconds Write transaction time (begin to fsync'd commit).\n"
 		      "# TYPE changelogd_commit_seconds histogram\n");
 	for (i = 0; i < SRV_HIST_BUCKETS; i++) {

@@ -16,13 +16,16 @@
  */
 #include "proto.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../core/cmd.h"
+#include "../core/query.h"
 #include "../store/token.h"
 #include "push.h"
+#include "qcache.h"
 #include "server.h"
 #include "session.h"
 
@@ -43,6 +46,7 @@ void req_free(struct req *r)
 	if (!r)
 		return;
 	json_decref(r->reply);
+	frame_unref(r->frame);
 	json_decref(r->root);
 	free(r);
 }
@@ -245,44 +249,280 @@ static json_t *proto_unavailable(json_t *id, int err)
 
 /* ---- execution -------------------------------------------------------- */
 
-static json_t *proto_query(struct server *s, struct req *r)
-{
-	struct proj_qctx q = { .viewer = r->user, .load = srv_load_event, .arg = s };
-	struct cl_fail fail = { CMD_INTERNAL, "query failed" };
-	json_t *result = NULL, *o;
-	int rc;
+/* ---- serialized answers and the query cache ------------------------- */
 
-	rc = proj_query(s->proj, r->name, r->params, &q, &result, &fail);
-	if (rc < 0)
-		return proto_error(r->id, fail.code, fail.message);
-	o = proto_ok(r->id);
-	if (!o || json_object_set_new(o, "epoch", json_string(s->epoch)) ||
-	    json_object_set_new(o, "at", json_integer((json_int_t)proj_seq(s->proj))) ||
-	    json_object_set_new(o, "result", result)) {
-		json_decref(o);
-		return NULL;
+/*
+ * Replies are serialized once, by jansson, into a buffer reused for every
+ * reply (json_dumpb(NULL, 0) to size a frame would dump twice), then
+ * copied into the frame. A buffer that grew past PBUF_KEEP for one big
+ * answer is given back afterwards.
+ */
+#define PBUF_KEEP (1u << 20)
+
+struct pbuf {
+	char *p;
+	size_t len, cap;
+};
+
+static struct pbuf outb, keyb, idb;   /* the answer, the cache key, the id */
+static struct qcache qc;
+static int qc_ready;
+
+static int pbuf_add(struct pbuf *b, const void *p, size_t n)
+{
+	if (n == 0)
+		return 0;
+	if (n > b->cap - b->len) {
+		size_t cap = b->cap ? b->cap : 4096;
+		char *np;
+
+		while (cap - b->len < n) {
+			if (cap > SIZE_MAX / 2)
+				return CL_ENOMEM;
+			cap *= 2;
+		}
+		np = realloc(b->p, cap);
+		if (!np)
+			return CL_ENOMEM;
+		b->p = np;
+		b->cap = cap;
 	}
-	if (strcmp(r->name, "whoami") == 0 &&
-	    json_object_set_new(o, "token", json_integer((json_int_t)r->token))) {
-		json_decref(o);
-		return NULL;
-	}
-	return o;
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+	return 0;
 }
 
-/* The seed's form: answered with the bare result, no envelope. */
-static json_t *proto_seed(struct server *s, struct req *r)
+static int pbuf_dump_cb(const char *buf, size_t size, void *data)
+{
+	return pbuf_add(data, buf, size) ? -1 : 0;
+}
+
+/* Append j as jansson writes it (JSON_COMPACT | flags). */
+static int pbuf_dump(struct pbuf *b, const json_t *j, size_t flags)
+{
+	return json_dump_callback(j, pbuf_dump_cb, b, JSON_COMPACT | flags) ? CL_ENOMEM : 0;
+}
+
+static void pbuf_trim(struct pbuf *b)
+{
+	b->len = 0;
+	if (b->cap > PBUF_KEEP) {
+		free(b->p);
+		b->p = NULL;
+		b->cap = 0;
+	}
+}
+
+/* A frame holding j serialized compactly (one dump). */
+static struct frame *proto_json_frame(const json_t *j)
+{
+	struct frame *f = NULL;
+
+	outb.len = 0;
+	if (pbuf_dump(&outb, j, JSON_ENCODE_ANY) == 0 && (f = frame_new(outb.len)))
+		memcpy(f->data, outb.p, outb.len);
+	pbuf_trim(&outb);
+	return f;
+}
+
+const struct qcache *proto_qcache(void)
+{
+	return &qc;   /* all zero until the first query */
+}
+
+void proto_release(void)
+{
+	if (qc_ready)
+		qcache_release(&qc);
+	qc_ready = 0;
+	free(outb.p);
+	free(keyb.p);
+	free(idb.p);
+	memset(&outb, 0, sizeof outb);
+	memset(&keyb, 0, sizeof keyb);
+	memset(&idb, 0, sizeof idb);
+}
+
+/*
+ * May an answer be taken from the cache, or put in it, now? Only while the
+ * projection is exactly the committed log: no event of the open write txn
+ * applied (s->dirty) and proj_seq == s->published. Then the state is
+ * named by its seq for good (a committed prefix of the log never changes),
+ * so an answer kept under that seq is right for anyone who asks at it.
+ *
+ * Inside srv_flush the projection runs ahead by the batch's own events
+ * before they commit. Later requests of that batch must see them (their
+ * replies wait for the commit, so that is safe for them), but such an
+ * answer must not be kept: if the commit fails, the projection is rebuilt
+ * from the log and the same seqs are reused by other events (the retry
+ * without the poisoned command, or another process's append), so an answer
+ * kept under speculative seq N+1 could reach another client later,
+ * describing events that never happened. Nor may a kept answer be served
+ * then: it is from s->published and would hide the batch's own writes from
+ * the requests after them. So while the projection is ahead the cache is
+ * bypassed both ways. Events of other processes reach the projection only
+ * through srv_catch_up, which applies and publishes each before the next,
+ * so they keep proj_seq == s->published and change the seq, which empties
+ * the cache (qcache_at) on the next query: a kept answer is never served
+ * at a seq other than the one it was computed at.
+ */
+static int proto_cacheable(const struct server *s)
+{
+	return !s->dirty && proj_seq(s->proj) == s->published;
+}
+
+/*
+ * The cache key: form, name, the viewer for queries whose result depends
+ * on it (proj_query_by_viewer), and the params as canonical JSON (sorted
+ * keys; duplicates were refused at parse time). Two keys are equal only
+ * if the requests are the same query of the same state for this purpose.
+ */
+static int proto_qkey(const struct req *r)
+{
+	int by_viewer = proj_query_by_viewer(r->name);
+
+	keyb.len = 0;
+	if (pbuf_add(&keyb, r->kind == REQ_SEED ? "s" : "q", 1) ||
+	    pbuf_add(&keyb, r->name, strlen(r->name) + 1) ||
+	    pbuf_add(&keyb, by_viewer ? "v" : "-", 1) ||
+	    (by_viewer && pbuf_add(&keyb, &r->user, sizeof r->user)) ||
+	    pbuf_dump(&keyb, r->params, JSON_SORT_KEYS))
+		return CL_ENOMEM;
+	return 0;
+}
+
+/*
+ * Run the query. On success 0 and *ans: the seed form's bare result, or
+ * the envelope {"ok":true,"epoch","at","result"} that every asker of this
+ * query at this seq shares ("id" and whoami's "token" are per request and
+ * are spliced in by proto_answer_frame). 1 when refused, with r->reply
+ * set to the error; CL_ENOMEM.
+ */
+static int proto_compute(struct server *s, struct req *r, json_t **ans)
 {
 	struct proj_qctx q = { .viewer = r->user, .load = srv_load_event, .arg = s };
 	struct cl_fail fail = { CMD_INTERNAL, "query failed" };
 	json_t *result = NULL;
 
-	if (strcmp(r->name, "getChangelogEntries") == 0 &&
-	    json_object_size(r->params) == 0)
-		return proj_seed_entries(s->proj);
-	if (proj_query(s->proj, r->name, r->params, &q, &result, &fail) < 0)
-		return proto_error(NULL, fail.code, fail.message);
-	return result;
+	*ans = NULL;
+	if (r->kind == REQ_SEED && strcmp(r->name, "getChangelogEntries") == 0 &&
+	    json_object_size(r->params) == 0) {
+		*ans = proj_seed_entries(s->proj);
+		return *ans ? 0 : CL_ENOMEM;
+	}
+	if (proj_query(s->proj, r->name, r->params, &q, &result, &fail) < 0) {
+		r->reply = proto_error(r->kind == REQ_SEED ? NULL : r->id, fail.code, fail.message);
+		return r->reply ? 1 : CL_ENOMEM;
+	}
+	if (r->kind == REQ_SEED) {
+		*ans = result;
+		return 0;
+	}
+	*ans = json_pack("{s:b,s:s,s:I,s:o}", "ok", 1, "epoch", s->epoch,
+			 "at", (json_int_t)proj_seq(s->proj), "result", result);
+	return *ans ? 0 : CL_ENOMEM;
+}
+
+/*
+ * The reply frame from the shared answer text: the seed form's is the text
+ * itself; the query form's is the text with the request's "id" first and
+ * whoami's "token" last, as proto_ok and proto_compute would have put them
+ * in one object. The values are jansson's output; only the member names
+ * and separators are written here.
+ */
+static struct frame *proto_answer_frame(const struct req *r, const char *text, size_t len)
+{
+	static const char idk[] = "{\"id\":", tokk[] = ",\"token\":";
+	int whoami = r->kind == REQ_QUERY && strcmp(r->name, "whoami") == 0;
+	char tok[32];
+	size_t toklen = 0, need = len;
+	struct frame *f;
+	unsigned char *w;
+
+	if (r->kind == REQ_SEED || (!r->id && !whoami)) {
+		if ((f = frame_new(len)))
+			memcpy(f->data, text, len);
+		return f;
+	}
+	if (len < 2 || text[0] != '{' || text[len - 1] != '}')
+		return NULL;
+	idb.len = 0;
+	if (r->id && pbuf_dump(&idb, r->id, JSON_ENCODE_ANY))
+		return NULL;
+	if (whoami) {
+		json_t *t = json_integer((json_int_t)r->token);
+
+		toklen = t ? json_dumpb(t, tok, sizeof tok, JSON_ENCODE_ANY | JSON_COMPACT) : 0;
+		json_decref(t);
+		if (toklen == 0 || toklen > sizeof tok)
+			return NULL;
+		need += sizeof tokk - 1 + toklen;
+	}
+	if (r->id)
+		need += sizeof idk - 1 + idb.len;
+	if (!(f = frame_new(need)))
+		return NULL;
+	w = f->data;
+	if (r->id) {
+		memcpy(w, idk, sizeof idk - 1);
+		w += sizeof idk - 1;
+		memcpy(w, idb.p, idb.len);
+		w += idb.len;
+		*w++ = ',';
+	} else {
+		*w++ = '{';
+	}
+	memcpy(w, text + 1, len - 2);   /* the members of the shared object */
+	w += len - 2;
+	if (whoami) {
+		memcpy(w, tokk, sizeof tokk - 1);
+		w += sizeof tokk - 1;
+		memcpy(w, tok, toklen);
+		w += toklen;
+	}
+	*w++ = '}';
+	return f;
+}
+
+/* A stored query, either form: r->frame, or r->reply when refused. */
+static int proto_answer(struct server *s, struct req *r)
+{
+	int cache = proto_cacheable(s), rc;
+	const char *text = NULL;
+	size_t len = 0;
+	json_t *ans;
+
+	if (!qc_ready) {
+		qcache_init(&qc, PROTO_QCACHE_ENTRIES, PROTO_QCACHE_BYTES);
+		qc_ready = 1;
+	}
+	if (cache) {
+		qcache_at(&qc, proj_seq(s->proj));
+		if (proto_qkey(r))
+			return CL_ENOMEM;
+		text = qcache_get(&qc, keyb.p, keyb.len, &len);
+	} else {
+		qc.misses++;
+	}
+	if (!text) {
+		rc = proto_compute(s, r, &ans);
+		if (rc)
+			return rc == 1 ? 0 : rc;
+		outb.len = 0;
+		rc = pbuf_dump(&outb, ans, JSON_ENCODE_ANY);
+		json_decref(ans);
+		if (rc)
+			return rc;
+		/* not kept (too big, no memory) costs only the next miss */
+		if (cache)
+			(void)qcache_put(&qc, keyb.p, keyb.len, outb.p, outb.len);
+		text = outb.p;
+		len = outb.len;
+	}
+	r->frame = proto_answer_frame(r, text, len);
+	pbuf_trim(&outb);
+	pbuf_trim(&keyb);
+	return r->frame ? 0 : CL_ENOMEM;
 }
 
 static json_t *proto_subscribe(struct server *s, struct req *r)
@@ -439,11 +679,8 @@ int proto_exec(struct server *s, struct req *r, struct evlog_txn *txn)
 	case REQ_CMD:
 		return proto_command(s, r, txn);
 	case REQ_QUERY:
-		r->reply = proto_query(s, r);
-		break;
 	case REQ_SEED:
-		r->reply = proto_seed(s, r);
-		break;
+		return proto_answer(s, r);
 	case REQ_SUB:
 		r->reply = proto_subscribe(s, r);
 		break;
@@ -464,17 +701,32 @@ void proto_reset(struct req *r)
 {
 	json_decref(r->reply);
 	r->reply = NULL;
+	frame_unref(r->frame);
+	r->frame = NULL;
 	r->sub_next = 0;
 }
 
 void proto_deliver(struct server *s, struct req *r)
 {
+	struct frame *f;
+
 	(void)s;
-	if (!r->sess || !r->reply)
+	if (!r->sess)
+		return;
+	if (r->frame) {
+		sess_send(r->sess, r->frame);   /* takes our reference */
+		r->frame = NULL;
+		return;
+	}
+	if (!r->reply)
 		return;
 	if (r->kind == REQ_SUB && json_is_true(json_object_get(r->reply, "ok")))
 		sess_subscribe(r->sess, r->sub_next);
 	else if (r->kind == REQ_UNSUB)
 		sess_unsubscribe(r->sess);
-	sess_send_json(r->sess, r->reply);
+	f = proto_json_frame(r->reply);
+	if (f)
+		sess_send(r->sess, f);
+	else
+		sess_send_json(r->sess, r->reply);   /* closes the session if it fails too */
 }

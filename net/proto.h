@@ -6,6 +6,10 @@
  * Parsing is strict (jansson, JSON_REJECT_DUPLICATES) and never fails the
  * connection: anything malformed becomes a REQ_BAD request whose reply is a
  * bad_request error, answered in order with the others.
+ *
+ * Answers of stored queries (both forms) are cached, serialized, per
+ * projection seq (qcache.h; the rule for which answers may be kept is at
+ * proto_cacheable in proto.c).
  */
 #ifndef CL_NET_PROTO_H
 #define CL_NET_PROTO_H
@@ -20,6 +24,12 @@
 
 struct server;
 struct sess;
+struct frame;
+struct qcache;
+
+/* The query cache's caps (docs/operations.md "Query cache"). */
+#define PROTO_QCACHE_ENTRIES 1024
+#define PROTO_QCACHE_BYTES ((size_t)32 << 20)
 
 enum req_kind {
 	REQ_BAD = 0,   /* refused at parse time: err_code / err_msg */
@@ -49,6 +59,7 @@ struct req {
 
 	/* set while the batch runs; reset on a retry */
 	json_t *reply;            /* what to send (object, or array for seed) */
+	struct frame *frame;      /* ... or the reply already serialized (queries) */
 	int poisoned;             /* broke the batch once: answer "internal" */
 	int unavailable;          /* the log could not be written: CL_E* code */
 	uint64_t sub_next;        /* subscribe: where the stream starts */
@@ -78,5 +89,10 @@ void proto_deliver(struct server *s, struct req *r);
 
 /* Reset what proto_exec set, before a retry. */
 void proto_reset(struct req *r);
+
+/* The query cache, for /metrics. */
+const struct qcache *proto_qcache(void);
+/* Free the query cache and the reused buffers (at exit; optional). */
+void proto_release(void);
 
 #endif

@@ -59,6 +59,7 @@ BENCH_SRC  := $(wildcard tests/bench/*_bench.c)
 BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 BENCH_SUPPORT_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(BENCH_SRC),$(wildcard tests/bench/*.c)))
 
+.DEFAULT_GOAL := all
 .PHONY: all deps run test unit integration asan bench check-deps clean fuzz soak
 # fuzz targets and their corpus replay (tests/fuzz/fuzz.mk sets FUZZ_REPLAY_BINS
 # and the fuzz-run rule; the replay binaries run in `make unit`)

@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+
 #include "../core/cl.h"
 #include "../store/bootstrap.h"
 #include "../store/token.h"
@@ -39,6 +40,15 @@
 #define SRV_TAIL_US (250 * LWS_US_PER_MS)
 #define SRV_DRAIN_SECS 3
 #define SRV_MAX_ATTEMPTS 8
+/*
+ * lws gives every connection an rx buffer this big for its whole life;
+ * bigger messages (up to --max-msg) arrive in several RECEIVE chunks, which
+ * sess_receive joins. 4 KiB holds nearly every command whole and keeps an
+ * idle subscriber small (docs/scaling.md).
+ */
+#define SRV_RX_CHUNK 4096
+#define SRV_COLLECT_SECS 0.002  /* a batch waits for more requests at most this */
+#define SRV_BATCH_MAX 4096      /* ... and stops collecting at this many */
 
 static volatile sig_atomic_t srv_stop_flag;
 
@@ -80,6 +90,8 @@ void srv_enqueue(struct server *s, struct req *r)
 	else
 		s->q_head = r;
 	s->q_tail = r;
+	if (s->q_n++ == 0)
+		s->q_since = srv_mono();
 }
 
 void srv_forget_session(struct server *s, struct sess *ss)
@@ -208,29 +220,19 @@ static int srv_catch_up(struct server *s)
 	return rc < 0 ? rc : 0;
 }
 
-/* Build a projection of the log up to `upto` (0 = all). */
+/*
+ * Build a projection of the log up to `upto` (0 = all): evlog_replay reads
+ * and hash-checks on a second thread while this one decodes and applies.
+ */
 static int srv_build_proj(struct evlog *log, uint64_t upto, struct proj **out)
 {
 	struct proj *p = proj_new();
-	struct evlog_iter *it = NULL;
-	struct event ev;
 	int rc;
 
 	*out = NULL;
 	if (!p)
 		return CL_ENOMEM;
-	rc = evlog_iter_new(log, 1, &it);
-	if (rc) {
-		proj_free(p);
-		return rc;
-	}
-	while ((upto == 0 || proj_seq(p) < upto) &&
-	       (rc = evlog_iter_next_event(it, &ev)) == 1) {
-		rc = proj_apply(p, &ev);
-		if (rc)
-			break;
-	}
-	evlog_iter_free(it);
+	rc = evlog_replay(log, 1, upto, 0, proj_apply_batch, proj_prepare, p);
 	if (rc < 0) {
 		proj_free(p);
 		return rc;
@@ -398,6 +400,7 @@ static void srv_flush(struct server *s)
 	if (!batch)
 		return;
 	s->q_head = s->q_tail = NULL;
+	s->q_n = s->q_seen = 0;
 	for (attempt = 0; attempt < SRV_MAX_ATTEMPTS; attempt++) {
 		rc = srv_run_batch(s, batch, &culprit);
 		if (rc == 0)
@@ -451,6 +454,28 @@ static void srv_flush(struct server *s)
 			r->sess->queued--;
 		req_free(r);
 	}
+}
+
+/*
+ * Whether to run another service turn before flushing the queue. lws reads
+ * at most one TLS record per connection per turn, so a client pipelining
+ * commands (or many clients writing at once) would get one or a few of them
+ * into each commit, and subscribers one frame per event. Instead the queue
+ * grows while each turn brings new requests - lws_cancel_service makes the
+ * next poll return at once, so collecting ends the moment the sockets are
+ * drained (a timer would not do: lws runs a ripe timer before it polls and
+ * then waits for the next one) - bounded by SRV_COLLECT_SECS of added
+ * latency and SRV_BATCH_MAX requests. Then one commit and one coalesced
+ * push serve them all.
+ */
+static int srv_collecting(struct server *s)
+{
+	if (!s->q_head || s->stopping || s->q_n == s->q_seen || s->q_n >= SRV_BATCH_MAX ||
+	    srv_mono() - s->q_since >= SRV_COLLECT_SECS)
+		return 0;
+	s->q_seen = s->q_n;
+	lws_cancel_service(s->ctx);
+	return 1;
 }
 
 /* ---- tailing other writers ---------------------------------------- */
@@ -747,6 +772,7 @@ static void srv_free(struct server *s)
 	srv_unstage(s);
 	free(s->stg);
 	ring_release(&s->ring);
+	proto_release();
 	free(s->scratch);
 	proj_free(s->proj);
 	if (s->log)
@@ -757,7 +783,7 @@ static void srv_free(struct server *s)
 int srv_run(const struct srv_opts *o)
 {
 	static const struct lws_protocols protos_tpl[] = {
-		{ SRV_PROTOCOL, srv_callback, sizeof(struct sess), 16384, 0, NULL, 65536 },
+		{ SRV_PROTOCOL, srv_callback, sizeof(struct sess), SRV_RX_CHUNK, 0, NULL, 65536 },
 		{ NULL, NULL, 0, 0, 0, NULL, 0 }
 	};
 	static const uint32_t backoff[] = { 1000 };
@@ -845,7 +871,8 @@ int srv_run(const struct srv_opts *o)
 	while (!srv_stop_flag && !s->fatal) {
 		if (lws_service(s->ctx, 0) < 0)
 			break;
-		srv_flush(s);
+		if (!srv_collecting(s))
+			srv_flush(s);
 	}
 
 	/* shutdown: commit and answer what was received, then close 1001 */

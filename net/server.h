@@ -101,6 +101,8 @@ struct server {
 	unsigned nsess;
 
 	struct req *q_head, *q_tail;   /* requests waiting for srv_flush */
+	size_t q_n, q_seen;        /* queued now / at the end of the last turn */
+	double q_since;            /* when the first request of the batch came */
 
 	int dirty;                 /* the batch applied events to proj (speculative) */
 	struct srv_staged *stg;    /* pushes of the batch being flushed */

@@ -12,6 +12,8 @@
 #include "session.h"
 
 #define SESS_REPLIES_PER_WRITE 16  /* unicast frames per WRITEABLE, at most */
+/* lws 4.1.6 keeps its close write type private (private-lib-core.h) */
+#define SESS_WRITE_CLOSE ((enum lws_write_protocol)4)
 
 #include <stdlib.h>
 #include <string.h>
@@ -197,12 +199,32 @@ static void sess_drop_queues(struct sess *ss)
 	sess_drop_chunk(ss);
 }
 
+/*
+ * Read and drop what the peer sent that nobody will read. lws closes the
+ * socket right after our close frame, and a socket closed with unread input
+ * makes the kernel send a reset instead of a FIN; the reset can overtake the
+ * close frame and the peer sees 1006 instead of our code and reason (a
+ * client pipelining commands at SIGTERM, or a slow consumer). The socket is
+ * still open in LWS_CALLBACK_CLOSED. Bounded: a peer that keeps sending
+ * gets its reset.
+ */
+static void sess_discard_input(struct lws *wsi)
+{
+	static char junk[65536];     /* service thread only */
+	int fd = (int)lws_get_socket_fd(wsi), i;
+
+	for (i = 0; fd >= 0 && i < 128; i++)      /* 8 MiB: any socket buffer */
+		if (recv(fd, junk, sizeof junk, MSG_DONTWAIT) <= 0)
+			break;
+}
+
 void sess_closed(struct sess *ss)
 {
 	struct server *s = ss->srv;
 
 	if (!s || !ss->linked)
 		return;   /* never got to ESTABLISHED */
+	sess_discard_input(ss->wsi);
 	s->m.closes[ss->close_kind]++;
 	if (ss->queued)
 		srv_forget_session(s, ss);
@@ -650,6 +672,32 @@ static int sess_write_stream(struct sess *ss)
 	return 0;
 }
 
+/*
+ * Shutdown: send the close frame ourselves and keep reading (and ignoring)
+ * until the peer answers with its own close, which lws then completes. If
+ * lws sent it (lws_close_reason + return -1) it would drop the socket as
+ * soon as more data arrived from a client still pipelining commands, and
+ * the reset would overtake the close frame: the client saw 1006, not 1001.
+ * A peer that never answers is cut off when the drain time is over.
+ */
+static int sess_send_goingaway(struct sess *ss)
+{
+	static const char reason[] = "server shutting down";
+	unsigned char buf[LWS_PRE + 2 + sizeof reason];
+	unsigned char *p = buf + LWS_PRE;
+
+	if (ss->close_sent)
+		return 0;
+	p[0] = (unsigned char)(LWS_CLOSE_STATUS_GOINGAWAY >> 8);
+	p[1] = (unsigned char)(LWS_CLOSE_STATUS_GOINGAWAY & 0xff);
+	memcpy(p + 2, reason, sizeof reason - 1);
+	ss->close_kind = SRV_CLOSE_SHUTDOWN;
+	ss->close_sent = 1;
+	if (lws_write(ss->wsi, p, 2 + sizeof reason - 1, SESS_WRITE_CLOSE) < 0)
+		return -1;
+	return 0;
+}
+
 int sess_writeable(struct sess *ss)
 {
 	struct server *s = ss->srv;
@@ -691,10 +739,7 @@ int sess_writeable(struct sess *ss)
 		return 0;
 	}
 	if (ss->shutdown) {
-		ss->close_kind = SRV_CLOSE_SHUTDOWN;
-		lws_close_reason(ss->wsi, LWS_CLOSE_STATUS_GOINGAWAY,
-				 (unsigned char *)"server shutting down", 20);
-		return -1;
+		return sess_send_goingaway(ss);
 	}
 	if (sess_stream_pending(ss)) {     /* gotcha 11: only if owed */
 		if (sess_write_stream(ss) < 0)

@@ -94,7 +94,7 @@ struct bench {
 	int subs_ready, clients_ready, dead, conn_failed, closed_early;
 	uint64_t acked, write_err, reads, read_err, deliveries, gaps, dups;
 	uint64_t max_seq, sent_writes, rate_skipped;
-	long rss_before_kb, rss_after_kb;
+	long rss_before_kb, rss_after_kb, rss_end_kb;
 	double cpu_self0, cpu_srv0, cpu_self, cpu_srv;
 	char first_err[200];
 	struct hist h_ack, h_deliv, h_read, h_conn;
@@ -632,6 +632,8 @@ static void tick(lws_sorted_usec_list_t *sul)
 			rate_tick(b);
 		if (secs(b->t_run, t) >= b->o.duration ||
 		    (b->o.max_writes && b->acked + b->write_err >= (uint64_t)b->o.max_writes)) {
+			/* settled: the handshakes' transient memory is gone */
+			b->rss_end_kb = rss_kb(b->o.server_pid);
 			b->phase = PH_DRAIN;
 			b->t_stop = t;
 		}
@@ -714,7 +716,8 @@ static void usage(FILE *f)
 		"  --depth D         requests in flight per writer/reader (1..%d, default 1)\n"
 		"  --duration S      seconds of load (0.1..%d, default 5)\n"
 		"  --max-writes W    stop after W acknowledged writes (0 = no limit)\n"
-		"  --server-pid P    read the server's VmRSS before and after connecting\n"
+		"  --server-pid P    read the server's VmRSS before and after connecting, and\n"
+		"                    at the end of the run (settled: handshakes done)\n"
 		"  --json            print one JSON object on stdout (summary on stderr)\n"
 		"  --peer-protocol   accepted for symmetry: the peers speak the same JSON\n"
 		"Loopback hosts only. Exit 1 if any subscriber saw a gap, a duplicate or\n"
@@ -735,6 +738,7 @@ static int report(struct bench *b)
 	double wsec = secs(b->t_run, b->t_last_ack), dsec = secs(b->t_run, b->t_last_deliv);
 	double rsec = secs(b->t_run, b->t_last_read);
 	long rss_d = (b->rss_after_kb >= 0 && b->rss_before_kb >= 0) ? b->rss_after_kb - b->rss_before_kb : -1;
+	long rss_e = (b->rss_end_kb >= 0 && b->rss_before_kb >= 0) ? b->rss_end_kb - b->rss_before_kb : -1;
 	int i, live = 0;
 	json_t *j;
 
@@ -747,7 +751,7 @@ static int report(struct bench *b)
 			undelivered += b->max_seq + 1 - c->next_seq;
 	}
 	j = json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:I, s:I, s:f, s:o, s:I, s:f, s:o,"
-		      " s:I, s:I, s:I, s:I, s:f, s:o, s:o, s:I, s:I, s:I, s:s, s:f, s:f}",
+		      " s:I, s:I, s:I, s:I, s:f, s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:s, s:f, s:f}",
 		      "subscribers", b->o.subs, "subscribers_live", live, "writers", b->o.writers,
 		      "readers", b->o.readers, "conn_failed", b->conn_failed,
 		      "closed_early", b->closed_early, "seconds", secs(b->t_run, b->t_stop),
@@ -765,6 +769,9 @@ static int report(struct bench *b)
 		      "rss_after_kb", (json_int_t)b->rss_after_kb,
 		      "rss_per_conn_bytes",
 		      (json_int_t)(rss_d >= 0 && b->nconns ? rss_d * 1024 / b->nconns : -1),
+		      "rss_end_kb", (json_int_t)b->rss_end_kb,
+		      "rss_end_per_conn_bytes",
+		      (json_int_t)(rss_e >= 0 && b->nconns ? rss_e * 1024 / b->nconns : -1),
 		      "first_error", b->first_err, "client_cpu_s", b->cpu_self,
 		      "server_cpu_s", b->cpu_srv);
 	if (j && b->o.json) {
@@ -776,7 +783,8 @@ static int report(struct bench *b)
 	json_decref(j);
 	fprintf(stderr,
 		"conns %d subs (%d live) + %d writers + %d readers, failed %d, closed early %d\n"
-		"connect p50 %.0f us max %" PRIu64 " us; server RSS %ld -> %ld kB (%ld B/conn)\n"
+		"connect p50 %.0f us max %" PRIu64 " us; server RSS %ld -> %ld kB (%ld B/conn), "
+		"at the end of the run %ld kB (%ld B/conn)\n"
 		"writes: %" PRIu64 " acked (%.0f/s), %" PRIu64 " refused; ack us p50 %.0f p90 %.0f p99 %.0f max %" PRIu64 "\n"
 		"deliveries: %" PRIu64 " (%.0f/s); delivered us p50 %.0f p90 %.0f p99 %.0f max %" PRIu64 "\n"
 		"order: gaps %" PRIu64 " dups %" PRIu64 " undelivered %" PRIu64 "\n"
@@ -785,6 +793,7 @@ static int report(struct bench *b)
 		b->o.subs, live, b->o.writers, b->o.readers, b->conn_failed, b->closed_early,
 		hist_q(&b->h_conn, 0.5), b->h_conn.max_us, b->rss_before_kb, b->rss_after_kb,
 		rss_d >= 0 && b->nconns ? rss_d * 1024 / b->nconns : -1,
+		b->rss_end_kb, rss_e >= 0 && b->nconns ? rss_e * 1024 / b->nconns : -1,
 		b->acked, wsec > 0 ? (double)b->acked / wsec : 0.0, b->write_err,
 		hist_q(&b->h_ack, 0.5), hist_q(&b->h_ack, 0.9), hist_q(&b->h_ack, 0.99), b->h_ack.max_us,
 		b->deliveries, dsec > 0 ? (double)b->deliveries / dsec : 0.0,
@@ -951,6 +960,7 @@ int main(int argc, char **argv)
 	}
 	b->rss_before_kb = rss_kb(b->o.server_pid);
 	b->rss_after_kb = -1;
+	b->rss_end_kb = -1;
 	b->t0 = now_ns();
 	b->phase = b->o.subs ? PH_SUBS : PH_CLIENTS;
 	b->t_phase = b->t0;

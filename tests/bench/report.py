@@ -47,6 +47,10 @@ def server_rows(d):
                     ms(g(fo, "deliver_us", "p99")), ms(g(fp, "deliver_us", "p99")), None, True))
     rows.append(row("fan-out server RSS per connection vs Node ws (peer/ours)", "bytes",
                     g(fo, "rss_per_conn_bytes"), g(fp, "rss_per_conn_bytes"), None, True))
+    io, ip = load(d, "idle_ours"), load(d, "idle_peer")
+    rows.append(row("5000 idle wss subscribers: server RSS per connection, settled (peer/ours)",
+                    "bytes", g(io, "rss_end_per_conn_bytes"), g(ip, "rss_end_per_conn_bytes"),
+                    10000, True))
     wo, ws, wm = load(d, "writes_ours"), load(d, "writes_sqlite"), load(d, "writes_mariadb")
     rows.append(row("writes 64 writers, acked+fsync'd vs SQLite FULL row/cmd", "events/s",
                     g(wo, "acked_per_s"), g(ws, "per_s"), 20))

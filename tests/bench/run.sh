@@ -5,6 +5,7 @@
 #
 #   fan-out  changelogd vs the Node `ws` broadcast peer: 1 writer (32 in
 #            flight) -> 1,000 subscribers; deliveries/s and p99
+#   memory   5,000 idle wss subscribers on each: server RSS per connection
 #   writes   changelogd, 64 closed-loop writers, acked (fsync'd) events/s vs
 #            MariaDB one INSERT per request and SQLite FULL one per command
 #   reads    getChangelogEntries over 1,000 entries, 8 connections x 4 in
@@ -123,7 +124,13 @@ until grep -q ready "$work/node.out" 2>/dev/null; do
 done
 case_run fanout_peer --url "wss://127.0.0.1:$node_port" --token peer \
 	--subscribers 1000 --writers 1 --depth 32 --duration "$secs" --server-pid "$node_pid"
+# memory: 5,000 idle subscribers, RSS read once they are all connected and
+# again 2 s later (settled); each server has just run its fan-out case
+case_run idle_peer --url "wss://127.0.0.1:$node_port" --token peer \
+	--subscribers 5000 --writers 0 --duration 2 --server-pid "$node_pid"
 stop_pid "$node_pid"
+case_run idle_ours --url "wss://127.0.0.1:$cl_port" --token "$cl_token" \
+	--subscribers 5000 --writers 0 --duration 2 --server-pid "$cl_pid"
 
 # writes: 64 closed-loop writers on the same server, no subscribers
 case_run writes_ours --url "wss://127.0.0.1:$cl_port" --token "$cl_token" \

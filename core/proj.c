@@ -245,20 +245,33 @@ static void pool_drop(void *b, size_t n)
 }
 
 /*
+ * The capacity after the next growth step of a vector or array that holds
+ * n of cap: 0 when there is still room (*ncap untouched), 1 with *ncap set,
+ * CL_ENOMEM past the id space.
+ */
+static int next_cap(uint32_t n, uint32_t cap, uint32_t first, uint32_t *ncap)
+{
+	if (n < cap)
+		return 0;
+	if (cap >= PROJ_ID_MAX / 2)
+		return CL_ENOMEM;
+	*ncap = cap ? cap * 2 : first;
+	return 1;
+}
+
+/*
  * Make room for one more element in a pooled vector of n/cap elements of
  * size sz (the per-entry and per-user lists).
  */
 static int vgrow(struct parena *a, void **v, uint32_t n, uint32_t *cap, size_t sz,
 		 uint32_t first)
 {
-	uint32_t ncap;
+	uint32_t ncap = 0;
 	void *nv;
+	int rc = next_cap(n, *cap, first, &ncap);
 
-	if (n < *cap)
-		return 0;
-	if (*cap >= PROJ_ID_MAX / 2)
-		return CL_ENOMEM;
-	ncap = *cap ? *cap * 2 : first;
+	if (rc <= 0)
+		return rc;
 	if (!(nv = pool_alloc(a, (size_t)ncap * sz)))
 		return CL_ENOMEM;
 	if (n)
@@ -323,14 +336,12 @@ static void array_free(void *v, size_t sz)
 /* Make room for one more record in an array of n/cap records of size sz. */
 static int grow(void **v, uint32_t n, uint32_t *cap, size_t sz, uint32_t first)
 {
-	uint32_t ncap;
+	uint32_t ncap = 0;
 	void *nv;
+	int rc = next_cap(n, *cap, first, &ncap);
 
-	if (n < *cap)
-		return 0;
-	if (*cap >= PROJ_ID_MAX / 2)
-		return CL_ENOMEM;
-	ncap = *cap ? *cap * 2 : first;
+	if (rc <= 0)
+		return rc;
 	nv = array_resize(*v, (size_t)*cap * sz, (size_t)ncap * sz);
 	if (!nv)
 		return CL_ENOMEM;

@@ -738,9 +738,8 @@ int sess_writeable(struct sess *ss)
 		sess_wake(ss);
 		return 0;
 	}
-	if (ss->shutdown) {
+	if (ss->shutdown)
 		return sess_send_goingaway(ss);
-	}
 	if (sess_stream_pending(ss)) {     /* gotcha 11: only if owed */
 		if (sess_write_stream(ss) < 0)
 			return -1;

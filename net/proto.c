@@ -633,8 +633,8 @@ static int proto_command(struct server *s, struct req *r, struct evlog_txn *txn)
 		if (rc)
 			goto out;
 		s->dirty = 1;
-		push = push_build(s->proj, ev, 0);
-		rc = push ? srv_stage(s, ev, push) : CL_ENOMEM;
+		push = s->nsubs ? push_build(s->proj, ev, 0) : NULL;
+		rc = push || !s->nsubs ? srv_stage(s, ev, push) : CL_ENOMEM;
 		if (rc)
 			goto out;
 	}

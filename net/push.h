@@ -63,6 +63,9 @@ void ring_release(struct ring *r);
  * always kept).
  */
 void ring_publish(struct ring *r, struct frame *f);
+/* seq was published without a frame (nobody subscribed): the ring empties
+ * and restarts after it; ring_get misses send readers to the log. */
+void ring_skip(struct ring *r, uint64_t seq);
 
 /* The frame for seq, borrowed, or NULL if not held. */
 struct frame *ring_get(const struct ring *r, uint64_t seq);

@@ -43,10 +43,11 @@
 /*
  * lws gives every connection an rx buffer this big for its whole life;
  * bigger messages (up to --max-msg) arrive in several RECEIVE chunks, which
- * sess_receive joins. 4 KiB holds nearly every command whole and keeps an
- * idle subscriber small (docs/scaling.md).
+ * sess_receive joins. 1 KiB holds a typical command whole (a createEntry
+ * is ~250 bytes) and keeps an idle subscriber small (docs/scaling.md);
+ * 4 KiB cost 3 KB more per connection and wrote no faster.
  */
-#define SRV_RX_CHUNK 4096
+#define SRV_RX_CHUNK 1024
 #define SRV_COLLECT_SECS 0.002  /* a batch waits for more requests at most this */
 #define SRV_BATCH_MAX 4096      /* ... and stops collecting at this many */
 
@@ -90,8 +91,7 @@ void srv_enqueue(struct server *s, struct req *r)
 	else
 		s->q_head = r;
 	s->q_tail = r;
-	if (s->q_n++ == 0)
-		s->q_since = srv_mono();
+	s->q_n++;
 }
 
 void srv_forget_session(struct server *s, struct sess *ss)
@@ -108,12 +108,17 @@ void srv_forget_session(struct server *s, struct sess *ss)
 
 int srv_stage(struct server *s, const struct event *ev, json_t *push)
 {
+	json_t *evj = NULL;
+
+	if (!push && !(evj = ev_to_json(ev)))
+		return CL_ENOMEM;
 	if (s->nstg == s->stgcap) {
 		size_t cap = s->stgcap ? s->stgcap * 2 : 64;
 		struct srv_staged *n = realloc(s->stg, cap * sizeof *n);
 
 		if (!n) {
 			json_decref(push);
+			json_decref(evj);
 			return CL_ENOMEM;
 		}
 		s->stg = n;
@@ -123,6 +128,7 @@ int srv_stage(struct server *s, const struct event *ev, json_t *push)
 	s->stg[s->nstg].type = (int)ev->type;
 	s->stg[s->nstg].token = ev->ids.token;
 	s->stg[s->nstg].push = push;
+	s->stg[s->nstg].event = evj;
 	s->nstg++;
 	return 0;
 }
@@ -131,8 +137,10 @@ static void srv_unstage(struct server *s)
 {
 	size_t i;
 
-	for (i = 0; i < s->nstg; i++)
+	for (i = 0; i < s->nstg; i++) {
 		json_decref(s->stg[i].push);
+		json_decref(s->stg[i].event);
+	}
 	s->nstg = 0;
 }
 
@@ -150,18 +158,27 @@ static void srv_revoked(struct server *s, uint64_t token)
 }
 
 /* Publish one committed event's push (consumes push). */
+/*
+ * push NULL: nobody was subscribed when the batch ran, so no frame was
+ * built (serializing pushes was a third of the CPU of a write); a later
+ * subscriber reads those events back from the log, as after a long absence.
+ */
 static int srv_publish(struct server *s, uint64_t seq, int type, uint64_t token, json_t *push)
 {
-	struct frame *f = frame_from_json(push);
+	struct frame *f = push ? frame_from_json(push) : NULL;
 
 	json_decref(push);
-	if (!f) {
+	if (push && !f) {
 		slog(SLOG_ERR, "out of memory publishing seq %llu", (unsigned long long)seq);
 		s->fatal = 1;
 		return CL_ENOMEM;
 	}
-	f->seq = seq;
-	ring_publish(&s->ring, f);
+	if (f) {
+		f->seq = seq;
+		ring_publish(&s->ring, f);
+	} else {
+		ring_skip(&s->ring, seq);
+	}
 	s->published = seq;
 	s->m.events++;
 	if (type == EV_TOKEN_REVOKED)
@@ -202,8 +219,8 @@ static int srv_catch_up(struct server *s)
 			     (unsigned long long)ev.seq, cl_strerror(rc));
 			break;
 		}
-		push = push_build(s->proj, &ev, 0);
-		if (!push) {
+		push = s->nsubs ? push_build(s->proj, &ev, 0) : NULL;
+		if (s->nsubs && !push) {
 			rc = CL_ENOMEM;
 			break;
 		}
@@ -273,7 +290,8 @@ int srv_load_event(void *arg, uint64_t seq, json_t **out)
 	if (seq > s->published) {      /* staged in the running batch */
 		for (i = 0; i < s->nstg; i++)
 			if (s->stg[i].seq == seq) {
-				json_t *e = json_object_get(s->stg[i].push, "event");
+				json_t *e = s->stg[i].push ? json_object_get(s->stg[i].push, "event")
+							   : s->stg[i].event;
 
 				if (!e)
 					return CL_ENOTFOUND;
@@ -432,13 +450,16 @@ static void srv_flush(struct server *s)
 		for (i = 0; i < s->nstg; i++) {
 			struct srv_staged *st = &s->stg[i];
 
-			if (srv_publish(s, st->seq, st->type, st->token, st->push))
+			json_decref(st->event);
+			st->event = NULL;
+			if (srv_publish(s, st->seq, st->type, st->token, st->push)) {
+				st->push = NULL;
+				i++;
 				break;
+			}
 			st->push = NULL;
 		}
-		for (; i < s->nstg; i++)
-			json_decref(s->stg[i].push);
-		s->nstg = 0;
+		srv_unstage(s);
 		for (r = batch; r; r = r->next)
 			proto_deliver(s, r);
 		if (s->published != before)
@@ -470,8 +491,19 @@ static void srv_flush(struct server *s)
  */
 static int srv_collecting(struct server *s)
 {
+	double now = srv_mono();
+
+	/*
+	 * The clock starts when the turn that brought the first request ends,
+	 * not when that request was read: a turn that also wrote a push to a
+	 * thousand subscribers takes longer than the whole budget, and a
+	 * pipelining writer (one TLS record read per turn) then got one
+	 * command per commit and one event per push frame.
+	 */
+	if (s->q_head && s->q_seen == 0)
+		s->q_since = now;
 	if (!s->q_head || s->stopping || s->q_n == s->q_seen || s->q_n >= SRV_BATCH_MAX ||
-	    srv_mono() - s->q_since >= SRV_COLLECT_SECS)
+	    now - s->q_since >= SRV_COLLECT_SECS)
 		return 0;
 	s->q_seen = s->q_n;
 	lws_cancel_service(s->ctx);

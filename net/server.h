@@ -84,7 +84,8 @@ struct srv_staged {
 	uint64_t seq;
 	int type;                  /* enum ev_type */
 	uint64_t token;            /* token.revoked: which token */
-	json_t *push;              /* push_build() output */
+	json_t *push;              /* push_build() output, NULL if nobody subscribed */
+	json_t *event;             /* without a push: the event's JSON (srv_load_event) */
 };
 
 struct server {
@@ -108,6 +109,7 @@ struct server {
 	struct srv_staged *stg;    /* pushes of the batch being flushed */
 	size_t nstg, stgcap;
 
+	unsigned nsubs;            /* sessions subscribed: pushes are built only if > 0 */
 	size_t out_bytes;          /* unicast queues + replay chunks, all sessions */
 	unsigned char *scratch;    /* LWS_PRE + one coalesced frame */
 	size_t scratch_cap;

@@ -218,6 +218,16 @@ static void sess_discard_input(struct lws *wsi)
 			break;
 }
 
+/* The only writer of ss->subscribed: keeps the server's count with it. */
+static void sess_set_subscribed(struct sess *ss, int on)
+{
+	if (on && !ss->subscribed)
+		ss->srv->nsubs++;
+	else if (!on && ss->subscribed)
+		ss->srv->nsubs--;
+	ss->subscribed = on;
+}
+
 void sess_closed(struct sess *ss)
 {
 	struct server *s = ss->srv;
@@ -229,6 +239,7 @@ void sess_closed(struct sess *ss)
 	if (ss->queued)
 		srv_forget_session(s, ss);
 	sess_drop_queues(ss);
+	sess_set_subscribed(ss, 0);
 	free(ss->rx);
 	ss->rx = NULL;
 	if (ss->prev)
@@ -282,11 +293,11 @@ static void sess_dispatch(struct sess *ss, const void *buf, size_t len)
 	srv_enqueue(s, r);
 }
 
+/* Close with code; what the client still sends is read and dropped. */
 static int sess_refuse_close(struct sess *ss, int kind, uint16_t code, const char *reason)
 {
-	ss->close_kind = kind;
-	lws_close_reason(ss->wsi, code, (unsigned char *)reason, strlen(reason));
-	return -1;
+	sess_doom(ss, kind, code, reason);
+	return 0;
 }
 
 int sess_receive(struct sess *ss, const void *in, size_t len)
@@ -434,7 +445,7 @@ void sess_send_json(struct sess *ss, const json_t *j)
 void sess_subscribe(struct sess *ss, uint64_t next)
 {
 	sess_drop_chunk(ss);
-	ss->subscribed = 1;
+	sess_set_subscribed(ss, 1);
 	ss->next_seq = next;
 	ss->replaying = 0;
 	ss->lag_floor = ss->srv->ring.cum;
@@ -444,7 +455,7 @@ void sess_subscribe(struct sess *ss, uint64_t next)
 void sess_unsubscribe(struct sess *ss)
 {
 	sess_drop_chunk(ss);
-	ss->subscribed = 0;
+	sess_set_subscribed(ss, 0);
 	ss->replaying = 0;
 }
 
@@ -471,7 +482,7 @@ void sess_doom(struct sess *ss, int kind, uint16_t code, const char *reason)
 	memcpy(ss->close_reason, reason, n);
 	ss->close_reason[n] = '\0';
 	sess_drop_queues(ss);
-	ss->subscribed = 0;
+	sess_set_subscribed(ss, 0);
 	lws_set_timeout(ss->wsi, PENDING_TIMEOUT_USER_OK, SESS_DOOM_SECS);
 	lws_callback_on_writable(ss->wsi);
 }
@@ -673,27 +684,30 @@ static int sess_write_stream(struct sess *ss)
 }
 
 /*
- * Shutdown: send the close frame ourselves and keep reading (and ignoring)
- * until the peer answers with its own close, which lws then completes. If
- * lws sent it (lws_close_reason + return -1) it would drop the socket as
- * soon as more data arrived from a client still pipelining commands, and
- * the reset would overtake the close frame: the client saw 1006, not 1001.
- * A peer that never answers is cut off when the drain time is over.
+ * Every close the server decides on (shutdown, a message too big, binary
+ * frames, a slow consumer, a revoked token): send the close frame ourselves
+ * and keep reading (and ignoring) until the peer answers with its own
+ * close, which lws then completes. If lws sent it (lws_close_reason +
+ * return -1) it would drop the socket while the client was still sending -
+ * the rest of a 1 MB frame, or pipelined commands - and the reset would
+ * overtake the close frame: the client saw 1006, not our code. A peer that
+ * never answers is cut off by the doom timeout or the shutdown drain time.
  */
-static int sess_send_goingaway(struct sess *ss)
+static int sess_send_close(struct sess *ss, uint16_t code, const char *reason)
 {
-	static const char reason[] = "server shutting down";
-	unsigned char buf[LWS_PRE + 2 + sizeof reason];
+	unsigned char buf[LWS_PRE + 2 + sizeof ss->close_reason];
 	unsigned char *p = buf + LWS_PRE;
+	size_t n = strlen(reason);
 
 	if (ss->close_sent)
 		return 0;
-	p[0] = (unsigned char)(LWS_CLOSE_STATUS_GOINGAWAY >> 8);
-	p[1] = (unsigned char)(LWS_CLOSE_STATUS_GOINGAWAY & 0xff);
-	memcpy(p + 2, reason, sizeof reason - 1);
-	ss->close_kind = SRV_CLOSE_SHUTDOWN;
+	if (n > sizeof ss->close_reason - 1)
+		n = sizeof ss->close_reason - 1;
+	p[0] = (unsigned char)(code >> 8);
+	p[1] = (unsigned char)(code & 0xff);
+	memcpy(p + 2, reason, n);
 	ss->close_sent = 1;
-	if (lws_write(ss->wsi, p, 2 + sizeof reason - 1, SESS_WRITE_CLOSE) < 0)
+	if (lws_write(ss->wsi, p, 2 + n, SESS_WRITE_CLOSE) < 0)
 		return -1;
 	return 0;
 }
@@ -702,11 +716,8 @@ int sess_writeable(struct sess *ss)
 {
 	struct server *s = ss->srv;
 
-	if (ss->doomed) {
-		lws_close_reason(ss->wsi, ss->close_code, (unsigned char *)ss->close_reason,
-				 strlen(ss->close_reason));
-		return -1;
-	}
+	if (ss->doomed)
+		return sess_send_close(ss, ss->close_code, ss->close_reason);
 	if (ss->uq_head) {
 		int sent;
 
@@ -738,8 +749,10 @@ int sess_writeable(struct sess *ss)
 		sess_wake(ss);
 		return 0;
 	}
-	if (ss->shutdown)
-		return sess_send_goingaway(ss);
+	if (ss->shutdown) {
+		ss->close_kind = SRV_CLOSE_SHUTDOWN;
+		return sess_send_close(ss, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
+	}
 	if (sess_stream_pending(ss)) {     /* gotcha 11: only if owed */
 		if (sess_write_stream(ss) < 0)
 			return -1;

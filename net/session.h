@@ -65,7 +65,7 @@ struct sess {
 
 	/* closing */
 	int doomed, shutdown;
-	int close_sent;             /* our 1001 went out; waiting for the peer's close */
+	int close_sent;             /* our close frame went out; waiting for the peer's */
 	int close_kind;                /* enum srv_close */
 	uint16_t close_code;
 	char close_reason[124];

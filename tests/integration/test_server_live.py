@@ -182,3 +182,36 @@ def test_unsubscribe_stops_pushes(server):
         assert len(a.pushes) == 1
         await a.close()
     run(go())
+
+
+def test_events_written_while_nobody_subscribes_reach_later_subscribers(server):
+    """With no subscriber the server builds no push frames; whoever subscribes
+    later (even in the same batch as the command) reads them from the log,
+    and a query in that batch still sees the uncommitted event."""
+    async def go():
+        w = await Client.connect(server, server.admin_token)
+        epoch = (await w.query("whoami"))["epoch"]
+        e = await create(w, "quiet")
+        before = e["seq"]
+        # one batch: edit, history of the edited entry, subscribe from before it
+        ids = w.send_batch([
+            {"op": "editEntry", "params": {"entry": e["entry"], "title": "quiet, edited"}},
+            {"op": "query", "name": "getEntryHistory", "params": {"entry": e["entry"]}},
+            {"op": "subscribe", "since": before - 1, "epoch": epoch}])
+        edit, hist, sub = [await w.wait_reply(i) for i in ids]
+        assert edit["ok"] and hist["ok"] and sub["ok"] and sub["recovered"], (edit, hist, sub)
+        events = hist["result"]["events"]
+        types = [h["type"] for h in events]
+        assert types == ["entry.created", "entry.edited"], hist
+        assert events[-1]["seq"] == edit["seq"]
+        assert events[-1]["data"]["title"] == "quiet, edited"
+        pushes = await w.wait_pushes(2)
+        assert [p["seq"] for p in pushes] == [before, edit["seq"]]
+        assert pushes[-1]["entry"]["title"] == "quiet, edited"
+        # then live, with no gap
+        n = await create(w, "loud")
+        pushes = await w.wait_pushes(3)
+        assert [p["seq"] for p in pushes] == [before, edit["seq"], n["seq"]]
+        assert "replay" not in pushes[-1]
+        await w.close()
+    run(go())

@@ -108,17 +108,12 @@ void srv_forget_session(struct server *s, struct sess *ss)
 
 int srv_stage(struct server *s, const struct event *ev, json_t *push)
 {
-	json_t *evj = NULL;
-
-	if (!push && !(evj = ev_to_json(ev)))
-		return CL_ENOMEM;
 	if (s->nstg == s->stgcap) {
 		size_t cap = s->stgcap ? s->stgcap * 2 : 64;
 		struct srv_staged *n = realloc(s->stg, cap * sizeof *n);
 
 		if (!n) {
 			json_decref(push);
-			json_decref(evj);
 			return CL_ENOMEM;
 		}
 		s->stg = n;
@@ -128,7 +123,6 @@ int srv_stage(struct server *s, const struct event *ev, json_t *push)
 	s->stg[s->nstg].type = (int)ev->type;
 	s->stg[s->nstg].token = ev->ids.token;
 	s->stg[s->nstg].push = push;
-	s->stg[s->nstg].event = evj;
 	s->nstg++;
 	return 0;
 }
@@ -137,10 +131,8 @@ static void srv_unstage(struct server *s)
 {
 	size_t i;
 
-	for (i = 0; i < s->nstg; i++) {
+	for (i = 0; i < s->nstg; i++)
 		json_decref(s->stg[i].push);
-		json_decref(s->stg[i].event);
-	}
 	s->nstg = 0;
 }
 
@@ -283,22 +275,18 @@ int srv_load_event(void *arg, uint64_t seq, json_t **out)
 	struct server *s = arg;
 	struct evlog_iter *it = NULL;
 	struct event ev;
-	size_t i;
 	int rc;
 
 	*out = NULL;
-	if (seq > s->published) {      /* staged in the running batch */
-		for (i = 0; i < s->nstg; i++)
-			if (s->stg[i].seq == seq) {
-				json_t *e = s->stg[i].push ? json_object_get(s->stg[i].push, "event")
-							   : s->stg[i].event;
-
-				if (!e)
-					return CL_ENOTFOUND;
-				*out = json_incref(e);
-				return 0;
-			}
-		return CL_ENOTFOUND;
+	if (seq > s->published) {      /* appended by the running batch */
+		if (!s->wtxn)
+			return CL_ENOTFOUND;
+		rc = evlog_wget(s->wtxn, seq, &ev);
+		if (rc == 1) {
+			*out = ev_to_json(&ev);
+			return *out ? 0 : CL_ENOMEM;
+		}
+		return rc ? rc : CL_ENOTFOUND;
 	}
 	rc = evlog_iter_new(s->log, seq, &it);
 	if (rc)
@@ -389,6 +377,7 @@ static int srv_run_batch(struct server *s, struct req *batch, struct req **culpr
 			txn = NULL;
 		}
 	}
+	s->wtxn = txn;
 	for (r = batch; r; r = r->next) {
 		rc = proto_exec(s, r, txn);
 		if (rc) {
@@ -396,6 +385,7 @@ static int srv_run_batch(struct server *s, struct req *batch, struct req **culpr
 			break;
 		}
 	}
+	s->wtxn = NULL;
 	if (txn) {
 		if (rc) {
 			evlog_wabort(txn);
@@ -450,8 +440,6 @@ static void srv_flush(struct server *s)
 		for (i = 0; i < s->nstg; i++) {
 			struct srv_staged *st = &s->stg[i];
 
-			json_decref(st->event);
-			st->event = NULL;
 			if (srv_publish(s, st->seq, st->type, st->token, st->push)) {
 				st->push = NULL;
 				i++;

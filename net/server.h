@@ -85,7 +85,6 @@ struct srv_staged {
 	int type;                  /* enum ev_type */
 	uint64_t token;            /* token.revoked: which token */
 	json_t *push;              /* push_build() output, NULL if nobody subscribed */
-	json_t *event;             /* without a push: the event's JSON (srv_load_event) */
 };
 
 struct server {
@@ -107,6 +106,7 @@ struct server {
 
 	int dirty;                 /* the batch applied events to proj (speculative) */
 	struct srv_staged *stg;    /* pushes of the batch being flushed */
+	struct evlog_txn *wtxn;    /* the batch's write txn while it runs, else NULL */
 	size_t nstg, stgcap;
 
 	unsigned nsubs;            /* sessions subscribed: pushes are built only if > 0 */

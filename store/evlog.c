@@ -1146,6 +1146,27 @@ uint64_t evlog_wlast(const struct evlog_txn *t)
 	return t->last;
 }
 
+int evlog_wget(struct evlog_txn *t, uint64_t seq, struct event *ev)
+{
+	uint8_t kb[8];
+	MDB_val k = { sizeof kb, kb }, v;
+	int rc;
+
+	if (!t->txn || t->err)
+		return CL_EINVAL;
+	put_be64(kb, seq);
+	rc = mdb_get(t->txn, t->log->events, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc != MDB_SUCCESS)
+		return map_err(rc);
+	rc = ev_decode(v.mv_data, v.mv_size, ev);
+	if (rc)
+		return CL_ECORRUPT;
+	ev->seq = seq;
+	return 1;
+}
+
 static int cmd_key(uint8_t *kb, uint64_t actor, struct cl_str cmd_id, MDB_val *k)
 {
 	if (!cmd_id.p || cmd_id.n == 0 || cmd_id.n > CL_MAX_CMD_ID)

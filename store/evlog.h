@@ -183,6 +183,14 @@ int evlog_wappend(struct evlog_txn *txn, struct event *ev);
 /* Last seq as seen inside the txn, including this txn's appends. */
 uint64_t evlog_wlast(const struct evlog_txn *txn);
 
+/*
+ * Read event seq as this txn sees it (its own appends included) into *ev.
+ * ev's strings point into the txn's pages: valid until the next append,
+ * commit or abort. 1 found, 0 no such seq, or CL_EINVAL / CL_EIO /
+ * CL_ECORRUPT.
+ */
+int evlog_wget(struct evlog_txn *txn, uint64_t seq, struct event *ev);
+
 /* Idempotency record for (actor, client command id). */
 struct evlog_cmd {
 	uint64_t first_seq;

@@ -368,6 +368,21 @@ static void t_wappend_fields(void)
 	CHECK_EQ_INT(evlog_wlast(t), 5);
 	mk_entry(&ev, 6, title, sizeof title);
 	CHECK(evlog_wappend(t, &ev) == 0);
+	/* the txn reads its own appends and what was committed before */
+	{
+		struct event got;
+
+		CHECK_EQ_INT(evlog_wget(t, 6, &got), 1);
+		CHECK_EQ_INT(got.seq, 6);
+		CHECK_EQ_INT(got.type, EV_ENTRY_CREATED);
+		CHECK_EQ_INT(got.ids.entry, 6);
+		CHECK(got.title.n == ev.title.n && memcmp(got.title.p, title, ev.title.n) == 0);
+		CHECK(memcmp(got.prev_hash, ev.prev_hash, EV_HASH_LEN) == 0);
+		CHECK_EQ_INT(evlog_wget(t, 2, &got), 1);
+		CHECK_EQ_INT(got.ids.entry, 2);
+		CHECK_EQ_INT(evlog_wget(t, 7, &got), 0);
+		CHECK_EQ_INT(evlog_wget(t, 0, &got), 0);
+	}
 	CHECK(evlog_wcommit(t) == 0);
 	CHECK_EQ_INT(verify_log(log), 6);
 
@@ -375,9 +390,21 @@ static void t_wappend_fields(void)
 	REQUIRE(evlog_wbegin(log, 6, NULL, &t) == 0);
 	mk_entry(&ev, 7, title, sizeof title);
 	CHECK(evlog_wappend(t, &ev) == 0);
+	{
+		struct event got;
+
+		CHECK_EQ_INT(evlog_wget(t, 7, &got), 1);
+	}
 	evlog_wabort(t);
 	CHECK(evlog_last(log, &last, NULL) == 0);
 	CHECK_EQ_INT(last, 6);
+	REQUIRE(evlog_wbegin(log, 6, NULL, &t) == 0);
+	{
+		struct event got;
+
+		CHECK_EQ_INT(evlog_wget(t, 7, &got), 0);   /* the aborted append is gone */
+	}
+	evlog_wabort(t);
 	CHECK_EQ_INT(verify_log(log), 6);
 	/* an empty commit changes nothing */
 	REQUIRE(evlog_wbegin(log, 6, NULL, &t) == 0);

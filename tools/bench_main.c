@@ -28,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -82,7 +84,10 @@ struct opts {
 	int subs, writers, readers, depth, max_writes;
 	double rate, duration;
 	int json, server_pid;
+	int procs;                 /* processes sharing the subscribers */
 };
+
+#define MAX_PROCS 8
 
 struct bench {
 	struct opts o;
@@ -99,6 +104,19 @@ struct bench {
 	double cpu_self0, cpu_srv0, cpu_self, cpu_srv;
 	char first_err[200];
 	struct hist h_ack, h_deliv, h_read, h_conn;
+	/* --procs: a helper holds only subscribers and is steered by its parent */
+	int helper, ctl_in, ctl_out;       /* helper: pipes from / to the parent */
+	int nkids, kid_pid[MAX_PROCS], kid_in[MAX_PROCS], kid_out[MAX_PROCS];
+	int kid_ready[MAX_PROCS], kids_ready, end_sent, subs_all, ready_sent;
+};
+
+/* What a helper reports when it is done: raw, parent and helper are one binary. */
+struct kid_result {
+	uint64_t deliveries, gaps, dups, undelivered, t_last_deliv;
+	int live, conn_failed, closed_early;
+	double cpu;
+	char first_err[200];
+	struct hist h_deliv, h_conn;
 };
 
 static volatile sig_atomic_t interrupted;
@@ -627,6 +645,243 @@ static int clients_settled(struct bench *b)
 	return n;
 }
 
+/* ---- --procs: helper processes that hold a share of the subscribers ---- */
+
+/*
+ * One process of this client saturates a core at ~100-250 k deliveries/s
+ * (lws 4.1.6 parses client frames a byte at a time), below what the server
+ * can push. With --procs P the subscribers are split over P processes:
+ * P-1 helpers forked before any connection, each with its own lws context,
+ * and this process, which also runs every writer and reader. A helper
+ * reports 'R' once its subscribers are in, is told the last acknowledged
+ * seq when the writers are done, drains to it and sends its counts and
+ * histograms back (struct kid_result) for one merged report.
+ */
+static void kids_poll_ready(struct bench *b)
+{
+	int k;
+
+	for (k = 0; k < b->nkids; k++) {
+		struct pollfd pfd = { .fd = b->kid_in[k], .events = POLLIN };
+		char ch;
+
+		/* one 'R' each; the result comes later on the same pipe */
+		if (b->kid_ready[k] || poll(&pfd, 1, 0) != 1)
+			continue;
+		if (read(b->kid_in[k], &ch, 1) != 1 || ch != 'R')
+			note_err(b, "a helper process failed");
+		b->kid_ready[k] = 1;
+		b->kids_ready++;
+	}
+}
+
+static void kids_send_end(struct bench *b)
+{
+	int k;
+
+	if (b->end_sent)
+		return;
+	b->end_sent = 1;
+	for (k = 0; k < b->nkids; k++)
+		if (write(b->kid_out[k], &b->max_seq, sizeof b->max_seq) != sizeof b->max_seq)
+			note_err(b, "a helper process went away");
+}
+
+static int helper_ready(struct bench *b)
+{
+	char ch = 'R';
+
+	if (b->ready_sent)
+		return 0;
+	b->ready_sent = 1;
+	return write(b->ctl_out, &ch, 1) == 1 ? 0 : -1;
+}
+
+static void helper_start(struct bench *b)
+{
+	if (helper_ready(b)) {
+		b->phase = PH_DONE;
+		return;
+	}
+	b->cpu_self0 = cpu_s(0);
+	b->phase = PH_RUN;
+	b->t_run = now_ns();
+}
+
+static void helper_poll_end(struct bench *b, uint64_t t)
+{
+	struct pollfd pfd = { .fd = b->ctl_in, .events = POLLIN };
+	uint64_t seq;
+
+	if (poll(&pfd, 1, 0) != 1)
+		return;
+	if (read(b->ctl_in, &seq, sizeof seq) == sizeof seq)
+		b->max_seq = seq;
+	else
+		note_err(b, "lost the parent process");
+	b->phase = PH_DRAIN;
+	b->t_stop = t;
+}
+
+/* all n bytes through a pipe, in (writing 0) or out (writing 1) */
+static int pipe_full(int fd, void *p, size_t n, int writing)
+{
+	char *q = p;
+
+	while (n) {
+		ssize_t r = writing ? write(fd, q, n) : read(fd, q, n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		q += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+static uint64_t undelivered_of(const struct bench *b, int *live)
+{
+	uint64_t n = 0;
+	int i;
+
+	*live = 0;
+	for (i = 0; i < b->o.subs; i++) {
+		const struct conn *c = &b->conns[i];
+
+		if (c->state != CS_READY)
+			continue;
+		(*live)++;
+		if (c->next_seq <= b->max_seq)
+			n += b->max_seq + 1 - c->next_seq;
+	}
+	return n;
+}
+
+static void hist_merge(struct hist *to, const struct hist *from)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof to->b / sizeof to->b[0]; i++)
+		to->b[i] += from->b[i];
+	to->n += from->n;
+	if (from->max_us > to->max_us)
+		to->max_us = from->max_us;
+}
+
+/* helper: send the result to the parent */
+static int helper_report(struct bench *b)
+{
+	static struct kid_result r;
+
+	if (helper_ready(b))        /* a helper that gave up early still says R */
+		return 2;
+	memset(&r, 0, sizeof r);
+	r.deliveries = b->deliveries;
+	r.gaps = b->gaps;
+	r.dups = b->dups;
+	r.undelivered = undelivered_of(b, &r.live);
+	r.t_last_deliv = b->t_last_deliv;
+	r.conn_failed = b->conn_failed;
+	r.closed_early = b->closed_early;
+	r.cpu = b->cpu_self;
+	memcpy(r.first_err, b->first_err, sizeof r.first_err);
+	r.h_deliv = b->h_deliv;
+	r.h_conn = b->h_conn;
+	return pipe_full(b->ctl_out, &r, sizeof r, 1) ? 2 : 0;
+}
+
+/* parent: wait for every helper's result and fold it into ours */
+static uint64_t kids_collect(struct bench *b, int *live)
+{
+	static struct kid_result r;
+	uint64_t undelivered = 0;
+	int k, st;
+
+	*live = 0;
+	for (k = 0; k < b->nkids; k++) {
+		if (pipe_full(b->kid_in[k], &r, sizeof r, 0)) {
+			note_err(b, "a helper process died before reporting");
+			b->conn_failed++;
+			continue;
+		}
+		b->deliveries += r.deliveries;
+		b->gaps += r.gaps;
+		b->dups += r.dups;
+		undelivered += r.undelivered;
+		*live += r.live;
+		if (r.t_last_deliv > b->t_last_deliv)
+			b->t_last_deliv = r.t_last_deliv;
+		b->conn_failed += r.conn_failed;
+		b->closed_early += r.closed_early;
+		b->cpu_self += r.cpu;
+		if (r.first_err[0]) {
+			r.first_err[sizeof r.first_err - 1] = 0;
+			note_err(b, r.first_err);
+		}
+		hist_merge(&b->h_deliv, &r.h_deliv);
+		hist_merge(&b->h_conn, &r.h_conn);
+	}
+	for (k = 0; k < b->nkids; k++) {
+		close(b->kid_in[k]);
+		close(b->kid_out[k]);
+		while (waitpid(b->kid_pid[k], &st, 0) < 0 && errno == EINTR)
+			;
+	}
+	return undelivered;
+}
+
+/*
+ * Fork the helpers and give each its share of the subscribers; this
+ * process keeps the rest and all writers and readers. 0 in the parent,
+ * 1 in a helper, -1 on failure.
+ */
+static int kids_fork(struct bench *b)
+{
+	int share = b->o.subs / b->o.procs, k;
+
+	b->subs_all = b->o.subs;
+	for (k = 0; k < b->o.procs - 1; k++) {
+		int down[2], up[2], pid;
+
+		if (pipe(down) || pipe(up))
+			return -1;
+		fflush(NULL);
+		pid = fork();
+		if (pid < 0)
+			return -1;
+		if (pid == 0) {
+			int j;
+
+			for (j = 0; j < b->nkids; j++) {
+				close(b->kid_in[j]);
+				close(b->kid_out[j]);
+			}
+			close(down[1]);
+			close(up[0]);
+			b->helper = 1;
+			b->nkids = 0;
+			b->ctl_in = down[0];
+			b->ctl_out = up[1];
+			b->o.subs = share;
+			b->o.writers = 0;
+			b->o.readers = 0;
+			b->o.json = 0;
+			b->o.server_pid = 0;
+			return 1;
+		}
+		close(down[0]);
+		close(up[1]);
+		b->kid_pid[b->nkids] = pid;
+		b->kid_in[b->nkids] = up[0];
+		b->kid_out[b->nkids] = down[1];
+		b->nkids++;
+	}
+	b->o.subs -= share * (b->o.procs - 1);
+	return 0;
+}
+
 static void tick(lws_sorted_usec_list_t *sul)
 {
 	struct bench *b = lws_container_of(sul, struct bench, sul);
@@ -639,7 +894,10 @@ static void tick(lws_sorted_usec_list_t *sul)
 	}
 	switch (b->phase) {
 	case PH_SUBS:
-		if (b->subs_ready + b->dead >= b->o.subs) {
+		kids_poll_ready(b);
+		if (b->helper && b->subs_ready + b->dead >= b->o.subs) {
+			helper_start(b);
+		} else if (b->subs_ready + b->dead >= b->o.subs && b->kids_ready >= b->nkids) {
 			b->phase = PH_CLIENTS;
 			b->t_phase = t;
 			connect_more(b);
@@ -657,6 +915,10 @@ static void tick(lws_sorted_usec_list_t *sul)
 		}
 		break;
 	case PH_RUN:
+		if (b->helper) {
+			helper_poll_end(b, t);
+			break;
+		}
 		if (b->o.rate > 0)
 			rate_tick(b);
 		if (secs(b->t_run, t) >= b->o.duration ||
@@ -672,7 +934,10 @@ static void tick(lws_sorted_usec_list_t *sul)
 		for (i = b->o.subs; i < b->nconns; i++)
 			if (b->conns[i].state == CS_READY && b->conns[i].q_len)
 				busy = 1;
+		if (!busy)
+			kids_send_end(b);
 		if ((!busy && all_caught_up(b)) || secs(b->t_stop, t) > DRAIN_S) {
+			kids_send_end(b);
 			b->phase = PH_DONE;
 			b->cpu_self = cpu_s(0) - b->cpu_self0;
 			b->cpu_srv = b->cpu_srv0 >= 0 ? cpu_s(b->o.server_pid) - b->cpu_srv0 : -1.0;
@@ -745,13 +1010,14 @@ static void usage(FILE *f)
 		"  --depth D         requests in flight per writer/reader (1..%d, default 1)\n"
 		"  --duration S      seconds of load (0.1..%d, default 5)\n"
 		"  --max-writes W    stop after W acknowledged writes (0 = no limit)\n"
+		"  --procs P         split the subscribers over P processes (1..%d, default 1)\n"
 		"  --server-pid P    read the server's VmRSS before and after connecting, and\n"
 		"                    at the end of the run (settled: handshakes done)\n"
 		"  --json            print one JSON object on stdout (summary on stderr)\n"
 		"  --peer-protocol   accepted for symmetry: the peers speak the same JSON\n"
 		"Loopback hosts only. Exit 1 if any subscriber saw a gap, a duplicate or\n"
 		"missed an event, or a connection failed or closed early; 2 on bad usage.\n",
-		MAX_SUBS, MAX_WRITERS, MAX_READERS, MAX_DEPTH, MAX_DURATION);
+		MAX_SUBS, MAX_WRITERS, MAX_READERS, MAX_DEPTH, MAX_DURATION, MAX_PROCS);
 }
 
 static json_t *hist_json(const struct hist *h)
@@ -763,25 +1029,23 @@ static json_t *hist_json(const struct hist *h)
 
 static int report(struct bench *b)
 {
-	uint64_t undelivered = 0;
-	double wsec = secs(b->t_run, b->t_last_ack), dsec = secs(b->t_run, b->t_last_deliv);
-	double rsec = secs(b->t_run, b->t_last_read);
+	uint64_t undelivered;
+	double wsec, dsec, rsec;
 	long rss_d = (b->rss_after_kb >= 0 && b->rss_before_kb >= 0) ? b->rss_after_kb - b->rss_before_kb : -1;
 	long rss_e = (b->rss_end_kb >= 0 && b->rss_before_kb >= 0) ? b->rss_end_kb - b->rss_before_kb : -1;
-	int i, live = 0;
+	int live, kids_live, subs = b->subs_all ? b->subs_all : b->o.subs;
+	int nconns = b->nconns + (subs - b->o.subs);
 	json_t *j;
 
-	for (i = 0; i < b->o.subs; i++) {
-		struct conn *c = &b->conns[i];
-		if (c->state != CS_READY)
-			continue;
-		live++;
-		if (c->next_seq <= b->max_seq)
-			undelivered += b->max_seq + 1 - c->next_seq;
-	}
+	undelivered = undelivered_of(b, &live);
+	undelivered += kids_collect(b, &kids_live);
+	live += kids_live;
+	wsec = secs(b->t_run, b->t_last_ack);
+	dsec = secs(b->t_run, b->t_last_deliv);
+	rsec = secs(b->t_run, b->t_last_read);
 	j = json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:I, s:I, s:f, s:o, s:I, s:f, s:o,"
 		      " s:I, s:I, s:I, s:I, s:f, s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:s, s:f, s:f}",
-		      "subscribers", b->o.subs, "subscribers_live", live, "writers", b->o.writers,
+		      "subscribers", subs, "subscribers_live", live, "writers", b->o.writers,
 		      "readers", b->o.readers, "conn_failed", b->conn_failed,
 		      "closed_early", b->closed_early, "seconds", secs(b->t_run, b->t_stop),
 		      "acked", (json_int_t)b->acked, "write_errors", (json_int_t)b->write_err,
@@ -797,10 +1061,10 @@ static int report(struct bench *b)
 		      "rss_before_kb", (json_int_t)b->rss_before_kb,
 		      "rss_after_kb", (json_int_t)b->rss_after_kb,
 		      "rss_per_conn_bytes",
-		      (json_int_t)(rss_d >= 0 && b->nconns ? rss_d * 1024 / b->nconns : -1),
+		      (json_int_t)(rss_d >= 0 && nconns ? rss_d * 1024 / nconns : -1),
 		      "rss_end_kb", (json_int_t)b->rss_end_kb,
 		      "rss_end_per_conn_bytes",
-		      (json_int_t)(rss_e >= 0 && b->nconns ? rss_e * 1024 / b->nconns : -1),
+		      (json_int_t)(rss_e >= 0 && nconns ? rss_e * 1024 / nconns : -1),
 		      "first_error", b->first_err, "client_cpu_s", b->cpu_self,
 		      "server_cpu_s", b->cpu_srv);
 	if (j && b->o.json) {
@@ -819,10 +1083,10 @@ static int report(struct bench *b)
 		"order: gaps %" PRIu64 " dups %" PRIu64 " undelivered %" PRIu64 "\n"
 		"reads: %" PRIu64 " (%.0f/s); us p50 %.0f p99 %.0f\n"
 		"cpu over the run: client %.2f s, server %.2f s\n%s%s\n",
-		b->o.subs, live, b->o.writers, b->o.readers, b->conn_failed, b->closed_early,
+		subs, live, b->o.writers, b->o.readers, b->conn_failed, b->closed_early,
 		hist_q(&b->h_conn, 0.5), b->h_conn.max_us, b->rss_before_kb, b->rss_after_kb,
-		rss_d >= 0 && b->nconns ? rss_d * 1024 / b->nconns : -1,
-		b->rss_end_kb, rss_e >= 0 && b->nconns ? rss_e * 1024 / b->nconns : -1,
+		rss_d >= 0 && nconns ? rss_d * 1024 / nconns : -1,
+		b->rss_end_kb, rss_e >= 0 && nconns ? rss_e * 1024 / nconns : -1,
 		b->acked, wsec > 0 ? (double)b->acked / wsec : 0.0, b->write_err,
 		hist_q(&b->h_ack, 0.5), hist_q(&b->h_ack, 0.9), hist_q(&b->h_ack, 0.99), b->h_ack.max_us,
 		b->deliveries, dsec > 0 ? (double)b->deliveries / dsec : 0.0,
@@ -841,7 +1105,7 @@ static void on_signal(int sig)
 }
 
 enum { O_URL = 256, O_TOKEN, O_SUBS, O_WRITERS, O_READERS, O_RATE, O_DEPTH, O_DUR,
-       O_MAXW, O_PID, O_JSON, O_PEER, O_HELP };
+       O_MAXW, O_PID, O_JSON, O_PEER, O_HELP, O_PROCS };
 
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
@@ -859,6 +1123,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "json", no_argument, NULL, O_JSON },
 		{ "peer-protocol", no_argument, NULL, O_PEER },
 		{ "help", no_argument, NULL, O_HELP },
+		{ "procs", required_argument, NULL, O_PROCS },
 		{ NULL, 0, NULL, 0 }
 	};
 	int ch, have_url = 0, r;
@@ -866,6 +1131,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 
 	o->writers = 1;
 	o->depth = 1;
+	o->procs = 1;
 	o->duration = 5;
 	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		const char *bad = NULL;
@@ -919,6 +1185,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case O_JSON:
 			o->json = 1;
 			break;
+		case O_PROCS:
+			if (num_arg(optarg, 1, MAX_PROCS, &v)) bad = "--procs wants 1..8";
+			o->procs = (int)v;
+			break;
 		case O_PEER:
 			break;
 		case O_HELP:
@@ -954,6 +1224,16 @@ int main(int argc, char **argv)
 
 	if (parse_opts(argc, argv, &b->o))
 		return 2;
+	b->rss_before_kb = rss_kb(b->o.server_pid);
+	if (b->o.procs > 1 && b->o.subs >= b->o.procs) {
+		int r = kids_fork(b);
+
+		if (r < 0) {
+			fprintf(stderr, "changelog-bench: cannot start helper processes: %s\n",
+				strerror(errno));
+			return 2;
+		}
+	}
 	b->nconns = b->o.subs + b->o.writers + b->o.readers;
 	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
@@ -987,7 +1267,6 @@ int main(int argc, char **argv)
 		free(b->conns);
 		return 2;
 	}
-	b->rss_before_kb = rss_kb(b->o.server_pid);
 	b->rss_after_kb = -1;
 	b->rss_end_kb = -1;
 	b->t0 = now_ns();
@@ -1002,7 +1281,9 @@ int main(int argc, char **argv)
 	}
 	if (!b->t_stop)
 		b->t_stop = now_ns();
-	rc = report(b);
+	if (b->helper && !b->cpu_self)
+		b->cpu_self = cpu_s(0) - b->cpu_self0;
+	rc = b->helper ? helper_report(b) : report(b);
 	lws_sul_cancel(&b->sul);
 	lws_context_destroy(b->ctx);
 	for (i = 0; i < b->nconns; i++)

@@ -5,7 +5,8 @@
 BENCH_JSON holds the list the *_bench programs appended to ({name, unit,
 ours, peer, ratio, goal}). RESULTS_DIR (from tests/bench/run.sh) holds one
 JSON object per server case: changelog-bench --json output (fanout_ours,
-fanout_peer, writes_ours, reads_ours) and seed_write_bench output
+fanout_peer, latency_ours, latency_peer, idle_ours, idle_peer, writes_ours,
+writes100_ours, reads_ours) and seed_write_bench output
 (writes_sqlite, writes_mariadb, reads_mariadb). This turns them into rows
 of the same shape, appends them to BENCH_JSON, and prints every row with its
 ratio and whether the goal was met. Exit 1 if a subscriber saw a gap, a
@@ -45,6 +46,9 @@ def server_rows(d):
                     g(fo, "deliveries_per_s"), g(fp, "deliveries_per_s"), 3))
     rows.append(row("fan-out p99 write->delivered vs Node ws (peer/ours)", "ms",
                     ms(g(fo, "deliver_us", "p99")), ms(g(fp, "deliver_us", "p99")), None, True))
+    lo, lp = load(d, "latency_ours"), load(d, "latency_peer")
+    rows.append(row("p99 write->delivered, 100 writes/s -> 1000 subs vs Node ws (peer/ours)",
+                    "us", g(lo, "deliver_us", "p99"), g(lp, "deliver_us", "p99"), 10000, True))
     rows.append(row("fan-out server RSS per connection vs Node ws (peer/ours)", "bytes",
                     g(fo, "rss_per_conn_bytes"), g(fp, "rss_per_conn_bytes"), None, True))
     io, ip = load(d, "idle_ours"), load(d, "idle_peer")
@@ -56,12 +60,15 @@ def server_rows(d):
                     g(wo, "acked_per_s"), g(ws, "per_s"), 20))
     rows.append(row("writes 64 writers, acked+fsync'd vs MariaDB row/request", "events/s",
                     g(wo, "acked_per_s"), g(wm, "per_s"), None))
+    rows.append(row("writes 100 writers, acked+fsync'd", "events/s",
+                    g(load(d, "writes100_ours"), "acked_per_s"), None, 30000))
     rows.append(row("writes p99 write->ack vs MariaDB (peer/ours)", "ms",
                     ms(g(wo, "write_ack_us", "p99")), ms(g(wm, "p99_us")), None, True))
     ro, rm = load(d, "reads_ours"), load(d, "reads_mariadb")
     rows.append(row("reads getChangelogEntries (50 of 1000) vs MariaDB+JSON", "req/s",
                     g(ro, "reads_per_s"), g(rm, "per_s"), 20))
-    for name, o in (("fanout_ours", fo), ("fanout_peer", fp), ("writes_ours", wo)):
+    for name, o in (("fanout_ours", fo), ("fanout_peer", fp), ("latency_ours", lo),
+                    ("latency_peer", lp), ("writes_ours", wo)):
         if o is None:
             continue
         errs = o.get("gaps", 0) + o.get("dups", 0) + o.get("undelivered", 0)
@@ -117,7 +124,7 @@ def main(argv):
                 met = "ok" if ours == goal else "FAIL"
             elif ratio is not None and goal < 100:
                 met = "met" if ratio >= goal else "not met"
-            elif r["unit"] == "bytes":
+            elif r["unit"] in ("bytes", "us"):
                 met = "met" if ours <= goal else "not met"
             elif r["unit"].endswith("/s"):
                 met = "met" if ours >= goal else "not met"

@@ -109,9 +109,15 @@ echo "== server cases (${secs}s each)"
 start_cl fan || exit 1
 cert="$cl_data/tls/cert.pem"; key="$cl_data/tls/key.pem"
 
-# fan-out: ours, then the Node ws peer
+# fan-out: ours, then the Node ws peer; the 1,000 subscribers are split over
+# two client processes (one saturates a core before either server does)
 case_run fanout_ours --url "wss://127.0.0.1:$cl_port" --token "$cl_token" \
-	--subscribers 1000 --writers 1 --depth 32 --duration "$secs" --server-pid "$cl_pid"
+	--subscribers 1000 --writers 1 --depth 32 --duration "$secs" --procs 2 \
+	--server-pid "$cl_pid"
+# latency at a steady 100 writes/s to the same 1,000 subscribers
+case_run latency_ours --url "wss://127.0.0.1:$cl_port" --token "$cl_token" \
+	--subscribers 1000 --writers 1 --depth 32 --rate 100 --duration "$secs" --procs 2 \
+	--server-pid "$cl_pid"
 node_port=$(free_port)
 node "$repo/tests/bench/peers/ws_broadcast_peer.js" "$node_port" "$cert" "$key" \
 	>"$work/node.out" 2>&1 &
@@ -123,7 +129,11 @@ until grep -q ready "$work/node.out" 2>/dev/null; do
 	[ $i -gt 100 ] && { echo "!! node peer did not start"; cat "$work/node.out"; break; }
 done
 case_run fanout_peer --url "wss://127.0.0.1:$node_port" --token peer \
-	--subscribers 1000 --writers 1 --depth 32 --duration "$secs" --server-pid "$node_pid"
+	--subscribers 1000 --writers 1 --depth 32 --duration "$secs" --procs 2 \
+	--server-pid "$node_pid"
+case_run latency_peer --url "wss://127.0.0.1:$node_port" --token peer \
+	--subscribers 1000 --writers 1 --depth 32 --rate 100 --duration "$secs" --procs 2 \
+	--server-pid "$node_pid"
 # memory: 5,000 idle subscribers, RSS read once they are all connected and
 # again 2 s later (settled); each server has just run its fan-out case
 case_run idle_peer --url "wss://127.0.0.1:$node_port" --token peer \
@@ -132,9 +142,12 @@ stop_pid "$node_pid"
 case_run idle_ours --url "wss://127.0.0.1:$cl_port" --token "$cl_token" \
 	--subscribers 5000 --writers 0 --duration 2 --server-pid "$cl_pid"
 
-# writes: 64 closed-loop writers on the same server, no subscribers
+# writes: 64 closed-loop writers on the same server, no subscribers (the
+# peers' case), then 100
 case_run writes_ours --url "wss://127.0.0.1:$cl_port" --token "$cl_token" \
 	--writers 64 --duration "$secs" --server-pid "$cl_pid"
+case_run writes100_ours --url "wss://127.0.0.1:$cl_port" --token "$cl_token" \
+	--writers 100 --duration "$secs" --server-pid "$cl_pid"
 stop_pid "$cl_pid"
 
 echo "-- writes_sqlite (load average $(cut -d' ' -f1-3 /proc/loadavg))"

@@ -149,8 +149,8 @@ static void srv_revoked(struct server *s, uint64_t token)
 		}
 }
 
-/* Publish one committed event's push (consumes push). */
 /*
+ * Publish one committed event's push (consumes push).
  * push NULL: nobody was subscribed when the batch ran, so no frame was
  * built (serializing pushes was a third of the CPU of a write); a later
  * subscriber reads those events back from the log, as after a long absence.
@@ -440,12 +440,11 @@ static void srv_flush(struct server *s)
 		for (i = 0; i < s->nstg; i++) {
 			struct srv_staged *st = &s->stg[i];
 
-			if (srv_publish(s, st->seq, st->type, st->token, st->push)) {
-				st->push = NULL;
-				i++;
+			int bad = srv_publish(s, st->seq, st->type, st->token, st->push);
+
+			st->push = NULL;        /* srv_publish consumed it */
+			if (bad)
 				break;
-			}
-			st->push = NULL;
 		}
 		srv_unstage(s);
 		for (r = batch; r; r = r->next)

@@ -801,7 +801,11 @@ static uint64_t kids_collect(struct bench *b, int *live)
 
 	*live = 0;
 	for (k = 0; k < b->nkids; k++) {
-		if (pipe_full(b->kid_in[k], &r, sizeof r, 0)) {
+		char ch;
+
+		/* a run cut short (^C) may end before the parent saw a helper's R */
+		if ((!b->kid_ready[k] && pipe_full(b->kid_in[k], &ch, 1, 0)) ||
+		    pipe_full(b->kid_in[k], &r, sizeof r, 0)) {
 			note_err(b, "a helper process died before reporting");
 			b->conn_failed++;
 			continue;
@@ -1252,8 +1256,10 @@ int main(int argc, char **argv)
 		b->conns[i].role = i < b->o.subs ? ROLE_SUB :
 				   i < b->o.subs + b->o.writers ? ROLE_WRITER : ROLE_READER;
 	}
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
+	/* a helper stops when its parent says so (or goes away), not on ^C:
+	 * the parent sends the last acked seq to check against */
+	signal(SIGINT, b->helper ? SIG_IGN : on_signal);
+	signal(SIGTERM, b->helper ? SIG_IGN : on_signal);
 	signal(SIGPIPE, SIG_IGN);
 	lws_set_log_level(LLL_ERR, NULL);
 	memset(&info, 0, sizeof info);

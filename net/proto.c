@@ -252,78 +252,12 @@ static json_t *proto_unavailable(json_t *id, int err)
 /* ---- serialized answers and the query cache ------------------------- */
 
 /*
- * Replies are serialized once, by jansson, into a buffer reused for every
- * reply (json_dumpb(NULL, 0) to size a frame would dump twice), then
- * copied into the frame. A buffer that grew past PBUF_KEEP for one big
- * answer is given back afterwards.
+ * Answers and cache keys are serialized by jansson into buffers reused
+ * for every request (struct pbuf, push.h).
  */
-#define PBUF_KEEP (1u << 20)
-
-struct pbuf {
-	char *p;
-	size_t len, cap;
-};
-
 static struct pbuf outb, keyb, idb;   /* the answer, the cache key, the id */
 static struct qcache qc;
 static int qc_ready;
-
-static int pbuf_add(struct pbuf *b, const void *p, size_t n)
-{
-	if (n == 0)
-		return 0;
-	if (n > b->cap - b->len) {
-		size_t cap = b->cap ? b->cap : 4096;
-		char *np;
-
-		while (cap - b->len < n) {
-			if (cap > SIZE_MAX / 2)
-				return CL_ENOMEM;
-			cap *= 2;
-		}
-		np = realloc(b->p, cap);
-		if (!np)
-			return CL_ENOMEM;
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, p, n);
-	b->len += n;
-	return 0;
-}
-
-static int pbuf_dump_cb(const char *buf, size_t size, void *data)
-{
-	return pbuf_add(data, buf, size) ? -1 : 0;
-}
-
-/* Append j as jansson writes it (JSON_COMPACT | flags). */
-static int pbuf_dump(struct pbuf *b, const json_t *j, size_t flags)
-{
-	return json_dump_callback(j, pbuf_dump_cb, b, JSON_COMPACT | flags) ? CL_ENOMEM : 0;
-}
-
-static void pbuf_trim(struct pbuf *b)
-{
-	b->len = 0;
-	if (b->cap > PBUF_KEEP) {
-		free(b->p);
-		b->p = NULL;
-		b->cap = 0;
-	}
-}
-
-/* A frame holding j serialized compactly (one dump). */
-static struct frame *proto_json_frame(const json_t *j)
-{
-	struct frame *f = NULL;
-
-	outb.len = 0;
-	if (pbuf_dump(&outb, j, JSON_ENCODE_ANY) == 0 && (f = frame_new(outb.len)))
-		memcpy(f->data, outb.p, outb.len);
-	pbuf_trim(&outb);
-	return f;
-}
 
 const struct qcache *proto_qcache(void)
 {
@@ -335,12 +269,9 @@ void proto_release(void)
 	if (qc_ready)
 		qcache_release(&qc);
 	qc_ready = 0;
-	free(outb.p);
-	free(keyb.p);
-	free(idb.p);
-	memset(&outb, 0, sizeof outb);
-	memset(&keyb, 0, sizeof keyb);
-	memset(&idb, 0, sizeof idb);
+	pbuf_free(&outb);
+	pbuf_free(&keyb);
+	pbuf_free(&idb);
 }
 
 /*
@@ -622,7 +553,6 @@ static int proto_command(struct server *s, struct req *r, struct evlog_txn *txn)
 	first = evlog_wlast(txn) + 1;
 	for (i = 0; i < res.n; i++) {
 		struct event *ev = &res.ev[i];
-		json_t *push;
 
 		if (r->cmd_id.n && ev->cmd_id.n == 0)
 			ev->cmd_id = r->cmd_id;
@@ -633,8 +563,7 @@ static int proto_command(struct server *s, struct req *r, struct evlog_txn *txn)
 		if (rc)
 			goto out;
 		s->dirty = 1;
-		push = s->nsubs ? push_build(s->proj, ev, 0) : NULL;
-		rc = push || !s->nsubs ? srv_stage(s, ev, push) : CL_ENOMEM;
+		rc = srv_stage(s, ev);
 		if (rc)
 			goto out;
 	}
@@ -708,8 +637,6 @@ void proto_reset(struct req *r)
 
 void proto_deliver(struct server *s, struct req *r)
 {
-	struct frame *f;
-
 	(void)s;
 	if (!r->sess)
 		return;
@@ -724,9 +651,5 @@ void proto_deliver(struct server *s, struct req *r)
 		sess_subscribe(r->sess, r->sub_next);
 	else if (r->kind == REQ_UNSUB)
 		sess_unsubscribe(r->sess);
-	f = proto_json_frame(r->reply);
-	if (f)
-		sess_send(r->sess, f);
-	else
-		sess_send_json(r->sess, r->reply);   /* closes the session if it fails too */
+	sess_send_json(r->sess, r->reply);   /* closes the session if it fails */
 }

@@ -29,67 +29,78 @@ struct frame *frame_new(size_t len)
 	return f;
 }
 
-/*
- * jansson writes straight into the frame, grown as it goes: sizing it
- * first with json_dumpb(NULL, 0) serialized every push twice, and that was
- * a third of the server's CPU with 64 writers.
- */
-struct frame_fill {
-	struct frame *f;
-	size_t cap;              /* payload bytes f has room for */
-};
+/* ---- serialization buffers ------------------------------------------ */
 
-static int frame_fill_cb(const char *buf, size_t size, void *data)
+#define PBUF_KEEP (1u << 20)   /* a buffer grown past this is given back */
+
+int pbuf_add(struct pbuf *b, const void *p, size_t n)
 {
-	struct frame_fill *ff = data;
-	struct frame *f = ff->f;
+	if (n == 0)
+		return 0;
+	if (n > b->cap - b->len) {
+		size_t cap = b->cap ? b->cap : 4096;
+		char *np;
 
-	if (size > ff->cap - f->len) {
-		size_t cap = ff->cap * 2;
-
-		if (cap < f->len + size)
-			cap = f->len + size;
-		if (cap > SIZE_MAX - sizeof *f - LWS_PRE - 1)
-			return -1;
-		f = realloc(f, sizeof *f + LWS_PRE + cap + 1);
-		if (!f)
-			return -1;
-		f->data = f->buf + LWS_PRE;
-		ff->f = f;
-		ff->cap = cap;
+		while (cap - b->len < n) {
+			if (cap > SIZE_MAX / 2)
+				return CL_ENOMEM;
+			cap *= 2;
+		}
+		np = realloc(b->p, cap);
+		if (!np)
+			return CL_ENOMEM;
+		b->p = np;
+		b->cap = cap;
 	}
-	memcpy(f->data + f->len, buf, size);
-	f->len += size;
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
 	return 0;
 }
 
-#define FRAME_FIRST_CAP 1024
+static int pbuf_dump_cb(const char *buf, size_t size, void *data)
+{
+	return pbuf_add(data, buf, size) ? -1 : 0;
+}
+
+int pbuf_dump(struct pbuf *b, const json_t *j, size_t flags)
+{
+	return json_dump_callback(j, pbuf_dump_cb, b, JSON_COMPACT | flags) ? CL_ENOMEM : 0;
+}
+
+void pbuf_trim(struct pbuf *b)
+{
+	b->len = 0;
+	if (b->cap > PBUF_KEEP)
+		pbuf_free(b);
+}
+
+void pbuf_free(struct pbuf *b)
+{
+	free(b->p);
+	memset(b, 0, sizeof *b);
+}
+
+/*
+ * One jansson pass into a buffer reused for every frame, then one copy
+ * into a frame of the exact size: sizing it first with json_dumpb(NULL, 0)
+ * serialized every push twice (a third of the server's CPU per write).
+ */
+static struct pbuf frame_buf;
 
 struct frame *frame_from_json(const json_t *j)
 {
-	struct frame_fill ff;
-	struct frame *f;
+	struct frame *f = NULL;
 
-	ff.f = frame_new(FRAME_FIRST_CAP);
-	if (!ff.f)
-		return NULL;
-	ff.f->len = 0;
-	ff.cap = FRAME_FIRST_CAP;
-	if (json_dump_callback(j, frame_fill_cb, &ff, JSON_COMPACT) != 0 || ff.f->len == 0) {
-		frame_unref(ff.f);
-		return NULL;
-	}
-	f = ff.f;
-	if (ff.cap - f->len > 256) {          /* ring frames live a while: no slack */
-		struct frame *g = realloc(f, sizeof *f + LWS_PRE + f->len + 1);
-
-		if (g) {
-			f = g;
-			f->data = f->buf + LWS_PRE;
-		}
-	}
-	f->data[f->len] = '\0';
+	frame_buf.len = 0;
+	if (pbuf_dump(&frame_buf, j, JSON_ENCODE_ANY) == 0 && (f = frame_new(frame_buf.len)))
+		memcpy(f->data, frame_buf.p, frame_buf.len);
+	pbuf_trim(&frame_buf);
 	return f;
+}
+
+void frame_release_buffer(void)
+{
+	pbuf_free(&frame_buf);
 }
 
 void frame_ref(struct frame *f)

@@ -39,8 +39,24 @@ struct frame {
 
 /* A frame with room for len payload bytes (uninitialised), refs = 1. */
 struct frame *frame_new(size_t len);
-/* j serialized compactly (jansson) into a new frame; NULL on ENOMEM. */
+/*
+ * j serialized compactly (jansson, one pass) into a new frame; NULL on
+ * ENOMEM. Service thread only: it reuses one buffer, given back by
+ * frame_release_buffer.
+ */
 struct frame *frame_from_json(const json_t *j);
+void frame_release_buffer(void);
+
+/* A growable byte buffer that serialized JSON is appended to, reused. */
+struct pbuf {
+	char *p;
+	size_t len, cap;
+};
+
+int pbuf_add(struct pbuf *b, const void *p, size_t n);          /* 0 or CL_ENOMEM */
+int pbuf_dump(struct pbuf *b, const json_t *j, size_t flags);   /* + JSON_COMPACT */
+void pbuf_trim(struct pbuf *b);   /* empty it; give back a buffer grown past 1 MiB */
+void pbuf_free(struct pbuf *b);
 void frame_ref(struct frame *f);
 void frame_unref(struct frame *f);   /* NULL is fine */
 

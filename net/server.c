@@ -106,8 +106,26 @@ void srv_forget_session(struct server *s, struct sess *ss)
 
 /* ---- publishing ---------------------------------------------------- */
 
-int srv_stage(struct server *s, const struct event *ev, json_t *push)
+/*
+ * The push for ev just applied to the projection: its state right after
+ * ev. None while no session is subscribed (*push NULL; see srv_publish).
+ */
+static int srv_push_of(struct server *s, const struct event *ev, json_t **push)
 {
+	*push = NULL;
+	if (!s->nsubs)
+		return 0;
+	*push = push_build(s->proj, ev, 0);
+	return *push ? 0 : CL_ENOMEM;
+}
+
+int srv_stage(struct server *s, const struct event *ev)
+{
+	json_t *push;
+	int rc = srv_push_of(s, ev, &push);
+
+	if (rc)
+		return rc;
 	if (s->nstg == s->stgcap) {
 		size_t cap = s->stgcap ? s->stgcap * 2 : 64;
 		struct srv_staged *n = realloc(s->stg, cap * sizeof *n);
@@ -211,11 +229,9 @@ static int srv_catch_up(struct server *s)
 			     (unsigned long long)ev.seq, cl_strerror(rc));
 			break;
 		}
-		push = s->nsubs ? push_build(s->proj, &ev, 0) : NULL;
-		if (s->nsubs && !push) {
-			rc = CL_ENOMEM;
+		rc = srv_push_of(s, &ev, &push);
+		if (rc)
 			break;
-		}
 		rc = srv_publish(s, ev.seq, (int)ev.type, ev.ids.token, push);
 		if (rc)
 			break;
@@ -792,6 +808,7 @@ static void srv_free(struct server *s)
 	free(s->stg);
 	ring_release(&s->ring);
 	proto_release();
+	frame_release_buffer();
 	free(s->scratch);
 	proj_free(s->proj);
 	if (s->log)

@@ -131,8 +131,8 @@ void srv_enqueue(struct server *s, struct req *r);
 /* A session is going away: forget it in queued requests. */
 void srv_forget_session(struct server *s, struct sess *ss);
 
-/* Stage a push for the batch (proto.c, after proj_apply). Takes push. */
-int srv_stage(struct server *s, const struct event *ev, json_t *push);
+/* Stage ev's push for the batch (proto.c, right after proj_apply). */
+int srv_stage(struct server *s, const struct event *ev);
 
 /* proj_qctx loader: the event at seq as ev_to_json gives it. */
 int srv_load_event(void *arg, uint64_t seq, json_t **out);

@@ -3,6 +3,7 @@
 #   make            build everything into build/ and bin/
 #   make run        deps + build + start the server on an embedded default
 #   make test       deps + build + every test suite (what CI runs)
+#   make clock      the time-related tests a year ahead, TZ far from UTC
 #   make asan       the same tests built with address+undefined sanitizers
 #   make bench      benchmarks with peers run beside them (prints ratios)
 #   make check-deps layering check (core <- store <- net/replay <- tools)
@@ -60,7 +61,7 @@ BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 BENCH_SUPPORT_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(BENCH_SRC),$(wildcard tests/bench/*.c)))
 
 .DEFAULT_GOAL := all
-.PHONY: all deps run test unit integration asan bench check-deps clean fuzz soak
+.PHONY: all deps run test unit integration clock asan bench check-deps clean fuzz soak
 # fuzz targets and their corpus replay (tests/fuzz/fuzz.mk sets FUZZ_REPLAY_BINS
 # and the fuzz-run rule; the replay binaries run in `make unit`)
 FUZZ_REPLAY_BINS :=
@@ -114,11 +115,16 @@ unit: all
 integration: all
 	@CL_BIN=$(abspath $(BIN)) tests/run-integration.sh
 
+# the time-related suites again, a year ahead and far from UTC (libfaketime)
+clock: all
+	@CL_BIN=$(abspath $(BIN)) tests/run-clock.sh $(TEST_BINS)
+
 test:
 	@tools/deps.sh test
 	@$(MAKE) --no-print-directory check-deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
+	@$(MAKE) --no-print-directory clock
 
 asan:
 	@tools/deps.sh test

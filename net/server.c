@@ -693,7 +693,7 @@ static int srv_open_log(struct server *s)
 		return rc;
 	}
 	if (last == 0) {
-		rc = bootstrap_admin(s->log, s->o.admin_name, token);
+		rc = bootstrap_admin(s->log, s->o.admin_name, cl_now_us(), token);
 		if (rc == CL_EEXIST) {
 			slog(SLOG_INFO, "the log was initialised by another process meanwhile");
 		} else if (rc) {

@@ -10,12 +10,12 @@
 #include <openssl/crypto.h>
 #include <string.h>
 
-int bootstrap_admin(struct evlog *log, const char *name, char token[TOKEN_LEN + 1])
+int bootstrap_admin(struct evlog *log, const char *name, int64_t now,
+		    char token[TOKEN_LEN + 1])
 {
 	struct event ev[2];
 	uint8_t hash[EV_HASH_LEN];
 	uint64_t last = 0;
-	int64_t now = cl_now_us();
 	int rc;
 
 	token[0] = '\0';

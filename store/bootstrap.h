@@ -20,11 +20,13 @@
 
 /*
  * If the log is empty, append the admin named name (CL_MAX_NAME bytes of
- * [A-Za-z0-9._-]) and a new token for it; token gets the token text
- * (TOKEN_LEN characters and a NUL). Returns 0 on success, CL_EEXIST if the
+ * [A-Za-z0-9._-]) and a new token for it, both stamped now (µs since the
+ * epoch, the caller's clock: the server's, or a tool's CHANGELOG_FAKE_TIME);
+ * token gets the token text (TOKEN_LEN characters and a NUL). Returns 0 on success, CL_EEXIST if the
  * log is not empty (also when another process bootstrapped it meanwhile),
  * CL_EINVAL for a bad name, or an evlog error. On failure token is "".
  */
-int bootstrap_admin(struct evlog *log, const char *name, char token[TOKEN_LEN + 1]);
+int bootstrap_admin(struct evlog *log, const char *name, int64_t now,
+		    char token[TOKEN_LEN + 1]);
 
 #endif

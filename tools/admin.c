@@ -31,6 +31,9 @@
 
 #define ADMIN_MAX_TRIES 100    /* conflicts before giving up on one command */
 
+static const char FAKE_TIME_BAD[] =
+	"CHANGELOG_FAKE_TIME is not an ISO-8601 time or a number of µs";
+
 static void err_set(char err[ADMIN_ERR_LEN], const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
@@ -201,7 +204,7 @@ int admin_exec(struct admin *a, const char *op, json_t *params, struct admin_out
 	if (a->now)
 		ctx.now = a->now;
 	else if (admin_now(&ctx.now) != 0) {
-		err_set(err, "CHANGELOG_FAKE_TIME is not an ISO-8601 time or a number of µs");
+		err_set(err, "%s", FAKE_TIME_BAD);
 		rc = CL_EUSAGE;
 		goto out;
 	}
@@ -281,9 +284,14 @@ int admin_init(const char *dir, const char *name, char token[TOKEN_LEN + 1],
 {
 	struct evlog *log = NULL;
 	uint64_t last = 0;
+	int64_t now;
 	int rc;
 
 	token[0] = '\0';
+	if (admin_now(&now) != 0) {
+		err_set(err, "%s", FAKE_TIME_BAD);
+		return CL_EUSAGE;
+	}
 	if (!name_valid(name)) {
 		err_set(err, "'%.80s' is not a valid user name (1 to %d of A-Z a-z 0-9 . _ -)",
 			name, CL_MAX_NAME);
@@ -305,7 +313,7 @@ int admin_init(const char *dir, const char *name, char token[TOKEN_LEN + 1],
 		audit_open_error(dir, rc, err, ADMIN_ERR_LEN);
 	}
 	if (rc == 0) {
-		rc = bootstrap_admin(log, name, token);
+		rc = bootstrap_admin(log, name, now, token);
 		if (rc == CL_EEXIST)
 			err_set(err, "%s already holds a log (another process initialised it "
 				"meanwhile)", dir);
@@ -597,7 +605,7 @@ int admin_seed(struct admin *a, uint64_t n, uint32_t seed, size_t batch,
 	if (batch < CMD_MAX_EVENTS)
 		batch = CMD_MAX_EVENTS;
 	if (admin_now(&base) != 0) {
-		err_set(err, "CHANGELOG_FAKE_TIME is not an ISO-8601 time or a number of µs");
+		err_set(err, "%s", FAKE_TIME_BAD);
 		return CL_EUSAGE;
 	}
 	evs = calloc(batch, sizeof *evs);

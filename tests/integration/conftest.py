@@ -96,9 +96,9 @@ class Server:
             cmd.append("--plain")
         self.errf = open(self.stderr_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.errf)
-        deadline = time.time() + timeout
+        deadline = time.monotonic() + timeout
         token_file = os.path.join(self.data, "admin-token")
-        while time.time() < deadline:
+        while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("changelogd exited %s:\n%s" % (self.proc.returncode, self.log()))
             try:
@@ -206,9 +206,9 @@ class Client:
         return ids
 
     async def wait_reply(self, rid, timeout=10):
-        deadline = time.time() + timeout
+        deadline = time.monotonic() + timeout
         while rid not in self.replies:
-            await self.recv_one(max(0.01, deadline - time.time()))
+            await self.recv_one(max(0.01, deadline - time.monotonic()))
         return self.replies.pop(rid)
 
     async def request(self, obj, timeout=10):
@@ -226,9 +226,9 @@ class Client:
 
     async def wait_pushes(self, n, timeout=10):
         """Until at least n pushes have arrived."""
-        deadline = time.time() + timeout
+        deadline = time.monotonic() + timeout
         while len(self.pushes) < n:
-            await self.recv_one(max(0.01, deadline - time.time()))
+            await self.recv_one(max(0.01, deadline - time.monotonic()))
         return self.pushes
 
     async def close(self):

@@ -65,8 +65,8 @@ class MariaDB:
              "--innodb-log-file-size=128M", "--skip-log-bin",
              "--innodb-flush-log-at-trx-commit=1"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("mariadbd exited %s:\n%s" % (self.proc.returncode,
                                                                 self.log()))

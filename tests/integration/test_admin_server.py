@@ -15,22 +15,22 @@ from tools_util import run_admin, run_audit
 
 async def connect_within(server, token, seconds=1.0):
     """Connect with a token another process just issued, retrying 403s."""
-    t0 = time.time()
+    t0 = time.monotonic()
     while True:
         try:
             return await Client.connect(server, token)
         except websockets.exceptions.InvalidStatusCode as e:
             assert e.status_code == 403, e.status_code
-            assert time.time() - t0 < seconds, "token not accepted within %ss" % seconds
+            assert time.monotonic() - t0 < seconds, "token not accepted within %ss" % seconds
             await asyncio.sleep(0.05)
 
 
 async def closed_by_server(client, timeout=3.0):
     """Wait until the server closes client; returns (code, reason)."""
-    deadline = time.time() + timeout
+    deadline = time.monotonic() + timeout
     try:
-        while time.time() < deadline:
-            await client.recv_one(timeout=max(0.01, deadline - time.time()))
+        while time.monotonic() < deadline:
+            await client.recv_one(timeout=max(0.01, deadline - time.monotonic()))
     except websockets.exceptions.ConnectionClosed as e:
         return e.code, e.reason
     except asyncio.TimeoutError:
@@ -97,11 +97,11 @@ def test_tool_and_clients_write_together(server):
         await client_writes()
         results = await tool
         assert all(p.returncode == 0 for p in results), [p.stderr for p in results]
-        deadline = time.time() + 2
+        deadline = time.monotonic() + 2
         while True:
             users = (await admin.query("getUsers"))["result"]["users"]
             names = {u["name"] for u in users}
-            if all("tool%d" % i in names for i in range(15)) or time.time() > deadline:
+            if all("tool%d" % i in names for i in range(15)) or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.05)
         assert all("tool%d" % i in names for i in range(15)), names

@@ -43,8 +43,8 @@ class Php:
         self.logf = open(log, "ab")
         self.proc = subprocess.Popen(["php", "-S", "127.0.0.1:%d" % self.port, "-t", DASH],
                                      env=env, stdout=self.logf, stderr=self.logf)
-        deadline = time.time() + 10
-        while time.time() < deadline:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
             try:
                 socket.create_connection(("127.0.0.1", self.port), 0.2).close()
                 return

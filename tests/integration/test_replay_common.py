@@ -541,8 +541,8 @@ class Workload:
             # let the replays in the other thread make progress between chunks,
             # however slow they are (sanitizer builds), so runs interleave
             want = self.steps + 2
-            deadline = time.time() + 30
-            while self.steps < want and time.time() < deadline:
+            deadline = time.monotonic() + 30
+            while self.steps < want and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)
 
         t.start()

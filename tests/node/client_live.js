@@ -15,10 +15,10 @@ function check(cond, what) {
 
 function waitFor(pred, ms = 10000) {
   return new Promise((resolve, reject) => {
-    const t0 = Date.now();
+    const t0 = performance.now();
     const tick = () => {
       if (pred()) return resolve();
-      if (Date.now() - t0 > ms) return reject(new Error('timeout'));
+      if (performance.now() - t0 > ms) return reject(new Error('timeout'));
       setTimeout(tick, 10);
     };
     tick();
@@ -42,7 +42,7 @@ async function main() {
     'query reply has ok, epoch and at');
   const sub = await reader.request({ op: 'subscribe', since: snap.at, epoch: snap.epoch });
   check(sub.ok && sub.recovered === true && sub.since === snap.at, 'subscribe recovered');
-  const c = await writer.request({ op: 'createEntry', cmd_id: `node-${Date.now()}`,
+  const c = await writer.request({ op: 'createEntry', cmd_id: `node-${crypto.randomUUID()}`,
     params: { title: 'from node', body: 'written by ws', kind: 'feature' } });
   check(c.ok === true && typeof c.seq === 'number', 'createEntry ok with seq');
   const entry = c.entry;

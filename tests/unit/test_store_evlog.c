@@ -1144,6 +1144,8 @@ static void t_new_epoch(void)
 	CHECK_EQ_INT(evlog_new_epoch(sub), CL_ENOTFOUND);
 }
 
+#define BOOT_NOW INT64_C(1795766400000000)   /* 2026-11-27T08:00:00Z */
+
 static void t_bootstrap(void)
 {
 	const char *dir = harness_tmpdir();
@@ -1155,12 +1157,12 @@ static void t_bootstrap(void)
 	uint64_t last;
 
 	REQUIRE(evlog_open(&log, dir, EVLOG_CREATE, 0) == 0);
-	CHECK_EQ_INT(bootstrap_admin(log, "not a name!", token), CL_EINVAL);
+	CHECK_EQ_INT(bootstrap_admin(log, "not a name!", BOOT_NOW, token), CL_EINVAL);
 	CHECK_EQ_INT(token[0], '\0');
 	CHECK(evlog_last(log, &last, NULL) == 0);
 	CHECK_EQ_INT(last, 0);
 
-	REQUIRE(bootstrap_admin(log, "root", token) == 0);
+	REQUIRE(bootstrap_admin(log, "root", BOOT_NOW, token) == 0);
 	CHECK_EQ_INT(strlen(token), TOKEN_LEN);
 	CHECK(strncmp(token, TOKEN_PREFIX, 4) == 0);
 	REQUIRE(evlog_iter_new(log, 1, &it) == 0);
@@ -1170,18 +1172,20 @@ static void t_bootstrap(void)
 	CHECK_EQ_INT(ev.ids.user, 1);
 	CHECK_EQ_INT(ev.actor, 0);
 	CHECK_EQ_INT(ev.role, ROLE_ADMIN);
+	CHECK(ev.ts == BOOT_NOW);               /* the caller's clock, not the wall's */
 	CHECK(ev.name.n == 4 && memcmp(ev.name.p, "root", 4) == 0);
 	REQUIRE(evlog_iter_next_event(it, &ev) == 1);
 	CHECK_EQ_INT(ev.type, EV_TOKEN_ISSUED);
 	CHECK_EQ_INT(ev.ids.user, 1);
 	CHECK_EQ_INT(ev.ids.token, 1);
+	CHECK(ev.ts == BOOT_NOW);
 	CHECK(ev.label.n == 9 && memcmp(ev.label.p, "bootstrap", 9) == 0);
 	token_hash(token, strlen(token), h);
 	CHECK(memcmp(ev.token_hash, h, EV_HASH_LEN) == 0);
 	CHECK_EQ_INT(evlog_iter_next_event(it, &ev), 0);
 	evlog_iter_free(it);
 
-	CHECK_EQ_INT(bootstrap_admin(log, "root", again), CL_EEXIST);
+	CHECK_EQ_INT(bootstrap_admin(log, "root", BOOT_NOW + 1, again), CL_EEXIST);
 	CHECK_EQ_INT(again[0], '\0');
 	CHECK(evlog_last(log, &last, NULL) == 0);
 	CHECK_EQ_INT(last, 2);

@@ -65,7 +65,8 @@ int64_t cl_now_us(void);
 void cl_iso_time(int64_t us, char *out);
 
 /* Parse ISO-8601 ("2026-11-27", "2026-11-27T10:02", "...:03Z",
- * "...:03.5+02:00") to µs. Returns 0 or CL_EDECODE. */
+ * "...:03.5+02:00") to µs. Returns 0 or CL_EDECODE, also for a date or
+ * time that does not exist (2026-02-30, 24:00, an offset past ±23:59). */
 int cl_parse_iso(const char *s, int64_t *us);
 
 /* 1 if p[0..n) is valid UTF-8 with no NUL and no overlong/surrogate forms. */

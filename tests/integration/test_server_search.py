@@ -121,3 +121,27 @@ def test_search_semantics_over_the_wire(server):
         await c.close()
 
     run(go())
+
+
+def test_impossible_dates_are_refused(server):
+    """created_after / created_before: a date that does not exist is a
+    bad_request naming the parameter, never a rolled-over date."""
+    async def go():
+        c = await Client.connect(server, server.admin_token)
+        for key, value in [("created_after", "2026-02-30"),
+                           ("created_before", "2025-02-29"),
+                           ("created_after", "2026-11-27T10:02:03+99:99"),
+                           ("created_before", "2026-04-31T00:00Z"),
+                           ("created_after", "2026-11-27T24:00Z")]:
+            r = await c.query("getChangelogEntries", {key: value})
+            assert not r["ok"], (key, value, r)
+            assert r["error"]["code"] == "bad_request"
+            assert key in r["error"]["message"]
+        r = await c.query("getChangelogEntries", {"created_after": "2024-02-29T23:59:60Z",
+                                                  "created_before": "2026-11-27T10:02+14:00"})
+        assert r["ok"], r
+        pong = await c.request({"op": "ping"})
+        assert pong["ok"]
+        await c.close()
+
+    run(go())

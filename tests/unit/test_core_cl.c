@@ -31,6 +31,44 @@ static void t_iso_forms(void)
 	CHECK(cl_parse_iso("2026-11-27x", &a) == CL_EDECODE);
 }
 
+/* Dates that do not exist are refused, not rolled over by timegm. */
+static void t_iso_impossible(void)
+{
+	static const char *const bad[] = {
+		"2026-02-29", "2026-02-30", "2026-02-31", "2026-04-31", "2026-06-31",
+		"2026-09-31", "2026-11-31", "1900-02-29", "2100-02-29", "2026-00-10",
+		"2026-01-00", "2026-01-32", "2026-11-27T24:00", "2026-11-27T10:60",
+		"2026-11-27T10:02:61", "2026-11-27T10:02:03+99:99", "2026-11-27T10:02:03+24:00",
+		"2026-11-27T10:02:03-12:60", "2026-11-27T10:02:03+0960",
+	};
+	static const char *const good[] = {
+		"2024-02-29", "2000-02-29", "2026-01-31", "2026-12-31", "2026-04-30",
+		"2026-11-27T23:59:60Z", "2026-11-27T10:02:03+23:59", "2026-11-27T10:02:03-14:00",
+		"2026-11-27T10:02:03+0530",
+	};
+	int64_t a, b;
+
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		int rc = cl_parse_iso(bad[i], &a);
+
+		if (rc != CL_EDECODE)
+			fprintf(stderr, "  accepted %s\n", bad[i]);
+		CHECK_EQ_INT(rc, CL_EDECODE);
+	}
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		int rc = cl_parse_iso(good[i], &a);
+
+		if (rc != 0)
+			fprintf(stderr, "  refused %s\n", good[i]);
+		CHECK_EQ_INT(rc, 0);
+	}
+	CHECK(cl_parse_iso("2024-02-29", &a) == 0 && cl_parse_iso("2024-03-01", &b) == 0);
+	CHECK_EQ_INT(b - a, 86400LL * 1000000);
+	CHECK(cl_parse_iso("2026-11-27T10:02:03+05:30", &a) == 0);
+	CHECK(cl_parse_iso("2026-11-27T04:32:03Z", &b) == 0);
+	CHECK_EQ_INT(a, b);
+}
+
 static void t_utf8(void)
 {
 	CHECK(cl_utf8_valid("hello", 5));
@@ -71,6 +109,7 @@ int main(void)
 {
 	RUN(t_iso_roundtrip);
 	RUN(t_iso_forms);
+	RUN(t_iso_impossible);
 	RUN(t_utf8);
 	RUN(t_ct_equal);
 	RUN(t_name_chars);

@@ -266,6 +266,17 @@ int cl_name_chars_ok(const char *p, size_t n)
 	return 1;
 }
 
+int cl_name_ok(const char *p, size_t n)
+{
+	size_t dots = 0;
+
+	if (n < 1 || n > CL_MAX_NAME || !p || !cl_name_chars_ok(p, n) || p[0] == '-')
+		return 0;
+	while (dots < n && p[dots] == '.')
+		dots++;
+	return dots < n;
+}
+
 int cl_ct_equal(const void *a, const void *b, size_t n)
 {
 	const volatile unsigned char *x = a, *y = b;

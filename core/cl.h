@@ -72,9 +72,20 @@ int cl_parse_iso(const char *s, int64_t *us);
 /* 1 if p[0..n) is valid UTF-8 with no NUL and no overlong/surrogate forms. */
 int cl_utf8_valid(const char *p, size_t n);
 
-/* 1 if every one of the n bytes at p is a user-name character
- * ([A-Za-z0-9._-]); lengths are the caller's to check (CL_MAX_NAME). */
+/*
+ * The user-name rule, in two levels (docs/events.md):
+ *  - cl_name_chars_ok: 1 if every one of the n bytes at p is a user-name
+ *    character ([A-Za-z0-9._-]); lengths are the caller's to check. What a
+ *    stored event may hold: the decoder and the projection accept exactly
+ *    this, so logs written before the rule below still decode and replay.
+ *  - cl_name_ok: 1 if p[0..n) may name a NEW user: 1..CL_MAX_NAME
+ *    name characters, not starting with '-' (it would read as an option
+ *    on a command line: "--help", "-") and not made only of dots (".",
+ *    ".." read as paths). createUser, changelog-admin init and the
+ *    server's bootstrap admin use it.
+ */
 int cl_name_chars_ok(const char *p, size_t n);
+int cl_name_ok(const char *p, size_t n);
 
 /* Constant-time equality of two n-byte buffers: 1 equal, 0 not. */
 int cl_ct_equal(const void *a, const void *b, size_t n);

@@ -97,6 +97,33 @@ static void t_name_chars(void)
 	CHECK(!cl_name_chars_ok("caf\xc3\xa9", 5));
 	CHECK(!cl_name_chars_ok("a/b", 3));
 	CHECK(!cl_name_chars_ok("a\0b", 3));
+	/* what old logs may hold: the characters only */
+	CHECK(cl_name_chars_ok("--help", 6));
+	CHECK(cl_name_chars_ok("..", 2));
+}
+
+static void t_name_new(void)
+{
+	static const char *const ok[] = { "alice", "a", "alice.b_c-9", "a-", "_x", ".hidden",
+					  "..a", "a..", "0", "9-9", "x.y.z" };
+	static const char *const bad[] = { "", "-", "--help", "-x", "-.", ".", "..", "...",
+					   "a b", "a/b", "caf\xc3\xa9", "\xe2\x80\xae" "abc" };
+	char longest[CL_MAX_NAME + 1];
+
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+		if (!cl_name_ok(ok[i], strlen(ok[i])))
+			fprintf(stderr, "  refused '%s'\n", ok[i]);
+		CHECK(cl_name_ok(ok[i], strlen(ok[i])));
+	}
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		if (cl_name_ok(bad[i], strlen(bad[i])))
+			fprintf(stderr, "  accepted '%s'\n", bad[i]);
+		CHECK(!cl_name_ok(bad[i], strlen(bad[i])));
+	}
+	memset(longest, 'n', sizeof longest);
+	CHECK(cl_name_ok(longest, CL_MAX_NAME));
+	CHECK(!cl_name_ok(longest, CL_MAX_NAME + 1));
+	CHECK(!cl_name_ok(NULL, 0));
 }
 
 static void t_strerror(void)
@@ -113,6 +140,7 @@ int main(void)
 	RUN(t_utf8);
 	RUN(t_ct_equal);
 	RUN(t_name_chars);
+	RUN(t_name_new);
 	RUN(t_strerror);
 	return harness_done();
 }

@@ -765,6 +765,28 @@ static void t_work_budget(void)
 	fx_done(&f);
 }
 
+/* A log written before the new-name rule: its "--help", "-" and ".." users
+ * still apply and pass proj_check (only commands refuse such names). */
+static void t_legacy_names_replay(void)
+{
+	struct fx f;
+	struct proj_user_info u;
+
+	fx_init(&f);
+	sys_user(&f, "root", ROLE_ADMIN);
+	sys_user(&f, "--help", ROLE_MEMBER);
+	sys_user(&f, "-", ROLE_MEMBER);
+	sys_user(&f, "..", ROLE_ADMIN);
+	CHECK_EQ_INT(proj_user_count(f.p), 4);
+	CHECK_EQ_INT(proj_user_by_name(f.p, "..", 2, &u), 0);
+	CHECK_EQ_INT(u.id, 4);
+	CHECK_EQ_INT(fx_cmd(&f, 2, "createEntry", json_pack("{s:s,s:s}", "title", "old", "kind",
+							     "fix")), CMD_OK);
+	CHECK_EQ_INT(fx_cmd(&f, 1, "createUser", json_pack("{s:s}", "name", "--version")),
+		     CMD_BAD_REQUEST);
+	fx_done(&f);
+}
+
 static void t_entry_shapes(void)
 {
 	struct fx f;
@@ -1341,6 +1363,7 @@ int main(void)
 	RUN(t_list_filters);
 	RUN(t_search);
 	RUN(t_work_budget);
+	RUN(t_legacy_names_replay);
 	RUN(t_entry_shapes);
 	RUN(t_users_stats);
 	RUN(t_seed);

@@ -277,6 +277,40 @@ int cl_name_ok(const char *p, size_t n)
 	return dots < n;
 }
 
+int cl_display_hazard(const char *p, size_t n, uint32_t *cp, size_t *len)
+{
+	const unsigned char *s = (const unsigned char *)p;
+	uint32_t c;
+
+	if (n < 1)
+		return 0;
+	if (s[0] < 0x20 || s[0] == 0x7f) {
+		*cp = s[0];
+		*len = 1;
+		return 1;
+	}
+	if (s[0] == 0xc2 && n >= 2 && s[1] >= 0x80 && s[1] <= 0x9f) {
+		*cp = s[1];
+		*len = 2;
+		return 1;
+	}
+	if (s[0] == 0xd8 && n >= 2 && s[1] == 0x9c) {
+		*cp = 0x61c;
+		*len = 2;
+		return 1;
+	}
+	if (s[0] != 0xe2 || n < 3 || (s[1] != 0x80 && s[1] != 0x81) || (s[2] & 0xc0) != 0x80)
+		return 0;
+	c = 0x2000 | (uint32_t)(s[1] & 0x3f) << 6 | (s[2] & 0x3f);
+	if (c == 0x200e || c == 0x200f || (c >= 0x2028 && c <= 0x202e) ||
+	    (c >= 0x2066 && c <= 0x2069)) {
+		*cp = c;
+		*len = 3;
+		return 1;
+	}
+	return 0;
+}
+
 int cl_ct_equal(const void *a, const void *b, size_t n)
 {
 	const volatile unsigned char *x = a, *y = b;

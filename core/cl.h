@@ -87,6 +87,19 @@ int cl_utf8_valid(const char *p, size_t n);
 int cl_name_chars_ok(const char *p, size_t n);
 int cl_name_ok(const char *p, size_t n);
 
+/*
+ * Characters that must not reach a terminal or a page as they are: C0
+ * controls and DEL (U+0000-U+001F, U+007F), C1 controls (U+0080-U+009F,
+ * which terminals may obey as escape sequences), and the invisible marks
+ * that reorder or break displayed text: the bidi marks, embeddings,
+ * overrides and isolates (U+061C, U+200E, U+200F, U+202A-U+202E,
+ * U+2066-U+2069) and the line / paragraph separators (U+2028, U+2029).
+ * If p[0..n) (n >= 1) starts with one, returns 1 with its code point in
+ * *cp and its byte length in *len; otherwise 0. Display code shows them
+ * escaped (changelog-audit: docs/operations.md).
+ */
+int cl_display_hazard(const char *p, size_t n, uint32_t *cp, size_t *len);
+
 /* Constant-time equality of two n-byte buffers: 1 equal, 0 not. */
 int cl_ct_equal(const void *a, const void *b, size_t n);
 

@@ -126,6 +126,40 @@ static void t_name_new(void)
 	CHECK(!cl_name_ok(NULL, 0));
 }
 
+static void t_display_hazard(void)
+{
+	static const struct { const char *s; uint32_t cp; size_t len; } yes[] = {
+		{ "\x1b[31m", 0x1b, 1 }, { "\x7f", 0x7f, 1 }, { "\n", 0x0a, 1 },
+		{ "\xc2\x80", 0x80, 2 }, { "\xc2\x9b" "2J", 0x9b, 2 }, { "\xc2\x9f", 0x9f, 2 },
+		{ "\xd8\x9c", 0x61c, 2 }, { "\xe2\x80\x8e", 0x200e, 3 },
+		{ "\xe2\x80\x8f", 0x200f, 3 }, { "\xe2\x80\xa8", 0x2028, 3 },
+		{ "\xe2\x80\xa9", 0x2029, 3 }, { "\xe2\x80\xaa", 0x202a, 3 },
+		{ "\xe2\x80\xae" "evil", 0x202e, 3 }, { "\xe2\x81\xa6", 0x2066, 3 },
+		{ "\xe2\x81\xa9", 0x2069, 3 },
+	};
+	static const char *const no[] = {
+		"a", " ", "~", "\xc2\xa0" /* NBSP */, "\xc3\xa9", "\xc2\x7f", "\xe2\x80\x8d" /* ZWJ */,
+		"\xe2\x80\x94" /* em dash */, "\xe2\x80\xaf", "\xe2\x81\xa5", "\xe2\x81\xaa",
+		"\xd8\x9b", "\xe2\x82\xac" /* euro */, "\xf0\x9f\x98\x80",
+	};
+	uint32_t cp;
+	size_t len;
+
+	for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+		cp = 0;
+		len = 0;
+		CHECK_EQ_INT(cl_display_hazard(yes[i].s, strlen(yes[i].s) ? strlen(yes[i].s) : 1,
+					       &cp, &len), 1);
+		CHECK_EQ_INT(cp, yes[i].cp);
+		CHECK_EQ_INT(len, yes[i].len);
+	}
+	for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+		CHECK_EQ_INT(cl_display_hazard(no[i], strlen(no[i]), &cp, &len), 0);
+	CHECK_EQ_INT(cl_display_hazard("\0", 1, &cp, &len), 1);
+	CHECK_EQ_INT(cl_display_hazard("\xe2\x80", 2, &cp, &len), 0);   /* cut short */
+	CHECK_EQ_INT(cl_display_hazard("", 0, &cp, &len), 0);
+}
+
 static void t_strerror(void)
 {
 	CHECK(strcmp(cl_strerror(CL_ECONFLICT), "unknown error") != 0);
@@ -141,6 +175,7 @@ int main(void)
 	RUN(t_ct_equal);
 	RUN(t_name_chars);
 	RUN(t_name_new);
+	RUN(t_display_hazard);
 	RUN(t_strerror);
 	return harness_done();
 }

@@ -115,6 +115,21 @@ static int digits(const char **s, int n, int *out)
 	return 0;
 }
 
+static int days_in_month(int y, int mo)
+{
+	static const int days[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+	return mo == 2 && leap ? 29 : days[mo - 1];
+}
+
+/*
+ * Every field is checked against the calendar before timegm, which would
+ * otherwise roll an impossible date over ("2026-02-30" to March 2) and take
+ * any offset ("+99:99"): a filter with a date that does not exist is an
+ * error, never a different date. Offsets are -23:59..+23:59 (RFC 3339);
+ * second 60 is a leap second.
+ */
 int cl_parse_iso(const char *s, int64_t *us)
 {
 	int y, mo, d, h = 0, mi = 0, sec = 0;
@@ -158,14 +173,15 @@ int cl_parse_iso(const char *s, int64_t *us)
 				return CL_EDECODE;
 			if (*s == ':')
 				s++;
-			if (digits(&s, 2, &om))
+			if (digits(&s, 2, &om) || oh > 23 || om > 59)
 				return CL_EDECODE;
 			off = sign * ((int64_t)oh * 3600 + om * 60);
 		}
 	}
 	if (*s)
 		return CL_EDECODE;
-	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+	if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 ||
+	    sec > 60)
 		return CL_EDECODE;
 	memset(&tm, 0, sizeof tm);
 	tm.tm_year = y - 1900;
@@ -248,6 +264,51 @@ int cl_name_chars_ok(const char *p, size_t n)
 			return 0;
 	}
 	return 1;
+}
+
+int cl_name_ok(const char *p, size_t n)
+{
+	size_t dots = 0;
+
+	if (n < 1 || n > CL_MAX_NAME || !p || !cl_name_chars_ok(p, n) || p[0] == '-')
+		return 0;
+	while (dots < n && p[dots] == '.')
+		dots++;
+	return dots < n;
+}
+
+int cl_display_hazard(const char *p, size_t n, uint32_t *cp, size_t *len)
+{
+	const unsigned char *s = (const unsigned char *)p;
+	uint32_t c;
+
+	if (n < 1)
+		return 0;
+	if (s[0] < 0x20 || s[0] == 0x7f) {
+		*cp = s[0];
+		*len = 1;
+		return 1;
+	}
+	if (s[0] == 0xc2 && n >= 2 && s[1] >= 0x80 && s[1] <= 0x9f) {
+		*cp = s[1];
+		*len = 2;
+		return 1;
+	}
+	if (s[0] == 0xd8 && n >= 2 && s[1] == 0x9c) {
+		*cp = 0x61c;
+		*len = 2;
+		return 1;
+	}
+	if (s[0] != 0xe2 || n < 3 || (s[1] != 0x80 && s[1] != 0x81) || (s[2] & 0xc0) != 0x80)
+		return 0;
+	c = 0x2000 | (uint32_t)(s[1] & 0x3f) << 6 | (s[2] & 0x3f);
+	if (c == 0x200e || c == 0x200f || (c >= 0x2028 && c <= 0x202e) ||
+	    (c >= 0x2066 && c <= 0x2069)) {
+		*cp = c;
+		*len = 3;
+		return 1;
+	}
+	return 0;
 }
 
 int cl_ct_equal(const void *a, const void *b, size_t n)

@@ -65,15 +65,40 @@ int64_t cl_now_us(void);
 void cl_iso_time(int64_t us, char *out);
 
 /* Parse ISO-8601 ("2026-11-27", "2026-11-27T10:02", "...:03Z",
- * "...:03.5+02:00") to µs. Returns 0 or CL_EDECODE. */
+ * "...:03.5+02:00") to µs. Returns 0 or CL_EDECODE, also for a date or
+ * time that does not exist (2026-02-30, 24:00, an offset past ±23:59). */
 int cl_parse_iso(const char *s, int64_t *us);
 
 /* 1 if p[0..n) is valid UTF-8 with no NUL and no overlong/surrogate forms. */
 int cl_utf8_valid(const char *p, size_t n);
 
-/* 1 if every one of the n bytes at p is a user-name character
- * ([A-Za-z0-9._-]); lengths are the caller's to check (CL_MAX_NAME). */
+/*
+ * The user-name rule, in two levels (docs/events.md):
+ *  - cl_name_chars_ok: 1 if every one of the n bytes at p is a user-name
+ *    character ([A-Za-z0-9._-]); lengths are the caller's to check. What a
+ *    stored event may hold: the decoder and the projection accept exactly
+ *    this, so logs written before the rule below still decode and replay.
+ *  - cl_name_ok: 1 if p[0..n) may name a NEW user: 1..CL_MAX_NAME
+ *    name characters, not starting with '-' (it would read as an option
+ *    on a command line: "--help", "-") and not made only of dots (".",
+ *    ".." read as paths). createUser, changelog-admin init and the
+ *    server's bootstrap admin use it.
+ */
 int cl_name_chars_ok(const char *p, size_t n);
+int cl_name_ok(const char *p, size_t n);
+
+/*
+ * Characters that must not reach a terminal or a page as they are: C0
+ * controls and DEL (U+0000-U+001F, U+007F), C1 controls (U+0080-U+009F,
+ * which terminals may obey as escape sequences), and the invisible marks
+ * that reorder or break displayed text: the bidi marks, embeddings,
+ * overrides and isolates (U+061C, U+200E, U+200F, U+202A-U+202E,
+ * U+2066-U+2069) and the line / paragraph separators (U+2028, U+2029).
+ * If p[0..n) (n >= 1) starts with one, returns 1 with its code point in
+ * *cp and its byte length in *len; otherwise 0. Display code shows them
+ * escaped (changelog-audit: docs/operations.md).
+ */
+int cl_display_hazard(const char *p, size_t n, uint32_t *cp, size_t *len);
 
 /* Constant-time equality of two n-byte buffers: 1 equal, 0 not. */
 int cl_ct_equal(const void *a, const void *b, size_t n);

@@ -392,9 +392,10 @@ static int c_create_user(struct cmd_run *r)
 	    (rc = p_str(r->params, "name", 1, 1, CL_MAX_NAME, &name, NULL, f)) ||
 	    (rc = p_enum(r->params, "role", 0, cl_role_parse, ROLES, &role, f)))
 		return rc;
-	if (!cl_name_chars_ok(name.p, name.n))
+	if (!cl_name_ok(name.p, name.n))
 		return proj_i_fail(f, CMD_BAD_REQUEST,
-				   "a user name uses only letters, digits, '.', '_' and '-'");
+				   "a user name uses only letters, digits, '.', '_' and '-', "
+				   "does not start with '-' and is not only dots");
 	if (proj_i_user_find(r->p, name.p, name.n))
 		return proj_i_fail(f, CMD_CONFLICT, "user %s already exists", name.p);
 	ev = new_event(r, EV_USER_CREATED);

@@ -106,11 +106,25 @@ json_t *proj_user_json(const struct proj *p, uint64_t id);
 
 /* ---- stored queries ---------------------------------------------------- */
 
+/*
+ * The work budget of one query. getChangelogEntries counts PROJ_WORK_ENTRY
+ * for each entry it examines plus the bytes of title and body its "q"
+ * search reads (the body only when the title did not match). When the work
+ * reaches the budget the walk stops after that entry and answers a partial
+ * page ("partial": true, docs/protocol.md), so one query does at most the
+ * budget plus one entry's worth (PROJ_WORK_ENTRY + CL_MAX_TITLE +
+ * CL_MAX_BODY). The search is linear (core/search.h), so work is time.
+ */
+#define PROJ_QUERY_WORK  (4u << 20)
+#define PROJ_WORK_ENTRY  64u
+
 struct proj_qctx {
 	uint64_t viewer;            /* user id of the caller; 0 = system/tool */
 	/* Load the event at seq as ev_to_json gives it; 0 or a CL_E* code. */
 	int (*load)(void *arg, uint64_t seq, json_t **out);
 	void *arg;
+	uint64_t work_max;          /* the query's budget; 0 = PROJ_QUERY_WORK */
+	uint64_t *work;             /* if not NULL, increased by the work done */
 };
 
 /* A refusal: stable code (see cmd.h enum cmd_code) and a human message. */

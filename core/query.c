@@ -19,13 +19,14 @@
  */
 #include "proj_internal.h"
 #include "query.h"
+#include "search.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #define LIST_DEFAULT 50
 #define LIST_MAX 500
-#define Q_MAX 200         /* bytes of the "q" search text */
+#define Q_MAX SEARCH_MAX  /* bytes of the "q" search text */
 
 /* ---- parameters ---------------------------------------------------------- */
 
@@ -120,58 +121,13 @@ struct lfilter {
 	unsigned status_mask, kind_mask;   /* bit per enum value; 0 = any */
 	int by_author;                     /* author given */
 	uint32_t author;                   /* 0 = no such user: nothing matches */
-	char q[Q_MAX];                     /* lower-case search text */
-	size_t qn;
+	int has_q;                         /* q given (and not empty) */
+	struct search q;
 	int has_after, has_before;
 	int64_t after, before;             /* exclusive bounds on created */
 	uint32_t limit;
 	uint64_t cursor;                   /* entries with id < cursor; 0 = from the top */
 };
-
-static unsigned char lower(unsigned char c)
-{
-	return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
-}
-
-/* First byte of s[0..n) equal to a or b (either case of one letter). */
-static const char *find_either(const char *s, size_t n, char a, char b)
-{
-	const char *x = memchr(s, a, n), *y;
-
-	if (a == b)
-		return x;
-	y = memchr(s, b, x ? (size_t)(x - s) : n);
-	return y ? y : x;
-}
-
-/*
- * Case-insensitive (ASCII) search of the lower-case needle in h: memchr
- * (vectorised in libc) finds each candidate first byte in either case, so
- * a miss costs about one pass of memchr over the text rather than a
- * compare per byte.
- */
-static int ci_contains(const char *h, size_t hn, const char *needle, size_t nn)
-{
-	char first = needle[0], upper;
-
-	if (nn == 0)
-		return 1;
-	upper = first >= 'a' && first <= 'z' ? (char)(first - 32) : first;
-	while (hn >= nn) {
-		const char *hit = find_either(h, hn - nn + 1, first, upper);
-		size_t k;
-
-		if (!hit)
-			return 0;
-		for (k = 1; k < nn && lower((unsigned char)hit[k]) == (unsigned char)needle[k]; k++)
-			;
-		if (k == nn)
-			return 1;
-		hn -= (size_t)(hit - h) + 1;
-		h = hit + 1;
-	}
-	return 0;
-}
 
 static int list_params(const struct proj *p, json_t *params, struct lfilter *f,
 		       struct cl_fail *fail)
@@ -203,9 +159,9 @@ static int list_params(const struct proj *p, json_t *params, struct lfilter *f,
 		if (json_string_length(v) > Q_MAX)
 			return proj_i_fail(fail, CMD_BAD_REQUEST, "\"q\" is longer than %d bytes",
 					   Q_MAX);
-		f->qn = json_string_length(v);
-		for (size_t i = 0; i < f->qn; i++)
-			f->q[i] = (char)lower((unsigned char)json_string_value(v)[i]);
+		if (search_init(&f->q, json_string_value(v), json_string_length(v)))
+			return proj_i_fail(fail, CMD_INTERNAL, "out of memory");
+		f->has_q = json_string_length(v) > 0;
 	}
 	if ((v = proj_i_param(params, "limit"))) {
 		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
@@ -223,8 +179,10 @@ static int list_params(const struct proj *p, json_t *params, struct lfilter *f,
 	return 0;
 }
 
-static int list_match(const struct pentry *e, const struct lfilter *f)
+/* Does e pass f? Adds the work it took to *work (see PROJ_QUERY_WORK). */
+static int list_match(const struct pentry *e, const struct lfilter *f, uint64_t *work)
 {
+	*work += PROJ_WORK_ENTRY;
 	if (f->status_mask && !(f->status_mask & (1u << e->status)))
 		return 0;
 	if (f->kind_mask && !(f->kind_mask & (1u << e->kind)))
@@ -233,18 +191,35 @@ static int list_match(const struct pentry *e, const struct lfilter *f)
 		return 0;
 	if ((f->has_after && e->created <= f->after) || (f->has_before && e->created >= f->before))
 		return 0;
-	return f->qn == 0 || ci_contains(proj_i_title(e), e->title_n, f->q, f->qn) ||
-	       ci_contains(proj_i_body(e), e->body_n, f->q, f->qn);
+	if (!f->has_q)
+		return 1;
+	*work += e->title_n;
+	if (search_in(&f->q, proj_i_title(e), e->title_n, NULL))
+		return 1;
+	*work += e->body_n;
+	return search_in(&f->q, proj_i_body(e), e->body_n, NULL);
 }
 
-/* The page as an array; *next = id to pass as cursor, 0 when nothing is left. */
-static json_t *list_run(const struct proj *p, const struct lfilter *f, uint64_t *next)
+struct lrun {
+	uint64_t next;        /* id to pass as cursor; 0 when no older entry matches */
+	uint64_t work;        /* work done (units of PROJ_QUERY_WORK) */
+	int partial;          /* stopped at work_max: nothing below next examined */
+};
+
+/*
+ * The page as an array. The walk stops after the entry at which the work
+ * reaches work_max, so a query does at most work_max plus one entry's
+ * worth (PROJ_WORK_ENTRY + CL_MAX_TITLE + CL_MAX_BODY), and always gets
+ * past at least one entry: following next_cursor always ends.
+ */
+static json_t *list_run(const struct proj *p, const struct lfilter *f, uint64_t work_max,
+			struct lrun *r)
 {
 	json_t *arr = json_array();
 	uint64_t id = p->nentries, last = 0;
 	uint32_t n = 0;
 
-	*next = 0;
+	memset(r, 0, sizeof *r);
 	if (!arr)
 		return NULL;
 	if (f->by_author && !f->author)
@@ -252,46 +227,62 @@ static json_t *list_run(const struct proj *p, const struct lfilter *f, uint64_t 
 	if (f->cursor && f->cursor - 1 < id)
 		id = f->cursor - 1;
 	for (; id >= 1; id--) {
-		if (!list_match(&p->entries[id - 1], f))
-			continue;
-		if (n == f->limit) {
-			*next = last;
+		if (list_match(&p->entries[id - 1], f, &r->work)) {
+			if (n == f->limit) {
+				r->next = last;
+				break;
+			}
+			if (json_array_append_new(arr, proj_entry_json(p, id))) {
+				json_decref(arr);
+				return NULL;
+			}
+			n++;
+			last = id;
+		}
+		if (r->work >= work_max && id > 1) {
+			r->next = id;
+			r->partial = 1;
 			break;
 		}
-		if (json_array_append_new(arr, proj_entry_json(p, id))) {
-			json_decref(arr);
-			return NULL;
-		}
-		n++;
-		last = id;
 	}
 	return arr;
 }
 
-static int q_entries(struct proj *p, json_t *params, json_t **result, struct cl_fail *fail)
+static int q_entries(struct proj *p, json_t *params, const struct proj_qctx *ctx,
+		     json_t **result, struct cl_fail *fail)
 {
+	uint64_t work_max = ctx && ctx->work_max ? ctx->work_max : PROJ_QUERY_WORK;
 	struct lfilter f;
+	struct lrun r;
 	json_t *arr;
-	uint64_t next;
 	int rc;
 
-	if ((rc = list_params(p, params, &f, fail)))
+	rc = list_params(p, params, &f, fail);
+	arr = rc ? NULL : list_run(p, &f, work_max, &r);
+	search_release(&f.q);
+	if (rc)
 		return rc;
-	if (!(arr = list_run(p, &f, &next)))
+	if (ctx && ctx->work)
+		*ctx->work += r.work;
+	if (!arr)
 		return proj_i_fail(fail, CMD_INTERNAL, "out of memory");
 	*result = json_pack("{s:o,s:o}", "entries", arr, "next_cursor",
-			    next ? json_integer((json_int_t)next) : json_null());
+			    r.next ? json_integer((json_int_t)r.next) : json_null());
+	if (*result && r.partial && json_object_set_new_nocheck(*result, "partial", json_true())) {
+		json_decref(*result);
+		*result = NULL;
+	}
 	return *result ? 0 : proj_i_fail(fail, CMD_INTERNAL, "out of memory");
 }
 
 json_t *proj_seed_entries(struct proj *p)
 {
 	struct lfilter f;
-	uint64_t next;
+	struct lrun r;
 
 	memset(&f, 0, sizeof f);
 	f.limit = LIST_MAX;
-	return p ? list_run(p, &f, &next) : NULL;
+	return p ? list_run(p, &f, PROJ_QUERY_WORK, &r) : NULL;
 }
 
 /* ---- getEntry, getEntryHistory -------------------------------------------- */
@@ -593,7 +584,7 @@ int proj_query(struct proj *p, const char *name, json_t *params,
 		return proj_i_fail(fail, CMD_BAD_REQUEST, "params must be an object");
 	}
 	if (strcmp(name, "getChangelogEntries") == 0)
-		rc = q_entries(p, params, result, fail);
+		rc = q_entries(p, params, ctx, result, fail);
 	else if (strcmp(name, "getEntry") == 0)
 		rc = q_entry(p, params, result, fail);
 	else if (strcmp(name, "getEntryHistory") == 0)

@@ -19,8 +19,8 @@ int bootstrap_admin(struct evlog *log, const char *name, int64_t now,
 	int rc;
 
 	token[0] = '\0';
-	if (!name)
-		return CL_EINVAL;
+	if (!name || !cl_name_ok(name, strlen(name)))
+		return CL_EINVAL;   /* the rule for new names, core/cl.h */
 	rc = evlog_last(log, &last, NULL);
 	if (rc)
 		return rc;

@@ -263,22 +263,6 @@ out:
 
 /* ---- init -------------------------------------------------------------- */
 
-static int name_valid(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > CL_MAX_NAME)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == '-'))
-			return 0;
-	}
-	return 1;
-}
-
 int admin_init(const char *dir, const char *name, char token[TOKEN_LEN + 1],
 	       char err[ADMIN_ERR_LEN])
 {
@@ -292,9 +276,9 @@ int admin_init(const char *dir, const char *name, char token[TOKEN_LEN + 1],
 		err_set(err, "%s", FAKE_TIME_BAD);
 		return CL_EUSAGE;
 	}
-	if (!name_valid(name)) {
-		err_set(err, "'%.80s' is not a valid user name (1 to %d of A-Z a-z 0-9 . _ -)",
-			name, CL_MAX_NAME);
+	if (!cl_name_ok(name, strlen(name))) {
+		err_set(err, "'%.80s' is not a valid user name (1 to %d of A-Z a-z 0-9 . _ -, "
+			"not starting with '-', not only dots)", name, CL_MAX_NAME);
 		return CL_EINVAL;
 	}
 	rc = evlog_open(&log, dir, 0, 0);

@@ -224,7 +224,7 @@ static void print_users_text(json_t *users)
 static int run_user_list(const struct command *cmd, struct cli *c)
 {
 	const char *format = c->val[O_FORMAT] ? c->val[O_FORMAT] : "text";
-	struct proj_qctx q = { 0, NULL, NULL };
+	struct proj_qctx q = { .viewer = 0 };
 	json_t *result = NULL;
 	struct cl_fail fail;
 	struct admin a;

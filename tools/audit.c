@@ -321,13 +321,20 @@ static const char *names_get(const struct names *nm, uint64_t id, char *tmp, siz
 
 #define QUOTE_MAX 80
 
+/* Output room for QUOTE_MAX bytes of text: each escaped character, at
+ * least 2 bytes of input, becomes the 8 bytes of "<U+XXXX>". */
+#define QUOTE_ROOM (QUOTE_MAX * 4 + 8)
+
 /*
- * s made printable on one line: control characters become spaces, and text
- * longer than QUOTE_MAX bytes is cut at a character boundary with "...".
+ * s made printable on one line: C0 controls become spaces; C1 controls,
+ * bidi marks and overrides and line separators (cl_display_hazard) are
+ * shown as "<U+202E>", so they can neither drive the terminal nor reorder
+ * the line; text longer than QUOTE_MAX bytes is cut at a character
+ * boundary with "...". out holds at least QUOTE_ROOM bytes.
  */
 static void printable(struct cl_str s, char *out, size_t n)
 {
-	size_t len = s.n, o = 0;
+	size_t len = s.n, o = 0, i = 0;
 	int cut = 0;
 
 	if (len > QUOTE_MAX) {
@@ -336,10 +343,19 @@ static void printable(struct cl_str s, char *out, size_t n)
 			len--;  /* do not split a UTF-8 sequence */
 		cut = 1;
 	}
-	for (size_t i = 0; i < len && o + 1 < n; i++) {
-		unsigned char c = (unsigned char)s.p[i];
+	while (i < len && o + 9 < n) {
+		uint32_t cp;
+		size_t k;
 
-		out[o++] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
+		if (!cl_display_hazard(s.p + i, len - i, &cp, &k)) {
+			out[o++] = s.p[i++];
+		} else if (cp < 0x20 || cp == 0x7f) {
+			out[o++] = ' ';
+			i++;
+		} else {
+			o += (size_t)snprintf(out + o, n - o, "<U+%04X>", (unsigned)cp);
+			i += k;
+		}
 	}
 	if (cut && o + 4 < n) {
 		memcpy(out + o, "...", 3);
@@ -348,10 +364,37 @@ static void printable(struct cl_str s, char *out, size_t n)
 	out[o < n ? o : n - 1] = '\0';
 }
 
+/*
+ * Write JSON text j, with each raw cl_display_hazard character above
+ * U+007F written as its \uXXXX escape (jansson already escapes C0 and
+ * DEL). Such characters can only stand inside JSON strings, where the
+ * escape means the same character: a JSON reader gets exactly the same
+ * data, and a terminal showing the line is not driven by it.
+ */
+static void put_json_safe(FILE *out, const char *j, size_t n)
+{
+	size_t i = 0, from = 0;
+
+	while (i < n) {
+		uint32_t cp;
+		size_t k;
+
+		if ((unsigned char)j[i] >= 0x80 && cl_display_hazard(j + i, n - i, &cp, &k)) {
+			fwrite(j + from, 1, i - from, out);
+			fprintf(out, "\\u%04x", (unsigned)cp);
+			i += k;
+			from = i;
+		} else {
+			i++;
+		}
+	}
+	fwrite(j + from, 1, n - from, out);
+}
+
 void audit_event_summary(const struct event *ev, const char *subject_name, char *out,
 			 size_t n)
 {
-	char q[QUOTE_MAX * 2 + 8], parts[QUOTE_MAX * 2 + 64];
+	char q[QUOTE_ROOM], parts[QUOTE_ROOM + 64];
 	const char *subj = subject_name ? subject_name : "?";
 	size_t o = 0;
 
@@ -462,7 +505,7 @@ static void csv_field(FILE *out, const char *s)
 static int write_event(FILE *out, int format, const struct event *ev, const char *actor,
 		       const char *subject)
 {
-	char iso[CL_ISO_LEN + 1], summary[512], num[24];
+	char iso[CL_ISO_LEN + 1], summary[QUOTE_ROOM + 256], num[24], *text = NULL;
 	json_t *o;
 	int rc = 0;
 
@@ -473,9 +516,12 @@ static int write_event(FILE *out, int format, const struct event *ev, const char
 			return CL_ENOMEM;
 		if (json_object_set_new(o, "actor_name", ev->actor ? json_string(actor)
 								  : json_null()) != 0 ||
-		    json_dumpf(o, out, JSON_COMPACT) != 0)
+		    !(text = json_dumps(o, JSON_COMPACT)))
 			rc = CL_ENOMEM;
+		else
+			put_json_safe(out, text, strlen(text));
 		fputc('\n', out);
+		free(text);
 		json_decref(o);
 		break;
 	case AUDIT_CSV:

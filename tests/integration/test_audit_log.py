@@ -121,6 +121,10 @@ def test_read_only_and_untouched(fixture_log):
     (["log", "--type", "entry,"], "--type"),
     (["log", "--since", "yesterday"], "--since"),
     (["log", "--until", "2026-13-01"], "--until"),
+    (["log", "--since", "2026-02-30"], "--since"),          # no such day: not March 2
+    (["log", "--since", "2025-02-29T10:00Z"], "--since"),
+    (["log", "--until", "2026-11-27T10:00+99:99"], "--until"),
+    (["log", "--until", "2026-11-27T24:00Z"], "--until"),
     (["log", "--format", "xml"], "--format"),
     (["log", "--entry", "0"], "--entry"),
     (["log", "--from-seq", "-3"], "--from-seq"),

@@ -505,6 +505,14 @@ static void t_create_user(void)
 	CHECK_EQ_INT(run(&f, f.admin, "createUser", "{\"name\":\"\\u00e9ve\"}"), CMD_BAD_REQUEST);
 	CHECK_EQ_INT(run(&f, f.admin, "createUser", "{\"name\":\"e\\u0000\"}"), CMD_BAD_REQUEST);
 	CHECK_EQ_INT(run(&f, f.admin, "createUser", "{\"name\":7}"), CMD_BAD_REQUEST);
+	/* a name changelog-admin could not address, or that reads as a path */
+	CHECK_EQ_INT(run(&f, f.admin, "createUser", "{\"name\":\"--help\"}"), CMD_BAD_REQUEST);
+	CHECK_EQ_INT(run(&f, f.admin, "createUser", "{\"name\":\"-\"}"), CMD_BAD_REQUEST);
+	CHECK_EQ_INT(run(&f, f.admin, "createUser", "{\"name\":\"-x\"}"), CMD_BAD_REQUEST);
+	CHECK_EQ_INT(run(&f, f.admin, "createUser", "{\"name\":\".\"}"), CMD_BAD_REQUEST);
+	CHECK_EQ_INT(run(&f, f.admin, "createUser", "{\"name\":\"..\"}"), CMD_BAD_REQUEST);
+	CHECK_EQ_INT(run(&f, f.admin, "createUser", "{\"name\":\"x-\"}"), 0);
+	CHECK_EQ_INT(run(&f, f.admin, "createUser", "{\"name\":\".x\"}"), 0);
 	CHECK_EQ_INT(run(&f, f.admin, "createUser", "{}"), CMD_BAD_REQUEST);
 	CHECK_EQ_INT(run(&f, f.admin, "createUser", "{\"name\":\"eve\",\"role\":\"root\"}"),
 		     CMD_BAD_REQUEST);

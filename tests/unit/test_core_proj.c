@@ -660,6 +660,133 @@ static void t_search(void)
 	fx_done(&f);
 }
 
+/* getChangelogEntries with a work budget; *work gets the work counted. */
+static json_t *budgeted(struct proj *p, const char *params, uint64_t work_max, uint64_t *work)
+{
+	struct proj_qctx ctx = { .viewer = 1, .work_max = work_max, .work = work };
+	struct cl_fail fail = { 0, "" };
+	json_t *pj = json_loads(params, 0, NULL), *res = NULL;
+
+	if (proj_query(p, "getChangelogEntries", pj, &ctx, &res, &fail) != 0)
+		fprintf(stderr, "  refused: %s\n", fail.message);
+	json_decref(pj);
+	return res;
+}
+
+/*
+ * The work budget (core/proj.h PROJ_QUERY_WORK): the walk stops after the
+ * entry where the work reaches the budget and answers a partial page whose
+ * next_cursor continues exactly there, so following it finds every match.
+ */
+static void t_work_budget(void)
+{
+	enum { N = 20, BODY = 1000 };
+	const uint64_t w = PROJ_WORK_ENTRY + 3 + BODY;   /* one entry, title "tNN" */
+	static const long long want_next[] = { 16, 11, 6, 0 };
+	char body[BODY + 1], title[8], params[64];
+	uint64_t work = 0, total = 0;
+	long long cursor = 0;
+	json_t *res, *arr;
+	struct fx f;
+
+	fx_init(&f);
+	sys_user(&f, "alice", ROLE_MEMBER);
+	for (int i = 1; i <= N; i++) {
+		memset(body, 'a', BODY);
+		body[BODY] = '\0';
+		if (i == 1)
+			memcpy(body + 500, "needle", 6);
+		snprintf(title, sizeof title, "t%02d", i);
+		REQUIRE(fx_cmd(&f, 1, "createEntry", json_pack("{s:s,s:s,s:s}", "title", title,
+							       "body", body, "kind", "fix")) == 0);
+	}
+	/* a budget of 5 entries' worth: pages of 5 examined entries, the one
+	 * match (entry 1) on the last, which is complete */
+	for (int page = 0; page < 4; page++) {
+		if (cursor)
+			snprintf(params, sizeof params, "{\"q\":\"NEEDLE\",\"cursor\":%lld}", cursor);
+		else
+			snprintf(params, sizeof params, "{\"q\":\"NEEDLE\"}");
+		work = 0;
+		REQUIRE((res = budgeted(f.p, params, 5 * w, &work)) != NULL);
+		arr = json_object_get(res, "entries");
+		CHECK_EQ_INT(json_is_null(json_object_get(res, "next_cursor")) ? 0 :
+			     jint(res, "next_cursor"), want_next[page]);
+		CHECK_EQ_INT(json_is_true(json_object_get(res, "partial")), page < 3);
+		CHECK_EQ_INT(json_array_size(arr), page == 3);
+		if (page == 3 && json_array_size(arr) == 1)
+			CHECK_EQ_INT(jint(json_array_get(arr, 0), "id"), 1);
+		if (page == 3)   /* a complete page has no "partial" at all */
+			CHECK(json_object_get(res, "partial") == NULL);
+		CHECK_EQ_INT(work, 5 * w);
+		total += work;
+		cursor = want_next[page];
+		json_decref(res);
+	}
+	CHECK_EQ_INT(total, N * w);
+
+	/* a title match does not read the body */
+	work = 0;
+	res = budgeted(f.p, "{\"q\":\"T1\"}", 0, &work);
+	CHECK_EQ_INT(json_array_size(json_object_get(res, "entries")), 10);   /* t10..t19 */
+	CHECK_EQ_INT(work, N * (PROJ_WORK_ENTRY + 3) + (N - 10) * BODY);
+	json_decref(res);
+
+	/* without q each examined entry counts PROJ_WORK_ENTRY: a filter that
+	 * matches nothing stops every 4 entries with an empty partial page */
+	work = 0;
+	res = budgeted(f.p, "{\"status\":\"resolved\"}", 4 * PROJ_WORK_ENTRY, &work);
+	CHECK_EQ_INT(json_array_size(json_object_get(res, "entries")), 0);
+	CHECK_EQ_INT(jint(res, "next_cursor"), 17);
+	CHECK(json_is_true(json_object_get(res, "partial")));
+	CHECK_EQ_INT(work, 4 * PROJ_WORK_ENTRY);
+	json_decref(res);
+
+	/* a full page found before the budget ran out is not partial, even if
+	 * the look-ahead for next_cursor then runs out */
+	work = 0;
+	res = budgeted(f.p, "{\"limit\":2}", 3 * PROJ_WORK_ENTRY, &work);
+	CHECK_EQ_INT(json_array_size(json_object_get(res, "entries")), 2);
+	CHECK_EQ_INT(jint(res, "next_cursor"), 19);
+	CHECK(json_object_get(res, "partial") == NULL);
+	json_decref(res);
+	res = budgeted(f.p, "{\"limit\":2,\"status\":\"open\",\"q\":\"t1\"}", w, &work);
+	CHECK_EQ_INT(json_array_size(json_object_get(res, "entries")), 0);
+	CHECK(json_is_true(json_object_get(res, "partial")));
+	json_decref(res);
+
+	/* the default budget covers this small log in one complete page */
+	work = 0;
+	res = budgeted(f.p, "{\"q\":\"needle\"}", 0, &work);
+	CHECK_EQ_INT(json_array_size(json_object_get(res, "entries")), 1);
+	CHECK(json_object_get(res, "partial") == NULL);
+	CHECK_EQ_INT(work, N * w);
+	json_decref(res);
+	fx_done(&f);
+}
+
+/* A log written before the new-name rule: its "--help", "-" and ".." users
+ * still apply and pass proj_check (only commands refuse such names). */
+static void t_legacy_names_replay(void)
+{
+	struct fx f;
+	struct proj_user_info u;
+
+	fx_init(&f);
+	sys_user(&f, "root", ROLE_ADMIN);
+	sys_user(&f, "--help", ROLE_MEMBER);
+	sys_user(&f, "-", ROLE_MEMBER);
+	sys_user(&f, "..", ROLE_ADMIN);
+	CHECK_EQ_INT(proj_user_count(f.p), 4);
+	CHECK_EQ_INT(proj_user_by_name(f.p, "..", 2, &u), 0);
+	CHECK_EQ_INT(u.id, 4);
+	CHECK_EQ_INT(fx_cmd(&f, 2, "createEntry", json_pack("{s:s,s:s}", "title", "old", "kind",
+							     "fix")), CMD_OK);
+	CHECK_EQ_INT(fx_cmd(&f, 1, "createUser", json_pack("{s:s}", "name", "--version")),
+		     CMD_BAD_REQUEST);
+	fx_done(&f);
+}
+
 static void t_entry_shapes(void)
 {
 	struct fx f;
@@ -1235,6 +1362,8 @@ int main(void)
 	RUN(t_apply_refusals);
 	RUN(t_list_filters);
 	RUN(t_search);
+	RUN(t_work_budget);
+	RUN(t_legacy_names_replay);
 	RUN(t_entry_shapes);
 	RUN(t_users_stats);
 	RUN(t_seed);

@@ -612,6 +612,44 @@ static void t_summaries(void)
 	audit_event_summary(&ev, NULL, out, sizeof out);
 	CHECK(strstr(out, "...\"") != NULL);
 	CHECK(cl_utf8_valid(out, strlen(out)));
+
+	/* C1 controls and bidi overrides are shown, escaped, never passed on */
+	memset(&ev, 0, sizeof ev);
+	ev.type = EV_ENTRY_CREATED;
+	ev.ids.entry = 2;
+	ev.kind = KIND_FIX;
+	ev.title = CL_STR("pay \xe2\x80\xae" "gnp.exe\xe2\x80\xac \xc2\x9b" "2J\x1b[1m caf\xc3\xa9");
+	audit_event_summary(&ev, NULL, out, sizeof out);
+	CHECK(strcmp(out, "created fix #2 \"pay <U+202E>gnp.exe<U+202C> <U+009B>2J [1m caf\xc3\xa9\"")
+	      == 0);
+	memset(&ev, 0, sizeof ev);
+	ev.type = EV_TOKEN_ISSUED;
+	ev.ids.token = 7;
+	ev.label = CL_STR("\xe2\x81\xa6" "ci\xe2\x81\xa9");
+	audit_event_summary(&ev, "bob", out, sizeof out);
+	CHECK(strcmp(out, "issued token 7 to bob \"<U+2066>ci<U+2069>\"") == 0);
+}
+
+/* The widest summary: a title of QUOTE_MAX bytes that are all escaped. */
+static void t_summary_all_escapes(void)
+{
+	char title[CL_MAX_TITLE + 1], out[1024];
+	struct event ev;
+	size_t n = 0;
+
+	while (n + 2 <= CL_MAX_TITLE) {
+		title[n++] = (char)0xc2;
+		title[n++] = (char)0x85;
+	}
+	memset(&ev, 0, sizeof ev);
+	ev.type = EV_ENTRY_EDITED;
+	ev.ids.entry = 1;
+	ev.has_title = 1;
+	ev.title = (struct cl_str){ title, n };
+	audit_event_summary(&ev, NULL, out, sizeof out);
+	CHECK(strncmp(out, "edited #1 (title \"<U+0085><U+0085>", 34) == 0);
+	CHECK(strstr(out, "<U+0085>...\")") != NULL);
+	CHECK(strstr(out, "\xc2") == NULL);
 }
 
 static void t_stats_json(void)
@@ -663,6 +701,7 @@ int main(void)
 	RUN(t_log_filters);
 	RUN(t_parse_types);
 	RUN(t_summaries);
+	RUN(t_summary_all_escapes);
 	RUN(t_stats_json);
 	return harness_done();
 }

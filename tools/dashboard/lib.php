@@ -14,10 +14,45 @@
 
 declare(strict_types=1);
 
-/* Everything user-written goes through here before it reaches HTML. */
+/*
+ * The characters that must not reach a page or a terminal as they are (the
+ * same set as cl_display_hazard in core/cl.h): C0 controls but tab and line
+ * breaks, DEL, C1 controls, the bidi marks, embeddings, overrides and
+ * isolates, and the line / paragraph separators.
+ */
+const HAZARDS = '/[\x{0}-\x{8}\x{b}\x{c}\x{e}-\x{1f}\x{7f}-\x{9f}\x{61c}\x{200e}\x{200f}'
+              . '\x{2028}-\x{202e}\x{2066}-\x{2069}]/u';
+
+/* Code point of one UTF-8 character (valid UTF-8: the database holds only that). */
+function code_point(string $c): int
+{
+    $b = array_values(unpack('C*', $c));
+    return match (count($b)) {
+        1 => $b[0],
+        2 => (($b[0] & 0x1f) << 6) | ($b[1] & 0x3f),
+        3 => (($b[0] & 0x0f) << 12) | (($b[1] & 0x3f) << 6) | ($b[2] & 0x3f),
+        default => (($b[0] & 0x07) << 18) | (($b[1] & 0x3f) << 12) | (($b[2] & 0x3f) << 6)
+                   | ($b[3] & 0x3f),
+    };
+}
+
+/* $s with every HAZARDS character written as the visible text $fmt
+ * (sprintf with the code point), e.g. "<U+202E>". */
+function show_hazards(string $s, string $fmt = '<U+%04X>'): string
+{
+    return preg_replace_callback(HAZARDS, fn($m) => sprintf($fmt, code_point($m[0])), $s)
+        ?? '';
+}
+
+/*
+ * Everything user-written goes through here before it reaches HTML: HTML
+ * escaping, then the hazards shown as the text "<U+202E>" (htmlspecialchars
+ * leaves a right-to-left override in place, which would reorder the page).
+ */
 function h(?string $s): string
 {
-    return htmlspecialchars($s ?? '', ENT_QUOTES | ENT_SUBSTITUTE | ENT_HTML5, 'UTF-8');
+    return show_hazards(htmlspecialchars($s ?? '', ENT_QUOTES | ENT_SUBSTITUTE | ENT_HTML5,
+                                         'UTF-8'), '&lt;U+%04X&gt;');
 }
 
 function db(): PDO

@@ -22,6 +22,7 @@
  */
 
 declare(strict_types=1);
+require __DIR__ . '/lib.php';   // show_hazards; nothing there connects by itself
 
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const MAX_MESSAGE = 64 * 1024 * 1024;
@@ -238,8 +239,9 @@ final class WsClient
 
 function line(array $e): string
 {
-    // one line per entry; control characters in user text shown as spaces
-    $title = preg_replace('/[\x00-\x1f\x7f]/u', ' ', (string)$e['title']);
+    // one line per entry: line breaks and tabs in user text shown as
+    // spaces, other controls and bidi overrides as "<U+202E>" (lib.php)
+    $title = show_hazards(preg_replace('/[\t\n\r]/', ' ', (string)$e['title']));
     return sprintf("#%d [%s] [%s] %s — %s, %d comment%s, last activity %s",
                    $e['id'], $e['status'], $e['kind'], $title, $e['author'] ?? '?',
                    $e['comments'], $e['comments'] === 1 ? '' : 's', $e['last_activity']);
@@ -257,7 +259,9 @@ if (isset($reply['ok']) && $reply['ok'] === false) {
     fail('the server refused the query: ' . ($reply['error']['message'] ?? 'no reason'));
 }
 if ($o['json']) {
-    echo json_encode($reply, JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES), "\n";
+    // exact data; hazards only as \u escapes (inside JSON strings, the same text)
+    echo show_hazards(json_encode($reply, JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES),
+                      '\\u%04x'), "\n";
 } else {
     printf("%d entr%s\n", count($reply), count($reply) === 1 ? 'y' : 'ies');
     foreach ($reply as $e) {

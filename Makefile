@@ -164,9 +164,12 @@ WEB_FILES  := $(wildcard web/*)
 DASH_FILES := $(wildcard tools/dashboard/*.php)
 UNIT_OUT   := build/dist/changelogd.service
 CONF_SRC   := tools/dist/changelogd.conf
-.PHONY: man install uninstall
+.PHONY: man programs install uninstall
 
 man: $(MAN_PAGES)
+
+# what a package build needs: the binaries and the man pages, no tests
+programs: $(BINS) $(MAN_PAGES)
 
 build/man/%: docs/man/%.scd
 	@mkdir -p $(dir $@)

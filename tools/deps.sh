@@ -3,7 +3,6 @@
 # Idempotent and quiet when everything is present. Groups:
 #   run    build and run the server
 #   test   run + what the test suites drive (servers, clients, browsers)
-#          and the install / man page / systemd / .deb tests
 #   bench  test + what the benchmarks run beside us
 set -e
 group=${1:-run}
@@ -12,14 +11,16 @@ RUN_PKGS="gcc make pkg-config libc6-dev libwebsockets-dev liblmdb-dev lmdb-utils
 libmsgpack-dev libsqlite3-dev libmariadb-dev libssl-dev libjansson-dev openssl"
 TEST_PKGS="python3 python3-websockets python3-pytest sqlite3 mariadb-server
 mariadb-client php-cli php-sqlite3 php-mysql chromium nodejs npm clang
-libclang-rt-14-dev
-scdoc systemd man-db debhelper dpkg-dev fakeroot lintian adduser git"
+libclang-rt-14-dev"
 
 case "$group" in
 run)   pkgs="$RUN_PKGS" ;;
 test|bench) pkgs="$RUN_PKGS $TEST_PKGS" ;;
 *) echo "deps.sh: unknown group '$group' (run|test|bench)" >&2; exit 2 ;;
 esac
+# the install, man page, systemd and .deb tests (tests/integration/test_install.py,
+# test_man_pages.py, test_package.py)
+[ "$group" = run ] || pkgs="$pkgs scdoc systemd man-db debhelper dpkg-dev fakeroot lintian adduser git"
 
 missing=""
 for p in $pkgs; do

@@ -149,3 +149,76 @@ clean:
 	rm -rf build bin
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# ---- install / uninstall / man (docs/operations.md, "Installing") ----
+#   make install [PREFIX=/usr/local] [DESTDIR=]   make uninstall (same vars)
+# changelogd goes to sbin and man section 8 (a system daemon); the tools to
+# bin and section 1. The web UI goes to $(PREFIX)/share/changelogd/web, where
+# the installed server finds it next to its binary without a checkout.
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= /etc
+SBINDIR    ?= $(PREFIX)/sbin
+BINDIR     ?= $(PREFIX)/bin
+PKGDATADIR ?= $(PREFIX)/share/changelogd
+MANDIR     ?= $(PREFIX)/share/man
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SCDOC      ?= scdoc
+MAN_SRC    := $(wildcard docs/man/*.scd)
+MAN_PAGES  := $(patsubst docs/man/%.scd,build/man/%,$(MAN_SRC))
+TOOL_BINS  := $(filter-out $(BIN)/changelogd,$(BINS))
+WEB_FILES  := $(wildcard web/*)
+DASH_FILES := $(wildcard tools/dashboard/*.php)
+UNIT_OUT   := build/dist/changelogd.service
+CONF_SRC   := tools/dist/changelogd.conf
+.PHONY: man programs install uninstall
+
+man: $(MAN_PAGES)
+
+# what a package build needs: the binaries and the man pages, no tests
+programs: $(BINS) $(MAN_PAGES)
+
+build/man/%: docs/man/%.scd
+	@mkdir -p $(dir $@)
+	@command -v $(SCDOC) >/dev/null || { echo "make: scdoc is missing (apt-get install scdoc)" >&2; exit 1; }
+	$(SCDOC) < $< > $@
+
+$(UNIT_OUT): tools/dist/changelogd.service.in Makefile
+	@mkdir -p $(dir $@)
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' $< > $@
+
+# the unit depends on SBINDIR, so it is remade on every install
+install: $(BINS) $(MAN_PAGES)
+	@rm -f $(UNIT_OUT)
+	@$(MAKE) --no-print-directory $(UNIT_OUT)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(PKGDATADIR)/web \
+		$(DESTDIR)$(PKGDATADIR)/dashboard $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/changelogd
+	install -m 0755 $(BIN)/changelogd $(DESTDIR)$(SBINDIR)/changelogd
+	install -m 0755 $(TOOL_BINS) $(DESTDIR)$(BINDIR)/
+	install -m 0644 $(WEB_FILES) $(DESTDIR)$(PKGDATADIR)/web/
+	install -m 0644 $(DASH_FILES) $(DESTDIR)$(PKGDATADIR)/dashboard/
+	install -m 0644 $(filter %.1,$(MAN_PAGES)) $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 $(filter %.8,$(MAN_PAGES)) $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 $(UNIT_OUT) $(DESTDIR)$(UNITDIR)/changelogd.service
+	@# an existing config is the administrator's: never overwritten
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/changelogd/changelogd.conf ]; then \
+		echo "keeping $(DESTDIR)$(SYSCONFDIR)/changelogd/changelogd.conf"; \
+	else \
+		echo "install -m 0644 $(CONF_SRC) $(DESTDIR)$(SYSCONFDIR)/changelogd/changelogd.conf"; \
+		install -m 0644 $(CONF_SRC) $(DESTDIR)$(SYSCONFDIR)/changelogd/changelogd.conf; \
+	fi
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/changelogd \
+		$(patsubst $(BIN)/%,$(DESTDIR)$(BINDIR)/%,$(TOOL_BINS)) \
+		$(patsubst build/man/%,$(DESTDIR)$(MANDIR)/man1/%,$(filter %.1,$(MAN_PAGES))) \
+		$(patsubst build/man/%,$(DESTDIR)$(MANDIR)/man8/%,$(filter %.8,$(MAN_PAGES))) \
+		$(DESTDIR)$(UNITDIR)/changelogd.service
+	rm -rf $(DESTDIR)$(PKGDATADIR)
+	@# the config goes only if it is still the shipped example
+	@if cmp -s $(CONF_SRC) $(DESTDIR)$(SYSCONFDIR)/changelogd/changelogd.conf; then \
+		rm -f $(DESTDIR)$(SYSCONFDIR)/changelogd/changelogd.conf; \
+		rmdir $(DESTDIR)$(SYSCONFDIR)/changelogd 2>/dev/null || true; \
+	elif [ -e $(DESTDIR)$(SYSCONFDIR)/changelogd/changelogd.conf ]; then \
+		echo "keeping the edited $(DESTDIR)$(SYSCONFDIR)/changelogd/changelogd.conf"; \
+	fi

@@ -1,7 +1,8 @@
 /*
- * changelogd_main.c - the changelogd command line: parse and check the
- * flags, then hand over to srv_run (net/server.c). docs/operations.md
- * describes every flag; --help prints the same list.
+ * changelogd_main.c - the changelogd command line: read the config file
+ * (net/config.c), then the flags, which win over it; check them, then hand
+ * over to srv_run (net/server.c). docs/operations.md describes every flag;
+ * --help prints the same list and docs/man/changelogd.8.scd documents it.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -9,7 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
+#include "libver.h"
 #include "server.h"
+#include "tlsreload.h"
 
 #define KIB ((size_t)1024)
 #define MIB (1024 * KIB)
@@ -18,14 +22,19 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-"usage: changelogd --data DIR [options]\n"
+"usage: changelogd [--config FILE] [--data DIR] [options]\n"
 "\n"
 "Serves the changelog in DIR over wss:// (JSON text frames), plus\n"
 "GET /healthz, GET /metrics and the web UI on the same port.\n"
 "On first start in an empty DIR it creates the log, a self-signed\n"
 "certificate (DIR/tls) and the first admin, and prints the admin token.\n"
 "\n"
-"  --data DIR          data directory (required)\n"
+"  --config FILE       settings file (default " CFG_DEFAULT_PATH ",\n"
+"                      read if present): the long flags below without\n"
+"                      their --, one \"name = value\" a line; flags win\n"
+"  --check-config      check the settings file (and the certificate and key\n"
+"                      it names), say ok or the line of the first error\n"
+"  --data DIR          data directory (required here or in the file)\n"
 "  --listen HOST:PORT  address to listen on (default 127.0.0.1:8443)\n"
 "  --cert FILE         TLS certificate chain (PEM); with --key\n"
 "  --key FILE          TLS private key (PEM)\n"
@@ -52,8 +61,10 @@ static void usage(FILE *f)
 "                      power failure)\n"
 "  -v, --verbose       debug logging\n"
 "  -h, --help          this text\n"
+"  --version           the release and the libraries it runs with\n"
 "\n"
-"BYTES take a K, M or G suffix (powers of 1024).\n");
+"BYTES take a K, M or G suffix (powers of 1024). SIGHUP reloads the\n"
+"certificate and key; SIGTERM and SIGINT stop cleanly.\n");
 }
 
 static int parse_u64(const char *s, unsigned long long max, unsigned long long *out)
@@ -134,38 +145,133 @@ enum {
 	OPT_DATA = 256, OPT_LISTEN, OPT_CERT, OPT_KEY, OPT_PLAIN, OPT_ADMIN, OPT_WEB,
 	OPT_NOWEB, OPT_ORIGIN, OPT_MAXCONNS, OPT_MAXMSG, OPT_RATE, OPT_BURST, OPT_MAXQUEUE,
 	OPT_MAXMEM, OPT_RING, OPT_RINGBYTES, OPT_SNDBUF, OPT_PING, OPT_PONG, OPT_HANDSHAKE,
-	OPT_NOSYNC,
+	OPT_NOSYNC, OPT_CONFIG, OPT_CHECK, OPT_VERSION,
 };
+
+static const struct option longopts[] = {
+	{ "data", required_argument, NULL, OPT_DATA },
+	{ "listen", required_argument, NULL, OPT_LISTEN },
+	{ "cert", required_argument, NULL, OPT_CERT },
+	{ "key", required_argument, NULL, OPT_KEY },
+	{ "plain", no_argument, NULL, OPT_PLAIN },
+	{ "admin-name", required_argument, NULL, OPT_ADMIN },
+	{ "web", required_argument, NULL, OPT_WEB },
+	{ "no-web", no_argument, NULL, OPT_NOWEB },
+	{ "allow-origin", required_argument, NULL, OPT_ORIGIN },
+	{ "max-conns", required_argument, NULL, OPT_MAXCONNS },
+	{ "max-msg", required_argument, NULL, OPT_MAXMSG },
+	{ "rate", required_argument, NULL, OPT_RATE },
+	{ "burst", required_argument, NULL, OPT_BURST },
+	{ "max-queue", required_argument, NULL, OPT_MAXQUEUE },
+	{ "max-memory", required_argument, NULL, OPT_MAXMEM },
+	{ "ring", required_argument, NULL, OPT_RING },
+	{ "ring-bytes", required_argument, NULL, OPT_RINGBYTES },
+	{ "sndbuf", required_argument, NULL, OPT_SNDBUF },
+	{ "ping", required_argument, NULL, OPT_PING },
+	{ "pong-timeout", required_argument, NULL, OPT_PONG },
+	{ "handshake-timeout", required_argument, NULL, OPT_HANDSHAKE },
+	{ "nosync", no_argument, NULL, OPT_NOSYNC },
+	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "check-config", no_argument, NULL, OPT_CHECK },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 }
+};
+
+/* Not settable from the file: they say which file, or do no serving. */
+static const char *const not_in_file[] = { "config", "check-config", "help", "version", NULL };
+
+/* One option, from the command line or the file (cfg_apply_fn); NULL if ok. */
+static const char *apply(void *ctx, int c, const char *arg)
+{
+	struct srv_opts *o = ctx;
+	unsigned long long v = 0;
+	size_t b = 0;
+	const char *bad = NULL;
+
+	switch (c) {
+	case OPT_DATA: o->data_dir = arg; break;
+	case OPT_LISTEN:
+		if (parse_listen(arg, &o->host, &o->port))
+			bad = "--listen wants HOST:PORT";
+		break;
+	case OPT_CERT: o->cert = arg; break;
+	case OPT_KEY: o->key = arg; break;
+	case OPT_PLAIN: o->plain = 1; break;
+	case OPT_ADMIN: o->admin_name = arg; break;
+	case OPT_WEB: o->web_dir = arg; break;
+	case OPT_NOWEB: o->web_dir = ""; break;
+	case OPT_ORIGIN: o->allow_origin = arg; break;
+	case OPT_MAXCONNS:
+		if (parse_u64(arg, 1000000, &v) || v == 0)
+			bad = "--max-conns wants 1..1000000";
+		o->max_conns = (unsigned)v;
+		break;
+	case OPT_MAXMSG:
+		if (parse_bytes(arg, 64 * MIB, &b) || b < 1024)
+			bad = "--max-msg wants 1K..64M";
+		o->max_msg = b;
+		break;
+	case OPT_RATE:
+		if (parse_u64(arg, 1000000, &v) || v == 0)
+			bad = "--rate wants 1..1000000";
+		o->rate = (double)v;
+		break;
+	case OPT_BURST:
+		if (parse_u64(arg, 1000000, &v) || v == 0)
+			bad = "--burst wants 1..1000000";
+		o->burst = (double)v;
+		break;
+	case OPT_MAXQUEUE:
+		if (parse_bytes(arg, 64 * GIB, &b) || b < 4096)
+			bad = "--max-queue wants 4K..64G";
+		o->max_queue = b;
+		break;
+	case OPT_MAXMEM:
+		if (parse_bytes(arg, 1024 * GIB, &b) || b < 4096)
+			bad = "--max-memory wants 4K..1024G";
+		o->max_memory = b;
+		break;
+	case OPT_RING:
+		if (parse_u64(arg, 1 << 24, &v) || v < 16)
+			bad = "--ring wants 16..16777216";
+		o->ring_events = (size_t)v;
+		break;
+	case OPT_RINGBYTES:
+		if (parse_bytes(arg, 64 * GIB, &b) || b < 4096)
+			bad = "--ring-bytes wants 4K..64G";
+		o->ring_bytes = b;
+		break;
+	case OPT_SNDBUF:
+		if (parse_bytes(arg, 256 * MIB, &b) || b < 4096)
+			bad = "--sndbuf wants 4K..256M";
+		o->sndbuf = (int)b;
+		break;
+	case OPT_PING:
+		if (parse_u64(arg, 3600, &v) || v < 1)
+			bad = "--ping wants 1..3600 seconds";
+		o->ping_secs = (int)v;
+		break;
+	case OPT_PONG:
+		if (parse_u64(arg, 3600, &v) || v < 1)
+			bad = "--pong-timeout wants 1..3600 seconds";
+		o->pong_secs = (int)v;
+		break;
+	case OPT_HANDSHAKE:
+		if (parse_u64(arg, 3600, &v) || v < 1)
+			bad = "--handshake-timeout wants 1..3600 seconds";
+		o->handshake_secs = (int)v;
+		break;
+	case OPT_NOSYNC: o->nosync = 1; break;
+	case 'v': o->verbose = 1; break;
+	default: bad = "not a setting"; break;
+	}
+	return bad;
+}
 
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "data", required_argument, NULL, OPT_DATA },
-		{ "listen", required_argument, NULL, OPT_LISTEN },
-		{ "cert", required_argument, NULL, OPT_CERT },
-		{ "key", required_argument, NULL, OPT_KEY },
-		{ "plain", no_argument, NULL, OPT_PLAIN },
-		{ "admin-name", required_argument, NULL, OPT_ADMIN },
-		{ "web", required_argument, NULL, OPT_WEB },
-		{ "no-web", no_argument, NULL, OPT_NOWEB },
-		{ "allow-origin", required_argument, NULL, OPT_ORIGIN },
-		{ "max-conns", required_argument, NULL, OPT_MAXCONNS },
-		{ "max-msg", required_argument, NULL, OPT_MAXMSG },
-		{ "rate", required_argument, NULL, OPT_RATE },
-		{ "burst", required_argument, NULL, OPT_BURST },
-		{ "max-queue", required_argument, NULL, OPT_MAXQUEUE },
-		{ "max-memory", required_argument, NULL, OPT_MAXMEM },
-		{ "ring", required_argument, NULL, OPT_RING },
-		{ "ring-bytes", required_argument, NULL, OPT_RINGBYTES },
-		{ "sndbuf", required_argument, NULL, OPT_SNDBUF },
-		{ "ping", required_argument, NULL, OPT_PING },
-		{ "pong-timeout", required_argument, NULL, OPT_PONG },
-		{ "handshake-timeout", required_argument, NULL, OPT_HANDSHAKE },
-		{ "nosync", no_argument, NULL, OPT_NOSYNC },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
-	};
 	struct srv_opts o = {
 		.host = "127.0.0.1", .port = 8443, .admin_name = "admin",
 		.max_conns = 10000, .max_msg = 64 * KIB, .rate = 100, .burst = 200,
@@ -173,94 +279,20 @@ int main(int argc, char **argv)
 		.ring_events = 4096, .ring_bytes = 64 * MIB, .ping_secs = 30,
 		.pong_secs = 10, .handshake_secs = 10,
 	};
-	unsigned long long v;
-	size_t b;
-	int c;
+	const char *config = NULL, *path;
+	struct cfg cfg = { NULL };
+	char err[8400];
+	int c, check = 0, rc;
 
+	/* pass 1: which file, and the flags that do no serving */
 	while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
-		const char *bad = NULL;
-
 		switch (c) {
-		case OPT_DATA: o.data_dir = optarg; break;
-		case OPT_LISTEN:
-			if (parse_listen(optarg, &o.host, &o.port))
-				bad = "--listen wants HOST:PORT";
-			break;
-		case OPT_CERT: o.cert = optarg; break;
-		case OPT_KEY: o.key = optarg; break;
-		case OPT_PLAIN: o.plain = 1; break;
-		case OPT_ADMIN: o.admin_name = optarg; break;
-		case OPT_WEB: o.web_dir = optarg; break;
-		case OPT_NOWEB: o.web_dir = ""; break;
-		case OPT_ORIGIN: o.allow_origin = optarg; break;
-		case OPT_MAXCONNS:
-			if (parse_u64(optarg, 1000000, &v) || v == 0)
-				bad = "--max-conns wants 1..1000000";
-			o.max_conns = (unsigned)v;
-			break;
-		case OPT_MAXMSG:
-			if (parse_bytes(optarg, 64 * MIB, &b) || b < 1024)
-				bad = "--max-msg wants 1K..64M";
-			o.max_msg = b;
-			break;
-		case OPT_RATE:
-			if (parse_u64(optarg, 1000000, &v) || v == 0)
-				bad = "--rate wants 1..1000000";
-			o.rate = (double)v;
-			break;
-		case OPT_BURST:
-			if (parse_u64(optarg, 1000000, &v) || v == 0)
-				bad = "--burst wants 1..1000000";
-			o.burst = (double)v;
-			break;
-		case OPT_MAXQUEUE:
-			if (parse_bytes(optarg, 64 * GIB, &b) || b < 4096)
-				bad = "--max-queue wants 4K..64G";
-			o.max_queue = b;
-			break;
-		case OPT_MAXMEM:
-			if (parse_bytes(optarg, 1024 * GIB, &b) || b < 4096)
-				bad = "--max-memory wants 4K..1024G";
-			o.max_memory = b;
-			break;
-		case OPT_RING:
-			if (parse_u64(optarg, 1 << 24, &v) || v < 16)
-				bad = "--ring wants 16..16777216";
-			o.ring_events = (size_t)v;
-			break;
-		case OPT_RINGBYTES:
-			if (parse_bytes(optarg, 64 * GIB, &b) || b < 4096)
-				bad = "--ring-bytes wants 4K..64G";
-			o.ring_bytes = b;
-			break;
-		case OPT_SNDBUF:
-			if (parse_bytes(optarg, 256 * MIB, &b) || b < 4096)
-				bad = "--sndbuf wants 4K..256M";
-			o.sndbuf = (int)b;
-			break;
-		case OPT_PING:
-			if (parse_u64(optarg, 3600, &v) || v < 1)
-				bad = "--ping wants 1..3600 seconds";
-			o.ping_secs = (int)v;
-			break;
-		case OPT_PONG:
-			if (parse_u64(optarg, 3600, &v) || v < 1)
-				bad = "--pong-timeout wants 1..3600 seconds";
-			o.pong_secs = (int)v;
-			break;
-		case OPT_HANDSHAKE:
-			if (parse_u64(optarg, 3600, &v) || v < 1)
-				bad = "--handshake-timeout wants 1..3600 seconds";
-			o.handshake_secs = (int)v;
-			break;
-		case OPT_NOSYNC: o.nosync = 1; break;
-		case 'v': o.verbose = 1; break;
+		case OPT_CONFIG: config = optarg; break;
+		case OPT_CHECK: check = 1; break;
 		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
-		}
-		if (bad) {
-			fprintf(stderr, "changelogd: %s (got \"%s\")\n", bad, optarg);
-			return 2;
+		case OPT_VERSION: net_version_print("changelogd"); return 0;
+		case '?': usage(stderr); return 2;
+		default: break;
 		}
 	}
 	if (optind < argc) {
@@ -268,14 +300,47 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	/* the file (a missing default file is no file), then pass 2: the
+	 * command line over it */
+	path = config ? config : CFG_DEFAULT_PATH;
+	rc = cfg_load(&cfg, path, longopts, not_in_file, apply, &o, err, sizeof err);
+	if (rc == CFG_ENOFILE && !config && !check) {
+		path = NULL;
+	} else if (rc) {
+		fprintf(stderr, "changelogd: %s\n", err);
+		cfg_free(&cfg);
+		return 2;
+	}
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
+		const char *bad;
+
+		if (c == OPT_CONFIG || c == OPT_CHECK)
+			continue;
+		if ((bad = apply(&o, c, optarg)) != NULL) {
+			fprintf(stderr, "changelogd: %s (got \"%s\")\n", bad, optarg ? optarg : "");
+			cfg_free(&cfg);
+			return 2;
+		}
+	}
+	rc = 0;
 	if (!o.data_dir || !*o.data_dir) {
-		fprintf(stderr, "changelogd: --data DIR is required\n");
-		usage(stderr);
-		return 2;
-	}
-	if ((o.cert == NULL) != (o.key == NULL)) {
+		fprintf(stderr, "changelogd: --data DIR is required (or data = DIR in %s)\n",
+			path ? path : CFG_DEFAULT_PATH);
+		if (!check)
+			usage(stderr);
+		rc = 2;
+	} else if ((o.cert == NULL) != (o.key == NULL)) {
 		fprintf(stderr, "changelogd: --cert and --key go together\n");
-		return 2;
+		rc = 2;
+	} else if (check && o.cert && tlsr_check(o.cert, o.key, err, sizeof err)) {
+		fprintf(stderr, "changelogd: %s\n", err);
+		rc = 1;
+	} else if (check) {
+		printf("changelogd: %s: ok\n", path);
+	} else {
+		rc = srv_run(&o);
 	}
-	return srv_run(&o);
+	cfg_free(&cfg);
+	return rc;
 }

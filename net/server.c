@@ -35,6 +35,7 @@
 #include "session.h"
 #include "slog.h"
 #include "tlsgen.h"
+#include "tlsreload.h"
 
 #define SRV_PROTOCOL "changelogd"
 #define SRV_TAIL_US (250 * LWS_US_PER_MS)
@@ -628,6 +629,9 @@ static int srv_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 	case LWS_CALLBACK_CLOSED:
 		sess_closed(ss);
 		return 0;
+	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
+		tlsr_attach(user);      /* user: the vhost's SSL_CTX (tlsreload.h) */
+		return 0;
 	default:
 		break;
 	}
@@ -751,9 +755,12 @@ static int srv_tls_paths(struct server *s, char *cert, char *key, size_t cap)
 	return 0;
 }
 
-/* The web UI directory: --web, else <dir of the binary>/../web if it has index.html. */
+/* The web UI directory: --web, else the first of <dir of the binary>/../web
+ * (a checkout) and <dir of the binary>/../share/changelogd/web (make install,
+ * the .deb) that has index.html. */
 static void srv_web_dir(const struct server *s, char *out, size_t cap)
 {
+	static const char *const rel[] = { "../web", "../share/changelogd/web" };
 	char exe[4096], probe[4200], *slash;
 	ssize_t n;
 
@@ -774,12 +781,15 @@ static void srv_web_dir(const struct server *s, char *out, size_t cap)
 	if (!slash)
 		return;
 	*slash = '\0';
-	snprintf(probe, sizeof probe, "%s/../web/index.html", exe);
-	if (access(probe, R_OK) != 0)
+	for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+		snprintf(probe, sizeof probe, "%s/%s/index.html", exe, rel[i]);
+		if (access(probe, R_OK) != 0)
+			continue;
+		snprintf(probe, sizeof probe, "%s/%s", exe, rel[i]);
+		if (!realpath(probe, out) || strlen(out) >= cap)
+			out[0] = '\0';
 		return;
-	snprintf(probe, sizeof probe, "%s/../web", exe);
-	if (!realpath(probe, out) || strlen(out) >= cap)
-		out[0] = '\0';
+	}
 }
 
 static unsigned srv_fd_limit(unsigned want)
@@ -813,6 +823,7 @@ static void srv_free(struct server *s)
 	proj_free(s->proj);
 	if (s->log)
 		evlog_close(s->log);
+	tlsr_free();
 	free(s);
 }
 
@@ -845,6 +856,8 @@ int srv_run(const struct srv_opts *o)
 	if (ring_init(&s->ring, o->ring_events, o->ring_bytes, s->published + 1))
 		goto out;
 	if (!o->plain && srv_tls_paths(s, cert, key, sizeof cert))
+		goto out;
+	if (tlsr_init(o->plain ? NULL : cert, key))
 		goto out;
 	srv_web_dir(s, web, sizeof web);
 
@@ -890,6 +903,10 @@ int srv_run(const struct srv_opts *o)
 		     o->host ? o->host : "*", o->port);
 		goto out;
 	}
+	if (!o->plain && !tlsr_attached()) {
+		slog(SLOG_ERR, "TLS: could not hook certificate reload into libwebsockets");
+		goto out;
+	}
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = srv_on_signal;
 	sigemptyset(&sa.sa_mask);
@@ -907,6 +924,7 @@ int srv_run(const struct srv_opts *o)
 	while (!srv_stop_flag && !s->fatal) {
 		if (lws_service(s->ctx, 0) < 0)
 			break;
+		tlsr_poll();
 		if (!srv_collecting(s))
 			srv_flush(s);
 	}

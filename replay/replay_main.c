@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "replay.h"
+#include "libver.h"
 
 static volatile sig_atomic_t stop_flag;
 
@@ -51,6 +52,7 @@ static void usage(FILE *f)
 	      "  --batch N         events per transaction (default 10000)\n"
 	      "  --quiet           no progress bar and no summary line\n"
 	      "  --help            this text\n"
+	      "  --version         the release and the libraries it runs with\n"
 	      "\n"
 	      "Exit status: 0 done, 1 failed (message on stderr), 2 bad usage.\n", f);
 }
@@ -133,6 +135,9 @@ int main(int argc, char **argv)
 
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 			usage(stdout);
+			return 0;
+		} else if (!strcmp(a, "--version")) {
+			replay_version_print("changelog-replay");
 			return 0;
 		} else if (!strcmp(a, "--rebuild")) {
 			o.rebuild = 1;

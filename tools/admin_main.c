@@ -17,13 +17,14 @@
 #include <openssl/crypto.h>
 
 #include "admin.h"
+#include "../store/libver.h"
 
 #define PROG "changelog-admin"
 #define MAX_POS 8
 
 enum opt_id {
 	O_DATA, O_AS, O_LABEL, O_FORMAT, O_ADMIN, O_EVENTS, O_SEED, O_BATCH,
-	O_ID, O_USER, O_HELP, O__COUNT
+	O_ID, O_USER, O_HELP, O_VERSION, O__COUNT
 };
 #define OB(o) (1u << (o))
 
@@ -36,7 +37,7 @@ static const struct {
 	[O_ADMIN] = { "--admin", -1 },  [O_EVENTS] = { "--events", 1 },
 	[O_SEED] = { "--seed", 1 },     [O_BATCH] = { "--batch", 1 },
 	[O_ID] = { "--id", 0 },         [O_USER] = { "--user", 0 },
-	[O_HELP] = { "--help", 0 },
+	[O_HELP] = { "--help", 0 },     [O_VERSION] = { "--version", 0 },
 };
 
 struct cli {
@@ -528,7 +529,8 @@ static void usage(FILE *f, const struct command *only)
 		   "  --data DIR   the data directory (required)\n"
 		   "  --as NAME    record user/token changes as done by this admin\n"
 		   "               (default: the admin with the lowest user id)\n"
-		   "  -h, --help   this text; `" PROG " COMMAND --help` for one command\n\n"
+		   "  -h, --help   this text; `" PROG " COMMAND --help` for one command\n"
+		   "  --version    the release and the libraries it runs with\n\n"
 		   "Tokens are printed alone on stdout, messages go to stderr.\n"
 		   "Exit status: 0 ok, 1 failure, 2 bad usage. See docs/operations.md.\n");
 }
@@ -602,6 +604,10 @@ int main(int argc, char **argv)
 
 	if (parse(argc, argv, &c) != 0)
 		return 2;
+	if (c.seen & OB(O_VERSION)) {
+		store_version_print(PROG);
+		return 0;
+	}
 	for (size_t i = 0; c.npos > 0 && i < NCOMMANDS && !cmd; i++) {
 		if (strcmp(commands[i].w1, c.pos[0]) != 0)
 			continue;

@@ -14,13 +14,14 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "../store/libver.h"
 
 #define PROG "changelog-audit"
 #define MAX_POS 4
 
 enum opt_id {
 	O_DATA, O_ENTRY, O_USER, O_TYPE, O_SINCE, O_UNTIL, O_FROM_SEQ, O_TO_SEQ, O_FORMAT,
-	O_HELP, O__COUNT
+	O_HELP, O_VERSION, O__COUNT
 };
 #define OB(o) (1u << (o))
 
@@ -28,7 +29,7 @@ static const char *const opt_names[O__COUNT] = {
 	[O_DATA] = "--data", [O_ENTRY] = "--entry", [O_USER] = "--user",
 	[O_TYPE] = "--type", [O_SINCE] = "--since", [O_UNTIL] = "--until",
 	[O_FROM_SEQ] = "--from-seq", [O_TO_SEQ] = "--to-seq", [O_FORMAT] = "--format",
-	[O_HELP] = "--help",
+	[O_HELP] = "--help", [O_VERSION] = "--version",
 };
 
 struct cli {
@@ -95,7 +96,8 @@ static void usage(FILE *f, int only)
 		   "Audit a changelogd log read-only: a live one or a backup.\n\ncommands:\n");
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		fprintf(f, "  %s\n", commands[i].synopsis);
-	fprintf(f, "\n`" PROG " COMMAND --help` describes one command.\n"
+	fprintf(f, "\n`" PROG " COMMAND --help` describes one command;\n"
+		   "`" PROG " --version` prints the release and the libraries it runs with.\n"
 		   "Exit status: 0 ok, 1 corrupt log or failure, 2 bad usage.\n");
 }
 
@@ -139,9 +141,9 @@ static int parse(int argc, char **argv, struct cli *c)
 			msg("unknown option '%.*s' (see --help)", (int)len, arg);
 			return 2;
 		}
-		if (o == O_HELP) {
+		if (o == O_HELP || o == O_VERSION) {
 			if (eq) {
-				msg("--help takes no value");
+				msg("%s takes no value", opt_names[o]);
 				return 2;
 			}
 		} else if (eq) {
@@ -302,6 +304,10 @@ int main(int argc, char **argv)
 
 	if (parse(argc, argv, &c) != 0)
 		return 2;
+	if (c.seen & OB(O_VERSION)) {
+		store_version_print(PROG);
+		return 0;
+	}
 	for (size_t i = 0; c.npos > 0 && i < NCOMMANDS; i++)
 		if (strcmp(commands[i].name, c.pos[0]) == 0)
 			cmd = (int)i;

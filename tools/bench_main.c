@@ -36,6 +36,8 @@
 #include <jansson.h>
 #include <libwebsockets.h>
 
+#include "../net/libver.h"
+
 #define MAX_SUBS 20000
 #define MAX_WRITERS 1024
 #define MAX_READERS 1024
@@ -1019,6 +1021,8 @@ static void usage(FILE *f)
 		"                    at the end of the run (settled: handshakes done)\n"
 		"  --json            print one JSON object on stdout (summary on stderr)\n"
 		"  --peer-protocol   accepted for symmetry: the peers speak the same JSON\n"
+		"  --help            this text\n"
+		"  --version         the release and the libraries it runs with\n"
 		"Loopback hosts only. Exit 1 if any subscriber saw a gap, a duplicate or\n"
 		"missed an event, or a connection failed or closed early; 2 on bad usage.\n",
 		MAX_SUBS, MAX_WRITERS, MAX_READERS, MAX_DEPTH, MAX_DURATION, MAX_PROCS);
@@ -1109,7 +1113,7 @@ static void on_signal(int sig)
 }
 
 enum { O_URL = 256, O_TOKEN, O_SUBS, O_WRITERS, O_READERS, O_RATE, O_DEPTH, O_DUR,
-       O_MAXW, O_PID, O_JSON, O_PEER, O_HELP, O_PROCS };
+       O_MAXW, O_PID, O_JSON, O_PEER, O_HELP, O_PROCS, O_VERSION };
 
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
@@ -1128,6 +1132,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "peer-protocol", no_argument, NULL, O_PEER },
 		{ "help", no_argument, NULL, O_HELP },
 		{ "procs", required_argument, NULL, O_PROCS },
+		{ "version", no_argument, NULL, O_VERSION },
 		{ NULL, 0, NULL, 0 }
 	};
 	int ch, have_url = 0, r;
@@ -1197,6 +1202,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case O_HELP:
 			usage(stdout);
+			exit(0);
+		case O_VERSION:
+			net_version_print("changelog-bench");
 			exit(0);
 		default:
 			usage(stderr);

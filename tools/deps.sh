@@ -18,6 +18,9 @@ run)   pkgs="$RUN_PKGS" ;;
 test|bench) pkgs="$RUN_PKGS $TEST_PKGS" ;;
 *) echo "deps.sh: unknown group '$group' (run|test|bench)" >&2; exit 2 ;;
 esac
+# the install, man page, systemd and .deb tests (tests/integration/test_install.py,
+# test_man_pages.py, test_package.py)
+[ "$group" = run ] || pkgs="$pkgs scdoc systemd man-db debhelper dpkg-dev fakeroot lintian adduser git"
 
 missing=""
 for p in $pkgs; do

@@ -1,0 +1,40 @@
+/*
+ * tlsreload.h - swap the server's TLS certificate on SIGHUP without a
+ * restart (certbot renews every 60-90 days).
+ *
+ * lws loads --cert/--key into the vhost's SSL_CTX at start. We keep our own
+ * copy of the certificate, its chain and the key, and hang a certificate
+ * callback (SSL_CTX_set_cert_cb) on that SSL_CTX, which hands every new
+ * handshake the copy we hold. SIGHUP only sets a flag; tlsr_poll, called
+ * from the service loop, re-reads both files, checks that the key matches
+ * the certificate, and only then swaps the copy: handshakes after that get
+ * the new certificate, open sessions keep theirs (their SSL already has
+ * it), and a bad file is logged and leaves the old certificate in use.
+ * docs/operations.md, "Certificate reload".
+ */
+#ifndef CL_NET_TLSRELOAD_H
+#define CL_NET_TLSRELOAD_H
+
+#include <stddef.h>
+
+/* Load cert (PEM chain) and key (PEM); install the SIGHUP handler. With
+ * cert == NULL (--plain) SIGHUP is still caught and logged. 0 or -1 (logged). */
+int tlsr_init(const char *cert, const char *key);
+
+/* From LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS: user is the
+ * vhost's SSL_CTX *. */
+void tlsr_attach(void *ssl_ctx);
+
+/* 1 once tlsr_attach has hooked the vhost (checked after context creation). */
+int tlsr_attached(void);
+
+/* On the service thread: reload if SIGHUP came since the last call. */
+void tlsr_poll(void);
+
+void tlsr_free(void);
+
+/* Load cert and key as a reload would and check they match, for
+ * --check-config. 0, or -1 with the reason in err. */
+int tlsr_check(const char *cert, const char *key, char *err, size_t errcap);
+
+#endif

@@ -62,6 +62,10 @@ def free_port():
         return s.getsockname()[1]
 
 
+NO_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data",
+                         "empty.conf")
+
+
 class Server:
     """One changelogd process. start() waits until /healthz answers."""
 
@@ -88,7 +92,9 @@ class Server:
     def start(self, timeout=15):
         if not (self.keep_port and self.port):
             self.port = free_port()
-        cmd = [os.path.join(BIN, "changelogd"), "--data", self.data,
+        # an empty settings file: a changelogd.conf installed on this machine
+        # (/etc/changelogd/) must not change the servers under test
+        cmd = [os.path.join(BIN, "changelogd"), "--config", NO_CONFIG, "--data", self.data,
                "--listen", "127.0.0.1:%d" % self.port]
         cmd += ["--web", self.web] if self.web else ["--no-web"]
         cmd += self.args

@@ -57,6 +57,8 @@ static void usage(FILE *f)
 "  --ping SECS         websocket ping after SECS without a pong (default 30)\n"
 "  --pong-timeout SECS hang up if the pong is SECS late (default 10)\n"
 "  --handshake-timeout SECS  TLS + upgrade must finish in SECS (default 10)\n"
+"  --map-size BYTES    fix the log's LMDB map at BYTES: writes past it are\n"
+"                      refused as unavailable (default: 1G, grown as needed)\n"
 "  --nosync            no fsync on commit (benchmarks only: loses data on\n"
 "                      power failure)\n"
 "  -v, --verbose       debug logging\n"
@@ -145,7 +147,7 @@ enum {
 	OPT_DATA = 256, OPT_LISTEN, OPT_CERT, OPT_KEY, OPT_PLAIN, OPT_ADMIN, OPT_WEB,
 	OPT_NOWEB, OPT_ORIGIN, OPT_MAXCONNS, OPT_MAXMSG, OPT_RATE, OPT_BURST, OPT_MAXQUEUE,
 	OPT_MAXMEM, OPT_RING, OPT_RINGBYTES, OPT_SNDBUF, OPT_PING, OPT_PONG, OPT_HANDSHAKE,
-	OPT_NOSYNC, OPT_CONFIG, OPT_CHECK, OPT_VERSION,
+	OPT_NOSYNC, OPT_CONFIG, OPT_CHECK, OPT_VERSION, OPT_MAPSIZE,
 };
 
 static const struct option longopts[] = {
@@ -171,6 +173,7 @@ static const struct option longopts[] = {
 	{ "pong-timeout", required_argument, NULL, OPT_PONG },
 	{ "handshake-timeout", required_argument, NULL, OPT_HANDSHAKE },
 	{ "nosync", no_argument, NULL, OPT_NOSYNC },
+	{ "map-size", required_argument, NULL, OPT_MAPSIZE },
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "check-config", no_argument, NULL, OPT_CHECK },
 	{ "version", no_argument, NULL, OPT_VERSION },
@@ -264,6 +267,11 @@ static const char *apply(void *ctx, int c, const char *arg)
 		o->handshake_secs = (int)v;
 		break;
 	case OPT_NOSYNC: o->nosync = 1; break;
+	case OPT_MAPSIZE:
+		if (parse_bytes(arg, 64 * 1024 * GIB, &b) || b < 64 * KIB)
+			bad = "--map-size wants 64K..64T";
+		o->map_size = b;
+		break;
 	case 'v': o->verbose = 1; break;
 	default: bad = "not a setting"; break;
 	}

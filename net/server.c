@@ -29,6 +29,7 @@
 
 #include "../core/cl.h"
 #include "../store/bootstrap.h"
+#include "../store/datadir.h"
 #include "../store/token.h"
 #include "http.h"
 #include "proto.h"
@@ -442,11 +443,12 @@ static void srv_flush(struct server *s)
 			     culprit->name ? culprit->name : "?", (unsigned long long)culprit->user,
 			     cl_strerror(rc));
 			culprit->poisoned = 1;
-		} else if (rc == CL_EMAPFULL) {
+		} else if (rc == CL_EMAPFULL && !evlog_map_fixed(s->log)) {
 			slog(SLOG_INFO, "log map full; growing it and retrying the batch");
 		} else {
 			slog(SLOG_ERR, "commit failed: %s; commands of this batch are refused "
-			     "as unavailable", cl_strerror(rc));
+			     "as unavailable", rc == CL_EMAPFULL ? "the log's map is full "
+			     "(--map-size; restart with a bigger one)" : cl_strerror(rc));
 			for (r = batch; r; r = r->next)
 				if (req_writes(r))
 					r->unavailable = rc;
@@ -646,21 +648,23 @@ static void srv_on_signal(int sig)
 	srv_request_stop();
 }
 
+/* 0, or the errno that stopped it; an existing file is never replaced. */
 static int srv_write_admin_token(const char *dir, const char *token)
 {
 	char path[4096], line[TOKEN_LEN + 2];
-	int fd, n;
+	int fd, n, e;
 
 	if ((size_t)snprintf(path, sizeof path, "%s/admin-token", dir) >= sizeof path)
-		return CL_EINVAL;
+		return ENAMETOOLONG;
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
-		return CL_EIO;
+		return errno;
 	n = snprintf(line, sizeof line, "%s\n", token);
 	if (write(fd, line, (size_t)n) != n || fsync(fd) != 0) {
+		e = errno ? errno : EIO;
 		close(fd);
 		unlink(path);
-		return CL_EIO;
+		return e;
 	}
 	close(fd);
 	return 0;
@@ -669,14 +673,43 @@ static int srv_write_admin_token(const char *dir, const char *token)
 /* The bootstrap token: once on stdout, and in DATA/admin-token (0600). */
 static void srv_announce_token(struct server *s, const char *token)
 {
+	const char *d = s->o.data_dir;
+	int e;
+
 	printf("admin token: %s\n", token);
 	fflush(stdout);
-	if (srv_write_admin_token(s->o.data_dir, token))
-		slog(SLOG_WARN, "could not write %s/admin-token: %s", s->o.data_dir,
-		     strerror(errno));
-	slog(SLOG_INFO, "new log in %s: admin \"%s\" created; its token was printed on "
-	     "stdout and saved in %s/admin-token (mode 0600)", s->o.data_dir,
-	     s->o.admin_name, s->o.data_dir);
+	e = srv_write_admin_token(d, token);
+	if (e == 0)
+		slog(SLOG_INFO, "new log in %s: admin \"%s\" created; its token was printed on "
+		     "stdout and saved in %s/admin-token (mode 0600)", d, s->o.admin_name, d);
+	else if (e == EEXIST)
+		slog(SLOG_WARN, "new log in %s: admin \"%s\" created; its token was printed on "
+		     "stdout only: %s/admin-token already exists, does not hold it and was left "
+		     "as it was", d, s->o.admin_name, d);
+	else
+		slog(SLOG_WARN, "new log in %s: admin \"%s\" created; its token was printed on "
+		     "stdout only: could not write %s/admin-token (%s)", d, s->o.admin_name, d,
+		     strerror(e));
+}
+
+/* LMDB tripped over a damaged page (evlog_on_damage): the process exits 1. */
+static void srv_report_damage(const char *what)
+{
+	slog(SLOG_ERR, "stopping: %s", what);
+}
+
+/* A log that opened but does not read back: damage below the meta pages. */
+static void srv_log_damaged(struct server *s, const char *what, int rc)
+{
+	const char *d = s->o.data_dir;
+
+	if (rc == CL_ECORRUPT || rc == CL_EDECODE || rc == CL_EVERSION)
+		slog(SLOG_ERR, "refusing to start: %s (%s): the log in %s is damaged; "
+		     "changelog-audit verify --data %s names the first bad seq; restore the "
+		     "newest backup (docs/operations.md, \"Recovering a damaged data directory\")",
+		     what, cl_strerror(rc), d, d);
+	else
+		slog(SLOG_ERR, "refusing to start: %s: %s", what, cl_strerror(rc));
 }
 
 static int srv_open_log(struct server *s)
@@ -685,15 +718,19 @@ static int srv_open_log(struct server *s)
 	uint64_t last = 0;
 	int rc;
 
-	rc = evlog_open(&s->log, s->o.data_dir,
-			EVLOG_CREATE | (s->o.nosync ? EVLOG_NOSYNC : 0), 0);
+	/* refuses, rather than restarts, a directory whose log is damaged or gone */
+	rc = evlog_open(&s->log, s->o.data_dir, EVLOG_CREATE | (s->o.nosync ? EVLOG_NOSYNC : 0) |
+			(s->o.map_size ? EVLOG_FIXEDMAP : 0), s->o.map_size);
 	if (rc) {
-		slog(SLOG_ERR, "cannot open the log in %s: %s", s->o.data_dir, cl_strerror(rc));
+		char why[1024];
+
+		datadir_explain(s->o.data_dir, rc, why, sizeof why);
+		slog(SLOG_ERR, "refusing to start: %s", why);
 		return rc;
 	}
 	rc = evlog_last(s->log, &last, NULL);
 	if (rc) {
-		slog(SLOG_ERR, "cannot read the log: %s", cl_strerror(rc));
+		srv_log_damaged(s, "cannot read the log", rc);
 		return rc;
 	}
 	if (last == 0) {
@@ -712,12 +749,22 @@ static int srv_open_log(struct server *s)
 	snprintf(s->epoch, sizeof s->epoch, "%s", evlog_epoch(s->log));
 	rc = srv_build_proj(s->log, 0, &s->proj);
 	if (rc) {
-		slog(SLOG_ERR, "cannot build the projection from the log: %s", cl_strerror(rc));
+		srv_log_damaged(s, "cannot build the projection from the log", rc);
 		return rc;
 	}
 	s->published = proj_seq(s->proj);
 	slog(SLOG_INFO, "log %s: epoch %s, %llu events", s->o.data_dir, s->epoch,
 	     (unsigned long long)s->published);
+	if (s->o.map_size) {
+		struct evlog_stat st;
+
+		if (evlog_stat(s->log, &st) == 0)
+			slog(st.used_bytes + 65536 > st.mapsize ? SLOG_WARN : SLOG_INFO,
+			     "log map fixed at %llu bytes (--map-size), %llu in use%s",
+			     (unsigned long long)st.mapsize, (unsigned long long)st.used_bytes,
+			     st.used_bytes + 65536 > st.mapsize ? ": (nearly) full, writes will "
+			     "be refused as unavailable" : "");
+	}
 	return 0;
 }
 
@@ -851,6 +898,7 @@ int srv_run(const struct srv_opts *o)
 	s->o = *o;
 	slog_set_level(o->verbose ? SLOG_DEBUG : SLOG_INFO);
 	slog_hook_lws(o->verbose);
+	evlog_on_damage(srv_report_damage);
 	if (srv_open_log(s))
 		goto out;
 	if (ring_init(&s->ring, o->ring_events, o->ring_bytes, s->published + 1))

@@ -48,6 +48,7 @@ struct srv_opts {
 	int pong_secs;             /* ... hang up if no pong within this many more */
 	int handshake_secs;        /* TLS + HTTP upgrade must finish within this */
 	int nosync;                /* EVLOG_NOSYNC: benchmarks only */
+	size_t map_size;           /* 0: LMDB map grows; else fixed (EVLOG_FIXEDMAP) */
 	const char *allow_origin;  /* NULL: any; else comma-separated list of
 	                              Origin values a browser may connect from */
 	int verbose;

@@ -42,6 +42,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include "../core/event.h"
+#include "../store/datadir.h"
 
 /* ---- the schema --------------------------------------------------------------- */
 
@@ -1246,9 +1247,12 @@ int replay_run(struct replay_backend *b, const struct replay_opts *o, struct rep
 	if (rc == CL_ENOTFOUND)
 		return say(err, errlen, rc, "no event log in %s (missing directory, or not made "
 			   "by changelog-admin init / changelogd)", o->data_dir);
-	if (rc)
-		return say(err, errlen, rc, "cannot open the event log in %s: %s", o->data_dir,
-			   cl_strerror(rc));
+	if (rc) {
+		char why[1024];
+
+		datadir_explain(o->data_dir, rc, why, sizeof why);
+		return say(err, errlen, rc, "cannot open the event log: %s", why);
+	}
 	snprintf(d.epoch, sizeof d.epoch, "%s", evlog_epoch(d.log));
 
 	if ((rc = schema_ensure(b, o->rebuild, err, errlen)))

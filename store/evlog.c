@@ -31,8 +31,10 @@
  *    iterator would.
  */
 #include "evlog.h"
+#include "datadir.h"
 #include "token.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -41,6 +43,7 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -363,9 +366,12 @@ static int open_dbs(struct evlog *log, int create)
 	if (rc == MDB_SUCCESS)
 		rc = mdb_dbi_open(txn, "cmds", dflags, &log->cmds);
 	if (rc != MDB_SUCCESS) {
-		/* no named databases yet: a data.mdb but no log in it */
-		rc = rc == MDB_NOTFOUND ? CL_ENOTFOUND :
-		     rc == MDB_INCOMPATIBLE ? CL_ECORRUPT : map_err(rc);
+		/*
+		 * No named databases: an LMDB file, but not a log. Only
+		 * create_log makes the databases, in a file nobody else can
+		 * see yet, so this is damage, never a log to start.
+		 */
+		rc = rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE ? CL_ECORRUPT : map_err(rc);
 		goto fail;
 	}
 	if (create) {
@@ -407,28 +413,161 @@ fail:
 	return rc;
 }
 
+/* ---- damage the unmapped checks cannot see ----------------------------- */
+
+static void (*damage_report)(const char *msg);
+static char damage_dir[PATH_MAX];         /* the data directory last opened */
+static char damage_msg[2048];
+
+static void damage_exit(const char *what)
+{
+	datadir_refusal(damage_dir[0] ? damage_dir : "the data directory", what, damage_msg,
+			sizeof damage_msg);
+	if (damage_report) {
+		damage_report(damage_msg);
+	} else {
+		size_t n = strlen(damage_msg);
+
+		damage_msg[n] = '\n';
+		if (write(2, damage_msg, n + 1) < 0)
+			n = 0;
+	}
+	_exit(1);
+}
+
+static void on_lmdb_assert(MDB_env *env, const char *msg)
+{
+	char what[600];
+
+	(void)env;
+	snprintf(what, sizeof what, "the log in %.300s is damaged: LMDB found a page that is not "
+		 "what its tree says (%s)", damage_dir, msg);
+	damage_exit(what);
+}
+
+static void on_sigbus(int sig)
+{
+	(void)sig;
+	damage_exit("the log's data.mdb ended where LMDB expected a page: it is truncated "
+		    "or damaged (SIGBUS reading the map)");
+}
+
+void evlog_on_damage(void (*report)(const char *msg))
+{
+	struct sigaction sa;
+
+	damage_report = report;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_sigbus;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, NULL);
+}
+
+/*
+ * Make a new log in dir: build it in a private file beside where it will
+ * live (LMDB's MDB_NOSUBDIR: DIR/.data.mdb.new-PID and its -lock file),
+ * commit its meta, fsync, then link(2) it to DIR/data.mdb - which fails
+ * rather than replaces if another process got there first (that log is
+ * used instead). So DIR/data.mdb is never seen half made: an empty or
+ * meta-less data.mdb in a data directory is always damage (datadir.h).
+ */
+#define NEW_PREFIX ".data.mdb.new-"
+
+static void unlink_pair(const char *tmp)
+{
+	char lock[PATH_MAX];
+
+	unlink(tmp);
+	if ((size_t)snprintf(lock, sizeof lock, "%s-lock", tmp) < sizeof lock)
+		unlink(lock);
+}
+
+/* Remove the private files of creators that died before their link. */
+static void sweep_dead_creators(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char path[PATH_MAX], *end;
+	long pid;
+
+	if (!d)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, NEW_PREFIX, strlen(NEW_PREFIX)) != 0)
+			continue;
+		pid = strtol(e->d_name + strlen(NEW_PREFIX), &end, 10);
+		if (pid <= 0 || (*end && strcmp(end, "-lock") != 0))
+			continue;
+		if (pid != (long)getpid() && (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+			continue;       /* its creator may still be at work */
+		if ((size_t)snprintf(path, sizeof path, "%s/" NEW_PREFIX "%ld", dir, pid) <
+		    sizeof path)
+			unlink_pair(path);
+	}
+	closedir(d);
+}
+
+static int create_log(struct evlog *log, const char *dir, unsigned mflags, size_t mapsize)
+{
+	char tmp[PATH_MAX], path[PATH_MAX];
+	int rc, fd;
+
+	rc = mkdir_p(dir);
+	if (rc)
+		return rc;
+	if ((size_t)snprintf(tmp, sizeof tmp, "%s/" NEW_PREFIX "%ld", dir, (long)getpid()) >=
+	    sizeof tmp - 5 ||
+	    (size_t)snprintf(path, sizeof path, "%s/data.mdb", dir) >= sizeof path)
+		return CL_EINVAL;
+	sweep_dead_creators(dir);
+	rc = mdb_env_create(&log->env);
+	if (rc != MDB_SUCCESS) {
+		log->env = NULL;
+		return map_err(rc);
+	}
+	rc = mdb_env_set_maxdbs(log->env, 4);
+	if (rc == MDB_SUCCESS)
+		rc = mdb_env_set_mapsize(log->env, mapsize);
+	if (rc == MDB_SUCCESS)
+		rc = mdb_env_open(log->env, tmp, mflags | MDB_NOSUBDIR, 0600);
+	rc = map_err(rc);
+	if (rc == CL_OK)
+		rc = open_dbs(log, 1);
+	if (rc == CL_OK)
+		rc = map_err(mdb_env_sync(log->env, 1));
+	mdb_env_close(log->env);
+	log->env = NULL;
+	if (rc == CL_OK && link(tmp, path) != 0 && errno != EEXIST)
+		rc = errno == ENOSPC ? CL_ENOSPC : CL_EIO;
+	unlink_pair(tmp);
+	if (rc == CL_OK) {
+		/* the new name must survive a crash too */
+		fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 || fsync(fd) != 0)
+			rc = CL_EIO;
+		if (fd >= 0)
+			close(fd);
+	}
+	return rc;
+}
+
 int evlog_open(struct evlog **out, const char *dir, unsigned flags, size_t mapsize)
 {
 	struct evlog *log = NULL;
-	char path[PATH_MAX];
-	struct stat st;
+	struct datadir_check dc;
 	unsigned mflags = MDB_NOTLS;
 	int rc, dead = 0;
 
 	*out = NULL;
-	if (!dir || !*dir || ((flags & EVLOG_CREATE) && (flags & EVLOG_RDONLY)))
+	if (!dir || !*dir || ((flags & EVLOG_CREATE) && (flags & EVLOG_RDONLY)) ||
+	    ((flags & EVLOG_FIXEDMAP) && !mapsize) || strlen(dir) > PATH_MAX - 64)
 		return CL_EINVAL;
-	if ((size_t)snprintf(path, sizeof path, "%s/data.mdb", dir) >= sizeof path)
-		return CL_EINVAL;
-	if (stat(path, &st) != 0) {
-		if (errno != ENOENT && errno != ENOTDIR)
-			return CL_EIO;
-		if (!(flags & EVLOG_CREATE))
-			return CL_ENOTFOUND;
-		rc = mkdir_p(dir);
-		if (rc)
-			return rc;
-	}
+	/* Nothing is mapped before the file has passed the unmapped checks. */
+	rc = datadir_check(dir, &dc);
+	if (rc)
+		return rc;
+	if (dc.state == DATADIR_NEW && !(flags & EVLOG_CREATE))
+		return CL_ENOTFOUND;
 
 	log = calloc(1, sizeof *log);
 	if (!log)
@@ -445,16 +584,27 @@ int evlog_open(struct evlog **out, const char *dir, unsigned flags, size_t mapsi
 		goto fail;
 	}
 
+	if (flags & EVLOG_NOSYNC)
+		mflags |= MDB_NOSYNC;
+	if (flags & EVLOG_RDONLY)
+		mflags |= MDB_RDONLY;
+	if (dc.state == DATADIR_NEW) {
+		rc = create_log(log, dir, mflags, mapsize ? mapsize : EVLOG_DEFAULT_MAPSIZE);
+		if (rc)
+			goto fail;
+		/* what was linked is ours or a faster creator's: check it like any log */
+		rc = datadir_check(dir, &dc);
+		if (rc)
+			goto fail;
+	}
 	rc = mdb_env_create(&log->env);
 	if (rc != MDB_SUCCESS) {
 		log->env = NULL;
 		rc = map_err(rc);
 		goto fail;
 	}
-	if (flags & EVLOG_NOSYNC)
-		mflags |= MDB_NOSYNC;
-	if (flags & EVLOG_RDONLY)
-		mflags |= MDB_RDONLY;
+	snprintf(damage_dir, sizeof damage_dir, "%s", dir);
+	mdb_env_set_assert(log->env, on_lmdb_assert);
 	rc = mdb_env_set_maxdbs(log->env, 4);
 	if (rc == MDB_SUCCESS)
 		rc = mdb_env_set_mapsize(log->env, mapsize ? mapsize : EVLOG_DEFAULT_MAPSIZE);
@@ -488,7 +638,7 @@ int evlog_open(struct evlog **out, const char *dir, unsigned flags, size_t mapsi
 		rc = map_err(rc);
 		goto fail;
 	}
-	rc = open_dbs(log, (flags & EVLOG_CREATE) != 0);
+	rc = open_dbs(log, 0);
 	if (rc)
 		goto fail;
 	*out = log;
@@ -1051,6 +1201,18 @@ static int grow_map(struct evlog *log)
 	return CL_OK;
 }
 
+/* A txn hit MAP_FULL: grow at the next begin, unless the map is fixed. */
+static void mark_full(struct evlog *log)
+{
+	if (!(log->flags & EVLOG_FIXEDMAP))
+		log->grow = 1;
+}
+
+int evlog_map_fixed(const struct evlog *log)
+{
+	return (log->flags & EVLOG_FIXEDMAP) != 0;
+}
+
 /* Begin the write txn without the expect_last condition. */
 static int wbegin_any(struct evlog *log, struct evlog_txn **out)
 {
@@ -1101,7 +1263,7 @@ int evlog_wbegin(struct evlog *log, uint64_t expect_last, uint64_t *actual_last,
 static int wfail(struct evlog_txn *t, int rc)
 {
 	if (rc == CL_EMAPFULL)
-		t->log->grow = 1;
+		mark_full(t->log);
 	if (!t->err)
 		t->err = rc;
 	return rc;
@@ -1267,7 +1429,7 @@ int evlog_wcommit(struct evlog_txn *t)
 	rc = map_err(mdb_txn_commit(t->txn));   /* frees the txn, even on failure */
 	t->txn = NULL;
 	if (rc == CL_EMAPFULL)
-		log->grow = 1;
+		mark_full(log);
 	return rc;
 }
 
@@ -1327,7 +1489,7 @@ static int append_once(struct evlog *log, uint64_t expect_last, struct event *ev
 	return rc;
 abort:
 	if (rc == CL_EMAPFULL)
-		log->grow = 1;
+		mark_full(log);
 	evlog_wabort(t);
 	return rc;
 }

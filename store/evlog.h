@@ -49,6 +49,8 @@ enum evlog_flags {
 	EVLOG_CREATE = 1,   /* create the directory and a new log (new epoch) if absent */
 	EVLOG_RDONLY = 2,   /* read-only: tools, and readers beside a running writer */
 	EVLOG_NOSYNC = 4,   /* no fsync on commit: benchmarks only, never the default */
+	EVLOG_FIXEDMAP = 8, /* the map is mapsize and never grows: a full map stays
+			     * CL_EMAPFULL (changelogd --map-size) */
 };
 
 #define EVLOG_EPOCH_LEN 16
@@ -56,15 +58,44 @@ enum evlog_flags {
 
 /*
  * Open the log in dir. mapsize 0 means the default (1 GiB, or the larger
- * size the file records; grown by doubling on MDB_MAP_FULL). Clears stale
- * reader slots (mdb_reader_check). EVLOG_CREATE makes missing directories
- * (mode 0700) and a new log with a random epoch; with an existing log it
- * just opens it. EVLOG_CREATE | EVLOG_RDONLY is CL_EINVAL.
- * Errors: CL_ENOTFOUND (no log and no EVLOG_CREATE), CL_ECORRUPT (meta bad or
- * format unknown), CL_EIO, CL_ENOMEM.
+ * size the file records; grown by doubling on MDB_MAP_FULL). With
+ * EVLOG_FIXEDMAP (mapsize must then be set) the map is mapsize, or the
+ * bytes the file already uses if that is more, and is never grown by this
+ * process: appends past it fail with CL_EMAPFULL, reads go on. Clears
+ * stale reader slots (mdb_reader_check).
+ *
+ * Before LMDB maps anything, the directory is checked with plain reads
+ * (store/datadir.h): a data.mdb that is missing while lock.mdb,
+ * admin-token or tls/ remain, empty, not LMDB, with meta pages that are
+ * not both its own, or shorter than its meta page says is refused with
+ * CL_ECORRUPT - also with EVLOG_CREATE: a new log is only ever made in a
+ * directory that is missing or holds nothing of ours. EVLOG_CREATE makes
+ * missing directories (mode 0700) and that new log, with a random epoch
+ * (built aside and linked into place, so data.mdb is never seen half
+ * made); with an existing log it just opens it. EVLOG_CREATE |
+ * EVLOG_RDONLY is CL_EINVAL.
+ * Errors: CL_ENOTFOUND (no log and no EVLOG_CREATE), CL_ECORRUPT (the
+ * checks above, no log databases in the file, meta bad or format unknown),
+ * CL_EIO, CL_ENOSPC, CL_ENOMEM. datadir_explain(dir, rc, ...) turns any of
+ * them into the sentence to show the user.
  * *out is valid until evlog_close.
  */
 int evlog_open(struct evlog **out, const char *dir, unsigned flags, size_t mapsize);
+
+/*
+ * Last resort for damage inside the B-tree that evlog_open's checks cannot
+ * see: on some zeroed or stale pages LMDB 0.9.24 fails an assertion (and
+ * would abort) or reads past the end of the file (SIGBUS). An assertion
+ * always ends the process with exit status 1 after report(sentence) -
+ * the sentence names the data directory last opened and how to restore
+ * it; evlog_on_damage also turns SIGBUS into the same. report (NULL:
+ * write to stderr) may run inside the SIGBUS handler, while the process
+ * was reading the map: it should only format and write.
+ */
+void evlog_on_damage(void (*report)(const char *msg));
+
+/* 1 if opened with EVLOG_FIXEDMAP: a CL_EMAPFULL is final, not retried. */
+int evlog_map_fixed(const struct evlog *log);
 void evlog_close(struct evlog *log);
 
 /* The epoch as 32 lower-case hex characters plus NUL; valid until close. */

@@ -290,8 +290,11 @@ int admin_init(const char *dir, const char *name, char token[TOKEN_LEN + 1],
 			rc = CL_EEXIST;
 		}
 	} else if (rc == CL_ENOTFOUND) {
+		/* refuses a directory that holds anything of a log (datadir.h) */
 		rc = evlog_open(&log, dir, EVLOG_CREATE, 0);
-		if (rc)
+		if (rc == CL_ECORRUPT)
+			audit_open_error(dir, rc, err, ADMIN_ERR_LEN);
+		else if (rc)
 			err_set(err, "cannot create a log in %s (%s)", dir, cl_strerror(rc));
 	} else {
 		audit_open_error(dir, rc, err, ADMIN_ERR_LEN);

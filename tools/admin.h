@@ -27,7 +27,7 @@
 #include "../store/token.h"
 #include "audit.h"
 
-#define ADMIN_ERR_LEN 300
+#define ADMIN_ERR_LEN 1024
 #define ADMIN_DEFAULT_NAME "admin"
 
 /*

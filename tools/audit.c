@@ -30,6 +30,7 @@
 #include <jansson.h>
 
 #include "../core/proj.h"
+#include "../store/datadir.h"
 #include "progress.h"
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -57,23 +58,7 @@ void audit_fault_line(const struct audit_fault *f, char *out, size_t n)
 
 void audit_open_error(const char *dir, int rc, char *out, size_t n)
 {
-	switch (rc) {
-	case CL_ENOTFOUND:
-		snprintf(out, n, "no log in %s (create one with: changelog-admin init --data %s)",
-			 dir, dir);
-		break;
-	case CL_ECORRUPT:
-		snprintf(out, n, "%s does not hold a valid log (the LMDB file or its meta is "
-			 "corrupt or of an unknown format)", dir);
-		break;
-	case CL_ELOCKED:
-		snprintf(out, n, "the log in %s is locked by another process", dir);
-		break;
-	default:
-		snprintf(out, n, "cannot open the log in %s (%s; check that it is a readable "
-			 "data directory)", dir, cl_strerror(rc));
-		break;
-	}
+	datadir_explain(dir, rc, out, n);   /* the server says the same */
 }
 
 static void hex(const uint8_t *p, size_t n, char *out)

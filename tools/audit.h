@@ -24,7 +24,8 @@ struct audit_fault {
 /* Format a fault as one line: "seq 1234: what" or just "what". */
 void audit_fault_line(const struct audit_fault *f, char *out, size_t n);
 
-/* A sentence for a failed evlog_open(dir) with code rc (both tools use it). */
+/* A sentence for a failed evlog_open(dir) with code rc (both tools use it):
+ * datadir_explain, so it names a damaged directory as the server does. */
 void audit_open_error(const char *dir, int rc, char *out, size_t n);
 
 struct audit_summary {

@@ -159,14 +159,28 @@ static int parse(int argc, char **argv, struct cli *c)
 	return 0;
 }
 
-static int open_log(struct cli *c, struct evlog **log)
+static int verdict_on_stdout;    /* verify: a refusal is also its FAIL line */
+
+/* Damage LMDB trips over inside the tree (evlog_on_damage): report, exit 1. */
+static void report_damage(const char *what)
 {
-	char err[400];
+	if (verdict_on_stdout)
+		printf("FAIL: %s\n", what);
+	fflush(stdout);
+	msg("%s", what);
+}
+
+/* verdict: also print the refusal as verify's "FAIL: ..." line on stdout. */
+static int open_log(struct cli *c, struct evlog **log, int verdict)
+{
+	char err[1024];
 	int rc = evlog_open(log, c->val[O_DATA], EVLOG_RDONLY, 0);
 
 	if (rc) {
 		audit_open_error(c->val[O_DATA], rc, err, sizeof err);
 		msg("%s", err);
+		if (verdict)
+			printf("FAIL: %s\n", err);
 	}
 	return rc;
 }
@@ -209,7 +223,7 @@ static int cmd_verify(struct cli *c)
 	char line[600];
 	int rc;
 
-	if (open_log(c, &log) != 0)
+	if (open_log(c, &log, 1) != 0)
 		return 1;
 	rc = audit_verify(log, isatty(2), &sum, &fault);
 	if (rc == 0) {
@@ -259,7 +273,7 @@ static int cmd_log(struct cli *c)
 		return 2;
 	}
 	f.user = c->val[O_USER];
-	if (open_log(c, &log) != 0)
+	if (open_log(c, &log, 0) != 0)
 		return 1;
 	rc = audit_log(log, &f, fmt, stdout, &matched, &fault);
 	if (fflush(stdout) != 0 && rc == 0)
@@ -284,7 +298,7 @@ static int cmd_stats(struct cli *c)
 		msg("--format must be text or json, not '%s'", format);
 		return 2;
 	}
-	if (open_log(c, &log) != 0)
+	if (open_log(c, &log, 0) != 0)
 		return 1;
 	rc = audit_stats(log, strcmp(format, "json") == 0 ? AUDIT_JSON : AUDIT_TEXT, stdout,
 			 &fault);
@@ -344,6 +358,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
+	verdict_on_stdout = cmd == 0;
+	evlog_on_damage(report_damage);
 	switch (cmd) {
 	case 0:  return cmd_verify(&c);
 	case 1:  return cmd_log(&c);

@@ -223,7 +223,7 @@ def test_missing_and_corrupt_data_dir(tmp_path):
     bad.mkdir()
     (bad / "data.mdb").write_bytes(b"\x00garbage" * 4096)
     p = run_admin("user", "list", "--data", str(bad))
-    assert p.returncode == 1 and "does not hold a valid log" in p.stderr
+    assert p.returncode == 1 and "data.mdb is not a valid LMDB file" in p.stderr
     p = run_admin("init", "--data", str(bad))
     assert p.returncode == 1 and p.stdout == ""
 

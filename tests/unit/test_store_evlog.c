@@ -676,6 +676,75 @@ static void t_mapsize_reopen(void)
 	evlog_close(log);
 }
 
+/* evlog_append of n entries after the last seq. */
+static int append_batch(struct evlog *log, int n)
+{
+	struct event ev[10];
+	char titles[10][64];
+	uint64_t last, first;
+
+	if (evlog_last(log, &last, NULL) != 0)
+		return CL_EIO;
+	for (int i = 0; i < n; i++)
+		mk_entry(&ev[i], last + 1 + (uint64_t)i, titles[i], sizeof titles[i]);
+	return evlog_append(log, last, ev, (size_t)n, 0, NO_CMD, NULL, 0, &first);
+}
+
+static void t_fixed_map(void)
+{
+	const char *dir = harness_tmpdir();
+	size_t small = 64 * 1024;
+	struct evlog *log;
+	uint64_t last = 0, full_at;
+	int rc = 0, i;
+
+	CHECK_EQ_INT(evlog_open(&log, dir, EVLOG_CREATE | EVLOG_FIXEDMAP, 0), CL_EINVAL);
+	REQUIRE(evlog_open(&log, dir, EVLOG_CREATE | EVLOG_FIXEDMAP, small) == 0);
+	CHECK(evlog_map_fixed(log));
+	for (i = 0; i < 10000 && rc == 0; i++)
+		rc = append_batch(log, 10);
+	CHECK_EQ_INT(rc, CL_EMAPFULL);
+	REQUIRE(evlog_last(log, &full_at, NULL) == 0);
+	CHECK(full_at > 0 && full_at % 10 == 0);
+	/* it stays full: never grown, nothing half written, reads go on */
+	CHECK_EQ_INT(append_batch(log, 10), CL_EMAPFULL);
+	CHECK(evlog_mapsize(log) <= small);
+	CHECK(evlog_last(log, &last, NULL) == 0 && last == full_at);
+	CHECK_EQ_INT(verify_log(log), (long long)full_at);
+	evlog_close(log);
+	/* a bigger map takes more */
+	REQUIRE(evlog_open(&log, dir, EVLOG_FIXEDMAP, 4 * small) == 0);
+	CHECK(append_batch(log, 10) == 0);
+	CHECK_EQ_INT(verify_log(log), (long long)full_at + 10);
+	evlog_close(log);
+}
+
+static void t_refuses_damaged_dir(void)
+{
+	const char *dir = harness_tmpdir();
+	char path[400];
+	struct evlog *log = NULL;
+	struct stat st;
+	FILE *f;
+
+	/* an emptied data.mdb is never taken for a new log, even with CREATE */
+	snprintf(path, sizeof path, "%s/data.mdb", dir);
+	REQUIRE((f = fopen(path, "w")) != NULL);
+	fclose(f);
+	CHECK_EQ_INT(evlog_open(&log, dir, EVLOG_CREATE, 0), CL_ECORRUPT);
+	CHECK_EQ_INT(evlog_open(&log, dir, EVLOG_RDONLY, 0), CL_ECORRUPT);
+	CHECK(log == NULL);
+	CHECK(stat(path, &st) == 0 && st.st_size == 0);
+	/* a lone lock.mdb: the log was deleted */
+	unlink(path);
+	snprintf(path, sizeof path, "%s/lock.mdb", dir);
+	REQUIRE((f = fopen(path, "w")) != NULL);
+	fclose(f);
+	CHECK_EQ_INT(evlog_open(&log, dir, EVLOG_CREATE, 0), CL_ECORRUPT);
+	snprintf(path, sizeof path, "%s/data.mdb", dir);
+	CHECK(stat(path, &st) != 0);
+}
+
 static void t_map_resized_with_iterator(void)
 {
 	const char *dir = harness_tmpdir();
@@ -1205,6 +1274,8 @@ int main(void)
 	RUN(t_rdonly_while_writer);
 	RUN(t_map_growth);
 	RUN(t_mapsize_reopen);
+	RUN(t_fixed_map);
+	RUN(t_refuses_damaged_dir);
 	RUN(t_map_resized_with_iterator);
 	RUN(t_corruption);
 	RUN(t_replay);

@@ -9,6 +9,7 @@
 #ifndef CL_H
 #define CL_H
 
+#include <assert.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -77,5 +78,12 @@ int cl_name_chars_ok(const char *p, size_t n);
 
 /* Constant-time equality of two n-byte buffers: 1 equal, 0 not. */
 int cl_ct_equal(const void *a, const void *b, size_t n);
+
+/*
+ * An invariant that is cheap to check (a ring cursor, a cache key, seq
+ * continuity): aborts with the expression when it does not hold. On in
+ * every build that does not define NDEBUG, which no Makefile build does.
+ */
+#define CL_ASSERT(cond) assert(cond)
 
 #endif

@@ -23,7 +23,7 @@
 
 #include "../core/cmd.h"
 #include "../core/query.h"
-#include "../store/token.h"
+#include "../store/command.h"
 #include "push.h"
 #include "qcache.h"
 #include "server.h"
@@ -487,38 +487,21 @@ static json_t *proto_ping(struct server *s, struct req *r)
 	return o;
 }
 
-/* A retried command id: the stored result, as the reply. */
-static int proto_cmd_replay(struct req *r, const struct evlog_cmd *rec)
+/* Each event of a command, appended and applied: stage its push. */
+static int proto_on_event(void *arg, const struct event *ev)
 {
-	json_t *stored = json_loadb(rec->result, rec->result_len, 0, NULL), *o;
+	struct server *s = arg;
 
-	if (!json_is_object(stored)) {
-		json_decref(stored);
-		r->reply = proto_error(r->id, CMD_INTERNAL, "stored result of this cmd_id is unreadable");
-		return r->reply ? 0 : CL_ENOMEM;
-	}
-	o = proto_ok(r->id);
-	if (!o || json_object_update(o, stored)) {
-		json_decref(o);
-		json_decref(stored);
-		return CL_ENOMEM;
-	}
-	json_decref(stored);
-	r->reply = o;
-	return 0;
+	s->dirty = 1;
+	return srv_stage(s, ev);
 }
 
 static int proto_command(struct server *s, struct req *r, struct evlog_txn *txn)
 {
-	struct cmd_ctx ctx = { .actor = r->user, .now = cl_now_us() };
-	struct cmd_result res;
-	struct evlog_cmd rec;
-	char tok[TOKEN_LEN + 1];
-	uint8_t tokhash[EV_HASH_LEN];
-	json_t *stored = NULL, *o = NULL;
-	uint64_t first, last;
-	char *text = NULL;
-	size_t i;
+	struct command c = { .actor = r->user, .name = r->name, .params = r->params,
+			     .cmd_id = r->cmd_id, .now = cl_now_us() };
+	struct command_out out;
+	json_t *o;
 	int rc;
 
 	if (r->poisoned) {
@@ -530,72 +513,24 @@ static int proto_command(struct server *s, struct req *r, struct evlog_txn *txn)
 		r->reply = proto_unavailable(r->id, r->unavailable ? r->unavailable : CL_EIO);
 		return r->reply ? 0 : CL_ENOMEM;
 	}
-	if (r->cmd_id.n) {
-		rc = evlog_wcmd_get(txn, r->user, r->cmd_id, &rec);
-		if (rc == 0)
-			return proto_cmd_replay(r, &rec);
-		if (rc != CL_ENOTFOUND)
-			return rc;
-	}
-	if (strcmp(r->name, "createUser") == 0 || strcmp(r->name, "issueToken") == 0) {
-		if (token_generate(tok, tokhash))
-			return CL_EIO;
-		ctx.new_token = tok;
-		ctx.new_token_hash = tokhash;
-	}
-	memset(&res, 0, sizeof res);
-	rc = cmd_exec(s->proj, r->name, r->params, &ctx, &res);
-	if (rc < 0) {
-		r->reply = proto_error(r->id, res.fail.code, res.fail.message);
-		cmd_result_release(&res);
+	rc = command_run_txn(txn, s->proj, &c, proto_on_event, s, &out);
+	if (rc)
+		return rc;
+	if (out.fail.code != CMD_OK) {
+		r->reply = proto_error(r->id, out.fail.code, out.fail.message);
+		command_out_release(&out);
 		return r->reply ? 0 : CL_ENOMEM;
 	}
-	first = evlog_wlast(txn) + 1;
-	for (i = 0; i < res.n; i++) {
-		struct event *ev = &res.ev[i];
-
-		if (r->cmd_id.n && ev->cmd_id.n == 0)
-			ev->cmd_id = r->cmd_id;
-		rc = evlog_wappend(txn, ev);
-		if (rc)
-			goto out;
-		rc = proj_apply(s->proj, ev);
-		if (rc)
-			goto out;
-		s->dirty = 1;
-		rc = srv_stage(s, ev);
-		if (rc)
-			goto out;
-	}
-	last = evlog_wlast(txn);
-	rc = CL_ENOMEM;
-	stored = json_object();
-	if (!stored || json_object_set_new(stored, "seq", json_integer((json_int_t)last)) ||
-	    (res.reply && json_object_update(stored, res.reply)))
-		goto out;
-	if (r->cmd_id.n) {
-		text = json_dumps(stored, JSON_COMPACT | JSON_SORT_KEYS);
-		if (!text)
-			goto out;
-		rc = evlog_wcmd_put(txn, r->user, r->cmd_id, first, (uint32_t)res.n,
-				    text, strlen(text));
-		if (rc)
-			goto out;
-		rc = CL_ENOMEM;
-	}
 	o = proto_ok(r->id);
-	if (!o || json_object_update(o, stored) ||
-	    (res.secret && json_object_update(o, res.secret)))
-		goto out;
+	if (!o || json_object_update(o, out.result) ||
+	    (out.secret && json_object_update(o, out.secret))) {
+		json_decref(o);
+		command_out_release(&out);
+		return CL_ENOMEM;
+	}
 	r->reply = o;
-	o = NULL;
-	rc = 0;
-out:
-	json_decref(o);
-	free(text);
-	json_decref(stored);
-	cmd_result_release(&res);
-	return rc;
+	command_out_release(&out);
+	return 0;
 }
 
 int proto_exec(struct server *s, struct req *r, struct evlog_txn *txn)

@@ -29,6 +29,7 @@
 
 #include "../core/cl.h"
 #include "../store/bootstrap.h"
+#include "../store/command.h"
 #include "../store/token.h"
 #include "http.h"
 #include "proto.h"
@@ -206,43 +207,34 @@ static void srv_wake_subscribers(struct server *s)
 	}
 }
 
+/* An event another process appended, just applied: publish it. */
+static int srv_publish_followed(void *arg, const struct event *ev)
+{
+	struct server *s = arg;
+	json_t *push;
+	int rc = srv_push_of(s, ev, &push);
+
+	return rc ? rc : srv_publish(s, ev->seq, (int)ev->type, ev->ids.token, push);
+}
+
 /*
  * Apply and publish what other processes appended after proj_seq. Only
  * called with no write txn open (the projection is not speculative).
  */
 static int srv_catch_up(struct server *s)
 {
-	struct evlog_iter *it = NULL;
-	struct event ev;
+	struct command_fault fault;
 	size_t n = 0;
-	int rc;
+	int rc = command_follow(s->log, s->proj, srv_publish_followed, s, &n, &fault);
 
-	rc = evlog_iter_new(s->log, proj_seq(s->proj) + 1, &it);
-	if (rc)
-		return rc;
-	while ((rc = evlog_iter_next_event(it, &ev)) == 1) {
-		json_t *push;
-
-		rc = proj_apply(s->proj, &ev);
-		if (rc) {
-			slog(SLOG_ERR, "event %llu from the log does not apply: %s",
-			     (unsigned long long)ev.seq, cl_strerror(rc));
-			break;
-		}
-		rc = srv_push_of(s, &ev, &push);
-		if (rc)
-			break;
-		rc = srv_publish(s, ev.seq, (int)ev.type, ev.ids.token, push);
-		if (rc)
-			break;
-		n++;
-	}
-	evlog_iter_free(it);
+	if (rc && fault.step == COMMAND_AT_APPLY)
+		slog(SLOG_ERR, "event %llu from the log does not apply: %s",
+		     (unsigned long long)fault.seq, cl_strerror(rc));
 	if (n) {
 		slog(SLOG_DEBUG, "applied %zu events appended by another process", n);
 		srv_wake_subscribers(s);
 	}
-	return rc < 0 ? rc : 0;
+	return rc;
 }
 
 /*
@@ -362,12 +354,6 @@ static void srv_observe_commit(struct server *s, double secs)
 		}
 }
 
-static int srv_is_store_error(int rc)
-{
-	return rc == CL_EIO || rc == CL_ENOSPC || rc == CL_EMAPFULL || rc == CL_ECONFLICT ||
-	       rc == CL_ECORRUPT || rc == CL_ELOCKED;
-}
-
 /*
  * Run one batch once. Returns 0 (committed or nothing to commit), or the
  * error that broke it with *culprit set when a single request caused it.
@@ -397,7 +383,7 @@ static int srv_run_batch(struct server *s, struct req *batch, struct req **culpr
 	for (r = batch; r; r = r->next) {
 		rc = proto_exec(s, r, txn);
 		if (rc) {
-			*culprit = srv_is_store_error(rc) ? NULL : r;
+			*culprit = command_log_failure(rc) ? NULL : r;
 			break;
 		}
 	}

@@ -96,14 +96,16 @@ static int parse_bytes(const char *s, size_t max, size_t *out)
 	return 0;
 }
 
-/* "HOST:PORT", "[V6]:PORT", ":PORT" or "PORT". host points into a static copy. */
-static int parse_listen(const char *s, const char **host, int *port)
+#define LISTEN_MAX 256
+
+/* "HOST:PORT", "[V6]:PORT", ":PORT" or "PORT". host points into copy
+ * (LISTEN_MAX bytes, the caller's). */
+static int parse_listen(const char *s, char copy[LISTEN_MAX], const char **host, int *port)
 {
-	static char copy[256];
 	unsigned long long p;
 	char *colon;
 
-	if (strlen(s) >= sizeof copy)
+	if (strlen(s) >= LISTEN_MAX)
 		return -1;
 	memcpy(copy, s, strlen(s) + 1);
 	if (copy[0] == '[') {
@@ -173,6 +175,7 @@ int main(int argc, char **argv)
 		.ring_events = 4096, .ring_bytes = 64 * MIB, .ping_secs = 30,
 		.pong_secs = 10, .handshake_secs = 10,
 	};
+	char listen_copy[LISTEN_MAX];   /* o.host points into it */
 	unsigned long long v;
 	size_t b;
 	int c;
@@ -183,7 +186,7 @@ int main(int argc, char **argv)
 		switch (c) {
 		case OPT_DATA: o.data_dir = optarg; break;
 		case OPT_LISTEN:
-			if (parse_listen(optarg, &o.host, &o.port))
+			if (parse_listen(optarg, listen_copy, &o.host, &o.port))
 				bad = "--listen wants HOST:PORT";
 			break;
 		case OPT_CERT: o.cert = optarg; break;

@@ -85,22 +85,15 @@ void pbuf_free(struct pbuf *b)
  * into a frame of the exact size: sizing it first with json_dumpb(NULL, 0)
  * serialized every push twice (a third of the server's CPU per write).
  */
-static struct pbuf frame_buf;
-
-struct frame *frame_from_json(const json_t *j)
+struct frame *frame_from_json(struct pbuf *buf, const json_t *j)
 {
 	struct frame *f = NULL;
 
-	frame_buf.len = 0;
-	if (pbuf_dump(&frame_buf, j, JSON_ENCODE_ANY) == 0 && (f = frame_new(frame_buf.len)))
-		memcpy(f->data, frame_buf.p, frame_buf.len);
-	pbuf_trim(&frame_buf);
+	buf->len = 0;
+	if (pbuf_dump(buf, j, JSON_ENCODE_ANY) == 0 && (f = frame_new(buf->len)))
+		memcpy(f->data, buf->p, buf->len);
+	pbuf_trim(buf);
 	return f;
-}
-
-void frame_release_buffer(void)
-{
-	pbuf_free(&frame_buf);
 }
 
 void frame_ref(struct frame *f)

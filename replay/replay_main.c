@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "replay.h"
+#include "../tools/cli/progress.h"
 
 static volatile sig_atomic_t stop_flag;
 
@@ -55,19 +56,13 @@ static void usage(FILE *f)
 	      "Exit status: 0 done, 1 failed (message on stderr), 2 bad usage.\n", f);
 }
 
-struct progress {
-	int tty, shown;
+/* The bar of one pass (tools/cli/progress.h), on a terminal only. */
+struct replay_bar {
+	int tty;                   /* stderr is a TTY and not --quiet */
 	unsigned long min;         /* smallest backlog that gets a bar */
-	double last_draw;
+	int on;                    /* a pass is being drawn */
+	struct progress pg;
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Backlogs smaller than this finish too fast for a bar to help (tests lower
  * it with CL_REPLAY_PROGRESS_MIN). */
@@ -75,31 +70,24 @@ static double now_s(void)
 
 static void draw_progress(void *arg, const struct replay_progress *p)
 {
-	struct progress *pr = arg;
-	double rate, eta, t = now_s(), frac;
-	char bar[31];
-	int fill, i;
+	struct replay_bar *b = arg;
 
-	if (!pr->tty || p->total < pr->min)
+	if (!b->tty)
 		return;
-	if (p->done < p->total && t - pr->last_draw < 0.1)
-		return;
-	pr->last_draw = t;
-	frac = (double)p->done / (double)p->total;
-	rate = p->elapsed > 0 ? (double)p->done / p->elapsed : 0;
-	eta = rate > 0 ? (double)(p->total - p->done) / rate : 0;
-	fill = (int)(frac * 30);
-	for (i = 0; i < 30; i++)
-		bar[i] = i < fill ? '#' : '.';
-	bar[30] = 0;
-	fprintf(stderr, "\r[%s] %3.0f%% %llu/%llu events  %.0f ev/s  ETA %.0f s\033[K", bar,
-		frac * 100, (unsigned long long)p->done, (unsigned long long)p->total, rate, eta);
-	pr->shown = 1;
-	if (p->done >= p->total) {
-		fputs("\r\033[K", stderr);
-		pr->shown = 0;
+	if (!b->on) {              /* a new pass */
+		progress_init(&b->pg, stderr, NULL, p->total, 0);
+		b->pg.active = p->total >= b->min;
+		b->pg.start_us -= (int64_t)(p->elapsed * 1e6);
+		b->pg.unit = "events";
+		b->pg.rate_unit = "ev/s";
+		b->on = 1;
 	}
-	fflush(stderr);
+	b->pg.total = p->total;    /* the reader's snapshot may have grown */
+	progress_draw(&b->pg, p->done);
+	if (p->done >= p->total) {
+		progress_done(&b->pg);
+		b->on = 0;
+	}
 }
 
 static int parse_uint(const char *s, unsigned long max, unsigned *out)
@@ -121,7 +109,7 @@ int main(int argc, char **argv)
 	struct replay_opts o;
 	struct replay_stats st;
 	struct replay_backend *b = NULL;
-	struct progress pr = { 0 };
+	struct replay_bar pr = { 0 };
 	struct sigaction sa;
 	char err[1024], dbpath[4096];
 	int quiet = 0, rc, i;
@@ -236,8 +224,8 @@ int main(int argc, char **argv)
 	o.progress_arg = &pr;
 
 	rc = replay_run(b, &o, &st, err, sizeof err);
-	if (pr.shown)
-		fputs("\r\033[K", stderr);
+	if (pr.on)
+		progress_done(&pr.pg);
 	b->ops->close(b);
 	if (rc) {
 		fprintf(stderr, "changelog-replay: %s\n", err[0] ? err : cl_strerror(rc));

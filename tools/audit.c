@@ -30,7 +30,7 @@
 #include <jansson.h>
 
 #include "../core/proj.h"
-#include "progress.h"
+#include "cli/progress.h"
 
 /* ---- small helpers ----------------------------------------------------- */
 

@@ -1,8 +1,9 @@
-"""test_check_deps.py - `make check-deps` (tools/check-deps.sh) passes on the
-tree as it is and fails, naming the file, for each kind of rule broken in a
-copy of it: a layer including a layer above it, a net/ module including one
-it may not (or server.h), a net/ module without a rule, and mutable static
-data in net/.
+"""test_check_deps.py - `make check-deps` (tools/scripts/check-deps.sh)
+passes on the tree as it is and fails, naming the file, for each kind of
+rule broken in a copy of it: a layer including a layer above it (tools/cli
+and tools/ included), the bench client including project code, a net/
+module including one it may not (or server.h), a net/ module without a
+rule, and mutable static data in net/.
 """
 import os
 import shutil
@@ -12,7 +13,7 @@ import pytest
 
 from conftest import REPO
 
-SCRIPT = os.path.join(REPO, "tools", "check-deps.sh")
+SCRIPT = os.path.join(REPO, "tools", "scripts", "check-deps.sh")
 LAYERS = ("core", "store", "net", "replay", "tools")
 
 
@@ -54,6 +55,10 @@ BREAKS = [
     ("net/proto.c", "void f(void);\nvoid f(void)\n{\n\tstatic char buf[64];\n\t(void)buf;\n}\n",
      "mutable static data in net/"),
     ("core/event.c", "#include <lmdb.h>\n", "core uses a library it may not"),
+    ("tools/admin.c", '#include "../net/proto.h"\n', "tools/admin.c includes ../net/proto.h"),
+    ("tools/audit.c", '#include "../replay/replay.h"\n', "tools/audit.c includes"),
+    ("tools/cli/progress.c", '#include "../../store/evlog.h"\n',
+     "tools/cli/progress.c includes ../../store/evlog.h (store is not below tools/cli)"),
 ]
 
 
@@ -63,6 +68,16 @@ def test_each_rule_can_fail(tree, path, line, says):
     p = run_check(str(tree))
     assert p.returncode == 1, p.stdout
     assert says in p.stdout, p.stdout
+
+
+def test_the_bench_client_stands_alone(tree):
+    (tree / "tests" / "bench").mkdir(parents=True)
+    (tree / "tests" / "bench" / "bench_main.c").write_text("#include <stdio.h>\n")
+    assert run_check(str(tree)).returncode == 0
+    append(tree / "tests" / "bench" / "bench_main.c", '#include "../../net/push.h"\n')
+    p = run_check(str(tree))
+    assert p.returncode == 1
+    assert "bench_main.c includes a project header" in p.stdout
 
 
 def test_a_new_net_module_needs_a_rule(tree):

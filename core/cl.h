@@ -2,9 +2,10 @@
  * cl.h - what every changelogd module shares: the one error space, a
  * borrowed string slice, the domain limits, and time helpers.
  *
- * Conventions (see ../shared/STYLE.md): functions return int, 0 on success
- * and a negative CL_E* code on failure; results travel through out-params.
- * Lower layers never log; the layer that decides (refuse, close, exit) does.
+ * Conventions (docs/architecture.md, "Errors"): functions return int, 0 on
+ * success and a negative CL_E* code on failure; results travel through
+ * out-params. Lower layers never log; the layer that decides (refuse,
+ * close, exit) does.
  */
 #ifndef CL_H
 #define CL_H

@@ -805,7 +805,9 @@ int sess_writeable(struct sess *ss)
 		ss->close_kind = METRICS_CLOSE_SHUTDOWN;
 		return sess_send_close(ss, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
 	}
-	if (sess_stream_pending(ss)) {     /* gotcha 11: only if owed */
+	/* write a stream frame only when one is owed: WRITEABLE also comes
+	 * when the unicast queue just drained, with nothing new to stream */
+	if (sess_stream_pending(ss)) {
 		if (sess_write_stream(ss) < 0)
 			return -1;
 		sess_wake(ss);

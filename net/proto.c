@@ -30,11 +30,11 @@ void req_refuse(struct req *r, int code, const char *message)
 	size_t n = strlen(message);
 
 	r->kind = REQ_BAD;
-	r->err_code = code;
-	if (n >= sizeof r->err_msg)
-		n = sizeof r->err_msg - 1;
-	memcpy(r->err_msg, message, n);
-	r->err_msg[n] = '\0';
+	r->fail.code = code;
+	if (n >= sizeof r->fail.message)
+		n = sizeof r->fail.message - 1;
+	memcpy(r->fail.message, message, n);
+	r->fail.message[n] = '\0';
 }
 
 void req_free(struct req *r)
@@ -421,6 +421,7 @@ static int proto_answer(struct proto_ctx *c, struct req *r)
 		if (proto_qkey(&c->keyb, r))
 			return CL_ENOMEM;
 		text = qcache_get(&c->qc, c->keyb.p, c->keyb.len, &len);
+		CL_ASSERT(c->qc.seq == proj_seq(c->proj));   /* kept at this very state */
 	} else {
 		c->qc.misses++;
 	}
@@ -545,7 +546,7 @@ int proto_exec(struct proto_ctx *c, struct req *r, struct evlog_txn *txn)
 		r->reply = proto_ping(c, r);
 		break;
 	default:
-		r->reply = proto_error(r->id, r->err_code, r->err_msg);
+		r->reply = proto_error(r->id, r->fail.code, r->fail.message);
 		break;
 	}
 	return r->reply ? 0 : CL_ENOMEM;

@@ -38,7 +38,7 @@ struct sess;
 #define PROTO_QCACHE_BYTES ((size_t)32 << 20)
 
 enum req_kind {
-	REQ_BAD = 0,   /* refused at parse time: err_code / err_msg */
+	REQ_BAD = 0,   /* refused at parse time: fail */
 	REQ_QUERY,     /* {"op":"query","name":...,"params":{...}} */
 	REQ_SEED,      /* {"stored_query_name":...}: bare answer */
 	REQ_CMD,       /* {"op":"createEntry",...} or {"op":"command","name":...} */
@@ -60,8 +60,7 @@ struct req {
 	uint64_t since;
 	int has_since;
 	const char *epoch;        /* subscribe: NULL if absent */
-	int err_code;             /* REQ_BAD: enum cmd_code */
-	char err_msg[200];
+	struct cl_fail fail;      /* REQ_BAD: the refusal (enum cmd_code, message) */
 
 	/* set while the batch runs; reset on a retry */
 	json_t *reply;            /* what to send (object, or array for seed) */

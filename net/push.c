@@ -150,6 +150,8 @@ void ring_publish(struct ring *r, struct frame *f)
 {
 	uint64_t held = r->last + 1 - r->first;
 
+	CL_ASSERT(f->seq == r->last + 1);          /* published in seq order */
+	CL_ASSERT(held <= r->cap);
 	if (held == r->cap)
 		ring_evict_one(r);
 	r->last = f->seq;
@@ -159,10 +161,12 @@ void ring_publish(struct ring *r, struct frame *f)
 	r->slot[f->seq & (r->cap - 1)] = f;
 	while (r->bytes > r->max_bytes && r->first < r->last)
 		ring_evict_one(r);
+	CL_ASSERT(r->first <= r->last && r->last - r->first < r->cap);
 }
 
 void ring_skip(struct ring *r, uint64_t seq)
 {
+	CL_ASSERT(seq == r->last + 1);
 	while (r->first <= r->last)
 		ring_evict_one(r);
 	r->first = seq + 1;
@@ -171,9 +175,13 @@ void ring_skip(struct ring *r, uint64_t seq)
 
 struct frame *ring_get(const struct ring *r, uint64_t seq)
 {
+	struct frame *f;
+
 	if (seq < r->first || seq > r->last)
 		return NULL;
-	return r->slot[seq & (r->cap - 1)];
+	f = r->slot[seq & (r->cap - 1)];
+	CL_ASSERT(f && f->seq == seq);             /* every held seq has its frame */
+	return f;
 }
 
 uint64_t ring_cum_before(const struct ring *r, uint64_t seq)
@@ -185,6 +193,7 @@ uint64_t ring_cum_before(const struct ring *r, uint64_t seq)
 	if (seq < r->first)
 		seq = r->first;
 	f = r->slot[seq & (r->cap - 1)];
+	CL_ASSERT(f && f->seq == seq && f->cum >= f->len);
 	return f->cum - f->len;
 }
 

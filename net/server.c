@@ -273,7 +273,7 @@ static int srv_catch_up(struct server *s)
 	int rc = command_follow(s->log, s->proj, srv_publish_followed, s, &n, &fault);
 
 	if (rc && fault.step == COMMAND_AT_APPLY)
-		slog(SLOG_ERR, "event %llu from the log does not apply: %s",
+		slog(SLOG_ERR, "event %llu from the log does not apply (%s)",
 		     (unsigned long long)fault.seq, cl_strerror(rc));
 	if (n) {
 		slog(SLOG_DEBUG, "applied %zu events appended by another process", n);
@@ -314,7 +314,7 @@ static int srv_rebuild(struct server *s)
 		rc = CL_ECORRUPT;
 	}
 	if (rc) {
-		slog(SLOG_ERR, "cannot rebuild the projection from the log: %s", cl_strerror(rc));
+		slog(SLOG_ERR, "cannot rebuild the projection from the log (%s)", cl_strerror(rc));
 		s->fatal = 1;
 		return rc;
 	}
@@ -403,7 +403,7 @@ static int srv_run_batch(struct server *s, struct req *batch, struct req **culpr
 		if (rc) {
 			if (s->fatal)
 				return rc;
-			slog(SLOG_ERR, "cannot begin a write txn: %s", cl_strerror(rc));
+			slog(SLOG_ERR, "cannot begin a write txn (%s)", cl_strerror(rc));
 			for (r = batch; r; r = r->next)
 				if (req_writes(r))
 					r->unavailable = rc;
@@ -481,7 +481,7 @@ static void srv_flush(struct server *s)
 		} else if (rc == CL_EMAPFULL) {
 			slog(SLOG_INFO, "log map full; growing it and retrying the batch");
 		} else {
-			slog(SLOG_ERR, "commit failed: %s; commands of this batch are refused "
+			slog(SLOG_ERR, "commit failed (%s); commands of this batch are refused "
 			     "as unavailable", cl_strerror(rc));
 			for (r = batch; r; r = r->next)
 				if (req_writes(r))
@@ -505,7 +505,7 @@ static void srv_flush(struct server *s)
 		if (s->published != before)
 			sess_pool_published(&s->pool);
 	} else {
-		slog(SLOG_ERR, "giving up on a batch after %d attempts: %s", attempt,
+		slog(SLOG_ERR, "giving up on a batch after %d attempts (%s)", attempt,
 		     cl_strerror(rc));
 		srv_unstage(s);
 	}
@@ -563,8 +563,10 @@ static void srv_tail(lws_sorted_usec_list_t *sul)
 	 * while the snapshot still missed it. An up-to-date catch-up is one
 	 * empty read txn (about a microsecond), four times a second.
 	 */
-	if (srv_catch_up(s))
-		slog(SLOG_ERR, "tailing the log failed");
+	int rc = srv_catch_up(s);
+
+	if (rc)
+		slog(SLOG_ERR, "cannot follow the log (%s)", cl_strerror(rc));
 	lws_sul_schedule(s->ctx, 0, &s->tail_sul, srv_tail, SRV_TAIL_US);
 }
 
@@ -745,7 +747,7 @@ static void srv_announce_token(struct server *s, const char *token)
 	printf("admin token: %s\n", token);
 	fflush(stdout);
 	if (srv_write_admin_token(s->o.data_dir, token))
-		slog(SLOG_WARN, "could not write %s/admin-token: %s", s->o.data_dir,
+		slog(SLOG_WARN, "cannot write %s/admin-token (%s)", s->o.data_dir,
 		     strerror(errno));
 	slog(SLOG_INFO, "new log in %s: admin \"%s\" created; its token was printed on "
 	     "stdout and saved in %s/admin-token (mode 0600)", s->o.data_dir,
@@ -762,12 +764,12 @@ static int srv_open_log(struct server *s)
 	rc = evlog_open(&s->log, s->o.data_dir,
 			EVLOG_CREATE | (s->o.nosync ? EVLOG_NOSYNC : 0), 0);
 	if (rc) {
-		slog(SLOG_ERR, "cannot open the log in %s: %s", s->o.data_dir, cl_strerror(rc));
+		slog(SLOG_ERR, "cannot open the log in %s (%s)", s->o.data_dir, cl_strerror(rc));
 		return rc;
 	}
 	rc = evlog_last(s->log, &last, NULL);
 	if (rc) {
-		slog(SLOG_ERR, "cannot read the log: %s", cl_strerror(rc));
+		slog(SLOG_ERR, "cannot read the log (%s)", cl_strerror(rc));
 		return rc;
 	}
 	if (last == 0) {
@@ -775,7 +777,7 @@ static int srv_open_log(struct server *s)
 		if (rc == CL_EEXIST) {
 			slog(SLOG_INFO, "the log was initialised by another process meanwhile");
 		} else if (rc) {
-			slog(SLOG_ERR, "cannot create the first admin \"%s\": %s", s->o.admin_name,
+			slog(SLOG_ERR, "cannot create the first admin \"%s\" (%s)", s->o.admin_name,
 			     cl_strerror(rc));
 			return rc;
 		} else {
@@ -787,7 +789,7 @@ static int srv_open_log(struct server *s)
 	rc = srv_build_proj(s->log, 0, &p);
 	srv_set_proj(s, p);
 	if (rc) {
-		slog(SLOG_ERR, "cannot build the projection from the log: %s", cl_strerror(rc));
+		slog(SLOG_ERR, "cannot build the projection from the log (%s)", cl_strerror(rc));
 		return rc;
 	}
 	s->published = proj_seq(s->proj);
@@ -817,12 +819,12 @@ static int srv_tls_paths(struct server *s, char *cert, char *key, size_t cap)
 	    (size_t)snprintf(key, cap, "%s/key.pem", dir) >= cap)
 		return CL_EINVAL;
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		slog(SLOG_ERR, "cannot create %s: %s", dir, strerror(errno));
+		slog(SLOG_ERR, "cannot create %s (%s)", dir, strerror(errno));
 		return CL_EIO;
 	}
 	rc = tlsgen_ensure(cert, key, &created);
 	if (rc) {
-		slog(SLOG_ERR, "cannot make a self-signed certificate in %s: %s", dir,
+		slog(SLOG_ERR, "cannot make a self-signed certificate in %s (%s)", dir,
 		     rc == CL_EEXIST ? "only one of cert.pem and key.pem exists" : cl_strerror(rc));
 		return rc;
 	}
@@ -840,7 +842,7 @@ static void srv_web_dir(const struct server *s, char *out, size_t cap)
 	out[0] = '\0';
 	if (s->o.web_dir) {
 		if (*s->o.web_dir && !realpath(s->o.web_dir, out)) {
-			slog(SLOG_WARN, "--web %s: %s; not serving the web UI", s->o.web_dir,
+			slog(SLOG_WARN, "cannot use --web %s (%s); not serving the web UI", s->o.web_dir,
 			     strerror(errno));
 			out[0] = '\0';
 		}

@@ -13,7 +13,18 @@
 #include "session.h"
 
 #define SESS_REPLIES_PER_WRITE 16  /* unicast frames per WRITEABLE, at most */
-/* lws 4.1.6 keeps its close write type private (private-lib-core.h) */
+
+/*
+ * lws keeps its close write type private (LWS_WRITE_CLOSE = 4 in
+ * lib/core/private-lib-core.h; the public enum leaves 4 out). Checked for
+ * the 4.1 series only: another version must be read again before this
+ * guard is widened.
+ */
+#if LWS_LIBRARY_VERSION_MAJOR != 4 || LWS_LIBRARY_VERSION_MINOR != 1
+#error "session.c: check LWS_WRITE_CLOSE in this libwebsockets version's private-lib-core.h"
+#endif
+_Static_assert(LWS_WRITE_HTTP == 3 && LWS_WRITE_PING == 5,
+	       "lws moved its write types: LWS_WRITE_CLOSE may no longer be 4");
 #define SESS_WRITE_CLOSE ((enum lws_write_protocol)4)
 
 #include <stdlib.h>
@@ -649,6 +660,8 @@ static size_t sess_gather(struct sess *ss, struct frame **out, size_t *bytes, in
 		out[n++] = f;
 		b += f->len + 1;
 	}
+	for (size_t i = 0; i < n; i++)
+		CL_ASSERT(out[i]->seq == seq + i);   /* the stream has no gap */
 	*bytes = b;
 	return n;
 }
@@ -690,7 +703,7 @@ static int sess_write_stream(struct sess *ss)
 	n = sess_gather(ss, fr, &bytes, &err);
 	if (n == 0) {
 		if (err) {
-			slog(SLOG_ERR, "log catch-up for user %llu at seq %llu failed: %s",
+			slog(SLOG_ERR, "cannot feed user %llu from the log at seq %llu (%s)",
 			     (unsigned long long)ss->user, (unsigned long long)ss->next_seq,
 			     cl_strerror(err));
 			ss->close_kind = METRICS_CLOSE_ERROR;

@@ -16,7 +16,10 @@
 #include <unistd.h>
 
 #include "replay.h"
+#include "../tools/cli/err.h"
 #include "../tools/cli/progress.h"
+
+#define PROG "changelog-replay"
 
 static volatile sig_atomic_t stop_flag;
 
@@ -131,7 +134,7 @@ int main(int argc, char **argv)
 		} else if (!strcmp(a, "--data") || !strcmp(a, "--sqlite") || !strcmp(a, "--mysql") ||
 			   !strcmp(a, "--mysql-defaults-file") || !strcmp(a, "--batch")) {
 			if (!val) {
-				fprintf(stderr, "changelog-replay: %s needs a value (see --help)\n", a);
+				cli_msg(PROG, "%s needs a value (see --help)", a);
 				return 2;
 			}
 			i++;
@@ -144,30 +147,30 @@ int main(int argc, char **argv)
 			else if (!strcmp(a, "--mysql-defaults-file"))
 				defaults_file = val;
 			else if (parse_uint(val, REPLAY_MAX_BATCH, &o.batch)) {
-				fprintf(stderr, "changelog-replay: --batch wants 1..%u, not \"%s\"\n",
+				cli_msg(PROG, "--batch wants 1..%u, not \"%s\"",
 					REPLAY_MAX_BATCH, val);
 				return 2;
 			}
 		} else {
-			fprintf(stderr, "changelog-replay: unknown argument \"%s\" (see --help)\n", a);
+			cli_msg(PROG, "unknown argument \"%s\" (see --help)", a);
 			return 2;
 		}
 	}
 	if (!data) {
-		fprintf(stderr, "changelog-replay: --data DIR is required (see --help)\n");
+		cli_msg(PROG, "--data DIR is required (see --help)");
 		return 2;
 	}
 	if (sqlite_path && mysql_url) {
-		fprintf(stderr, "changelog-replay: give --sqlite or --mysql, not both\n");
+		cli_msg(PROG, "give --sqlite or --mysql, not both");
 		return 2;
 	}
 	if (defaults_file && !mysql_url) {
-		fprintf(stderr, "changelog-replay: --mysql-defaults-file goes with --mysql\n");
+		cli_msg(PROG, "--mysql-defaults-file goes with --mysql");
 		return 2;
 	}
 	/* before touching any database: a typo must not create a stray file */
 	if (access(data, F_OK) != 0) {
-		fprintf(stderr, "changelog-replay: no event log in %s: %s\n", data, strerror(errno));
+		cli_msg(PROG, "no event log in %s: %s", data, strerror(errno));
 		return 1;
 	}
 
@@ -179,13 +182,13 @@ int main(int argc, char **argv)
 		cfg.defaults_file = defaults_file;
 		cfg.no_bulk = getenv("CL_REPLAY_NO_BULK") && *getenv("CL_REPLAY_NO_BULK") == '1';
 		if (replay_mysql_parse_url(mysql_url, &cfg, err, sizeof err)) {
-			fprintf(stderr, "changelog-replay: %s\n", err);
+			cli_msg(PROG, "%s", err);
 			return 2;
 		}
 		if (!cfg.has_password && ((pw = getenv("CHANGELOG_MYSQL_PASSWORD")) ||
 					  (pw = getenv("MYSQL_PWD")))) {
 			if (strlen(pw) >= sizeof cfg.password) {
-				fprintf(stderr, "changelog-replay: the MySQL password is too long\n");
+				cli_msg(PROG, "the MySQL password is too long");
 				return 2;
 			}
 			memcpy(cfg.password, pw, strlen(pw) + 1);
@@ -196,7 +199,7 @@ int main(int argc, char **argv)
 	} else {
 		if (!sqlite_path) {
 			if ((size_t)snprintf(dbpath, sizeof dbpath, "%s/replay.db", data) >= sizeof dbpath) {
-				fprintf(stderr, "changelog-replay: --data path too long\n");
+				cli_msg(PROG, "--data path too long");
 				return 2;
 			}
 			sqlite_path = dbpath;
@@ -204,7 +207,7 @@ int main(int argc, char **argv)
 		rc = replay_sqlite_open(&b, sqlite_path, err, sizeof err);
 	}
 	if (rc) {
-		fprintf(stderr, "changelog-replay: %s\n", err);
+		cli_msg(PROG, "%s", err);
 		return 1;
 	}
 
@@ -228,10 +231,10 @@ int main(int argc, char **argv)
 		progress_done(&pr.pg);
 	b->ops->close(b);
 	if (rc) {
-		fprintf(stderr, "changelog-replay: %s\n", err[0] ? err : cl_strerror(rc));
+		cli_msg(PROG, "%s", err[0] ? err : cl_strerror(rc));
 		if (st.applied)
-			fprintf(stderr, "changelog-replay: %llu events (seq %llu..%llu) were applied "
-				"and committed before the failure\n", (unsigned long long)st.applied,
+			cli_msg(PROG, "%llu events (seq %llu..%llu) were applied "
+				"and committed before the failure", (unsigned long long)st.applied,
 				(unsigned long long)st.first, (unsigned long long)st.last);
 		return 1;
 	}

@@ -30,19 +30,11 @@
 
 #include "../store/bootstrap.h"
 #include "../store/command.h"
+#include "cli/err.h"
 
 
-static void err_set(char err[ADMIN_ERR_LEN], const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void err_set(char err[ADMIN_ERR_LEN], const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, ADMIN_ERR_LEN, fmt, ap);
-	va_end(ap);
-}
+/* The sentence for the caller's err (tools/cli/err.h). */
+#define err_set(err, ...) ((void)cli_err((err), ADMIN_ERR_LEN, 0, __VA_ARGS__))
 
 int admin_now(int64_t *now)
 {

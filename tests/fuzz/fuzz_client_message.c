@@ -178,9 +178,9 @@ static void run_message(struct fuzz_state *st, const char *msg, size_t len, uint
 		abort();
 	switch (r->kind) {
 	case REQ_BAD:
-		if (r->err_code <= CMD_OK || r->err_code >= CMD__COUNT || !r->err_msg[0])
+		if (r->fail.code <= CMD_OK || r->fail.code >= CMD__COUNT || !r->fail.message[0])
 			abort();
-		if (!(e = proto_error(r->id, r->err_code, r->err_msg)))
+		if (!(e = proto_error(r->id, r->fail.code, r->fail.message)))
 			abort();
 		json_decref(e);
 		break;

@@ -23,11 +23,11 @@ static struct req *parse(const char *s)
 static int refused(const char *s, const char *why)
 {
 	struct req *r = parse(s);
-	int ok = r->kind == REQ_BAD && r->err_code == CMD_BAD_REQUEST &&
-		 strstr(r->err_msg, why) != NULL;
+	int ok = r->kind == REQ_BAD && r->fail.code == CMD_BAD_REQUEST &&
+		 strstr(r->fail.message, why) != NULL;
 
 	if (!ok)
-		fprintf(stderr, "  %s -> kind %d, \"%s\"\n", s, r->kind, r->err_msg);
+		fprintf(stderr, "  %s -> kind %d, \"%s\"\n", s, r->kind, r->fail.message);
 	req_free(r);
 	return ok;
 }
@@ -114,8 +114,8 @@ static void t_refuse_and_error(void)
 	longmsg[sizeof longmsg - 1] = '\0';
 	req_refuse(r, CMD_RATE_LIMITED, longmsg);
 	CHECK_EQ_INT(r->kind, REQ_BAD);
-	CHECK_EQ_INT(strlen(r->err_msg), sizeof r->err_msg - 1);
-	e = proto_error(r->id, r->err_code, "slow down");
+	CHECK_EQ_INT(strlen(r->fail.message), sizeof r->fail.message - 1);
+	e = proto_error(r->id, r->fail.code, "slow down");
 	REQUIRE(e != NULL);
 	CHECK_EQ_INT(json_integer_value(json_object_get(e, "id")), 9);
 	CHECK(json_is_false(json_object_get(e, "ok")));

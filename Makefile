@@ -6,7 +6,17 @@
 #   make clock      the time-related tests a year ahead, TZ far from UTC
 #   make asan       the same tests built with address+undefined sanitizers
 #   make bench      benchmarks with peers run beside them (prints ratios)
-#   make check-deps layering check (core <- store <- net/replay <- tools)
+#   make check-deps layering check (tools/scripts/check-deps.sh)
+#
+# Layers (a directory is a layer; each links only the ones below it):
+#
+#   core <- store <- net      changelogd
+#                 <- replay   changelog-replay       (uses tools/cli)
+#                 <- tools    changelog-admin, changelog-audit (uses tools/cli)
+#   core <- tools/cli         what the command-line programs share
+#
+# tests/bench/bench_main.c (changelog-bench) is a load client that uses
+# none of them; the benchmark programs tests/bench/*_bench.c link them all.
 
 CC      ?= cc
 BUILD   ?= build/release
@@ -26,39 +36,47 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) $(WERROR) $(PKG_CFLAGS) -MMD
 LDFLAGS += $(if $(SAN),$(SANFLAGS),)
 LDLIBS  += $(PKG_LIBS) -lpthread -lm
 
-LAYERS  := core store net replay tools
+LAYERS  := core store net replay tools tools/cli
 src_of   = $(filter-out %_main.c,$(wildcard $(1)/*.c))
 objs_of  = $(patsubst %.c,$(BUILD)/%.o,$(call src_of,$(1)))
-LIBS    := $(foreach l,$(LAYERS),$(if $(call src_of,$(l)),$(BUILD)/lib$(l).a))
+lib_of   = $(BUILD)/lib$(subst /,-,$(1)).a
+LIBS    := $(foreach l,$(LAYERS),$(if $(call src_of,$(l)),$(call lib_of,$(l))))
 # what each layer links, higher layers first (a layer never links above itself)
-libs_core   = $(BUILD)/libcore.a
-libs_store  = $(BUILD)/libstore.a $(libs_core)
-libs_net    = $(BUILD)/libnet.a $(libs_store)
-libs_replay = $(BUILD)/libreplay.a $(libs_store)
-libs_tools  = $(BUILD)/libtools.a $(BUILD)/libreplay.a $(BUILD)/libnet.a $(libs_store)
+libs_core   = $(call lib_of,core)
+libs_cli    = $(call lib_of,tools/cli) $(libs_core)
+libs_store  = $(call lib_of,store) $(libs_core)
+libs_net    = $(call lib_of,net) $(libs_store)
+libs_replay = $(call lib_of,replay) $(call lib_of,tools/cli) $(libs_store)
+libs_tools  = $(call lib_of,tools) $(call lib_of,tools/cli) $(libs_store)
+libs_bench  = $(call lib_of,tools) $(call lib_of,replay) $(call lib_of,net) \
+              $(call lib_of,tools/cli) $(libs_store)
+libs_tests/bench =
 existing    = $(filter $(LIBS),$(1))
 
-# binary name : its layer  (main lives in <layer>/<stem>_main.c)
+# binary name : its directory : stem (main lives in <directory>/<stem>_main.c;
+# it links libs_<directory>)
 BIN_SPECS := changelogd:net:changelogd changelog-replay:replay:replay \
              changelog-admin:tools:admin changelog-audit:tools:audit \
-             changelog-bench:tools:bench
+             changelog-bench:tests/bench:bench
 spec_name  = $(word 1,$(subst :, ,$(1)))
 spec_layer = $(word 2,$(subst :, ,$(1)))
 spec_main  = $(spec_layer)/$(word 3,$(subst :, ,$(1)))_main.c
 BIN_SPECS_PRESENT := $(foreach s,$(BIN_SPECS),$(if $(wildcard $(call spec_main,$(s))),$(s)))
 BINS := $(foreach s,$(BIN_SPECS_PRESENT),$(BIN)/$(call spec_name,$(s)))
 
-# unit tests: tests/unit/test_<layer>_<file>.c tests <layer>/<file>.c
+# unit tests: tests/unit/test_<layer>_<file>.c tests <layer>/<file>.c and
+# links libs_<layer> (test_tools_progress.c: tools/cli/progress.c, linked
+# through libs_tools)
 TEST_SRC  := $(wildcard tests/unit/test_*.c)
 TEST_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 TEST_SUPPORT := $(filter-out $(TEST_SRC),$(wildcard tests/unit/*.c))
 TEST_SUPPORT_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(TEST_SUPPORT))
 test_layer = $(word 2,$(subst _, ,$(notdir $(1))))
 
-# benchmark programs: tests/bench/<name>_bench.c, linked like tools
+# benchmark programs: tests/bench/<name>_bench.c, linked with every layer
 BENCH_SRC  := $(wildcard tests/bench/*_bench.c)
 BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
-BENCH_SUPPORT_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(BENCH_SRC),$(wildcard tests/bench/*.c)))
+BENCH_SUPPORT_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(BENCH_SRC) %_main.c,$(wildcard tests/bench/*.c)))
 
 .DEFAULT_GOAL := all
 .PHONY: all deps run test unit integration clock asan bench check-deps clean fuzz soak
@@ -74,7 +92,7 @@ $(BUILD)/%.o: %.c
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 define archive_rule
-$(BUILD)/lib$(1).a: $(call objs_of,$(1))
+$(call lib_of,$(1)): $(call objs_of,$(1))
 	@mkdir -p $$(dir $$@)
 	rm -f $$@ && ar rcs $$@ $$^
 endef
@@ -95,19 +113,19 @@ endef
 $(foreach t,$(TEST_SRC),$(eval $(call test_rule,$(t))))
 
 define bench_rule
-$(BUILD)/bench/$(basename $(notdir $(1))): $(BUILD)/tests/bench/$(basename $(notdir $(1))).o $(BENCH_SUPPORT_OBJS) $(call existing,$(libs_tools))
+$(BUILD)/bench/$(basename $(notdir $(1))): $(BUILD)/tests/bench/$(basename $(notdir $(1))).o $(BENCH_SUPPORT_OBJS) $(call existing,$(libs_bench))
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
 endef
 $(foreach b,$(BENCH_SRC),$(eval $(call bench_rule,$(b))))
 
 deps:
-	@tools/deps.sh $(DEPS_GROUP)
+	@tools/scripts/deps.sh $(DEPS_GROUP)
 
 run:
-	@tools/deps.sh run
+	@tools/scripts/deps.sh run
 	@$(MAKE) --no-print-directory all
-	@tools/run.sh
+	@tools/scripts/run.sh
 
 unit: all
 	@CL_BIN=$(abspath $(BIN)) tests/run-unit.sh $(TEST_BINS) $(FUZZ_REPLAY_BINS)
@@ -120,30 +138,30 @@ clock: all
 	@CL_BIN=$(abspath $(BIN)) tests/run-clock.sh $(TEST_BINS)
 
 test:
-	@tools/deps.sh test
+	@tools/scripts/deps.sh test
 	@$(MAKE) --no-print-directory check-deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory clock
 
 asan:
-	@tools/deps.sh test
+	@tools/scripts/deps.sh test
 	@$(MAKE) --no-print-directory BUILD=build/asan BIN=build/asan/bin SAN=1 unit integration
 
 bench:
-	@tools/deps.sh bench
+	@tools/scripts/deps.sh bench
 	@$(MAKE) --no-print-directory all
 	@CL_BIN=$(abspath $(BIN)) CL_BENCH=$(abspath $(BUILD)/bench) tests/bench/run.sh
 
 fuzz:
-	@tools/deps.sh test
+	@tools/scripts/deps.sh test
 	@$(MAKE) --no-print-directory fuzz-run
 
 soak: all
 	@CL_BIN=$(abspath $(BIN)) tests/soak.sh
 
 check-deps:
-	@tools/check-deps.sh
+	@tools/scripts/check-deps.sh
 
 clean:
 	rm -rf build bin

@@ -2,13 +2,15 @@
  * cl.h - what every changelogd module shares: the one error space, a
  * borrowed string slice, the domain limits, and time helpers.
  *
- * Conventions (see ../shared/STYLE.md): functions return int, 0 on success
- * and a negative CL_E* code on failure; results travel through out-params.
- * Lower layers never log; the layer that decides (refuse, close, exit) does.
+ * Conventions (docs/architecture.md, "Errors"): functions return int, 0 on
+ * success and a negative CL_E* code on failure; results travel through
+ * out-params. Lower layers never log; the layer that decides (refuse,
+ * close, exit) does.
  */
 #ifndef CL_H
 #define CL_H
 
+#include <assert.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -102,5 +104,12 @@ int cl_display_hazard(const char *p, size_t n, uint32_t *cp, size_t *len);
 
 /* Constant-time equality of two n-byte buffers: 1 equal, 0 not. */
 int cl_ct_equal(const void *a, const void *b, size_t n);
+
+/*
+ * An invariant that is cheap to check (a ring cursor, a cache key, seq
+ * continuity): aborts with the expression when it does not hold. On in
+ * every build that does not define NDEBUG, which no Makefile build does.
+ */
+#define CL_ASSERT(cond) assert(cond)
 
 #endif

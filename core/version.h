@@ -17,12 +17,18 @@
 /* Kept equal to the newest version in debian/changelog (a test checks). */
 #define CL_VERSION "0.1.0"
 
+#define CL_LIBVER_MAX 8
+#define CL_LIBVER_LEN 48
+
 struct cl_libver {
-	const char *name;
-	const char *version;
+	const char *name;                /* a string literal */
+	char version[CL_LIBVER_LEN];     /* a copy: no library buffer outlives us */
 };
 
-#define CL_LIBVER_MAX 8
+/* Append name and a copy of ver ("unknown" if NULL or empty; a trailing '-',
+ * as in libwebsockets' "4.1.6-" without a git hash, is dropped) to v, which
+ * has room for CL_LIBVER_MAX; returns the new n. */
+size_t cl_libver_add(struct cl_libver *v, size_t n, const char *name, const char *ver);
 
 /* Append core's libraries to v (room for CL_LIBVER_MAX); returns the new n. */
 size_t cl_libvers(struct cl_libver *v, size_t n);

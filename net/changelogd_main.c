@@ -109,14 +109,16 @@ static int parse_bytes(const char *s, size_t max, size_t *out)
 	return 0;
 }
 
-/* "HOST:PORT", "[V6]:PORT", ":PORT" or "PORT". host points into a static copy. */
-static int parse_listen(const char *s, const char **host, int *port)
+#define LISTEN_MAX 256
+
+/* "HOST:PORT", "[V6]:PORT", ":PORT" or "PORT". host points into copy
+ * (LISTEN_MAX bytes, the caller's). */
+static int parse_listen(const char *s, char copy[LISTEN_MAX], const char **host, int *port)
 {
-	static char copy[256];
 	unsigned long long p;
 	char *colon;
 
-	if (strlen(s) >= sizeof copy)
+	if (strlen(s) >= LISTEN_MAX)
 		return -1;
 	memcpy(copy, s, strlen(s) + 1);
 	if (copy[0] == '[') {
@@ -186,9 +188,16 @@ static const struct option longopts[] = {
 static const char *const not_in_file[] = { "config", "check-config", "help", "version", NULL };
 
 /* One option, from the command line or the file (cfg_apply_fn); NULL if ok. */
+/* What apply() fills: the options, and the buffer o->host points into. */
+struct apply_ctx {
+	struct srv_opts *o;
+	char *listen_copy;         /* LISTEN_MAX bytes, alive as long as o */
+};
+
 static const char *apply(void *ctx, int c, const char *arg)
 {
-	struct srv_opts *o = ctx;
+	struct apply_ctx *ac = ctx;
+	struct srv_opts *o = ac->o;
 	unsigned long long v = 0;
 	size_t b = 0;
 	const char *bad = NULL;
@@ -196,7 +205,7 @@ static const char *apply(void *ctx, int c, const char *arg)
 	switch (c) {
 	case OPT_DATA: o->data_dir = arg; break;
 	case OPT_LISTEN:
-		if (parse_listen(arg, &o->host, &o->port))
+		if (parse_listen(arg, ac->listen_copy, &o->host, &o->port))
 			bad = "--listen wants HOST:PORT";
 		break;
 	case OPT_CERT: o->cert = arg; break;
@@ -287,6 +296,8 @@ int main(int argc, char **argv)
 		.ring_events = 4096, .ring_bytes = 64 * MIB, .ping_secs = 30,
 		.pong_secs = 10, .handshake_secs = 10,
 	};
+	char listen_copy[LISTEN_MAX];   /* o.host points into it */
+	struct apply_ctx ac = { &o, listen_copy };
 	const char *config = NULL, *path;
 	struct cfg cfg = { NULL };
 	char err[8400];
@@ -311,7 +322,7 @@ int main(int argc, char **argv)
 	/* the file (a missing default file is no file), then pass 2: the
 	 * command line over it */
 	path = config ? config : CFG_DEFAULT_PATH;
-	rc = cfg_load(&cfg, path, longopts, not_in_file, apply, &o, err, sizeof err);
+	rc = cfg_load(&cfg, path, longopts, not_in_file, apply, &ac, err, sizeof err);
 	if (rc == CFG_ENOFILE && !config && !check) {
 		path = NULL;
 	} else if (rc) {
@@ -325,7 +336,7 @@ int main(int argc, char **argv)
 
 		if (c == OPT_CONFIG || c == OPT_CHECK)
 			continue;
-		if ((bad = apply(&o, c, optarg)) != NULL) {
+		if ((bad = apply(&ac, c, optarg)) != NULL) {
 			fprintf(stderr, "changelogd: %s (got \"%s\")\n", bad, optarg ? optarg : "");
 			cfg_free(&cfg);
 			return 2;

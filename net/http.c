@@ -5,18 +5,12 @@
  */
 #include "http.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
-#include "../core/proj.h"
-#include "proto.h"
-#include "qcache.h"
-#include "server.h"
-#include "session.h"
 
 const struct lws_http_mount *http_mounts_init(struct http_mounts *m, const char *web_dir,
 					      const char *protocol)
@@ -50,53 +44,6 @@ const struct lws_http_mount *http_mounts_init(struct http_mounts *m, const char 
 	return &m->healthz;
 }
 
-/* A growable text buffer with LWS_PRE headroom for the body. */
-struct http_buf {
-	char *p;
-	size_t len, cap;
-	int oom;
-};
-
-static void hb_printf(struct http_buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void hb_printf(struct http_buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (b->oom)
-		return;
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(b->p ? b->p + LWS_PRE + b->len : NULL,
-			      b->p ? b->cap - b->len : 0, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			b->oom = 1;
-			return;
-		}
-		if (b->p && (size_t)n < b->cap - b->len) {
-			b->len += (size_t)n;
-			return;
-		}
-		{
-			size_t cap = b->cap ? b->cap * 2 : 4096;
-			char *np;
-
-			while (cap < b->len + (size_t)n + 1)
-				cap *= 2;
-			np = realloc(b->p, LWS_PRE + cap);
-			if (!np) {
-				b->oom = 1;
-				return;
-			}
-			b->p = np;
-			b->cap = cap;
-		}
-	}
-}
-
 static int http_reply(struct lws *wsi, int status, const char *ctype,
 		      const unsigned char *body, size_t len)
 {
@@ -115,11 +62,11 @@ static int http_reply(struct lws *wsi, int status, const char *ctype,
 	return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
-static int http_healthz(struct server *s, struct lws *wsi)
+static int http_healthz(struct lws *wsi, const struct http_view *st)
 {
-	json_t *j = json_pack("{s:b,s:I,s:s,s:I,s:b}", "ok", !s->stopping && !s->fatal,
-			      "seq", (json_int_t)s->published, "epoch", s->epoch,
-			      "connections", (json_int_t)s->nsess, "tls", !s->o.plain);
+	json_t *j = json_pack("{s:b,s:I,s:s,s:I,s:b}", "ok", st->ok,
+			      "seq", (json_int_t)st->g.seq, "epoch", st->epoch,
+			      "connections", (json_int_t)st->g.connections, "tls", st->tls);
 	size_t n;
 	unsigned char *buf;
 	int rc;
@@ -134,87 +81,27 @@ static int http_healthz(struct server *s, struct lws *wsi)
 	}
 	json_dumpb(j, (char *)buf + LWS_PRE, n, JSON_COMPACT);
 	json_decref(j);
-	rc = http_reply(wsi, s->stopping ? HTTP_STATUS_SERVICE_UNAVAILABLE : HTTP_STATUS_OK,
+	rc = http_reply(wsi, st->stopping ? HTTP_STATUS_SERVICE_UNAVAILABLE : HTTP_STATUS_OK,
 			"application/json", buf + LWS_PRE, n);
 	free(buf);
 	return rc;
 }
 
-static void http_counter(struct http_buf *b, const char *name, const char *help,
-			 const char *type, uint64_t v)
+static int http_metrics(struct lws *wsi, const struct http_view *st)
 {
-	hb_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
-		  (unsigned long long)v);
-}
+	size_t len = 0;
+	char *text = metrics_render(st->m, &st->g, LWS_PRE, &len);
+	int rc;
 
-static int http_metrics(struct server *s, struct lws *wsi)
-{
-	const struct srv_metrics *m = &s->m;
-	struct http_buf b = { 0 };
-	const struct qcache *qc = proto_qcache();
-	uint64_t cum = 0;
-	int i, rc;
-
-	http_counter(&b, "changelogd_connections", "Open websocket sessions.", "gauge",
-		     s->nsess);
-	http_counter(&b, "changelogd_messages_in_total", "Websocket messages received.",
-		     "counter", m->messages_in);
-	http_counter(&b, "changelogd_messages_out_total", "Websocket messages sent.",
-		     "counter", m->messages_out);
-	http_counter(&b, "changelogd_commits_total", "Write transactions committed.",
-		     "counter", m->commits);
-	http_counter(&b, "changelogd_events_total", "Events published (ours and other processes').",
-		     "counter", m->events);
-	http_counter(&b, "changelogd_rate_limited_total", "Requests refused by the rate limit.",
-		     "counter", m->rate_limited);
-	http_counter(&b, "changelogd_handshakes_refused_total",
-		     "Websocket handshakes refused (401, 403, 404, 503).", "counter",
-		     m->handshakes_refused);
-	http_counter(&b, "changelogd_queue_bytes",
-		     "Outbound bytes queued for sessions (replies and log catch-up).", "gauge",
-		     s->out_bytes);
-	http_counter(&b, "changelogd_ring_bytes", "Bytes of recent pushes kept in memory.",
-		     "gauge", s->ring.bytes);
-	http_counter(&b, "changelogd_seq", "Last committed event seq.", "gauge", s->published);
-	http_counter(&b, "changelogd_query_cache_hits_total",
-		     "Stored query answers served from the cache.", "counter", qc->hits);
-	http_counter(&b, "changelogd_query_cache_misses_total",
-		     "Stored queries computed (no usable cached answer).", "counter",
-		     qc->misses);
-	http_counter(&b, "changelogd_query_cache_evictions_total",
-		     "Cached answers dropped to stay within the caps.", "counter", qc->evictions);
-	http_counter(&b, "changelogd_query_cache_entries", "Answers in the query cache.",
-		     "gauge", qc->n);
-	http_counter(&b, "changelogd_query_cache_bytes", "Bytes held by the query cache.",
-		     "gauge", qc->bytes);
-	hb_printf(&b, "# HELP changelogd_commit_seconds Write transaction time (begin to fsync'd commit).\n"
-		      "# TYPE changelogd_commit_seconds histogram\n");
-	for (i = 0; i < SRV_HIST_BUCKETS; i++) {
-		cum += m->commit_hist[i];
-		hb_printf(&b, "changelogd_commit_seconds_bucket{le=\"%g\"} %llu\n",
-			  srv_hist_bounds[i], (unsigned long long)cum);
-	}
-	hb_printf(&b, "changelogd_commit_seconds_bucket{le=\"+Inf\"} %llu\n",
-		  (unsigned long long)m->commit_count);
-	hb_printf(&b, "changelogd_commit_seconds_sum %.6f\n", m->commit_sum);
-	hb_printf(&b, "changelogd_commit_seconds_count %llu\n",
-		  (unsigned long long)m->commit_count);
-	hb_printf(&b, "# HELP changelogd_closes_total Websocket sessions closed, by reason.\n"
-		      "# TYPE changelogd_closes_total counter\n");
-	for (i = 0; i < SRV_CLOSE__COUNT; i++)
-		hb_printf(&b, "changelogd_closes_total{reason=\"%s\"} %llu\n", srv_close_name(i),
-			  (unsigned long long)m->closes[i]);
-	if (b.oom) {
-		free(b.p);
+	if (!text)
 		return 1;
-	}
 	rc = http_reply(wsi, HTTP_STATUS_OK, "text/plain; version=0.0.4; charset=utf-8",
-			(unsigned char *)b.p + LWS_PRE, b.len);
-	free(b.p);
+			(unsigned char *)text + LWS_PRE, len);
+	free(text);
 	return rc;
 }
 
-int http_serve(struct server *s, struct lws *wsi)
+int http_serve(struct lws *wsi, const struct http_view *st)
 {
 	char uri[256];
 
@@ -224,9 +111,9 @@ int http_serve(struct server *s, struct lws *wsi)
 		return lws_http_transaction_completed(wsi) ? -1 : 0;
 	}
 	if (strcmp(uri, "/healthz") == 0)
-		return http_healthz(s, wsi);
+		return http_healthz(wsi, st);
 	if (strcmp(uri, "/metrics") == 0)
-		return http_metrics(s, wsi);
+		return http_metrics(wsi, st);
 	lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);
 	return lws_http_transaction_completed(wsi) ? -1 : 0;
 }

@@ -7,9 +7,10 @@
 #ifndef CL_NET_HTTP_H
 #define CL_NET_HTTP_H
 
+#include <stdint.h>
 #include <libwebsockets.h>
 
-struct server;
+#include "metrics.h"
 
 /* The mounts for the vhost: "/" -> web_dir (if not NULL), and the two
  * endpoints bound to our protocol so that the file mount cannot hide them. */
@@ -21,8 +22,19 @@ struct http_mounts {
 const struct lws_http_mount *http_mounts_init(struct http_mounts *m, const char *web_dir,
 					      const char *protocol);
 
+/* What /healthz and /metrics show, read by the caller from the owners of
+ * each value just before http_serve. */
+struct http_view {
+	int ok;                    /* serving (not stopping, no fatal error) */
+	int stopping;              /* shutting down: /healthz answers 503 */
+	int tls;
+	const char *epoch;
+	const struct metrics *m;
+	struct metrics_gauges g;   /* g.seq and g.connections are in /healthz too */
+};
+
 /* LWS_CALLBACK_HTTP: answer a GET. Returns what the callback returns. */
-int http_serve(struct server *s, struct lws *wsi);
+int http_serve(struct lws *wsi, const struct http_view *st);
 
 /* LWS_CALLBACK_ADD_HEADERS (static files): defensive headers. */
 int http_add_headers(struct lws *wsi, void *in);

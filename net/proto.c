@@ -10,9 +10,10 @@
  *   seed form    no "op", {"stored_query_name":N,...}  -> the bare result
  * Every reply echoes "id" when the request had a usable one.
  *
- * Commands run inside the flush's write txn: idempotency lookup, cmd_exec,
- * append, apply, stage the push, record the result for retries. Nothing here
- * sends: replies are held on the request until srv_flush has committed.
+ * Commands run inside the caller's write txn through command_run_txn
+ * (store/command.c); the caller's on_event hook stages each event's push.
+ * Nothing here sends: replies are held on the request until the caller has
+ * committed.
  */
 #include "proto.h"
 
@@ -23,22 +24,17 @@
 
 #include "../core/cmd.h"
 #include "../core/query.h"
-#include "../store/token.h"
-#include "push.h"
-#include "qcache.h"
-#include "server.h"
-#include "session.h"
 
 void req_refuse(struct req *r, int code, const char *message)
 {
 	size_t n = strlen(message);
 
 	r->kind = REQ_BAD;
-	r->err_code = code;
-	if (n >= sizeof r->err_msg)
-		n = sizeof r->err_msg - 1;
-	memcpy(r->err_msg, message, n);
-	r->err_msg[n] = '\0';
+	r->fail.code = code;
+	if (n >= sizeof r->fail.message)
+		n = sizeof r->fail.message - 1;
+	memcpy(r->fail.message, message, n);
+	r->fail.message[n] = '\0';
 }
 
 void req_free(struct req *r)
@@ -247,41 +243,37 @@ static json_t *proto_unavailable(json_t *id, int err)
 	return proto_error(id, CMD_UNAVAILABLE, msg);
 }
 
-/* ---- execution -------------------------------------------------------- */
-
 /* ---- serialized answers and the query cache ------------------------- */
 
 /*
  * Answers and cache keys are serialized by jansson into buffers reused
- * for every request (struct pbuf, push.h).
+ * for every request (struct pbuf, push.h), held in the context.
  */
-static struct pbuf outb, keyb, idb;   /* the answer, the cache key, the id */
-static struct qcache qc;
-static int qc_ready;
-
-const struct qcache *proto_qcache(void)
+void proto_init(struct proto_ctx *c)
 {
-	return &qc;   /* all zero until the first query */
+	c->ahead = 0;
+	memset(&c->outb, 0, sizeof c->outb);
+	memset(&c->keyb, 0, sizeof c->keyb);
+	memset(&c->idb, 0, sizeof c->idb);
+	qcache_init(&c->qc, PROTO_QCACHE_ENTRIES, PROTO_QCACHE_BYTES);
 }
 
-void proto_release(void)
+void proto_release(struct proto_ctx *c)
 {
-	if (qc_ready)
-		qcache_release(&qc);
-	qc_ready = 0;
-	pbuf_free(&outb);
-	pbuf_free(&keyb);
-	pbuf_free(&idb);
+	qcache_release(&c->qc);
+	pbuf_free(&c->outb);
+	pbuf_free(&c->keyb);
+	pbuf_free(&c->idb);
 }
 
 /*
  * May an answer be taken from the cache, or put in it, now? Only while the
  * projection is exactly the committed log: no event of the open write txn
- * applied (s->dirty) and proj_seq == s->published. Then the state is
+ * applied (c->ahead) and proj_seq == c->committed. Then the state is
  * named by its seq for good (a committed prefix of the log never changes),
  * so an answer kept under that seq is right for anyone who asks at it.
  *
- * Inside srv_flush the projection runs ahead by the batch's own events
+ * Inside a batch the projection runs ahead by the batch's own events
  * before they commit. Later requests of that batch must see them (their
  * replies wait for the commit, so that is safe for them), but such an
  * answer must not be kept: if the commit fails, the projection is rebuilt
@@ -289,17 +281,17 @@ void proto_release(void)
  * without the poisoned command, or another process's append), so an answer
  * kept under speculative seq N+1 could reach another client later,
  * describing events that never happened. Nor may a kept answer be served
- * then: it is from s->published and would hide the batch's own writes from
+ * then: it is from c->committed and would hide the batch's own writes from
  * the requests after them. So while the projection is ahead the cache is
  * bypassed both ways. Events of other processes reach the projection only
- * through srv_catch_up, which applies and publishes each before the next,
- * so they keep proj_seq == s->published and change the seq, which empties
+ * through command_follow in server.c, which publishes each before the next,
+ * so they keep proj_seq == c->committed and change the seq, which empties
  * the cache (qcache_at) on the next query: a kept answer is never served
  * at a seq other than the one it was computed at.
  */
-static int proto_cacheable(const struct server *s)
+static int proto_cacheable(const struct proto_ctx *c)
 {
-	return !s->dirty && proj_seq(s->proj) == s->published;
+	return !c->ahead && proj_seq(c->proj) == c->committed;
 }
 
 /*
@@ -308,16 +300,16 @@ static int proto_cacheable(const struct server *s)
  * keys; duplicates were refused at parse time). Two keys are equal only
  * if the requests are the same query of the same state for this purpose.
  */
-static int proto_qkey(const struct req *r)
+static int proto_qkey(struct pbuf *keyb, const struct req *r)
 {
 	int by_viewer = proj_query_by_viewer(r->name);
 
-	keyb.len = 0;
-	if (pbuf_add(&keyb, r->kind == REQ_SEED ? "s" : "q", 1) ||
-	    pbuf_add(&keyb, r->name, strlen(r->name) + 1) ||
-	    pbuf_add(&keyb, by_viewer ? "v" : "-", 1) ||
-	    (by_viewer && pbuf_add(&keyb, &r->user, sizeof r->user)) ||
-	    pbuf_dump(&keyb, r->params, JSON_SORT_KEYS))
+	keyb->len = 0;
+	if (pbuf_add(keyb, r->kind == REQ_SEED ? "s" : "q", 1) ||
+	    pbuf_add(keyb, r->name, strlen(r->name) + 1) ||
+	    pbuf_add(keyb, by_viewer ? "v" : "-", 1) ||
+	    (by_viewer && pbuf_add(keyb, &r->user, sizeof r->user)) ||
+	    pbuf_dump(keyb, r->params, JSON_SORT_KEYS))
 		return CL_ENOMEM;
 	return 0;
 }
@@ -329,19 +321,19 @@ static int proto_qkey(const struct req *r)
  * are spliced in by proto_answer_frame). 1 when refused, with r->reply
  * set to the error; CL_ENOMEM.
  */
-static int proto_compute(struct server *s, struct req *r, json_t **ans)
+static int proto_compute(struct proto_ctx *c, struct req *r, json_t **ans)
 {
-	struct proj_qctx q = { .viewer = r->user, .load = srv_load_event, .arg = s };
+	struct proj_qctx q = { .viewer = r->user, .load = c->load, .arg = c->arg };
 	struct cl_fail fail = { CMD_INTERNAL, "query failed" };
 	json_t *result = NULL;
 
 	*ans = NULL;
 	if (r->kind == REQ_SEED && strcmp(r->name, "getChangelogEntries") == 0 &&
 	    json_object_size(r->params) == 0) {
-		*ans = proj_seed_entries(s->proj);
+		*ans = proj_seed_entries(c->proj);
 		return *ans ? 0 : CL_ENOMEM;
 	}
-	if (proj_query(s->proj, r->name, r->params, &q, &result, &fail) < 0) {
+	if (proj_query(c->proj, r->name, r->params, &q, &result, &fail) < 0) {
 		r->reply = proto_error(r->kind == REQ_SEED ? NULL : r->id, fail.code, fail.message);
 		return r->reply ? 1 : CL_ENOMEM;
 	}
@@ -349,8 +341,8 @@ static int proto_compute(struct server *s, struct req *r, json_t **ans)
 		*ans = result;
 		return 0;
 	}
-	*ans = json_pack("{s:b,s:s,s:I,s:o}", "ok", 1, "epoch", s->epoch,
-			 "at", (json_int_t)proj_seq(s->proj), "result", result);
+	*ans = json_pack("{s:b,s:s,s:I,s:o}", "ok", 1, "epoch", c->epoch,
+			 "at", (json_int_t)proj_seq(c->proj), "result", result);
 	return *ans ? 0 : CL_ENOMEM;
 }
 
@@ -361,7 +353,8 @@ static int proto_compute(struct server *s, struct req *r, json_t **ans)
  * in one object. The values are jansson's output; only the member names
  * and separators are written here.
  */
-static struct frame *proto_answer_frame(const struct req *r, const char *text, size_t len)
+static struct frame *proto_answer_frame(struct pbuf *idb, const struct req *r,
+					const char *text, size_t len)
 {
 	static const char idk[] = "{\"id\":", tokk[] = ",\"token\":";
 	int whoami = r->kind == REQ_QUERY && strcmp(r->name, "whoami") == 0;
@@ -377,8 +370,8 @@ static struct frame *proto_answer_frame(const struct req *r, const char *text, s
 	}
 	if (len < 2 || text[0] != '{' || text[len - 1] != '}')
 		return NULL;
-	idb.len = 0;
-	if (r->id && pbuf_dump(&idb, r->id, JSON_ENCODE_ANY))
+	idb->len = 0;
+	if (r->id && pbuf_dump(idb, r->id, JSON_ENCODE_ANY))
 		return NULL;
 	if (whoami) {
 		json_t *t = json_integer((json_int_t)r->token);
@@ -390,15 +383,15 @@ static struct frame *proto_answer_frame(const struct req *r, const char *text, s
 		need += sizeof tokk - 1 + toklen;
 	}
 	if (r->id)
-		need += sizeof idk - 1 + idb.len;
+		need += sizeof idk - 1 + idb->len;
 	if (!(f = frame_new(need)))
 		return NULL;
 	w = f->data;
 	if (r->id) {
 		memcpy(w, idk, sizeof idk - 1);
 		w += sizeof idk - 1;
-		memcpy(w, idb.p, idb.len);
-		w += idb.len;
+		memcpy(w, idb->p, idb->len);
+		w += idb->len;
 		*w++ = ',';
 	} else {
 		*w++ = '{';
@@ -416,56 +409,53 @@ static struct frame *proto_answer_frame(const struct req *r, const char *text, s
 }
 
 /* A stored query, either form: r->frame, or r->reply when refused. */
-static int proto_answer(struct server *s, struct req *r)
+static int proto_answer(struct proto_ctx *c, struct req *r)
 {
-	int cache = proto_cacheable(s), rc;
+	int cache = proto_cacheable(c), rc;
 	const char *text = NULL;
 	size_t len = 0;
 	json_t *ans;
 
-	if (!qc_ready) {
-		qcache_init(&qc, PROTO_QCACHE_ENTRIES, PROTO_QCACHE_BYTES);
-		qc_ready = 1;
-	}
 	if (cache) {
-		qcache_at(&qc, proj_seq(s->proj));
-		if (proto_qkey(r))
+		qcache_at(&c->qc, proj_seq(c->proj));
+		if (proto_qkey(&c->keyb, r))
 			return CL_ENOMEM;
-		text = qcache_get(&qc, keyb.p, keyb.len, &len);
+		text = qcache_get(&c->qc, c->keyb.p, c->keyb.len, &len);
+		CL_ASSERT(c->qc.seq == proj_seq(c->proj));   /* kept at this very state */
 	} else {
-		qc.misses++;
+		c->qc.misses++;
 	}
 	if (!text) {
-		rc = proto_compute(s, r, &ans);
+		rc = proto_compute(c, r, &ans);
 		if (rc)
 			return rc == 1 ? 0 : rc;
-		outb.len = 0;
-		rc = pbuf_dump(&outb, ans, JSON_ENCODE_ANY);
+		c->outb.len = 0;
+		rc = pbuf_dump(&c->outb, ans, JSON_ENCODE_ANY);
 		json_decref(ans);
 		if (rc)
 			return rc;
 		/* not kept (too big, no memory) costs only the next miss */
 		if (cache)
-			(void)qcache_put(&qc, keyb.p, keyb.len, outb.p, outb.len);
-		text = outb.p;
-		len = outb.len;
+			(void)qcache_put(&c->qc, c->keyb.p, c->keyb.len, c->outb.p, c->outb.len);
+		text = c->outb.p;
+		len = c->outb.len;
 	}
-	r->frame = proto_answer_frame(r, text, len);
-	pbuf_trim(&outb);
-	pbuf_trim(&keyb);
+	r->frame = proto_answer_frame(&c->idb, r, text, len);
+	pbuf_trim(&c->outb);
+	pbuf_trim(&c->keyb);
 	return r->frame ? 0 : CL_ENOMEM;
 }
 
-static json_t *proto_subscribe(struct server *s, struct req *r)
+static json_t *proto_subscribe(struct proto_ctx *c, struct req *r)
 {
-	uint64_t head = proj_seq(s->proj), since;
-	int recovered = r->epoch && r->has_since && strcmp(r->epoch, s->epoch) == 0 &&
+	uint64_t head = proj_seq(c->proj), since;
+	int recovered = r->epoch && r->has_since && strcmp(r->epoch, c->epoch) == 0 &&
 			r->since <= head;
 	json_t *o = proto_ok(r->id);
 
 	since = recovered ? r->since : head;
 	r->sub_next = since + 1;
-	if (!o || json_object_set_new(o, "epoch", json_string(s->epoch)) ||
+	if (!o || json_object_set_new(o, "epoch", json_string(c->epoch)) ||
 	    json_object_set_new(o, "recovered", json_boolean(recovered)) ||
 	    json_object_set_new(o, "since", json_integer((json_int_t)since)) ||
 	    json_object_set_new(o, "head", json_integer((json_int_t)head))) {
@@ -475,50 +465,34 @@ static json_t *proto_subscribe(struct server *s, struct req *r)
 	return o;
 }
 
-static json_t *proto_ping(struct server *s, struct req *r)
+static json_t *proto_ping(struct proto_ctx *c, struct req *r)
 {
 	json_t *o = proto_ok(r->id);
 
 	if (!o || json_object_set_new(o, "pong", json_true()) ||
-	    json_object_set_new(o, "at", json_integer((json_int_t)proj_seq(s->proj)))) {
+	    json_object_set_new(o, "at", json_integer((json_int_t)proj_seq(c->proj)))) {
 		json_decref(o);
 		return NULL;
 	}
 	return o;
 }
 
-/* A retried command id: the stored result, as the reply. */
-static int proto_cmd_replay(struct req *r, const struct evlog_cmd *rec)
+/* Each event of a command, appended and applied: the projection is ahead
+ * of the log now; the owner's hook stages the push. */
+static int proto_on_event(void *arg, const struct event *ev)
 {
-	json_t *stored = json_loadb(rec->result, rec->result_len, 0, NULL), *o;
+	struct proto_ctx *c = arg;
 
-	if (!json_is_object(stored)) {
-		json_decref(stored);
-		r->reply = proto_error(r->id, CMD_INTERNAL, "stored result of this cmd_id is unreadable");
-		return r->reply ? 0 : CL_ENOMEM;
-	}
-	o = proto_ok(r->id);
-	if (!o || json_object_update(o, stored)) {
-		json_decref(o);
-		json_decref(stored);
-		return CL_ENOMEM;
-	}
-	json_decref(stored);
-	r->reply = o;
-	return 0;
+	c->ahead = 1;
+	return c->on_event ? c->on_event(c->arg, ev) : 0;
 }
 
-static int proto_command(struct server *s, struct req *r, struct evlog_txn *txn)
+static int proto_command(struct proto_ctx *ctx, struct req *r, struct evlog_txn *txn)
 {
-	struct cmd_ctx ctx = { .actor = r->user, .now = cl_now_us() };
-	struct cmd_result res;
-	struct evlog_cmd rec;
-	char tok[TOKEN_LEN + 1];
-	uint8_t tokhash[EV_HASH_LEN];
-	json_t *stored = NULL, *o = NULL;
-	uint64_t first, last;
-	char *text = NULL;
-	size_t i;
+	struct command c = { .actor = r->user, .name = r->name, .params = r->params,
+			     .cmd_id = r->cmd_id, .now = cl_now_us() };
+	struct command_out out;
+	json_t *o;
 	int rc;
 
 	if (r->poisoned) {
@@ -530,75 +504,27 @@ static int proto_command(struct server *s, struct req *r, struct evlog_txn *txn)
 		r->reply = proto_unavailable(r->id, r->unavailable ? r->unavailable : CL_EIO);
 		return r->reply ? 0 : CL_ENOMEM;
 	}
-	if (r->cmd_id.n) {
-		rc = evlog_wcmd_get(txn, r->user, r->cmd_id, &rec);
-		if (rc == 0)
-			return proto_cmd_replay(r, &rec);
-		if (rc != CL_ENOTFOUND)
-			return rc;
-	}
-	if (strcmp(r->name, "createUser") == 0 || strcmp(r->name, "issueToken") == 0) {
-		if (token_generate(tok, tokhash))
-			return CL_EIO;
-		ctx.new_token = tok;
-		ctx.new_token_hash = tokhash;
-	}
-	memset(&res, 0, sizeof res);
-	rc = cmd_exec(s->proj, r->name, r->params, &ctx, &res);
-	if (rc < 0) {
-		r->reply = proto_error(r->id, res.fail.code, res.fail.message);
-		cmd_result_release(&res);
+	rc = command_run_txn(txn, ctx->proj, &c, proto_on_event, ctx, &out);
+	if (rc)
+		return rc;
+	if (out.fail.code != CMD_OK) {
+		r->reply = proto_error(r->id, out.fail.code, out.fail.message);
+		command_out_release(&out);
 		return r->reply ? 0 : CL_ENOMEM;
 	}
-	first = evlog_wlast(txn) + 1;
-	for (i = 0; i < res.n; i++) {
-		struct event *ev = &res.ev[i];
-
-		if (r->cmd_id.n && ev->cmd_id.n == 0)
-			ev->cmd_id = r->cmd_id;
-		rc = evlog_wappend(txn, ev);
-		if (rc)
-			goto out;
-		rc = proj_apply(s->proj, ev);
-		if (rc)
-			goto out;
-		s->dirty = 1;
-		rc = srv_stage(s, ev);
-		if (rc)
-			goto out;
-	}
-	last = evlog_wlast(txn);
-	rc = CL_ENOMEM;
-	stored = json_object();
-	if (!stored || json_object_set_new(stored, "seq", json_integer((json_int_t)last)) ||
-	    (res.reply && json_object_update(stored, res.reply)))
-		goto out;
-	if (r->cmd_id.n) {
-		text = json_dumps(stored, JSON_COMPACT | JSON_SORT_KEYS);
-		if (!text)
-			goto out;
-		rc = evlog_wcmd_put(txn, r->user, r->cmd_id, first, (uint32_t)res.n,
-				    text, strlen(text));
-		if (rc)
-			goto out;
-		rc = CL_ENOMEM;
-	}
 	o = proto_ok(r->id);
-	if (!o || json_object_update(o, stored) ||
-	    (res.secret && json_object_update(o, res.secret)))
-		goto out;
+	if (!o || json_object_update(o, out.result) ||
+	    (out.secret && json_object_update(o, out.secret))) {
+		json_decref(o);
+		command_out_release(&out);
+		return CL_ENOMEM;
+	}
 	r->reply = o;
-	o = NULL;
-	rc = 0;
-out:
-	json_decref(o);
-	free(text);
-	json_decref(stored);
-	cmd_result_release(&res);
-	return rc;
+	command_out_release(&out);
+	return 0;
 }
 
-int proto_exec(struct server *s, struct req *r, struct evlog_txn *txn)
+int proto_exec(struct proto_ctx *c, struct req *r, struct evlog_txn *txn)
 {
 	if (r->poisoned && r->kind != REQ_CMD) {
 		r->reply = proto_error(r->id, CMD_INTERNAL, "the server could not answer this request");
@@ -606,21 +532,21 @@ int proto_exec(struct server *s, struct req *r, struct evlog_txn *txn)
 	}
 	switch (r->kind) {
 	case REQ_CMD:
-		return proto_command(s, r, txn);
+		return proto_command(c, r, txn);
 	case REQ_QUERY:
 	case REQ_SEED:
-		return proto_answer(s, r);
+		return proto_answer(c, r);
 	case REQ_SUB:
-		r->reply = proto_subscribe(s, r);
+		r->reply = proto_subscribe(c, r);
 		break;
 	case REQ_UNSUB:
 		r->reply = proto_ok(r->id);
 		break;
 	case REQ_PING:
-		r->reply = proto_ping(s, r);
+		r->reply = proto_ping(c, r);
 		break;
 	default:
-		r->reply = proto_error(r->id, r->err_code, r->err_msg);
+		r->reply = proto_error(r->id, r->fail.code, r->fail.message);
 		break;
 	}
 	return r->reply ? 0 : CL_ENOMEM;
@@ -633,23 +559,4 @@ void proto_reset(struct req *r)
 	frame_unref(r->frame);
 	r->frame = NULL;
 	r->sub_next = 0;
-}
-
-void proto_deliver(struct server *s, struct req *r)
-{
-	(void)s;
-	if (!r->sess)
-		return;
-	if (r->frame) {
-		sess_send(r->sess, r->frame);   /* takes our reference */
-		r->frame = NULL;
-		return;
-	}
-	if (!r->reply)
-		return;
-	if (r->kind == REQ_SUB && json_is_true(json_object_get(r->reply, "ok")))
-		sess_subscribe(r->sess, r->sub_next);
-	else if (r->kind == REQ_UNSUB)
-		sess_unsubscribe(r->sess);
-	sess_send_json(r->sess, r->reply);   /* closes the session if it fails */
 }

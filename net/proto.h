@@ -1,7 +1,13 @@
 /*
  * proto.h - the wire protocol: one JSON text frame in, one request; one
- * request executed (inside srv_flush's write txn), one reply. docs/protocol.md
- * is the specification; this is its only implementation.
+ * request executed (inside the caller's write txn), one reply.
+ * docs/protocol.md is the specification; this is its only implementation.
+ *
+ * A codec and an executor, nothing else: proto neither sends nor knows the
+ * sessions and the server. It runs requests over a struct proto_ctx the
+ * caller (net/server.c) wires to the projection and the log; the reply
+ * stays on the request (r->reply or r->frame) for the caller to deliver
+ * after its commit.
  *
  * Parsing is strict (jansson, JSON_REJECT_DUPLICATES) and never fails the
  * connection: anything malformed becomes a REQ_BAD request whose reply is a
@@ -20,19 +26,19 @@
 
 #include "../core/cl.h"
 #include "../core/proj.h"
+#include "../store/command.h"
 #include "../store/evlog.h"
+#include "push.h"
+#include "qcache.h"
 
-struct server;
 struct sess;
-struct frame;
-struct qcache;
 
 /* The query cache's caps (docs/operations.md "Query cache"). */
 #define PROTO_QCACHE_ENTRIES 1024
 #define PROTO_QCACHE_BYTES ((size_t)32 << 20)
 
 enum req_kind {
-	REQ_BAD = 0,   /* refused at parse time: err_code / err_msg */
+	REQ_BAD = 0,   /* refused at parse time: fail */
 	REQ_QUERY,     /* {"op":"query","name":...,"params":{...}} */
 	REQ_SEED,      /* {"stored_query_name":...}: bare answer */
 	REQ_CMD,       /* {"op":"createEntry",...} or {"op":"command","name":...} */
@@ -44,7 +50,7 @@ enum req_kind {
 struct req {
 	struct req *next;
 	int kind;
-	struct sess *sess;        /* NULL once the session has gone */
+	struct sess *sess;        /* the sender (opaque here), NULL once it has gone */
 	uint64_t user, token;     /* the sender, copied when queued */
 	json_t *root;             /* the parsed message; owns what is below */
 	json_t *id;               /* borrowed, or NULL */
@@ -54,8 +60,7 @@ struct req {
 	uint64_t since;
 	int has_since;
 	const char *epoch;        /* subscribe: NULL if absent */
-	int err_code;             /* REQ_BAD: enum cmd_code */
-	char err_msg[200];
+	struct cl_fail fail;      /* REQ_BAD: the refusal (enum cmd_code, message) */
 
 	/* set while the batch runs; reset on a retry */
 	json_t *reply;            /* what to send (object, or array for seed) */
@@ -77,22 +82,41 @@ int req_writes(const struct req *r);
 json_t *proto_error(json_t *id, int code, const char *message);
 
 /*
- * Execute r against s->proj, setting r->reply. Commands need txn (a write
- * txn of s->log) and append, apply and stage their events. Returns 0, or a
- * CL_E* code that breaks the batch: CL_EINVAL / CL_ESTATE / CL_ENOMEM mean
- * this request broke it (poison it and retry), others are store failures.
+ * What requests run against. The wiring fields are set by the owner
+ * (server.c) and kept current by it; the rest is proto's own.
  */
-int proto_exec(struct server *s, struct req *r, struct evlog_txn *txn);
+struct proto_ctx {
+	/* wiring */
+	struct proj *proj;          /* the projection (the owner replaces it on a rebuild) */
+	const char *epoch;          /* the log's epoch, for subscribe and query replies */
+	uint64_t committed;         /* last seq committed and applied to proj */
+	int (*load)(void *arg, uint64_t seq, json_t **out);   /* proj_qctx loader */
+	command_event_fn on_event;  /* after each event a command appended and applied */
+	void *arg;                  /* for load and on_event */
 
-/* After commit: apply session effects (subscribe) and send the reply. */
-void proto_deliver(struct server *s, struct req *r);
+	/* proto's own */
+	int ahead;                  /* proj holds events of the open txn (speculative);
+	                               the owner clears it once proj is the committed
+	                               log again (after the commit, or a rebuild) */
+	struct qcache qc;           /* serialized answers (see proto_cacheable) */
+	struct pbuf outb, keyb, idb;   /* reused: the answer, the cache key, the id */
+};
+
+/* Zero c's own part and size the cache; the wiring is the caller's. */
+void proto_init(struct proto_ctx *c);
+/* Free the cache and the buffers. */
+void proto_release(struct proto_ctx *c);
+
+/*
+ * Execute r against c->proj, setting r->reply or r->frame. Commands need
+ * txn (a write txn of the log, begun at c->proj's seq) and run through
+ * command_run_txn; others ignore it. Returns 0, or a CL_E* code that breaks
+ * the batch: command_log_failure (store/command.h) says whether the log
+ * failed or r is the culprit.
+ */
+int proto_exec(struct proto_ctx *c, struct req *r, struct evlog_txn *txn);
 
 /* Reset what proto_exec set, before a retry. */
 void proto_reset(struct req *r);
-
-/* The query cache, for /metrics. */
-const struct qcache *proto_qcache(void);
-/* Free the query cache and the reused buffers (at exit; optional). */
-void proto_release(void);
 
 #endif

@@ -85,22 +85,15 @@ void pbuf_free(struct pbuf *b)
  * into a frame of the exact size: sizing it first with json_dumpb(NULL, 0)
  * serialized every push twice (a third of the server's CPU per write).
  */
-static struct pbuf frame_buf;
-
-struct frame *frame_from_json(const json_t *j)
+struct frame *frame_from_json(struct pbuf *buf, const json_t *j)
 {
 	struct frame *f = NULL;
 
-	frame_buf.len = 0;
-	if (pbuf_dump(&frame_buf, j, JSON_ENCODE_ANY) == 0 && (f = frame_new(frame_buf.len)))
-		memcpy(f->data, frame_buf.p, frame_buf.len);
-	pbuf_trim(&frame_buf);
+	buf->len = 0;
+	if (pbuf_dump(buf, j, JSON_ENCODE_ANY) == 0 && (f = frame_new(buf->len)))
+		memcpy(f->data, buf->p, buf->len);
+	pbuf_trim(buf);
 	return f;
-}
-
-void frame_release_buffer(void)
-{
-	pbuf_free(&frame_buf);
 }
 
 void frame_ref(struct frame *f)
@@ -157,6 +150,8 @@ void ring_publish(struct ring *r, struct frame *f)
 {
 	uint64_t held = r->last + 1 - r->first;
 
+	CL_ASSERT(f->seq == r->last + 1);          /* published in seq order */
+	CL_ASSERT(held <= r->cap);
 	if (held == r->cap)
 		ring_evict_one(r);
 	r->last = f->seq;
@@ -166,10 +161,12 @@ void ring_publish(struct ring *r, struct frame *f)
 	r->slot[f->seq & (r->cap - 1)] = f;
 	while (r->bytes > r->max_bytes && r->first < r->last)
 		ring_evict_one(r);
+	CL_ASSERT(r->first <= r->last && r->last - r->first < r->cap);
 }
 
 void ring_skip(struct ring *r, uint64_t seq)
 {
+	CL_ASSERT(seq == r->last + 1);
 	while (r->first <= r->last)
 		ring_evict_one(r);
 	r->first = seq + 1;
@@ -178,9 +175,13 @@ void ring_skip(struct ring *r, uint64_t seq)
 
 struct frame *ring_get(const struct ring *r, uint64_t seq)
 {
+	struct frame *f;
+
 	if (seq < r->first || seq > r->last)
 		return NULL;
-	return r->slot[seq & (r->cap - 1)];
+	f = r->slot[seq & (r->cap - 1)];
+	CL_ASSERT(f && f->seq == seq);             /* every held seq has its frame */
+	return f;
 }
 
 uint64_t ring_cum_before(const struct ring *r, uint64_t seq)
@@ -192,6 +193,7 @@ uint64_t ring_cum_before(const struct ring *r, uint64_t seq)
 	if (seq < r->first)
 		seq = r->first;
 	f = r->slot[seq & (r->cap - 1)];
+	CL_ASSERT(f && f->seq == seq && f->cum >= f->len);
 	return f->cum - f->len;
 }
 

@@ -39,19 +39,18 @@ struct frame {
 
 /* A frame with room for len payload bytes (uninitialised), refs = 1. */
 struct frame *frame_new(size_t len);
-/*
- * j serialized compactly (jansson, one pass) into a new frame; NULL on
- * ENOMEM. Service thread only: it reuses one buffer, given back by
- * frame_release_buffer.
- */
-struct frame *frame_from_json(const json_t *j);
-void frame_release_buffer(void);
-
 /* A growable byte buffer that serialized JSON is appended to, reused. */
 struct pbuf {
 	char *p;
 	size_t len, cap;
 };
+
+/*
+ * j serialized compactly (jansson, one pass) into a new frame; NULL on
+ * ENOMEM. buf is the caller's scratch buffer, reused from call to call
+ * (its content is not kept).
+ */
+struct frame *frame_from_json(struct pbuf *buf, const json_t *j);
 
 int pbuf_add(struct pbuf *b, const void *p, size_t n);          /* 0 or CL_ENOMEM */
 int pbuf_dump(struct pbuf *b, const json_t *j, size_t flags);   /* + JSON_COMPACT */

@@ -128,6 +128,7 @@ const char *qcache_get(struct qcache *c, const void *key, size_t klen, size_t *l
 		c->misses++;
 		return NULL;
 	}
+	CL_ASSERT(e->klen == klen && memcmp(e->data, key, klen) == 0);
 	c->hits++;
 	qc_touch(c, e);
 	*len = e->vlen;
@@ -166,6 +167,7 @@ int qcache_put(struct qcache *c, const void *key, size_t klen, const char *val, 
 		return CL_ENOMEM;
 	if ((old = qc_find(c, h, key, klen)))
 		qc_unlink(c, old);
+	CL_ASSERT(qc_find(c, h, key, klen) == NULL);   /* one entry per key */
 	while (c->lru && (c->n >= c->max_entries || c->bytes + need > c->max_bytes)) {
 		qc_unlink(c, c->lru);
 		c->evictions++;
@@ -187,5 +189,6 @@ int qcache_put(struct qcache *c, const void *key, size_t klen, const char *val, 
 	c->mru = e;
 	c->n++;
 	c->bytes += need;
+	CL_ASSERT(c->n <= c->max_entries && (c->bytes <= c->max_bytes || c->n == 1));
 	return 0;
 }

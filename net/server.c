@@ -27,12 +27,20 @@
 #include <unistd.h>
 
 
+#include <jansson.h>
+#include <libwebsockets.h>
+
 #include "../core/cl.h"
+#include "../core/proj.h"
 #include "../store/bootstrap.h"
 #include "../store/datadir.h"
+#include "../store/command.h"
+#include "../store/evlog.h"
 #include "../store/token.h"
 #include "http.h"
+#include "metrics.h"
 #include "proto.h"
+#include "push.h"
 #include "session.h"
 #include "slog.h"
 #include "tlsgen.h"
@@ -53,22 +61,52 @@
 #define SRV_COLLECT_SECS 0.002  /* a batch waits for more requests at most this */
 #define SRV_BATCH_MAX 4096      /* ... and stops collecting at this many */
 
+/*
+ * The one piece of global state in net/: a signal handler has nowhere else
+ * to write (tools/scripts/check-deps.sh allows exactly this type).
+ */
 static volatile sig_atomic_t srv_stop_flag;
 
-const double srv_hist_bounds[SRV_HIST_BUCKETS] = {
-	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-	0.01, 0.025, 0.05, 0.1, 0.25, 1.0
+/* A staged push: built inside a batch, published only after its commit. */
+struct srv_staged {
+	uint64_t seq;
+	int type;                  /* enum ev_type */
+	uint64_t token;            /* token.revoked: which token */
+	json_t *push;              /* push_build() output, NULL if nobody subscribed */
 };
 
-const char *srv_close_name(int kind)
-{
-	static const char *const names[SRV_CLOSE__COUNT] = {
-		"peer", "too_big", "binary", "slow_consumer", "token_revoked",
-		"shutdown", "error"
-	};
+/*
+ * The server: owns the log, the projection, the ring and the request
+ * queue, and holds the modules' contexts (proto, sessions), whose wiring
+ * fields it sets and keeps current (srv_set_proj, srv_publish).
+ */
+struct server {
+	struct srv_opts o;
+	struct lws_context *ctx;
+	struct evlog *log;
+	struct proj *proj;
+	char epoch[EVLOG_EPOCH_STRLEN + 1];
+	uint64_t published;        /* last seq committed, applied and in the ring */
+	struct ring ring;
 
-	return kind >= 0 && kind < SRV_CLOSE__COUNT ? names[kind] : "unknown";
-}
+	struct proto_ctx pc;       /* requests run over this */
+	struct sess_pool pool;     /* the websocket sessions */
+	struct metrics m;
+	struct tlsr *tls;           /* the certificate new handshakes get (SIGHUP) */
+
+	struct req *q_head, *q_tail;   /* requests waiting for srv_flush */
+	size_t q_n, q_seen;        /* queued now / at the end of the last turn */
+	double q_since;            /* when the first request of the batch came */
+
+	struct srv_staged *stg;    /* pushes of the batch being flushed */
+	struct evlog_txn *wtxn;    /* the batch's write txn while it runs, else NULL */
+	size_t nstg, stgcap;
+	struct pbuf fbuf;          /* serializing pushes */
+
+	lws_sorted_usec_list_t tail_sul;
+	int stopping;              /* shutting down: no new sessions or requests */
+	int fatal;                 /* a state we cannot serve from: exit 1 */
+};
 
 void srv_request_stop(void)
 {
@@ -85,7 +123,7 @@ static double srv_mono(void)
 
 /* ---- the request queue --------------------------------------------- */
 
-void srv_enqueue(struct server *s, struct req *r)
+static void srv_enqueue(struct server *s, struct req *r)
 {
 	r->next = NULL;
 	if (s->q_tail)
@@ -96,14 +134,41 @@ void srv_enqueue(struct server *s, struct req *r)
 	s->q_n++;
 }
 
-void srv_forget_session(struct server *s, struct sess *ss)
+/* sess_forget_fn: ss is closing with requests in the queue. */
+static void srv_forget_session(void *arg, struct sess *ss)
 {
+	struct server *s = arg;
 	struct req *r;
 
 	for (r = s->q_head; r; r = r->next)
 		if (r->sess == ss)
 			r->sess = NULL;
-	ss->queued = 0;
+}
+
+/* sess_message_fn: parse one complete message and queue it. */
+static int srv_on_message(void *arg, struct sess *ss, const void *buf, size_t len,
+			  int limited)
+{
+	struct server *s = arg;
+	struct req *r = req_parse(buf, len);
+
+	if (!r)
+		return -1;
+	if (limited)
+		req_refuse(r, CMD_RATE_LIMITED, "too many requests; slow down");
+	r->sess = ss;
+	r->user = ss->user;
+	r->token = ss->token;
+	srv_enqueue(s, r);
+	return 0;
+}
+
+/* The projection is now p: every module that reads it follows. */
+static void srv_set_proj(struct server *s, struct proj *p)
+{
+	s->proj = p;
+	s->pc.proj = p;
+	s->pool.proj = p;
 }
 
 /* ---- publishing ---------------------------------------------------- */
@@ -115,14 +180,16 @@ void srv_forget_session(struct server *s, struct sess *ss)
 static int srv_push_of(struct server *s, const struct event *ev, json_t **push)
 {
 	*push = NULL;
-	if (!s->nsubs)
+	if (!s->pool.nsubs)
 		return 0;
 	*push = push_build(s->proj, ev, 0);
 	return *push ? 0 : CL_ENOMEM;
 }
 
-int srv_stage(struct server *s, const struct event *ev)
+/* command_event_fn: stage ev's push for the batch (after proj_apply). */
+static int srv_stage(void *arg, const struct event *ev)
 {
+	struct server *s = arg;
 	json_t *push;
 	int rc = srv_push_of(s, ev, &push);
 
@@ -156,19 +223,6 @@ static void srv_unstage(struct server *s)
 	s->nstg = 0;
 }
 
-static void srv_revoked(struct server *s, uint64_t token)
-{
-	struct sess *ss;
-
-	for (ss = s->sessions; ss; ss = ss->next)
-		if (ss->token == token) {
-			slog(SLOG_INFO, "closing a session of user %llu: token %llu revoked",
-			     (unsigned long long)ss->user, (unsigned long long)token);
-			sess_doom(ss, SRV_CLOSE_REVOKED, LWS_CLOSE_STATUS_POLICY_VIOLATION,
-				  "token revoked");
-		}
-}
-
 /*
  * Publish one committed event's push (consumes push).
  * push NULL: nobody was subscribed when the batch ran, so no frame was
@@ -177,7 +231,7 @@ static void srv_revoked(struct server *s, uint64_t token)
  */
 static int srv_publish(struct server *s, uint64_t seq, int type, uint64_t token, json_t *push)
 {
-	struct frame *f = push ? frame_from_json(push) : NULL;
+	struct frame *f = push ? frame_from_json(&s->fbuf, push) : NULL;
 
 	json_decref(push);
 	if (push && !f) {
@@ -185,6 +239,7 @@ static int srv_publish(struct server *s, uint64_t seq, int type, uint64_t token,
 		s->fatal = 1;
 		return CL_ENOMEM;
 	}
+	CL_ASSERT(seq == s->published + 1);     /* published in log order, no gap */
 	if (f) {
 		f->seq = seq;
 		ring_publish(&s->ring, f);
@@ -192,20 +247,22 @@ static int srv_publish(struct server *s, uint64_t seq, int type, uint64_t token,
 		ring_skip(&s->ring, seq);
 	}
 	s->published = seq;
+	s->pc.committed = seq;
+	CL_ASSERT(s->ring.last == s->published);   /* sessions read it as the stream end */
 	s->m.events++;
 	if (type == EV_TOKEN_REVOKED)
-		srv_revoked(s, token);
+		sess_pool_revoked(&s->pool, token);
 	return 0;
 }
 
-static void srv_wake_subscribers(struct server *s)
+/* An event another process appended, just applied: publish it. */
+static int srv_publish_followed(void *arg, const struct event *ev)
 {
-	struct sess *ss, *nx;
+	struct server *s = arg;
+	json_t *push;
+	int rc = srv_push_of(s, ev, &push);
 
-	for (ss = s->sessions; ss; ss = nx) {
-		nx = ss->next;
-		sess_on_publish(ss);
-	}
+	return rc ? rc : srv_publish(s, ev->seq, (int)ev->type, ev->ids.token, push);
 }
 
 /*
@@ -214,37 +271,18 @@ static void srv_wake_subscribers(struct server *s)
  */
 static int srv_catch_up(struct server *s)
 {
-	struct evlog_iter *it = NULL;
-	struct event ev;
+	struct command_fault fault;
 	size_t n = 0;
-	int rc;
+	int rc = command_follow(s->log, s->proj, srv_publish_followed, s, &n, &fault);
 
-	rc = evlog_iter_new(s->log, proj_seq(s->proj) + 1, &it);
-	if (rc)
-		return rc;
-	while ((rc = evlog_iter_next_event(it, &ev)) == 1) {
-		json_t *push;
-
-		rc = proj_apply(s->proj, &ev);
-		if (rc) {
-			slog(SLOG_ERR, "event %llu from the log does not apply: %s",
-			     (unsigned long long)ev.seq, cl_strerror(rc));
-			break;
-		}
-		rc = srv_push_of(s, &ev, &push);
-		if (rc)
-			break;
-		rc = srv_publish(s, ev.seq, (int)ev.type, ev.ids.token, push);
-		if (rc)
-			break;
-		n++;
-	}
-	evlog_iter_free(it);
+	if (rc && fault.step == COMMAND_AT_APPLY)
+		slog(SLOG_ERR, "event %llu from the log does not apply (%s)",
+		     (unsigned long long)fault.seq, cl_strerror(rc));
 	if (n) {
 		slog(SLOG_DEBUG, "applied %zu events appended by another process", n);
-		srv_wake_subscribers(s);
+		sess_pool_published(&s->pool);
 	}
-	return rc < 0 ? rc : 0;
+	return rc;
 }
 
 /*
@@ -279,16 +317,17 @@ static int srv_rebuild(struct server *s)
 		rc = CL_ECORRUPT;
 	}
 	if (rc) {
-		slog(SLOG_ERR, "cannot rebuild the projection from the log: %s", cl_strerror(rc));
+		slog(SLOG_ERR, "cannot rebuild the projection from the log (%s)", cl_strerror(rc));
 		s->fatal = 1;
 		return rc;
 	}
 	proj_free(s->proj);
-	s->proj = p;
+	srv_set_proj(s, p);
 	return srv_catch_up(s);
 }
 
-int srv_load_event(void *arg, uint64_t seq, json_t **out)
+/* proj_qctx loader (proto_ctx.load): the event at seq as ev_to_json gives it. */
+static int srv_load_event(void *arg, uint64_t seq, json_t **out)
 {
 	struct server *s = arg;
 	struct evlog_iter *it = NULL;
@@ -350,26 +389,6 @@ static int srv_begin(struct server *s, struct evlog_txn **txn)
 	return rc;
 }
 
-static void srv_observe_commit(struct server *s, double secs)
-{
-	int i;
-
-	s->m.commits++;
-	s->m.commit_count++;
-	s->m.commit_sum += secs;
-	for (i = 0; i < SRV_HIST_BUCKETS; i++)
-		if (secs <= srv_hist_bounds[i]) {
-			s->m.commit_hist[i]++;
-			break;
-		}
-}
-
-static int srv_is_store_error(int rc)
-{
-	return rc == CL_EIO || rc == CL_ENOSPC || rc == CL_EMAPFULL || rc == CL_ECONFLICT ||
-	       rc == CL_ECORRUPT || rc == CL_ELOCKED;
-}
-
 /*
  * Run one batch once. Returns 0 (committed or nothing to commit), or the
  * error that broke it with *culprit set when a single request caused it.
@@ -387,7 +406,7 @@ static int srv_run_batch(struct server *s, struct req *batch, struct req **culpr
 		if (rc) {
 			if (s->fatal)
 				return rc;
-			slog(SLOG_ERR, "cannot begin a write txn: %s", cl_strerror(rc));
+			slog(SLOG_ERR, "cannot begin a write txn (%s)", cl_strerror(rc));
 			for (r = batch; r; r = r->next)
 				if (req_writes(r))
 					r->unavailable = rc;
@@ -397,9 +416,9 @@ static int srv_run_batch(struct server *s, struct req *batch, struct req **culpr
 	}
 	s->wtxn = txn;
 	for (r = batch; r; r = r->next) {
-		rc = proto_exec(s, r, txn);
+		rc = proto_exec(&s->pc, r, txn);
 		if (rc) {
-			*culprit = srv_is_store_error(rc) ? NULL : r;
+			*culprit = command_log_failure(rc) ? NULL : r;
 			break;
 		}
 	}
@@ -410,10 +429,29 @@ static int srv_run_batch(struct server *s, struct req *batch, struct req **culpr
 		} else {
 			rc = evlog_wcommit(txn);
 			if (rc == 0)
-				srv_observe_commit(s, srv_mono() - t0);
+				metrics_observe_commit(&s->m, srv_mono() - t0);
 		}
 	}
 	return rc;
+}
+
+/* After the commit: apply r's session effects and send its reply. */
+static void srv_deliver(struct req *r)
+{
+	if (!r->sess)
+		return;
+	if (r->frame) {
+		sess_send(r->sess, r->frame);   /* takes our reference */
+		r->frame = NULL;
+		return;
+	}
+	if (!r->reply)
+		return;
+	if (r->kind == REQ_SUB && json_is_true(json_object_get(r->reply, "ok")))
+		sess_subscribe(r->sess, r->sub_next);
+	else if (r->kind == REQ_UNSUB)
+		sess_unsubscribe(r->sess);
+	sess_send_json(r->sess, r->reply);   /* closes the session if it fails */
 }
 
 static void srv_flush(struct server *s)
@@ -435,9 +473,9 @@ static void srv_flush(struct server *s)
 		srv_unstage(s);
 		for (r = batch; r; r = r->next)
 			proto_reset(r);
-		if (s->dirty && srv_rebuild(s))
+		if (s->pc.ahead && srv_rebuild(s))
 			break;
-		s->dirty = 0;
+		s->pc.ahead = 0;
 		if (culprit) {
 			slog(SLOG_ERR, "request \"%s\" of user %llu broke its batch (%s); refusing it",
 			     culprit->name ? culprit->name : "?", (unsigned long long)culprit->user,
@@ -446,15 +484,15 @@ static void srv_flush(struct server *s)
 		} else if (rc == CL_EMAPFULL && !evlog_map_fixed(s->log)) {
 			slog(SLOG_INFO, "log map full; growing it and retrying the batch");
 		} else {
-			slog(SLOG_ERR, "commit failed: %s; commands of this batch are refused "
-			     "as unavailable", rc == CL_EMAPFULL ? "the log's map is full "
-			     "(--map-size; restart with a bigger one)" : cl_strerror(rc));
+			slog(SLOG_ERR, "commit failed (%s); commands of this batch are refused "
+			     "as unavailable", rc == CL_EMAPFULL ? "the log's map is full: --map-size; "
+			     "restart with a bigger one" : cl_strerror(rc));
 			for (r = batch; r; r = r->next)
 				if (req_writes(r))
 					r->unavailable = rc;
 		}
 	}
-	s->dirty = 0;
+	s->pc.ahead = 0;
 	if (rc == 0) {
 		for (i = 0; i < s->nstg; i++) {
 			struct srv_staged *st = &s->stg[i];
@@ -467,18 +505,18 @@ static void srv_flush(struct server *s)
 		}
 		srv_unstage(s);
 		for (r = batch; r; r = r->next)
-			proto_deliver(s, r);
+			srv_deliver(r);
 		if (s->published != before)
-			srv_wake_subscribers(s);
+			sess_pool_published(&s->pool);
 	} else {
-		slog(SLOG_ERR, "giving up on a batch after %d attempts: %s", attempt,
+		slog(SLOG_ERR, "giving up on a batch after %d attempts (%s)", attempt,
 		     cl_strerror(rc));
 		srv_unstage(s);
 	}
 	for (r = batch; r; r = nx) {
 		nx = r->next;
-		if (r->sess && r->sess->queued)
-			r->sess->queued--;
+		if (r->sess)
+			sess_request_done(r->sess);
 		req_free(r);
 	}
 }
@@ -529,8 +567,10 @@ static void srv_tail(lws_sorted_usec_list_t *sul)
 	 * while the snapshot still missed it. An up-to-date catch-up is one
 	 * empty read txn (about a microsecond), four times a second.
 	 */
-	if (srv_catch_up(s))
-		slog(SLOG_ERR, "tailing the log failed");
+	int rc = srv_catch_up(s);
+
+	if (rc)
+		slog(SLOG_ERR, "cannot follow the log (%s)", cl_strerror(rc));
 	lws_sul_schedule(s->ctx, 0, &s->tail_sul, srv_tail, SRV_TAIL_US);
 }
 
@@ -586,14 +626,14 @@ static int srv_on_upgrade(struct server *s, struct lws *wsi)
 		slog(SLOG_WARN, "refusing a websocket from an origin not in --allow-origin");
 		return http_refuse(wsi, HTTP_STATUS_FORBIDDEN);
 	}
-	rc = sess_auth(s, wsi, &user, &token);
+	rc = sess_auth(s->proj, wsi, &user, &token);
 	if (rc) {
 		s->m.handshakes_refused++;
 		return http_refuse(wsi, rc);
 	}
-	if (s->nsess >= s->o.max_conns) {
+	if (s->pool.n >= s->o.max_conns) {
 		s->m.handshakes_refused++;
-		slog(SLOG_WARN, "refusing a websocket: %u sessions open (--max-conns)", s->nsess);
+		slog(SLOG_WARN, "refusing a websocket: %u sessions open (--max-conns)", s->pool.n);
 		return http_refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE);
 	}
 	return 0;
@@ -603,10 +643,26 @@ static int srv_on_established(struct server *s, struct lws *wsi, struct sess *ss
 {
 	uint64_t user, token;
 
-	if (sess_auth(s, wsi, &user, &token) != 0)
+	if (sess_auth(s->proj, wsi, &user, &token) != 0)
 		return -1;   /* revoked between upgrade and now */
-	sess_open(ss, s, wsi, user, token);
+	sess_open(ss, &s->pool, wsi, user, token);
 	return 0;
+}
+
+/* What /healthz and /metrics show, from the owner of each value. */
+static void srv_http_view(const struct server *s, struct http_view *st)
+{
+	memset(st, 0, sizeof *st);
+	st->ok = !s->stopping && !s->fatal;
+	st->stopping = s->stopping;
+	st->tls = !s->o.plain;
+	st->epoch = s->epoch;
+	st->m = &s->m;
+	st->g.connections = s->pool.n;
+	st->g.queue_bytes = s->pool.out_bytes;
+	st->g.ring_bytes = s->ring.bytes;
+	st->g.seq = s->published;
+	st->g.qc = &s->pc.qc;
 }
 
 static int srv_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
@@ -614,10 +670,12 @@ static int srv_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 {
 	struct server *s = lws_context_user(lws_get_context(wsi));
 	struct sess *ss = user;
+	struct http_view st;
 
 	switch (reason) {
 	case LWS_CALLBACK_HTTP:
-		return http_serve(s, wsi);
+		srv_http_view(s, &st);
+		return http_serve(wsi, &st);
 	case LWS_CALLBACK_ADD_HEADERS:
 		return http_add_headers(wsi, in);
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
@@ -632,7 +690,7 @@ static int srv_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 		sess_closed(ss);
 		return 0;
 	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
-		tlsr_attach(user);      /* user: the vhost's SSL_CTX (tlsreload.h) */
+		tlsr_attach(s->tls, user);   /* user: the vhost's SSL_CTX (tlsreload.h) */
 		return 0;
 	default:
 		break;
@@ -641,6 +699,28 @@ static int srv_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 }
 
 /* ---- startup ------------------------------------------------------- */
+
+/* Connect the modules: what each reads, and the hooks they call. */
+static void srv_wire(struct server *s)
+{
+	proto_init(&s->pc);
+	s->pc.epoch = s->epoch;
+	s->pc.load = srv_load_event;
+	s->pc.on_event = srv_stage;
+	s->pc.arg = s;
+
+	s->pool.lim.rate = s->o.rate;
+	s->pool.lim.burst = s->o.burst;
+	s->pool.lim.max_msg = s->o.max_msg;
+	s->pool.lim.max_queue = s->o.max_queue;
+	s->pool.lim.max_memory = s->o.max_memory;
+	s->pool.lim.sndbuf = s->o.sndbuf;
+	s->pool.m = &s->m;
+	s->pool.ring = &s->ring;
+	s->pool.on_message = srv_on_message;
+	s->pool.on_forget = srv_forget_session;
+	s->pool.arg = s;
+}
 
 static void srv_on_signal(int sig)
 {
@@ -714,6 +794,7 @@ static void srv_log_damaged(struct server *s, const char *what, int rc)
 
 static int srv_open_log(struct server *s)
 {
+	struct proj *p = NULL;
 	char token[TOKEN_LEN + 1];
 	uint64_t last = 0;
 	int rc;
@@ -738,7 +819,7 @@ static int srv_open_log(struct server *s)
 		if (rc == CL_EEXIST) {
 			slog(SLOG_INFO, "the log was initialised by another process meanwhile");
 		} else if (rc) {
-			slog(SLOG_ERR, "cannot create the first admin \"%s\": %s", s->o.admin_name,
+			slog(SLOG_ERR, "cannot create the first admin \"%s\" (%s)", s->o.admin_name,
 			     cl_strerror(rc));
 			return rc;
 		} else {
@@ -747,12 +828,14 @@ static int srv_open_log(struct server *s)
 		memset(token, 0, sizeof token);
 	}
 	snprintf(s->epoch, sizeof s->epoch, "%s", evlog_epoch(s->log));
-	rc = srv_build_proj(s->log, 0, &s->proj);
+	rc = srv_build_proj(s->log, 0, &p);
+	srv_set_proj(s, p);
 	if (rc) {
 		srv_log_damaged(s, "cannot build the projection from the log", rc);
 		return rc;
 	}
 	s->published = proj_seq(s->proj);
+	s->pc.committed = s->published;
 	slog(SLOG_INFO, "log %s: epoch %s, %llu events", s->o.data_dir, s->epoch,
 	     (unsigned long long)s->published);
 	if (s->o.map_size) {
@@ -788,12 +871,12 @@ static int srv_tls_paths(struct server *s, char *cert, char *key, size_t cap)
 	    (size_t)snprintf(key, cap, "%s/key.pem", dir) >= cap)
 		return CL_EINVAL;
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		slog(SLOG_ERR, "cannot create %s: %s", dir, strerror(errno));
+		slog(SLOG_ERR, "cannot create %s (%s)", dir, strerror(errno));
 		return CL_EIO;
 	}
 	rc = tlsgen_ensure(cert, key, &created);
 	if (rc) {
-		slog(SLOG_ERR, "cannot make a self-signed certificate in %s: %s", dir,
+		slog(SLOG_ERR, "cannot make a self-signed certificate in %s (%s)", dir,
 		     rc == CL_EEXIST ? "only one of cert.pem and key.pem exists" : cl_strerror(rc));
 		return rc;
 	}
@@ -814,7 +897,7 @@ static void srv_web_dir(const struct server *s, char *out, size_t cap)
 	out[0] = '\0';
 	if (s->o.web_dir) {
 		if (*s->o.web_dir && !realpath(s->o.web_dir, out)) {
-			slog(SLOG_WARN, "--web %s: %s; not serving the web UI", s->o.web_dir,
+			slog(SLOG_WARN, "cannot use --web %s (%s); not serving the web UI", s->o.web_dir,
 			     strerror(errno));
 			out[0] = '\0';
 		}
@@ -864,13 +947,13 @@ static void srv_free(struct server *s)
 	srv_unstage(s);
 	free(s->stg);
 	ring_release(&s->ring);
-	proto_release();
-	frame_release_buffer();
-	free(s->scratch);
+	proto_release(&s->pc);
+	sess_pool_release(&s->pool);
+	pbuf_free(&s->fbuf);
 	proj_free(s->proj);
 	if (s->log)
 		evlog_close(s->log);
-	tlsr_free();
+	tlsr_free(s->tls);
 	free(s);
 }
 
@@ -896,16 +979,18 @@ int srv_run(const struct srv_opts *o)
 	if (!s)
 		return 1;
 	s->o = *o;
+	srv_wire(s);
 	slog_set_level(o->verbose ? SLOG_DEBUG : SLOG_INFO);
 	slog_hook_lws(o->verbose);
 	evlog_on_damage(srv_report_damage);
 	if (srv_open_log(s))
 		goto out;
+	s->pool.log = s->log;
 	if (ring_init(&s->ring, o->ring_events, o->ring_bytes, s->published + 1))
 		goto out;
 	if (!o->plain && srv_tls_paths(s, cert, key, sizeof cert))
 		goto out;
-	if (tlsr_init(o->plain ? NULL : cert, key))
+	if (!(s->tls = tlsr_new(o->plain ? NULL : cert, key)))
 		goto out;
 	srv_web_dir(s, web, sizeof web);
 
@@ -951,7 +1036,7 @@ int srv_run(const struct srv_opts *o)
 		     o->host ? o->host : "*", o->port);
 		goto out;
 	}
-	if (!o->plain && !tlsr_attached()) {
+	if (!o->plain && !tlsr_attached(s->tls)) {
 		slog(SLOG_ERR, "TLS: could not hook certificate reload into libwebsockets");
 		goto out;
 	}
@@ -972,24 +1057,20 @@ int srv_run(const struct srv_opts *o)
 	while (!srv_stop_flag && !s->fatal) {
 		if (lws_service(s->ctx, 0) < 0)
 			break;
-		tlsr_poll();
+		tlsr_poll(s->tls);
 		if (!srv_collecting(s))
 			srv_flush(s);
 	}
 
 	/* shutdown: commit and answer what was received, then close 1001 */
 	slog(SLOG_INFO, "stopping: finishing %s requests, closing %u sessions",
-	     s->q_head ? "queued" : "no", s->nsess);
+	     s->q_head ? "queued" : "no", s->pool.n);
 	s->stopping = 1;
+	sess_pool_stop_reading(&s->pool);
 	srv_flush(s);
-	{
-		struct sess *ss;
-
-		for (ss = s->sessions; ss; ss = ss->next)
-			sess_shutdown(ss);
-	}
+	sess_pool_shutdown(&s->pool);
 	deadline = srv_mono() + SRV_DRAIN_SECS;
-	while (s->nsess > 0 && srv_mono() < deadline) {
+	while (s->pool.n > 0 && srv_mono() < deadline) {
 		if (lws_service(s->ctx, 0) < 0)
 			break;
 		srv_flush(s);

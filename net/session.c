@@ -1,7 +1,8 @@
 /*
  * session.c - per-session state and every per-session limit (see
  * session.h). Called only from the lws callback dispatch in server.c and
- * from srv_flush, all on the service thread.
+ * from its group commit, all on the service thread. Everything shared
+ * between sessions is in their struct sess_pool; nothing here is global.
  *
  * Outbound order: a session writes its unicast replies first (acks must not
  * wait behind a backlog of pushes), then stream frames from its cursor. One
@@ -12,7 +13,18 @@
 #include "session.h"
 
 #define SESS_REPLIES_PER_WRITE 16  /* unicast frames per WRITEABLE, at most */
-/* lws 4.1.6 keeps its close write type private (private-lib-core.h) */
+
+/*
+ * lws keeps its close write type private (LWS_WRITE_CLOSE = 4 in
+ * lib/core/private-lib-core.h; the public enum leaves 4 out). Checked for
+ * the 4.1 series only: another version must be read again before this
+ * guard is widened.
+ */
+#if LWS_LIBRARY_VERSION_MAJOR != 4 || LWS_LIBRARY_VERSION_MINOR != 1
+#error "session.c: check LWS_WRITE_CLOSE in this libwebsockets version's private-lib-core.h"
+#endif
+_Static_assert(LWS_WRITE_HTTP == 3 && LWS_WRITE_PING == 5,
+	       "lws moved its write types: LWS_WRITE_CLOSE may no longer be 4");
 #define SESS_WRITE_CLOSE ((enum lws_write_protocol)4)
 
 #include <stdlib.h>
@@ -22,11 +34,8 @@
 #include <time.h>
 
 #include "../core/cl.h"
-#include "../core/cmd.h"
 #include "../store/evlog.h"
 #include "../store/token.h"
-#include "proto.h"
-#include "server.h"
 #include "slog.h"
 
 /* ---- auth at the handshake ------------------------------------------ */
@@ -117,7 +126,7 @@ static int sess_find_token(struct lws *wsi, char *buf, size_t cap,
 	return sess_token_parse(uri, alen ? auth : NULL, alen, buf, cap, tok, tlen);
 }
 
-int sess_auth(struct server *s, struct lws *wsi, uint64_t *user, uint64_t *token)
+int sess_auth(const struct proj *p, struct lws *wsi, uint64_t *user, uint64_t *token)
 {
 	char buf[TOKEN_MAX_INPUT + 64];
 	uint8_t hash[EV_HASH_LEN];
@@ -133,7 +142,7 @@ int sess_auth(struct server *s, struct lws *wsi, uint64_t *user, uint64_t *token
 	if (tlen > TOKEN_MAX_INPUT)
 		return 403;
 	token_hash(tok, tlen, hash);
-	if (proj_token_check(s->proj, hash, user, token) != 0)
+	if (proj_token_check(p, hash, user, token) != 0)
 		return 403;
 	return 0;
 }
@@ -148,25 +157,25 @@ static int64_t sess_mono_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-void sess_open(struct sess *ss, struct server *s, struct lws *wsi,
+void sess_open(struct sess *ss, struct sess_pool *pool, struct lws *wsi,
 	       uint64_t user, uint64_t token)
 {
 	memset(ss, 0, sizeof *ss);
-	ss->srv = s;
+	ss->pool = pool;
 	ss->wsi = wsi;
 	ss->user = user;
 	ss->token = token;
-	ss->tokens = s->o.burst;
+	ss->tokens = pool->lim.burst;
 	ss->refill_us = sess_mono_us();
-	ss->close_kind = SRV_CLOSE_PEER;
-	ss->next = s->sessions;
-	if (s->sessions)
-		s->sessions->prev = ss;
-	s->sessions = ss;
+	ss->close_kind = METRICS_CLOSE_PEER;
+	ss->next = pool->head;
+	if (pool->head)
+		pool->head->prev = ss;
+	pool->head = ss;
 	ss->linked = 1;
-	s->nsess++;
-	if (s->o.sndbuf > 0) {
-		int fd = lws_get_socket_fd(wsi), v = s->o.sndbuf;
+	pool->n++;
+	if (pool->lim.sndbuf > 0) {
+		int fd = lws_get_socket_fd(wsi), v = pool->lim.sndbuf;
 
 		if (fd >= 0)
 			setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v);
@@ -180,7 +189,7 @@ static void sess_drop_chunk(struct sess *ss)
 	for (i = ss->chunk_i; i < ss->chunk_n; i++)
 		frame_unref(ss->chunk[i]);
 	free(ss->chunk);
-	ss->srv->out_bytes -= ss->chunk_bytes;
+	ss->pool->out_bytes -= ss->chunk_bytes;
 	ss->chunk = NULL;
 	ss->chunk_n = ss->chunk_i = ss->chunk_bytes = 0;
 }
@@ -193,7 +202,7 @@ static void sess_drop_queues(struct sess *ss)
 		nx = f->next;
 		frame_unref(f);
 	}
-	ss->srv->out_bytes -= ss->uq_bytes;
+	ss->pool->out_bytes -= ss->uq_bytes;
 	ss->uq_head = ss->uq_tail = NULL;
 	ss->uq_bytes = 0;
 	sess_drop_chunk(ss);
@@ -208,36 +217,40 @@ static void sess_drop_queues(struct sess *ss)
  * still open in LWS_CALLBACK_CLOSED. Bounded: a peer that keeps sending
  * gets its reset.
  */
-static void sess_discard_input(struct lws *wsi)
+static void sess_discard_input(struct sess *ss)
 {
-	static char junk[65536];     /* service thread only */
-	int fd = (int)lws_get_socket_fd(wsi), i;
+	char *junk = ss->pool->junk;
+	int fd = (int)lws_get_socket_fd(ss->wsi), i;
 
 	for (i = 0; fd >= 0 && i < 128; i++)      /* 8 MiB: any socket buffer */
-		if (recv(fd, junk, sizeof junk, MSG_DONTWAIT) <= 0)
+		if (recv(fd, junk, sizeof ss->pool->junk, MSG_DONTWAIT) <= 0)
 			break;
 }
 
-/* The only writer of ss->subscribed: keeps the server's count with it. */
+/* The only writer of ss->subscribed: keeps the pool's count with it. */
 static void sess_set_subscribed(struct sess *ss, int on)
 {
 	if (on && !ss->subscribed)
-		ss->srv->nsubs++;
-	else if (!on && ss->subscribed)
-		ss->srv->nsubs--;
+		ss->pool->nsubs++;
+	else if (!on && ss->subscribed) {
+		CL_ASSERT(ss->pool->nsubs > 0);
+		ss->pool->nsubs--;
+	}
 	ss->subscribed = on;
 }
 
 void sess_closed(struct sess *ss)
 {
-	struct server *s = ss->srv;
+	struct sess_pool *pool = ss->pool;
 
-	if (!s || !ss->linked)
+	if (!pool || !ss->linked)
 		return;   /* never got to ESTABLISHED */
-	sess_discard_input(ss->wsi);
-	s->m.closes[ss->close_kind]++;
-	if (ss->queued)
-		srv_forget_session(s, ss);
+	sess_discard_input(ss);
+	pool->m->closes[ss->close_kind]++;
+	if (ss->queued) {
+		pool->on_forget(pool->arg, ss);
+		ss->queued = 0;
+	}
 	sess_drop_queues(ss);
 	sess_set_subscribed(ss, 0);
 	free(ss->rx);
@@ -245,18 +258,25 @@ void sess_closed(struct sess *ss)
 	if (ss->prev)
 		ss->prev->next = ss->next;
 	else
-		s->sessions = ss->next;
+		pool->head = ss->next;
 	if (ss->next)
 		ss->next->prev = ss->prev;
 	ss->linked = 0;
-	s->nsess--;
+	CL_ASSERT(pool->n > 0);
+	pool->n--;
+}
+
+void sess_request_done(struct sess *ss)
+{
+	if (ss->queued)
+		ss->queued--;
 }
 
 /* ---- inbound ------------------------------------------------------- */
 
 static int sess_rate_take(struct sess *ss)
 {
-	const struct srv_opts *o = &ss->srv->o;
+	const struct sess_limits *o = &ss->pool->lim;
 	int64_t now = sess_mono_us();
 
 	ss->tokens += (double)(now - ss->refill_us) * o->rate / 1e6;
@@ -271,26 +291,22 @@ static int sess_rate_take(struct sess *ss)
 
 static void sess_dispatch(struct sess *ss, const void *buf, size_t len)
 {
-	struct server *s = ss->srv;
-	struct req *r;
+	struct sess_pool *pool = ss->pool;
+	int limited, rc;
 
-	s->m.messages_in++;
-	r = req_parse(buf, len);
-	if (!r) {
+	pool->m->messages_in++;
+	limited = !sess_rate_take(ss);
+	if (limited)
+		pool->m->rate_limited++;
+	rc = pool->on_message(pool->arg, ss, buf, len, limited);
+	if (rc < 0) {
 		slog(SLOG_ERR, "out of memory parsing a request; closing session");
-		sess_doom(ss, SRV_CLOSE_ERROR, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+		sess_doom(ss, METRICS_CLOSE_ERROR, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
 			  "internal error");
 		return;
 	}
-	if (!sess_rate_take(ss)) {
-		s->m.rate_limited++;
-		req_refuse(r, CMD_RATE_LIMITED, "too many requests; slow down");
-	}
-	r->sess = ss;
-	r->user = ss->user;
-	r->token = ss->token;
-	ss->queued++;
-	srv_enqueue(s, r);
+	if (rc == 0)
+		ss->queued++;
 }
 
 /* Close with code; what the client still sends is read and dropped. */
@@ -302,19 +318,19 @@ static int sess_refuse_close(struct sess *ss, int kind, uint16_t code, const cha
 
 int sess_receive(struct sess *ss, const void *in, size_t len)
 {
-	struct server *s = ss->srv;
+	struct sess_pool *pool = ss->pool;
 	size_t remaining = lws_remaining_packet_payload(ss->wsi);
 	int final = lws_is_final_fragment(ss->wsi);
 	char why[96];
 
-	if (ss->doomed || ss->shutdown || s->stopping)
+	if (ss->doomed || ss->shutdown || pool->stopping)
 		return 0;   /* nothing more is read from a closing session */
 	if (!ss->in_msg && lws_frame_is_binary(ss->wsi))
-		return sess_refuse_close(ss, SRV_CLOSE_BINARY,
+		return sess_refuse_close(ss, METRICS_CLOSE_BINARY,
 					 LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, "text frames only");
-	if (ss->rxlen + len + remaining > s->o.max_msg) {
-		snprintf(why, sizeof why, "message too big (limit %zu bytes)", s->o.max_msg);
-		return sess_refuse_close(ss, SRV_CLOSE_TOO_BIG,
+	if (ss->rxlen + len + remaining > pool->lim.max_msg) {
+		snprintf(why, sizeof why, "message too big (limit %zu bytes)", pool->lim.max_msg);
+		return sess_refuse_close(ss, METRICS_CLOSE_TOO_BIG,
 					 LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, why);
 	}
 	if (!ss->in_msg && final) {           /* the usual case: no copy */
@@ -327,11 +343,11 @@ int sess_receive(struct sess *ss, const void *in, size_t len)
 
 		while (cap < ss->rxlen + len)
 			cap *= 2;
-		if (cap > s->o.max_msg)
-			cap = s->o.max_msg;
+		if (cap > pool->lim.max_msg)
+			cap = pool->lim.max_msg;
 		nb = realloc(ss->rx, cap);
 		if (!nb)
-			return sess_refuse_close(ss, SRV_CLOSE_ERROR,
+			return sess_refuse_close(ss, METRICS_CLOSE_ERROR,
 						 LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
 		ss->rx = nb;
 		ss->rxcap = cap;
@@ -356,7 +372,7 @@ int sess_receive(struct sess *ss, const void *in, size_t len)
 
 static int sess_stream_pending(const struct sess *ss)
 {
-	return ss->subscribed && ss->next_seq <= ss->srv->published;
+	return ss->subscribed && ss->next_seq <= ss->pool->ring->last;
 }
 
 static void sess_wake(struct sess *ss)
@@ -367,7 +383,7 @@ static void sess_wake(struct sess *ss)
 
 size_t sess_owed(const struct sess *ss)
 {
-	const struct ring *r = &ss->srv->ring;
+	const struct ring *r = ss->pool->ring;
 	size_t owed = ss->uq_bytes + ss->chunk_bytes;
 
 	if (ss->subscribed && !ss->replaying && ss->next_seq >= r->first &&
@@ -386,27 +402,27 @@ static uint64_t sess_resume_seq(const struct sess *ss)
 {
 	if (ss->subscribed)
 		return ss->next_seq - 1;
-	return ss->srv->published;
+	return ss->pool->ring->last;
 }
 
 /* Enforce max_queue and max_memory; 1 if ss was doomed. */
 static int sess_check_limits(struct sess *ss)
 {
-	struct server *s = ss->srv;
+	struct sess_pool *pool = ss->pool;
 	char why[124];
 
 	if (ss->doomed)
 		return 1;
 	/* the next reply to write does not count against max_queue, so one
 	 * legitimately large answer (a 500-entry page) never closes a reader */
-	if (sess_owed(ss) - (ss->uq_head ? ss->uq_head->len : 0) <= s->o.max_queue &&
-	    s->out_bytes <= s->o.max_memory)
+	if (sess_owed(ss) - (ss->uq_head ? ss->uq_head->len : 0) <= pool->lim.max_queue &&
+	    pool->out_bytes <= pool->lim.max_memory)
 		return 0;
 	snprintf(why, sizeof why, "slow consumer: resume from seq %llu",
 		 (unsigned long long)sess_resume_seq(ss));
 	slog(SLOG_WARN, "session of user %llu: %s (owed %zu bytes, all sessions %zu)",
-	     (unsigned long long)ss->user, why, sess_owed(ss), s->out_bytes);
-	sess_doom(ss, SRV_CLOSE_SLOW, LWS_CLOSE_STATUS_POLICY_VIOLATION, why);
+	     (unsigned long long)ss->user, why, sess_owed(ss), pool->out_bytes);
+	sess_doom(ss, METRICS_CLOSE_SLOW, LWS_CLOSE_STATUS_POLICY_VIOLATION, why);
 	return 1;
 }
 
@@ -423,7 +439,7 @@ void sess_send(struct sess *ss, struct frame *f)
 		ss->uq_head = f;
 	ss->uq_tail = f;
 	ss->uq_bytes += f->len;
-	ss->srv->out_bytes += f->len;
+	ss->pool->out_bytes += f->len;
 	if (sess_check_limits(ss))
 		return;
 	sess_wake(ss);
@@ -431,11 +447,11 @@ void sess_send(struct sess *ss, struct frame *f)
 
 void sess_send_json(struct sess *ss, const json_t *j)
 {
-	struct frame *f = frame_from_json(j);
+	struct frame *f = frame_from_json(&ss->pool->fbuf, j);
 
 	if (!f) {
 		slog(SLOG_ERR, "out of memory serializing a reply; closing session");
-		sess_doom(ss, SRV_CLOSE_ERROR, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+		sess_doom(ss, METRICS_CLOSE_ERROR, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
 			  "internal error");
 		return;
 	}
@@ -448,7 +464,7 @@ void sess_subscribe(struct sess *ss, uint64_t next)
 	sess_set_subscribed(ss, 1);
 	ss->next_seq = next;
 	ss->replaying = 0;
-	ss->lag_floor = ss->srv->ring.cum;
+	ss->lag_floor = ss->pool->ring->cum;
 	sess_wake(ss);
 }
 
@@ -459,7 +475,7 @@ void sess_unsubscribe(struct sess *ss)
 	ss->replaying = 0;
 }
 
-void sess_on_publish(struct sess *ss)
+static void sess_on_publish(struct sess *ss)
 {
 	if (!ss->subscribed || ss->doomed)
 		return;
@@ -487,16 +503,63 @@ void sess_doom(struct sess *ss, int kind, uint16_t code, const char *reason)
 	lws_callback_on_writable(ss->wsi);
 }
 
-void sess_shutdown(struct sess *ss)
+static void sess_shutdown(struct sess *ss)
 {
 	ss->shutdown = 1;
 	lws_callback_on_writable(ss->wsi);
 }
 
+/* ---- the pool ------------------------------------------------------- */
+
+void sess_pool_published(struct sess_pool *pool)
+{
+	struct sess *ss, *nx;
+
+	for (ss = pool->head; ss; ss = nx) {
+		nx = ss->next;
+		sess_on_publish(ss);
+	}
+}
+
+void sess_pool_revoked(struct sess_pool *pool, uint64_t token)
+{
+	struct sess *ss;
+
+	for (ss = pool->head; ss; ss = ss->next)
+		if (ss->token == token) {
+			slog(SLOG_INFO, "closing a session of user %llu: token %llu revoked",
+			     (unsigned long long)ss->user, (unsigned long long)token);
+			sess_doom(ss, METRICS_CLOSE_REVOKED, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+				  "token revoked");
+		}
+}
+
+void sess_pool_stop_reading(struct sess_pool *pool)
+{
+	pool->stopping = 1;
+}
+
+void sess_pool_shutdown(struct sess_pool *pool)
+{
+	struct sess *ss;
+
+	pool->stopping = 1;
+	for (ss = pool->head; ss; ss = ss->next)
+		sess_shutdown(ss);
+}
+
+void sess_pool_release(struct sess_pool *pool)
+{
+	free(pool->scratch);
+	pool->scratch = NULL;
+	pool->scratch_cap = 0;
+	pbuf_free(&pool->fbuf);
+}
+
 /* Load the next chunk of pushes for next_seq.. from the log. */
 static int sess_load_chunk(struct sess *ss)
 {
-	struct server *s = ss->srv;
+	struct sess_pool *pool = ss->pool;
 	struct evlog_iter *it = NULL;
 	struct event ev;
 	size_t cap = SESS_CHUNK_EVENTS;
@@ -506,7 +569,7 @@ static int sess_load_chunk(struct sess *ss)
 	ss->chunk = calloc(cap, sizeof *ss->chunk);
 	if (!ss->chunk)
 		return CL_ENOMEM;
-	rc = evlog_iter_new(s->log, ss->next_seq, &it);
+	rc = evlog_iter_new(pool->log, ss->next_seq, &it);
 	if (rc)
 		return rc;
 	while (ss->chunk_n < cap && ss->chunk_bytes < SESS_CHUNK_BYTES) {
@@ -516,15 +579,15 @@ static int sess_load_chunk(struct sess *ss)
 		rc = evlog_iter_next_event(it, &ev);
 		if (rc <= 0)
 			break;
-		if (ev.seq > s->published ||
-		    (ss->chunk_n > 0 && ring_get(&s->ring, ev.seq)))
+		if (ev.seq > pool->ring->last ||
+		    (ss->chunk_n > 0 && ring_get(pool->ring, ev.seq)))
 			break;   /* the rest comes from the ring */
 		if (ev.seq != ss->next_seq + ss->chunk_n) {
 			rc = CL_ECORRUPT;
 			break;
 		}
-		push = push_build(s->proj, &ev, 1);
-		f = push ? frame_from_json(push) : NULL;
+		push = push_build(pool->proj, &ev, 1);
+		f = push ? frame_from_json(&pool->fbuf, push) : NULL;
 		json_decref(push);
 		if (!f) {
 			rc = CL_ENOMEM;
@@ -533,7 +596,7 @@ static int sess_load_chunk(struct sess *ss)
 		f->seq = ev.seq;
 		ss->chunk[ss->chunk_n++] = f;
 		ss->chunk_bytes += f->len;
-		s->out_bytes += f->len;
+		pool->out_bytes += f->len;
 	}
 	evlog_iter_free(it);
 	if (rc < 0)
@@ -553,11 +616,11 @@ static struct frame *sess_peek(struct sess *ss, int *err)
 	*err = 0;
 	if (ss->chunk_i < ss->chunk_n)
 		return ss->chunk[ss->chunk_i];
-	f = ring_get(&ss->srv->ring, ss->next_seq);
+	f = ring_get(ss->pool->ring, ss->next_seq);
 	if (f) {
 		if (ss->replaying) {
 			ss->replaying = 0;
-			ss->lag_floor = ss->srv->ring.cum;
+			ss->lag_floor = ss->pool->ring->cum;
 		}
 		sess_drop_chunk(ss);
 		return f;
@@ -583,20 +646,22 @@ static size_t sess_gather(struct sess *ss, struct frame **out, size_t *bytes, in
 	from_chunk = ss->chunk_n > 0;
 	b = out[0]->len;
 	n = 1;
-	while (n < SESS_COALESCE_MAX && seq + n <= ss->srv->published) {
+	while (n < SESS_COALESCE_MAX && seq + n <= ss->pool->ring->last) {
 		struct frame *f;
 
 		if (from_chunk) {
 			size_t i = ss->chunk_i + n;
 			f = i < ss->chunk_n ? ss->chunk[i] : NULL;
 		} else {
-			f = ring_get(&ss->srv->ring, seq + n);
+			f = ring_get(ss->pool->ring, seq + n);
 		}
 		if (!f || b + f->len + 1 > SESS_COALESCE_BYTES)
 			break;
 		out[n++] = f;
 		b += f->len + 1;
 	}
+	for (size_t i = 0; i < n; i++)
+		CL_ASSERT(out[i]->seq == seq + i);   /* the stream has no gap */
 	*bytes = b;
 	return n;
 }
@@ -610,7 +675,7 @@ static void sess_consumed(struct sess *ss, size_t n)
 			struct frame *f = ss->chunk[ss->chunk_i++];
 
 			ss->chunk_bytes -= f->len;
-			ss->srv->out_bytes -= f->len;
+			ss->pool->out_bytes -= f->len;
 			frame_unref(f);
 		}
 		if (ss->chunk_i == ss->chunk_n)
@@ -629,7 +694,7 @@ static const char sess_ev_tail[] = "]}";
 
 static int sess_write_stream(struct sess *ss)
 {
-	struct server *s = ss->srv;
+	struct sess_pool *pool = ss->pool;
 	struct frame *fr[SESS_COALESCE_MAX];
 	size_t n, bytes = 0, len, i;
 	unsigned char *p;
@@ -638,10 +703,10 @@ static int sess_write_stream(struct sess *ss)
 	n = sess_gather(ss, fr, &bytes, &err);
 	if (n == 0) {
 		if (err) {
-			slog(SLOG_ERR, "log catch-up for user %llu at seq %llu failed: %s",
+			slog(SLOG_ERR, "cannot feed user %llu from the log at seq %llu (%s)",
 			     (unsigned long long)ss->user, (unsigned long long)ss->next_seq,
 			     cl_strerror(err));
-			ss->close_kind = SRV_CLOSE_ERROR;
+			ss->close_kind = METRICS_CLOSE_ERROR;
 			lws_close_reason(ss->wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
 					 (unsigned char *)"internal error", 14);
 			return -1;
@@ -652,20 +717,20 @@ static int sess_write_stream(struct sess *ss)
 		w = lws_write(ss->wsi, fr[0]->data, fr[0]->len, LWS_WRITE_TEXT);
 		if (w < (int)fr[0]->len)
 			return -1;
-		s->m.messages_out++;
+		pool->m->messages_out++;
 		sess_consumed(ss, 1);
 		return 0;
 	}
 	len = sizeof sess_ev_head - 1 + bytes + sizeof sess_ev_tail - 1;
-	if (LWS_PRE + len > s->scratch_cap) {
-		unsigned char *nb = realloc(s->scratch, LWS_PRE + len);
+	if (LWS_PRE + len > pool->scratch_cap) {
+		unsigned char *nb = realloc(pool->scratch, LWS_PRE + len);
 
 		if (!nb)
 			return -1;
-		s->scratch = nb;
-		s->scratch_cap = LWS_PRE + len;
+		pool->scratch = nb;
+		pool->scratch_cap = LWS_PRE + len;
 	}
-	p = s->scratch + LWS_PRE;
+	p = pool->scratch + LWS_PRE;
 	memcpy(p, sess_ev_head, sizeof sess_ev_head - 1);
 	p += sizeof sess_ev_head - 1;
 	for (i = 0; i < n; i++) {
@@ -675,10 +740,10 @@ static int sess_write_stream(struct sess *ss)
 		p += fr[i]->len;
 	}
 	memcpy(p, sess_ev_tail, sizeof sess_ev_tail - 1);
-	w = lws_write(ss->wsi, s->scratch + LWS_PRE, len, LWS_WRITE_TEXT);
+	w = lws_write(ss->wsi, pool->scratch + LWS_PRE, len, LWS_WRITE_TEXT);
 	if (w < (int)len)
 		return -1;
-	s->m.messages_out++;
+	pool->m->messages_out++;
 	sess_consumed(ss, n);
 	return 0;
 }
@@ -714,7 +779,7 @@ static int sess_send_close(struct sess *ss, uint16_t code, const char *reason)
 
 int sess_writeable(struct sess *ss)
 {
-	struct server *s = ss->srv;
+	struct sess_pool *pool = ss->pool;
 
 	if (ss->doomed)
 		return sess_send_close(ss, ss->close_code, ss->close_reason);
@@ -737,23 +802,25 @@ int sess_writeable(struct sess *ss)
 			if (!ss->uq_head)
 				ss->uq_tail = NULL;
 			ss->uq_bytes -= f->len;
-			s->out_bytes -= f->len;
+			pool->out_bytes -= f->len;
 			w = lws_write(ss->wsi, f->data, f->len, LWS_WRITE_TEXT);
 			if (w < (int)f->len) {
 				frame_unref(f);
 				return -1;
 			}
 			frame_unref(f);
-			s->m.messages_out++;
+			pool->m->messages_out++;
 		}
 		sess_wake(ss);
 		return 0;
 	}
 	if (ss->shutdown) {
-		ss->close_kind = SRV_CLOSE_SHUTDOWN;
+		ss->close_kind = METRICS_CLOSE_SHUTDOWN;
 		return sess_send_close(ss, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
 	}
-	if (sess_stream_pending(ss)) {     /* gotcha 11: only if owed */
+	/* write a stream frame only when one is owed: WRITEABLE also comes
+	 * when the unicast queue just drained, with nothing new to stream */
+	if (sess_stream_pending(ss)) {
 		if (sess_write_stream(ss) < 0)
 			return -1;
 		sess_wake(ss);

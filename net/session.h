@@ -16,7 +16,11 @@
  * A doomed session's queues are freed at once; it gets the close frame when
  * its socket next drains, or is dropped after SESS_DOOM_SECS.
  *
- * The struct is the lws per-session data: lws allocates and frees it.
+ * The sessions live in a struct sess_pool, which owns the list, the counts
+ * and the buffers they share; the server (net/server.c) wires a pool to
+ * the log, the projection and the push ring, and is told of each complete
+ * message through a hook. A struct sess is the lws per-session data: lws
+ * allocates and frees it.
  */
 #ifndef CL_NET_SESSION_H
 #define CL_NET_SESSION_H
@@ -26,9 +30,71 @@
 #include <jansson.h>
 #include <libwebsockets.h>
 
+#include "../core/proj.h"
+#include "../store/evlog.h"
+#include "metrics.h"
 #include "push.h"
 
-struct server;
+struct sess;
+
+/* The per-session limits (docs/operations.md: the flags of the same names). */
+struct sess_limits {
+	double rate, burst;        /* requests per second and burst */
+	size_t max_msg;            /* inbound message bytes */
+	size_t max_queue;          /* one session's owed bytes */
+	size_t max_memory;         /* all sessions' owed bytes */
+	int sndbuf;                /* SO_SNDBUF, 0 = kernel default */
+};
+
+/*
+ * A complete message from ss (len bytes at buf, valid for the call);
+ * limited: it is over the rate limit and must be refused as rate_limited.
+ * Returns 0 if the message was queued as a request (the owner then calls
+ * sess_request_done once that request is finished), 1 if it was handled
+ * without queueing, -1 to close the session (out of memory).
+ */
+typedef int (*sess_message_fn)(void *arg, struct sess *ss, const void *buf, size_t len,
+			       int limited);
+/* ss, with requests still queued (sess_request_done not yet called for
+ * them), is closing: forget it in those requests. */
+typedef void (*sess_forget_fn)(void *arg, struct sess *ss);
+
+struct sess_pool {
+	/* wiring: set by the owner before the first session, kept current */
+	struct sess_limits lim;
+	struct metrics *m;             /* counters the sessions bump */
+	struct evlog *log;             /* catch-up reads for lagging subscribers */
+	struct proj *proj;             /* the state replayed pushes carry */
+	const struct ring *ring;       /* published pushes: ring->last is the last
+	                                  seq published, the end of every stream */
+	sess_message_fn on_message;
+	sess_forget_fn on_forget;
+	void *arg;                     /* for the hooks */
+
+	/* the pool's own */
+	struct sess *head;             /* every established session */
+	unsigned n;                    /* ... how many */
+	unsigned nsubs;                /* ... subscribed: pushes are built only if > 0 */
+	size_t out_bytes;              /* unicast queues + replay chunks, all sessions */
+	int stopping;                  /* shutting down: nothing more is read */
+	unsigned char *scratch;        /* LWS_PRE + one coalesced frame */
+	size_t scratch_cap;
+	struct pbuf fbuf;              /* serializing replies and replayed pushes */
+	char junk[65536];              /* input read and dropped at close */
+};
+
+/* Free the pool's buffers (the sessions are lws's: close them first). */
+void sess_pool_release(struct sess_pool *pool);
+
+/* New pushes were published: each subscriber checks its lag and writes. */
+void sess_pool_published(struct sess_pool *pool);
+/* Token token was revoked: close every session that uses it (1008). */
+void sess_pool_revoked(struct sess_pool *pool, uint64_t token);
+/* Shutdown: read nothing more; each session sends what is queued, then
+ * closes 1001. */
+void sess_pool_shutdown(struct sess_pool *pool);
+/* Stop reading requests (before the last flush of a shutdown). */
+void sess_pool_stop_reading(struct sess_pool *pool);
 
 #define SESS_DOOM_SECS 10
 #define SESS_COALESCE_MAX 16            /* pushes per "events" frame */
@@ -37,9 +103,9 @@ struct server;
 #define SESS_CHUNK_BYTES (256 * 1024)   /* ... and bytes */
 
 struct sess {
-	struct server *srv;
+	struct sess_pool *pool;
 	struct lws *wsi;
-	struct sess *prev, *next;      /* server's session list */
+	struct sess *prev, *next;      /* the pool's list */
 	uint64_t user, token;          /* authenticated at the handshake */
 	int linked;
 
@@ -49,7 +115,7 @@ struct sess {
 	int in_msg;                    /* inside a message spanning callbacks */
 	double tokens;                 /* rate limit bucket */
 	int64_t refill_us;
-	unsigned queued;               /* requests of ours waiting in srv queue */
+	unsigned queued;               /* requests of ours the owner still holds */
 
 	/* outbound: unicast replies, written before stream frames */
 	struct frame *uq_head, *uq_tail;
@@ -66,7 +132,7 @@ struct sess {
 	/* closing */
 	int doomed, shutdown;
 	int close_sent;             /* our close frame went out; waiting for the peer's */
-	int close_kind;                /* enum srv_close */
+	int close_kind;                /* enum metrics_close */
 	uint16_t close_code;
 	char close_reason[124];
 };
@@ -78,7 +144,7 @@ struct sess {
  * HTTP status to refuse with: 404 (not a /ws/ path), 401 (no token),
  * 403 (unknown or revoked token, or too long).
  */
-int sess_auth(struct server *s, struct lws *wsi, uint64_t *user, uint64_t *token);
+int sess_auth(const struct proj *p, struct lws *wsi, uint64_t *user, uint64_t *token);
 
 /*
  * The pure part of sess_auth (no lws, no projection; also the fuzz target
@@ -91,8 +157,8 @@ int sess_auth(struct server *s, struct lws *wsi, uint64_t *user, uint64_t *token
 int sess_token_parse(const char *uri, const char *auth, size_t auth_len,
 		     char *buf, size_t cap, const char **tok, size_t *tlen);
 
-/* ESTABLISHED: initialise the lws-allocated ss. */
-void sess_open(struct sess *ss, struct server *s, struct lws *wsi,
+/* ESTABLISHED: initialise the lws-allocated ss and add it to pool. */
+void sess_open(struct sess *ss, struct sess_pool *pool, struct lws *wsi,
 	       uint64_t user, uint64_t token);
 /* CLOSED: count the reason, free queues, unlink. */
 void sess_closed(struct sess *ss);
@@ -101,6 +167,9 @@ void sess_closed(struct sess *ss);
 int sess_receive(struct sess *ss, const void *in, size_t len);
 /* SERVER_WRITEABLE: at most one lws_write. Returns -1 to close. */
 int sess_writeable(struct sess *ss);
+
+/* The owner finished one request that on_message queued. */
+void sess_request_done(struct sess *ss);
 
 /* Queue a unicast frame (takes the caller's reference). */
 void sess_send(struct sess *ss, struct frame *f);
@@ -111,13 +180,8 @@ void sess_send_json(struct sess *ss, const json_t *j);
 void sess_subscribe(struct sess *ss, uint64_t next);
 void sess_unsubscribe(struct sess *ss);
 
-/* New pushes were published: enforce the lag limit and ask to write. */
-void sess_on_publish(struct sess *ss);
-
 /* Close with code and reason once writable; frees its queues now. */
 void sess_doom(struct sess *ss, int kind, uint16_t code, const char *reason);
-/* Shutdown: send what is queued, then close 1001. */
-void sess_shutdown(struct sess *ss);
 
 /* Bytes this session is owed (unicast + chunk + stream lag). */
 size_t sess_owed(const struct sess *ss);

@@ -14,6 +14,11 @@
 #include "../core/cl.h"
 #include "../store/token.h"
 
+/*
+ * Process-wide by nature: libwebsockets' log callback (slog_hook_lws) takes
+ * no context argument, so the level it filters by cannot live in a struct
+ * (tools/scripts/check-deps.sh allows this one name).
+ */
 static int slog_level_max = SLOG_INFO;
 
 static const char *const slog_names[] = { "ERROR", "WARN ", "INFO ", "DEBUG" };

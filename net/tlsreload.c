@@ -4,6 +4,7 @@
  */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -19,11 +20,11 @@ struct tls_pair {
 	EVP_PKEY *key;
 };
 
-static struct {
+struct tlsr {
 	struct tls_pair cur;       /* what new handshakes get */
 	char cert_path[4096], key_path[4096];
 	int enabled, attached;
-} tlsr;
+};
 
 static volatile sig_atomic_t tlsr_hup;
 
@@ -113,10 +114,11 @@ static int pair_load(struct tls_pair *p, const char *cert, const char *key,
 /* Every new server handshake: use the pair we hold now. */
 static int tlsr_cert_cb(SSL *ssl, void *arg)
 {
-	(void)arg;
-	if (!tlsr.cur.cert)
+	struct tlsr *t = arg;
+
+	if (!t->cur.cert)
 		return 1;              /* keep what lws loaded */
-	return SSL_use_cert_and_key(ssl, tlsr.cur.cert, tlsr.cur.key, tlsr.cur.chain, 1) == 1;
+	return SSL_use_cert_and_key(ssl, t->cur.cert, t->cur.key, t->cur.chain, 1) == 1;
 }
 
 static void tlsr_on_hup(int sig)
@@ -125,44 +127,51 @@ static void tlsr_on_hup(int sig)
 	tlsr_hup = 1;
 }
 
-int tlsr_init(const char *cert, const char *key)
+struct tlsr *tlsr_new(const char *cert, const char *key)
 {
 	struct sigaction sa;
+	struct tlsr *t;
 	char err[8400];
 
+	if (!(t = calloc(1, sizeof *t))) {
+		slog(SLOG_ERR, "TLS: out of memory");
+		return NULL;
+	}
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = tlsr_on_hup;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGHUP, &sa, NULL);
 	if (!cert)
-		return 0;
-	if (snprintf(tlsr.cert_path, sizeof tlsr.cert_path, "%s", cert) >= (int)sizeof tlsr.cert_path ||
-	    snprintf(tlsr.key_path, sizeof tlsr.key_path, "%s", key) >= (int)sizeof tlsr.key_path) {
+		return t;
+	if (snprintf(t->cert_path, sizeof t->cert_path, "%s", cert) >= (int)sizeof t->cert_path ||
+	    snprintf(t->key_path, sizeof t->key_path, "%s", key) >= (int)sizeof t->key_path) {
 		slog(SLOG_ERR, "TLS: certificate or key path too long");
-		return -1;
+		free(t);
+		return NULL;
 	}
-	if (pair_load(&tlsr.cur, cert, key, err, sizeof err)) {
+	if (pair_load(&t->cur, cert, key, err, sizeof err)) {
 		slog(SLOG_ERR, "TLS: %s", err);
-		return -1;
+		free(t);
+		return NULL;
 	}
-	tlsr.enabled = 1;
-	return 0;
+	t->enabled = 1;
+	return t;
 }
 
-void tlsr_attach(void *ssl_ctx)
+void tlsr_attach(struct tlsr *t, void *ssl_ctx)
 {
-	if (!tlsr.enabled || !ssl_ctx)
+	if (!t || !t->enabled || !ssl_ctx)
 		return;
-	SSL_CTX_set_cert_cb(ssl_ctx, tlsr_cert_cb, NULL);
-	tlsr.attached = 1;
+	SSL_CTX_set_cert_cb(ssl_ctx, tlsr_cert_cb, t);
+	t->attached = 1;
 }
 
-int tlsr_attached(void)
+int tlsr_attached(const struct tlsr *t)
 {
-	return tlsr.attached;
+	return t && t->attached;
 }
 
-void tlsr_poll(void)
+void tlsr_poll(struct tlsr *t)
 {
 	struct tls_pair next;
 	char err[8400];
@@ -170,38 +179,40 @@ void tlsr_poll(void)
 	if (!tlsr_hup)
 		return;
 	tlsr_hup = 0;
-	if (!tlsr.enabled) {
+	if (!t->enabled) {
 		slog(SLOG_INFO, "SIGHUP: no certificate to reload (--plain)");
 		return;
 	}
-	if (pair_load(&next, tlsr.cert_path, tlsr.key_path, err, sizeof err)) {
+	if (pair_load(&next, t->cert_path, t->key_path, err, sizeof err)) {
 		slog(SLOG_ERR, "SIGHUP: certificate not reloaded, still serving the previous one: %s",
 		     err);
 		return;
 	}
 	/* open sessions hold their own references; only new handshakes change */
-	pair_free(&tlsr.cur);
-	tlsr.cur = next;
+	pair_free(&t->cur);
+	t->cur = next;
 	{
 		char subject[256] = "", notafter[64] = "";
 		BIO *b = BIO_new(BIO_s_mem());
 
-		X509_NAME_oneline(X509_get_subject_name(tlsr.cur.cert), subject, sizeof subject);
-		if (b && ASN1_TIME_print(b, X509_get0_notAfter(tlsr.cur.cert)) > 0) {
+		X509_NAME_oneline(X509_get_subject_name(t->cur.cert), subject, sizeof subject);
+		if (b && ASN1_TIME_print(b, X509_get0_notAfter(t->cur.cert)) > 0) {
 			int n = BIO_read(b, notafter, sizeof notafter - 1);
 
 			notafter[n > 0 ? n : 0] = '\0';
 		}
 		BIO_free(b);
 		slog(SLOG_INFO, "SIGHUP: reloaded the TLS certificate %s (%s, valid until %s); "
-		     "new handshakes use it", tlsr.cert_path, subject, notafter);
+		     "new handshakes use it", t->cert_path, subject, notafter);
 	}
 }
 
-void tlsr_free(void)
+void tlsr_free(struct tlsr *t)
 {
-	pair_free(&tlsr.cur);
-	tlsr.enabled = tlsr.attached = 0;
+	if (!t)
+		return;
+	pair_free(&t->cur);
+	free(t);
 }
 
 int tlsr_check(const char *cert, const char *key, char *err, size_t errcap)

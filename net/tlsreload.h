@@ -17,21 +17,26 @@
 
 #include <stddef.h>
 
-/* Load cert (PEM chain) and key (PEM); install the SIGHUP handler. With
- * cert == NULL (--plain) SIGHUP is still caught and logged. 0 or -1 (logged). */
-int tlsr_init(const char *cert, const char *key);
+/* The certificate state; the server owns one (server.c). */
+struct tlsr;
 
-/* From LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS: user is the
- * vhost's SSL_CTX *. */
-void tlsr_attach(void *ssl_ctx);
+/* Load cert (PEM chain) and key (PEM); install the SIGHUP handler. With
+ * cert == NULL (--plain) SIGHUP is still caught and logged. NULL on failure
+ * (logged). */
+struct tlsr *tlsr_new(const char *cert, const char *key);
+
+/* From LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS: ssl_ctx is the
+ * callback's user, the vhost's SSL_CTX *. t must outlive the vhost. */
+void tlsr_attach(struct tlsr *t, void *ssl_ctx);
 
 /* 1 once tlsr_attach has hooked the vhost (checked after context creation). */
-int tlsr_attached(void);
+int tlsr_attached(const struct tlsr *t);
 
 /* On the service thread: reload if SIGHUP came since the last call. */
-void tlsr_poll(void);
+void tlsr_poll(struct tlsr *t);
 
-void tlsr_free(void);
+/* After the lws context is destroyed. NULL is a no-op. */
+void tlsr_free(struct tlsr *t);
 
 /* Load cert and key as a reload would and check they match, for
  * --check-config. 0, or -1 with the reason in err. */

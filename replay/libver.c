@@ -10,11 +10,8 @@
 size_t replay_libvers(struct cl_libver *v, size_t n)
 {
 	n = store_libvers(v, n);
-	if (n < CL_LIBVER_MAX)
-		v[n++] = (struct cl_libver){ "SQLite", sqlite3_libversion() };
-	if (n < CL_LIBVER_MAX)
-		v[n++] = (struct cl_libver){ "MariaDB-Connector/C", mysql_get_client_info() };
-	return n;
+	n = cl_libver_add(v, n, "SQLite", sqlite3_libversion());
+	return cl_libver_add(v, n, "MariaDB-Connector/C", mysql_get_client_info());
 }
 
 void replay_version_print(const char *prog)

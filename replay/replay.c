@@ -32,6 +32,7 @@
  * entry row per batch, not one per comment.
  */
 #include "replay.h"
+#include "../tools/cli/err.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -140,21 +141,6 @@ void rp_table_colnames(const struct rp_table *t, char *buf, size_t cap)
 
 /* ---- messages ------------------------------------------------------------------ */
 
-static int say(char *err, size_t errlen, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int say(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
-
 /* ---- schema policy --------------------------------------------------------------- */
 
 static int schema_ensure(struct replay_backend *b, int rebuild, char *err, size_t errlen)
@@ -168,19 +154,19 @@ static int schema_ensure(struct replay_backend *b, int rebuild, char *err, size_
 		/* replay_state first: an interrupted rebuild leaves no state row,
 		 * so the next run refuses the half-dropped set instead of resuming */
 		if ((rc = b->ops->drop(b, rp_tables[RP_T_STATE].name)))
-			return say(err, errlen, rc, "%s", b->err);
+			return cli_err(err, errlen, rc, "%s", b->err);
 		for (t = 0; t < RP_T_STATE; t++)
 			if ((rc = b->ops->drop(b, rp_tables[t].name)))
-				return say(err, errlen, rc, "%s", b->err);
+				return cli_err(err, errlen, rc, "%s", b->err);
 		for (t = 0; t < RP_T__COUNT; t++)
 			if ((rc = b->ops->create(b, &rp_tables[t])))
-				return say(err, errlen, rc, "creating table %s: %s", rp_tables[t].name,
+				return cli_err(err, errlen, rc, "creating table %s: %s", rp_tables[t].name,
 					   b->err);
 		return 0;
 	}
 	for (t = 0; t < RP_T__COUNT; t++) {
 		if ((rc = b->ops->columns(b, rp_tables[t].name, have, sizeof have, &n)))
-			return say(err, errlen, rc, "%s", b->err);
+			return cli_err(err, errlen, rc, "%s", b->err);
 		if (n == 0) {
 			missing[t] = 1;
 			nmissing++;
@@ -188,7 +174,7 @@ static int schema_ensure(struct replay_backend *b, int rebuild, char *err, size_
 		}
 		rp_table_colnames(&rp_tables[t], want, sizeof want);
 		if (strcmp(have, want) != 0)
-			return say(err, errlen, CL_ECORRUPT,
+			return cli_err(err, errlen, CL_ECORRUPT,
 				   "table %s was altered: it has columns (%s) but changelog-replay "
 				   "writes (%s); restore it, or run with --rebuild to drop and "
 				   "recreate changelog-replay's tables", rp_tables[t].name, have, want);
@@ -198,7 +184,7 @@ static int schema_ensure(struct replay_backend *b, int rebuild, char *err, size_
 	if (!missing[RP_T_STATE]) {
 		for (t = 0; t < RP_T__COUNT; t++)
 			if (missing[t])
-				return say(err, errlen, CL_ECORRUPT,
+				return cli_err(err, errlen, CL_ECORRUPT,
 					   "table %s is missing but replay_state says rows were "
 					   "applied; run with --rebuild to recreate changelog-replay's "
 					   "tables", rp_tables[t].name);
@@ -211,9 +197,9 @@ static int schema_ensure(struct replay_backend *b, int rebuild, char *err, size_
 		if (missing[t])
 			continue;
 		if ((rc = b->ops->has_rows(b, rp_tables[t].name, &yes)))
-			return say(err, errlen, rc, "%s", b->err);
+			return cli_err(err, errlen, rc, "%s", b->err);
 		if (yes)
-			return say(err, errlen, CL_ECORRUPT,
+			return cli_err(err, errlen, CL_ECORRUPT,
 				   "table %s holds rows but there is no replay_state table; it is "
 				   "not changelog-replay's, or a rebuild was interrupted: run with "
 				   "--rebuild to drop and recreate changelog-replay's tables",
@@ -221,7 +207,7 @@ static int schema_ensure(struct replay_backend *b, int rebuild, char *err, size_
 	}
 	for (t = 0; t < RP_T__COUNT; t++)
 		if (missing[t] && (rc = b->ops->create(b, &rp_tables[t])))
-			return say(err, errlen, rc, "creating table %s: %s", rp_tables[t].name, b->err);
+			return cli_err(err, errlen, rc, "creating table %s: %s", rp_tables[t].name, b->err);
 	return 0;
 }
 
@@ -292,7 +278,7 @@ static int grow_to(void **arr, size_t *n, size_t elem, uint64_t id)
 
 static int bad_event(struct driver *d, const struct event *ev, const char *what, uint64_t id)
 {
-	return say(d->err, d->errlen, CL_ESTATE, "event %llu (%s): %s %llu",
+	return cli_err(d->err, d->errlen, CL_ESTATE, "event %llu (%s): %s %llu",
 		   (unsigned long long)ev->seq, ev_type_name((int)ev->type), what,
 		   (unsigned long long)id);
 }
@@ -318,7 +304,7 @@ static int user_name(struct driver *d, const struct event *ev, uint64_t id, stru
 		if (rc == CL_ENOTFOUND)
 			return bad_event(d, ev, "unknown user", id);
 		if (rc)
-			return say(d->err, d->errlen, rc, "%s", d->b->err);
+			return cli_err(d->err, d->errlen, rc, "%s", d->b->err);
 		if (!(d->uname[id - 1] = strdup(name)))
 			return CL_ENOMEM;
 	}
@@ -343,7 +329,7 @@ static int entry_load(struct driver *d, const struct event *ev, uint64_t id, str
 		if (rc == CL_ENOTFOUND)
 			return bad_event(d, ev, "unknown entry", id);
 		if (rc)
-			return say(d->err, d->errlen, rc, "%s", d->b->err);
+			return cli_err(d->err, d->errlen, rc, "%s", d->b->err);
 		e->loaded = 1;
 		e->kind = (uint8_t)st.kind;
 		e->status = (uint8_t)st.status;
@@ -400,18 +386,18 @@ static int comment_load(struct driver *d, const struct event *ev, uint64_t id,
 		if (rc == CL_ENOTFOUND)
 			return bad_event(d, ev, "unknown comment", id);
 		if (rc)
-			return say(d->err, d->errlen, rc, "%s", d->b->err);
+			return cli_err(d->err, d->errlen, rc, "%s", d->b->err);
 		/* the path names every ancestor: cache the whole chain at once */
 		n = path_ids(st.path, ids);
 		if (n < 1 || (uint64_t)n != st.depth + 1 || ids[n - 1] != id)
-			return say(d->err, d->errlen, CL_ECORRUPT,
+			return cli_err(d->err, d->errlen, CL_ECORRUPT,
 				   "table comments: row %llu has a bad path \"%s\"",
 				   (unsigned long long)id, st.path);
 		for (i = 0; i < n; i++) {
 			struct ccache *c;
 
 			if (ids[i] < 1 || ids[i] > id)
-				return say(d->err, d->errlen, CL_ECORRUPT,
+				return cli_err(d->err, d->errlen, CL_ECORRUPT,
 					   "table comments: row %llu has a bad path \"%s\"",
 					   (unsigned long long)id, st.path);
 			c = &d->com[ids[i] - 1];
@@ -555,7 +541,7 @@ static int run(struct driver *d, int stmt, const struct rp_val *v, unsigned n)
 	int rc = d->b->ops->exec(d->b, stmt, v, n);
 
 	if (rc)
-		return say(d->err, d->errlen, rc, "%s", d->b->err[0] ? d->b->err : cl_strerror(rc));
+		return cli_err(d->err, d->errlen, rc, "%s", d->b->err[0] ? d->b->err : cl_strerror(rc));
 	return 0;
 }
 
@@ -694,7 +680,7 @@ static int ev_entry_status_set(struct driver *d, const struct event *ev)
 	if ((rc = entry_load(d, ev, ev->ids.entry, &e)))
 		return rc;
 	if (ev->status_from != e->status)
-		return say(d->err, d->errlen, CL_ESTATE,
+		return cli_err(d->err, d->errlen, CL_ESTATE,
 			   "event %llu (entry.status_set): entry %llu is %s, not %s",
 			   (unsigned long long)ev->seq, (unsigned long long)ev->ids.entry,
 			   cl_status_name(e->status) ? cl_status_name(e->status) : "?",
@@ -752,7 +738,7 @@ static int ev_comment_added(struct driver *d, const struct event *ev)
 	c->entry_id = ev->ids.entry;
 	c->parent_id = ev->ids.parent;
 	if ((rc = comment_path(d, id, path, sizeof path)))
-		return say(d->err, d->errlen, rc, "event %llu: comment %llu: cannot build its path",
+		return cli_err(d->err, d->errlen, rc, "event %llu: comment %llu: cannot build its path",
 			   (unsigned long long)ev->seq, (unsigned long long)id);
 	if ((rc = dirty_get(d, e, ev->ids.entry, 0, &x)))
 		return rc;
@@ -803,11 +789,11 @@ static int apply_event(struct driver *d, const struct event *ev, struct cl_str j
 	case EV_ENTRY_STATUS_SET: rc = ev_entry_status_set(d, ev); break;
 	case EV_COMMENT_ADDED:    rc = ev_comment_added(d, ev); break;
 	default:
-		return say(d->err, d->errlen, CL_ESTATE, "event %llu: unknown type %u",
+		return cli_err(d->err, d->errlen, CL_ESTATE, "event %llu: unknown type %u",
 			   (unsigned long long)ev->seq, ev->type);
 	}
 	if (rc == CL_ENOMEM)
-		return say(d->err, d->errlen, rc, "out of memory");
+		return cli_err(d->err, d->errlen, rc, "out of memory");
 	if (rc)
 		return rc;
 	return ev_row(d, ev, json);
@@ -878,7 +864,7 @@ static int batch_commit(struct driver *d, uint64_t last_seq)
 	if ((rc = run(d, RP_S_PUT + RP_T_STATE, v, 4)))
 		return rc;
 	if ((rc = d->b->ops->commit(d->b)))
-		return say(d->err, d->errlen, rc, "%s", d->b->err);
+		return cli_err(d->err, d->errlen, rc, "%s", d->b->err);
 	dirty_clear(d);
 	return 0;
 }
@@ -1133,9 +1119,9 @@ static int catch_up(struct driver *d, const struct replay_opts *o, uint64_t *las
 	int rc, more;
 
 	if ((rc = evlog_last(d->log, &head, NULL)))
-		return say(d->err, d->errlen, rc, "cannot read the log: %s", cl_strerror(rc));
+		return cli_err(d->err, d->errlen, rc, "cannot read the log: %s", cl_strerror(rc));
 	if (head < *last)
-		return say(d->err, d->errlen, CL_ECORRUPT,
+		return cli_err(d->err, d->errlen, CL_ECORRUPT,
 			   "the tables are at seq %llu but the log ends at seq %llu; was the log "
 			   "restored from an older backup without a new epoch? Run with --rebuild",
 			   (unsigned long long)*last, (unsigned long long)head);
@@ -1143,27 +1129,27 @@ static int catch_up(struct driver *d, const struct replay_opts *o, uint64_t *las
 		return 0;
 	pg.total = head - *last;
 	if (!(r = calloc(1, sizeof *r)))
-		return say(d->err, d->errlen, CL_ENOMEM, "out of memory");
+		return cli_err(d->err, d->errlen, CL_ENOMEM, "out of memory");
 	if ((rc = reader_start(r, d->log, *last + 1))) {
 		reader_stop(r);
 		free(r);
-		return say(d->err, d->errlen, rc, "cannot start the log reader");
+		return cli_err(d->err, d->errlen, rc, "cannot start the log reader");
 	}
 	if ((rc = d->b->ops->begin(d->b))) {
 		reader_stop(r);
 		free(r);
-		return say(d->err, d->errlen, rc, "%s", d->b->err);
+		return cli_err(d->err, d->errlen, rc, "%s", d->b->err);
 	}
 	for (;;) {
 		more = reader_take(r, &slot);
 		if (more < 0) {
-			rc = say(d->err, d->errlen, more, "the log is unreadable after seq %llu: %s",
+			rc = cli_err(d->err, d->errlen, more, "the log is unreadable after seq %llu: %s",
 				 (unsigned long long)(*last + in_batch), cl_strerror(more));
 			break;
 		}
 		if (more > 0) {
 			if (slot->ev.seq != *last + in_batch + 1) {
-				rc = say(d->err, d->errlen, CL_ECORRUPT,
+				rc = cli_err(d->err, d->errlen, CL_ECORRUPT,
 					 "the log skips from seq %llu to %llu",
 					 (unsigned long long)(*last + in_batch),
 					 (unsigned long long)slot->ev.seq);
@@ -1198,7 +1184,7 @@ static int catch_up(struct driver *d, const struct replay_opts *o, uint64_t *las
 			if (!more || stopped(o) || (o->max_batches && st->batches >= o->max_batches))
 				break;
 			if ((rc = d->b->ops->begin(d->b))) {
-				rc = say(d->err, d->errlen, rc, "%s", d->b->err);
+				rc = cli_err(d->err, d->errlen, rc, "%s", d->b->err);
 				break;
 			}
 		} else if (!more || stopped(o)) {
@@ -1241,28 +1227,28 @@ int replay_run(struct replay_backend *b, const struct replay_opts *o, struct rep
 	if (err && errlen)
 		err[0] = 0;
 	if (o->batch > REPLAY_MAX_BATCH)
-		return say(err, errlen, CL_EUSAGE, "batch size %u is over %u", o->batch,
+		return cli_err(err, errlen, CL_EUSAGE, "batch size %u is over %u", o->batch,
 			   REPLAY_MAX_BATCH);
 	rc = evlog_open(&d.log, o->data_dir, EVLOG_RDONLY, 0);
 	if (rc == CL_ENOTFOUND)
-		return say(err, errlen, rc, "no event log in %s (missing directory, or not made "
+		return cli_err(err, errlen, rc, "no event log in %s (missing directory, or not made "
 			   "by changelog-admin init / changelogd)", o->data_dir);
 	if (rc) {
 		char why[1024];
 
 		datadir_explain(o->data_dir, rc, why, sizeof why);
-		return say(err, errlen, rc, "cannot open the event log: %s", why);
+		return cli_err(err, errlen, rc, "cannot open the event log: %s", why);
 	}
 	snprintf(d.epoch, sizeof d.epoch, "%s", evlog_epoch(d.log));
 
 	if ((rc = schema_ensure(b, o->rebuild, err, errlen)))
 		goto out;
 	if ((rc = b->ops->state_get(b, &state))) {
-		say(err, errlen, rc, "%s", b->err);
+		cli_err(err, errlen, rc, "%s", b->err);
 		goto out;
 	}
 	if (state.present && strcmp(state.epoch, d.epoch) != 0) {
-		rc = say(err, errlen, CL_EEPOCH,
+		rc = cli_err(err, errlen, CL_EEPOCH,
 			 "the tables were replayed from another log (epoch %s, up to seq %llu); "
 			 "this log's epoch is %s. Run with --rebuild to drop and recreate "
 			 "changelog-replay's tables from this log", state.epoch,
@@ -1274,7 +1260,7 @@ int replay_run(struct replay_backend *b, const struct replay_opts *o, struct rep
 		/* record the epoch now, so even an empty log pins the tables to it */
 		if ((rc = b->ops->begin(b)) || (rc = batch_commit(&d, 0))) {
 			if (!err[0])
-				say(err, errlen, rc, "%s", b->err);
+				cli_err(err, errlen, rc, "%s", b->err);
 			b->ops->rollback(b);
 			goto out;
 		}
@@ -1331,16 +1317,16 @@ int replay_apply_events(struct replay_backend *b, const char *epoch, const struc
 	if ((rc = schema_ensure(b, 0, err, errlen)))
 		return rc;
 	if ((rc = b->ops->state_get(b, &state)))
-		return say(err, errlen, rc, "%s", b->err);
+		return cli_err(err, errlen, rc, "%s", b->err);
 	last = state.present ? state.last_seq : 0;
 	if ((rc = b->ops->begin(b)))
-		return say(err, errlen, rc, "%s", b->err);
+		return cli_err(err, errlen, rc, "%s", b->err);
 	for (i = 0; i < n && !rc; i++) {
 		json_t *j;
 		char *text;
 
 		if (evs[i].seq != last + i + 1) {
-			rc = say(err, errlen, CL_ECORRUPT, "event %zu: seq %llu, expected %llu", i,
+			rc = cli_err(err, errlen, CL_ECORRUPT, "event %zu: seq %llu, expected %llu", i,
 				 (unsigned long long)evs[i].seq, (unsigned long long)(last + i + 1));
 			break;
 		}
@@ -1348,7 +1334,7 @@ int replay_apply_events(struct replay_backend *b, const char *epoch, const struc
 		text = j ? json_dumps(j, JSON_COMPACT) : NULL;
 		json_decref(j);
 		if (!text) {
-			rc = say(err, errlen, CL_ENOMEM, "out of memory");
+			rc = cli_err(err, errlen, CL_ENOMEM, "out of memory");
 			break;
 		}
 		cl_iso_time(evs[i].ts, iso);

@@ -17,6 +17,10 @@
 
 #include "replay.h"
 #include "libver.h"
+#include "../tools/cli/err.h"
+#include "../tools/cli/progress.h"
+
+#define PROG "changelog-replay"
 
 static volatile sig_atomic_t stop_flag;
 
@@ -57,19 +61,13 @@ static void usage(FILE *f)
 	      "Exit status: 0 done, 1 failed (message on stderr), 2 bad usage.\n", f);
 }
 
-struct progress {
-	int tty, shown;
+/* The bar of one pass (tools/cli/progress.h), on a terminal only. */
+struct replay_bar {
+	int tty;                   /* stderr is a TTY and not --quiet */
 	unsigned long min;         /* smallest backlog that gets a bar */
-	double last_draw;
+	int on;                    /* a pass is being drawn */
+	struct progress pg;
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Backlogs smaller than this finish too fast for a bar to help (tests lower
  * it with CL_REPLAY_PROGRESS_MIN). */
@@ -77,31 +75,24 @@ static double now_s(void)
 
 static void draw_progress(void *arg, const struct replay_progress *p)
 {
-	struct progress *pr = arg;
-	double rate, eta, t = now_s(), frac;
-	char bar[31];
-	int fill, i;
+	struct replay_bar *b = arg;
 
-	if (!pr->tty || p->total < pr->min)
+	if (!b->tty)
 		return;
-	if (p->done < p->total && t - pr->last_draw < 0.1)
-		return;
-	pr->last_draw = t;
-	frac = (double)p->done / (double)p->total;
-	rate = p->elapsed > 0 ? (double)p->done / p->elapsed : 0;
-	eta = rate > 0 ? (double)(p->total - p->done) / rate : 0;
-	fill = (int)(frac * 30);
-	for (i = 0; i < 30; i++)
-		bar[i] = i < fill ? '#' : '.';
-	bar[30] = 0;
-	fprintf(stderr, "\r[%s] %3.0f%% %llu/%llu events  %.0f ev/s  ETA %.0f s\033[K", bar,
-		frac * 100, (unsigned long long)p->done, (unsigned long long)p->total, rate, eta);
-	pr->shown = 1;
-	if (p->done >= p->total) {
-		fputs("\r\033[K", stderr);
-		pr->shown = 0;
+	if (!b->on) {              /* a new pass */
+		progress_init(&b->pg, stderr, NULL, p->total, 0);
+		b->pg.active = p->total >= b->min;
+		b->pg.start_us -= (int64_t)(p->elapsed * 1e6);
+		b->pg.unit = "events";
+		b->pg.rate_unit = "ev/s";
+		b->on = 1;
 	}
-	fflush(stderr);
+	b->pg.total = p->total;    /* the reader's snapshot may have grown */
+	progress_draw(&b->pg, p->done);
+	if (p->done >= p->total) {
+		progress_done(&b->pg);
+		b->on = 0;
+	}
 }
 
 static int parse_uint(const char *s, unsigned long max, unsigned *out)
@@ -123,7 +114,7 @@ int main(int argc, char **argv)
 	struct replay_opts o;
 	struct replay_stats st;
 	struct replay_backend *b = NULL;
-	struct progress pr = { 0 };
+	struct replay_bar pr = { 0 };
 	struct sigaction sa;
 	char err[1024], dbpath[4096];
 	int quiet = 0, rc, i;
@@ -148,7 +139,7 @@ int main(int argc, char **argv)
 		} else if (!strcmp(a, "--data") || !strcmp(a, "--sqlite") || !strcmp(a, "--mysql") ||
 			   !strcmp(a, "--mysql-defaults-file") || !strcmp(a, "--batch")) {
 			if (!val) {
-				fprintf(stderr, "changelog-replay: %s needs a value (see --help)\n", a);
+				cli_msg(PROG, "%s needs a value (see --help)", a);
 				return 2;
 			}
 			i++;
@@ -161,30 +152,30 @@ int main(int argc, char **argv)
 			else if (!strcmp(a, "--mysql-defaults-file"))
 				defaults_file = val;
 			else if (parse_uint(val, REPLAY_MAX_BATCH, &o.batch)) {
-				fprintf(stderr, "changelog-replay: --batch wants 1..%u, not \"%s\"\n",
+				cli_msg(PROG, "--batch wants 1..%u, not \"%s\"",
 					REPLAY_MAX_BATCH, val);
 				return 2;
 			}
 		} else {
-			fprintf(stderr, "changelog-replay: unknown argument \"%s\" (see --help)\n", a);
+			cli_msg(PROG, "unknown argument \"%s\" (see --help)", a);
 			return 2;
 		}
 	}
 	if (!data) {
-		fprintf(stderr, "changelog-replay: --data DIR is required (see --help)\n");
+		cli_msg(PROG, "--data DIR is required (see --help)");
 		return 2;
 	}
 	if (sqlite_path && mysql_url) {
-		fprintf(stderr, "changelog-replay: give --sqlite or --mysql, not both\n");
+		cli_msg(PROG, "give --sqlite or --mysql, not both");
 		return 2;
 	}
 	if (defaults_file && !mysql_url) {
-		fprintf(stderr, "changelog-replay: --mysql-defaults-file goes with --mysql\n");
+		cli_msg(PROG, "--mysql-defaults-file goes with --mysql");
 		return 2;
 	}
 	/* before touching any database: a typo must not create a stray file */
 	if (access(data, F_OK) != 0) {
-		fprintf(stderr, "changelog-replay: no event log in %s: %s\n", data, strerror(errno));
+		cli_msg(PROG, "no event log in %s: %s", data, strerror(errno));
 		return 1;
 	}
 
@@ -196,13 +187,13 @@ int main(int argc, char **argv)
 		cfg.defaults_file = defaults_file;
 		cfg.no_bulk = getenv("CL_REPLAY_NO_BULK") && *getenv("CL_REPLAY_NO_BULK") == '1';
 		if (replay_mysql_parse_url(mysql_url, &cfg, err, sizeof err)) {
-			fprintf(stderr, "changelog-replay: %s\n", err);
+			cli_msg(PROG, "%s", err);
 			return 2;
 		}
 		if (!cfg.has_password && ((pw = getenv("CHANGELOG_MYSQL_PASSWORD")) ||
 					  (pw = getenv("MYSQL_PWD")))) {
 			if (strlen(pw) >= sizeof cfg.password) {
-				fprintf(stderr, "changelog-replay: the MySQL password is too long\n");
+				cli_msg(PROG, "the MySQL password is too long");
 				return 2;
 			}
 			memcpy(cfg.password, pw, strlen(pw) + 1);
@@ -213,7 +204,7 @@ int main(int argc, char **argv)
 	} else {
 		if (!sqlite_path) {
 			if ((size_t)snprintf(dbpath, sizeof dbpath, "%s/replay.db", data) >= sizeof dbpath) {
-				fprintf(stderr, "changelog-replay: --data path too long\n");
+				cli_msg(PROG, "--data path too long");
 				return 2;
 			}
 			sqlite_path = dbpath;
@@ -221,7 +212,7 @@ int main(int argc, char **argv)
 		rc = replay_sqlite_open(&b, sqlite_path, err, sizeof err);
 	}
 	if (rc) {
-		fprintf(stderr, "changelog-replay: %s\n", err);
+		cli_msg(PROG, "%s", err);
 		return 1;
 	}
 
@@ -241,14 +232,14 @@ int main(int argc, char **argv)
 	o.progress_arg = &pr;
 
 	rc = replay_run(b, &o, &st, err, sizeof err);
-	if (pr.shown)
-		fputs("\r\033[K", stderr);
+	if (pr.on)
+		progress_done(&pr.pg);
 	b->ops->close(b);
 	if (rc) {
-		fprintf(stderr, "changelog-replay: %s\n", err[0] ? err : cl_strerror(rc));
+		cli_msg(PROG, "%s", err[0] ? err : cl_strerror(rc));
 		if (st.applied)
-			fprintf(stderr, "changelog-replay: %llu events (seq %llu..%llu) were applied "
-				"and committed before the failure\n", (unsigned long long)st.applied,
+			cli_msg(PROG, "%llu events (seq %llu..%llu) were applied "
+				"and committed before the failure", (unsigned long long)st.applied,
 				(unsigned long long)st.first, (unsigned long long)st.last);
 		return 1;
 	}

@@ -3,8 +3,8 @@
  * Connector/C). It owns one connection (autocommit off, utf8mb4, strict
  * sql_mode) and a queue per rp_stmt.
  *
- * Why queues: a round trip per row caps a remote database at ~20 k rows/s
- * (TECH-NOTES §4.2), so exec only appends the row to its statement's
+ * Why queues: a round trip per row caps a remote database at ~20 k rows/s,
+ * so exec only appends the row to its statement's
  * column-wise arrays (strings copied into an arena), and the queues are sent
  * when one fills and at commit, in rp_stmt order (every put before every
  * update; replay.h says why that order is always valid). Sending uses
@@ -13,8 +13,8 @@
  *   - otherwise (MySQL servers, or cfg.no_bulk) one multi-row text
  *     INSERT ... ON DUPLICATE KEY UPDATE per queue of puts, and the prepared
  *     update once per row (updates are few: one per touched entry per batch).
- * Column-wise string binding takes an array of pointers, never a 2-D char
- * array (TECH-NOTES §4.2 gotcha).
+ * Column-wise string binding takes an array of pointers (char **), never a
+ * 2-D char array: libmariadb reads each row's value through a pointer.
  *
  * Tables are InnoDB, utf8mb4 with binary collation (the same byte order and
  * equality as the server's projections); paths are ASCII.

@@ -3,7 +3,7 @@
  * default). It owns one connection and one prepared statement per rp_stmt;
  * each exec binds and steps at once inside the batch's transaction.
  *
- * Settings (TECH-NOTES §4.1): WAL, so the PHP dashboard reads while a batch
+ * Settings: WAL, so the PHP dashboard reads while a batch
  * is written; synchronous=NORMAL, which in WAL mode keeps every committed
  * batch across a crash of the process (kill -9) and can lose only the last
  * batches on power loss, which the next run replays; a 64 MiB page cache;

@@ -9,17 +9,14 @@
 
 size_t store_libvers(struct cl_libver *v, size_t n)
 {
-	static char lmdb[32];
+	char lmdb[32];
 	int maj = 0, min = 0, patch = 0;
 
 	n = cl_libvers(v, n);
 	mdb_version(&maj, &min, &patch);
 	snprintf(lmdb, sizeof lmdb, "%d.%d.%d", maj, min, patch);
-	if (n < CL_LIBVER_MAX)
-		v[n++] = (struct cl_libver){ "LMDB", lmdb };
-	if (n < CL_LIBVER_MAX)
-		v[n++] = (struct cl_libver){ "OpenSSL", OpenSSL_version(OPENSSL_VERSION_STRING) };
-	return n;
+	n = cl_libver_add(v, n, "LMDB", lmdb);
+	return cl_libver_add(v, n, "OpenSSL", OpenSSL_version(OPENSSL_VERSION_STRING));
 }
 
 void store_version_print(const char *prog)

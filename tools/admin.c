@@ -3,9 +3,10 @@
  * live log, revoke targets, backup, restore and the dev-seed workload.
  *
  * Why it is shaped so:
- *  - No second implementation of any rule: commands are core's cmd_exec on
- *    a projection rebuilt with proj_apply from the store's own iterator,
- *    exactly what changelogd runs. A refusal is core's code and message.
+ *  - No second implementation of any rule: commands run through
+ *    store/command.c (command_run: core's cmd_exec on a projection rebuilt
+ *    from the log, then a conditional append), the same path changelogd
+ *    runs. A refusal is core's code and message.
  *  - Appends are conditional on the last seq this process applied. On
  *    CL_ECONFLICT the new events are applied and the command re-validated,
  *    so a concurrent server (or a second admin) is never overwritten and
@@ -28,23 +29,16 @@
 #include <openssl/crypto.h>
 
 #include "../store/bootstrap.h"
+#include "../store/command.h"
+#include "cli/err.h"
 
-#define ADMIN_MAX_TRIES 100    /* conflicts before giving up on one command */
 
 static const char FAKE_TIME_BAD[] =
 	"CHANGELOG_FAKE_TIME is not an ISO-8601 time or a number of µs";
 
-static void err_set(char err[ADMIN_ERR_LEN], const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+/* The sentence for the caller's err (tools/cli/err.h). */
+#define err_set(err, ...) ((void)cli_err((err), ADMIN_ERR_LEN, 0, __VA_ARGS__))
 
-static void err_set(char err[ADMIN_ERR_LEN], const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, ADMIN_ERR_LEN, fmt, ap);
-	va_end(ap);
-}
 
 int admin_now(int64_t *now)
 {
@@ -129,32 +123,31 @@ void admin_close(struct admin *a)
 	memset(a, 0, sizeof *a);
 }
 
+/* err for a failed command_follow or command_run step. */
+static void admin_fault(const struct command_fault *f, int rc, char err[ADMIN_ERR_LEN])
+{
+	switch (f->step) {
+	case COMMAND_AT_APPLY:
+		err_set(err, "seq %" PRIu64 ": the projection refuses this %s (%s); run "
+			"changelog-audit verify", f->seq, ev_type_name(f->type), cl_strerror(rc));
+		break;
+	case COMMAND_AT_READ:
+		err_set(err, "seq %" PRIu64 ": cannot read the log (%s); run changelog-audit "
+			"verify", f->seq, cl_strerror(rc));
+		break;
+	default:
+		err_set(err, "cannot read the log (%s)", cl_strerror(rc));
+		break;
+	}
+}
+
 int admin_sync(struct admin *a, char err[ADMIN_ERR_LEN])
 {
-	struct evlog_iter *it;
-	struct event ev;
-	uint64_t at = proj_seq(a->proj);
-	int rc, r;
+	struct command_fault fault;
+	int rc = command_follow(a->log, a->proj, NULL, NULL, NULL, &fault);
 
-	rc = evlog_iter_new(a->log, at + 1, &it);
-	if (rc) {
-		err_set(err, "cannot read the log (%s)", cl_strerror(rc));
-		return rc;
-	}
-	while ((r = evlog_iter_next_event(it, &ev)) == 1) {
-		if ((rc = proj_apply(a->proj, &ev)) != 0) {
-			err_set(err, "seq %" PRIu64 ": the projection refuses this %s (%s); run "
-				"changelog-audit verify", ev.seq, ev_type_name((int)ev.type),
-				cl_strerror(rc));
-			break;
-		}
-	}
-	if (rc == 0 && r < 0) {
-		rc = r;
-		err_set(err, "seq %" PRIu64 ": cannot read the log (%s); run changelog-audit "
-			"verify", proj_seq(a->proj) + 1, cl_strerror(r));
-	}
-	evlog_iter_free(it);  /* before any append: the map may need to grow */
+	if (rc)
+		admin_fault(&fault, rc, err);
 	return rc;
 }
 
@@ -186,10 +179,11 @@ int admin_exec(struct admin *a, const char *op, json_t *params, struct admin_out
 {
 	char token[TOKEN_LEN + 1];
 	uint8_t hash[EV_HASH_LEN];
-	struct cmd_result res;
-	struct cmd_ctx ctx;
-	uint64_t first = 0;
-	int rc, tries;
+	struct command c = { .actor = a->actor, .name = op, .params = params,
+			     .new_token = token, .new_token_hash = hash };
+	struct command_out co;
+	struct command_fault fault;
+	int rc;
 
 	memset(out, 0, sizeof *out);
 	memset(fail, 0, sizeof *fail);
@@ -197,65 +191,45 @@ int admin_exec(struct admin *a, const char *op, json_t *params, struct admin_out
 		err_set(err, "cannot make a token (%s)", cl_strerror(rc));
 		return rc;
 	}
-	memset(&ctx, 0, sizeof ctx);
-	ctx.actor = a->actor;
-	ctx.new_token = token;
-	ctx.new_token_hash = hash;
 	if (a->now)
-		ctx.now = a->now;
-	else if (admin_now(&ctx.now) != 0) {
+		c.now = a->now;
+	else if (admin_now(&c.now) != 0) {
 		err_set(err, "%s", FAKE_TIME_BAD);
 		rc = CL_EUSAGE;
 		goto out;
 	}
-	for (tries = 0;; tries++) {
-		if (tries == ADMIN_MAX_TRIES) {
-			err_set(err, "gave up after %d conflicting appends by other writers",
-				ADMIN_MAX_TRIES);
-			rc = CL_ECONFLICT;
-			break;
-		}
-		if ((rc = admin_sync(a, err)) != 0)
-			break;
-		memset(&res, 0, sizeof res);
-		if (a->actor == 0) {
-			err_set(err, "this log has no admin to act as");
-			rc = CL_ESTATE;
-			fail->code = CMD_UNAUTHORIZED;
-			snprintf(fail->message, sizeof fail->message, "%s", err);
-			break;
-		}
-		if (cmd_exec(a->proj, op, params, &ctx, &res) < 0) {
-			*fail = res.fail;
-			cmd_result_release(&res);
-			rc = CL_ESTATE;
-			break;
-		}
-		if (res.n > 0)
-			rc = evlog_append(a->log, proj_seq(a->proj), res.ev, res.n, a->actor,
-					  (struct cl_str){ NULL, 0 }, NULL, 0, &first);
-		if (rc == CL_ECONFLICT) {
-			cmd_result_release(&res);
-			rc = 0;
-			continue;  /* someone appended: apply it and judge again */
-		}
-		if (rc) {
-			err_set(err, "cannot append to the log (%s)", cl_strerror(rc));
-			cmd_result_release(&res);
-			break;
-		}
-		for (size_t i = 0; i < res.n && rc == 0; i++) {
-			if ((rc = proj_apply(a->proj, &res.ev[i])) != 0)
-				err_set(err, "seq %" PRIu64 ": appended, but the projection refuses "
-					"it (%s)", res.ev[i].seq, cl_strerror(rc));
-		}
-		out->first_seq = res.n ? first : 0;
-		out->n = res.n;
-		out->reply = res.reply ? json_incref(res.reply) : NULL;
-		out->secret = res.secret ? json_incref(res.secret) : NULL;
-		cmd_result_release(&res);
-		break;
+	if ((rc = admin_sync(a, err)) != 0)
+		goto out;
+	if (a->actor == 0) {
+		err_set(err, "this log has no admin to act as");
+		fail->code = CMD_UNAUTHORIZED;
+		snprintf(fail->message, sizeof fail->message, "%s", err);
+		rc = CL_ESTATE;
+		goto out;
 	}
+	rc = command_run(a->log, a->proj, &c, &co, &fault);
+	if (rc == CL_ECONFLICT && fault.step == 0) {
+		err_set(err, "gave up after %d conflicting appends by other writers",
+			COMMAND_MAX_TRIES);
+	} else if (rc && fault.step == COMMAND_AT_APPEND) {
+		err_set(err, "cannot append to the log (%s)", cl_strerror(rc));
+	} else if (rc && fault.step == COMMAND_AT_APPLY_NEW) {
+		err_set(err, "seq %" PRIu64 ": appended, but the projection refuses it (%s)",
+			fault.seq, cl_strerror(rc));
+	} else if (rc && fault.step) {
+		admin_fault(&fault, rc, err);
+	} else if (rc) {
+		err_set(err, "cannot run %s (%s)", op, cl_strerror(rc));
+	} else if (co.fail.code != CMD_OK) {
+		*fail = co.fail;
+		rc = CL_ESTATE;
+	} else {
+		out->first_seq = co.first_seq;
+		out->n = co.n;
+		out->reply = co.reply ? json_incref(co.reply) : NULL;
+		out->secret = co.secret ? json_incref(co.secret) : NULL;
+	}
+	command_out_release(&co);
 out:
 	OPENSSL_cleanse(token, sizeof token);
 	return rc;
@@ -576,13 +550,34 @@ static const char *seed_pick(const struct proj *p, uint64_t *s, json_t **params,
 	return "addComment";
 }
 
+/* Commit the seed's open txn; on a full map, rebuild the projection from
+ * the log (it ran ahead) so the next batch starts from what is there. */
+static int seed_commit(struct admin *a, struct evlog_txn *txn, char err[ADMIN_ERR_LEN])
+{
+	int rc = evlog_wcommit(txn);
+
+	if (rc == CL_EMAPFULL) {
+		struct proj *p = proj_new();
+
+		if (!p) {
+			err_set(err, "out of memory");
+			return CL_ENOMEM;
+		}
+		proj_free(a->proj);
+		a->proj = p;
+		return admin_sync(a, err) ? CL_EIO : CL_EMAPFULL;
+	}
+	if (rc)
+		err_set(err, "cannot append (%s)", cl_strerror(rc));
+	return rc;
+}
+
 int admin_seed(struct admin *a, uint64_t n, uint32_t seed, size_t batch,
 	       uint64_t *appended, char err[ADMIN_ERR_LEN])
 {
-	struct event *evs = NULL;
-	json_t **keep = NULL;
-	size_t nev = 0, nkeep = 0;
-	uint64_t s = 0x9e3779b97f4a7c15ULL ^ seed, committed, k = 0, refused = 0;
+	struct evlog_txn *txn = NULL;
+	size_t nev = 0, ncmd = 0;
+	uint64_t s = 0x9e3779b97f4a7c15ULL ^ seed, k = 0, refused = 0;
 	int64_t base;
 	char token[TOKEN_LEN + 1];
 	uint8_t hash[EV_HASH_LEN];
@@ -595,81 +590,66 @@ int admin_seed(struct admin *a, uint64_t n, uint32_t seed, size_t batch,
 		err_set(err, "%s", FAKE_TIME_BAD);
 		return CL_EUSAGE;
 	}
-	evs = calloc(batch, sizeof *evs);
-	keep = calloc(batch, sizeof *keep);
-	if (!evs || !keep) {
-		err_set(err, "out of memory");
-		rc = CL_ENOMEM;
-		goto out;
-	}
 	if ((rc = admin_sync(a, err)) != 0)
-		goto out;
-	committed = proj_seq(a->proj);
-	while (rc == 0 && (*appended + nev < n || nev > 0)) {
-		struct cmd_result res;
-		struct cmd_ctx ctx;
+		return rc;
+	while (rc == 0 && *appended + nev < n) {
+		struct command c = { .new_token = token, .new_token_hash = hash };
+		struct command_out out;
 		json_t *params = NULL;
-		const char *op = NULL;
 
-		memset(&ctx, 0, sizeof ctx);
-		if (*appended + nev < n)
-			op = seed_pick(a->proj, &s, &params, &ctx.actor);
-		if (op && params) {
-			if ((rc = token_generate(token, hash)) != 0) {
-				err_set(err, "cannot make a token (%s)", cl_strerror(rc));
-				json_decref(params);
-				break;
-			}
-			ctx.now = base + (int64_t)k++ * 1000;   /* 1 ms apart */
-			ctx.new_token = token;
-			ctx.new_token_hash = hash;
-			memset(&res, 0, sizeof res);
-			if (cmd_exec(a->proj, op, params, &ctx, &res) < 0) {
-				/* e.g. a no-op edit: skip it, but not forever */
-				if (++refused > 1000 + n) {
-					err_set(err, "the workload keeps being refused (%s: %s)",
-						cmd_code_name(res.fail.code), res.fail.message);
-					rc = CL_ESTATE;
-				}
-				cmd_result_release(&res);
-				json_decref(params);
-				continue;
-			}
-			for (size_t i = 0; i < res.n && rc == 0; i++) {
-				res.ev[i].seq = proj_seq(a->proj) + 1;
-				if ((rc = proj_apply(a->proj, &res.ev[i])) != 0)
-					err_set(err, "the projection refuses a generated %s (%s)",
-						ev_type_name((int)res.ev[i].type), cl_strerror(rc));
-				else
-					evs[nev++] = res.ev[i];
-			}
-			cmd_result_release(&res);
-			keep[nkeep++] = params;  /* the events point into it */
-		} else if (op) {
-			err_set(err, "out of memory");
-			rc = CL_ENOMEM;
-		}
-		if (rc == 0 && nev > 0 &&
-		    (nev + CMD_MAX_EVENTS > batch || nkeep == batch || *appended + nev >= n)) {
-			rc = evlog_append(a->log, committed, evs, nev, a->actor,
-					  (struct cl_str){ NULL, 0 }, NULL, 0, NULL);
-			if (rc)
+		if (!txn) {
+			rc = evlog_wbegin(a->log, proj_seq(a->proj), NULL, &txn);
+			if (rc) {
 				err_set(err, "cannot append (%s)%s", cl_strerror(rc),
 					rc == CL_ECONFLICT ? ": another process wrote to the log; "
 					"dev-seed needs it to itself" : "");
-			committed += nev;
-			*appended += nev;
-			nev = 0;
-			for (size_t i = 0; i < nkeep; i++)
-				json_decref(keep[i]);
-			nkeep = 0;
+				break;
+			}
+		}
+		c.name = seed_pick(a->proj, &s, &params, &c.actor);
+		if (!c.name)
+			continue;
+		if (!params) {
+			err_set(err, "out of memory");
+			rc = CL_ENOMEM;
+			break;
+		}
+		if ((rc = token_generate(token, hash)) != 0) {
+			err_set(err, "cannot make a token (%s)", cl_strerror(rc));
+			json_decref(params);
+			break;
+		}
+		c.params = params;
+		c.now = base + (int64_t)k++ * 1000;   /* 1 ms apart */
+		rc = command_run_txn(txn, a->proj, &c, NULL, NULL, &out);
+		json_decref(params);    /* the events are in the txn already */
+		if (rc) {
+			err_set(err, "cannot append a generated %s (%s)", c.name, cl_strerror(rc));
+		} else if (out.fail.code != CMD_OK) {
+			/* e.g. a no-op edit: skip it, but not forever */
+			if (++refused > 1000 + n) {
+				err_set(err, "the workload keeps being refused (%s: %s)",
+					cmd_code_name(out.fail.code), out.fail.message);
+				rc = CL_ESTATE;
+			}
+		} else {
+			nev += out.n;
+			ncmd++;
+		}
+		command_out_release(&out);
+		if (rc == 0 && nev > 0 &&
+		    (nev + CMD_MAX_EVENTS > batch || ncmd == batch || *appended + nev >= n)) {
+			rc = seed_commit(a, txn, err);
+			txn = NULL;
+			if (rc == 0)
+				*appended += nev;
+			else if (rc == CL_EMAPFULL)
+				rc = 0;    /* the next wbegin grows the map; redo the batch */
+			nev = ncmd = 0;
 		}
 	}
-out:
-	for (size_t i = 0; keep && i < nkeep; i++)
-		json_decref(keep[i]);
-	free(keep);
-	free(evs);
+	if (txn)
+		evlog_wabort(txn);
 	OPENSSL_cleanse(token, sizeof token);
 	return rc;
 }

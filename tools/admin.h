@@ -3,12 +3,13 @@
  * with its first admin, run admin commands against a log (also while
  * changelogd runs), hot backup and restore.
  *
- * Commands go through the same core code as the server: the tool rebuilds
- * the projection from the log, runs cmd_exec, and appends the events
- * conditionally on the last seq it has seen (append-if-unchanged). If
- * another process appended meanwhile (CL_ECONFLICT), it applies the new
- * events and runs the command again, so a concurrent server is never
- * overwritten and the command is judged against the current state.
+ * Commands go through the same command path as the server
+ * (store/command.h): the tool rebuilds the projection from the log, runs
+ * command_run, which appends the events conditionally on the last seq it
+ * has seen (append-if-unchanged). If another process appended meanwhile
+ * (CL_ECONFLICT), it applies the new events and runs the command again, so
+ * a concurrent server is never overwritten and the command is judged
+ * against the current state.
  *
  * Actor: core's cmd_exec only runs commands for a known user, so the
  * events are recorded as done by the first admin (lowest user id) unless
@@ -54,7 +55,8 @@ void admin_close(struct admin *a);
 /* The admin with the lowest id, 0 if none. */
 uint64_t admin_first_admin(const struct proj *p);
 
-/* Apply the events appended since the last call (by anyone). */
+/* Apply the events appended since the last call (by anyone):
+ * command_follow, with err in the tool's words. */
 int admin_sync(struct admin *a, char err[ADMIN_ERR_LEN]);
 
 /* Act as the user called name (who must be an admin if need_admin).
@@ -121,7 +123,7 @@ int admin_restore(const char *src, const char *dir, int progress_tty,
 /*
  * Test hook (`changelog-admin dev-seed`): append about n events of a
  * plausible deterministic workload (users, entries, edits, status changes,
- * threaded comments) through cmd_exec, batch events per txn. The log must
+ * threaded comments) through command_run_txn, batch events per txn. The log must
  * exist and have an admin; nobody else may append meanwhile.
  */
 int admin_seed(struct admin *a, uint64_t n, uint32_t seed, size_t batch,

@@ -18,6 +18,7 @@
 
 #include "admin.h"
 #include "../store/libver.h"
+#include "cli/err.h"
 
 #define PROG "changelog-admin"
 #define MAX_POS 8
@@ -61,19 +62,6 @@ struct command {
 	int hidden;                /* test hooks: not in the general help */
 };
 
-static void msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void msg(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs(PROG ": ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
 /* Exit status for a CL_E* code. */
 static int status_of(int rc)
 {
@@ -82,7 +70,7 @@ static int status_of(int rc)
 
 static void refused(const struct cl_fail *fail)
 {
-	msg("refused (%s): %s", cmd_code_name(fail->code), fail->message);
+	cli_msg(PROG, "refused (%s): %s", cmd_code_name(fail->code), fail->message);
 }
 
 static int open_admin(struct admin *a, struct cli *c, int need_admin, unsigned flags)
@@ -91,11 +79,11 @@ static int open_admin(struct admin *a, struct cli *c, int need_admin, unsigned f
 	int rc = admin_open(a, c->val[O_DATA], flags, err);
 
 	if (rc) {
-		msg("%s", err);
+		cli_msg(PROG, "%s", err);
 		return rc;
 	}
 	if (c->val[O_AS] && (rc = admin_act_as(a, c->val[O_AS], need_admin, err)) != 0) {
-		msg("--as: %s", err);
+		cli_msg(PROG, "--as: %s", err);
 		admin_close(a);
 	}
 	return rc;
@@ -109,14 +97,14 @@ static int exec_cmd(struct admin *a, const char *op, json_t *params, struct admi
 	int rc;
 
 	if (!params) {
-		msg("out of memory");
+		cli_msg(PROG, "out of memory");
 		return CL_ENOMEM;
 	}
 	rc = admin_exec(a, op, params, out, &fail, err);
 	if (rc == CL_ESTATE && fail.code)
 		refused(&fail);
 	else if (rc)
-		msg("%s", err);
+		cli_msg(PROG, "%s", err);
 	json_decref(params);
 	return rc;
 }
@@ -154,13 +142,13 @@ static int run_init(const struct command *cmd, struct cli *c)
 	int rc = admin_init(c->val[O_DATA], name, token, err);
 
 	if (rc) {
-		msg("%s", err);
+		cli_msg(PROG, "%s", err);
 		return rc;
 	}
 	printf("%s\n", token);
 	fflush(stdout);
 	OPENSSL_cleanse(token, sizeof token);
-	msg("created a log in %s with admin '%s' (user 1); the token on stdout is shown "
+	cli_msg(PROG, "created a log in %s with admin '%s' (user 1); the token on stdout is shown "
 	    "only once", c->val[O_DATA], name);
 	return 0;
 }
@@ -178,7 +166,7 @@ static int run_user_add(const struct command *cmd, struct cli *c)
 		      &out);
 	if (rc == 0) {
 		print_secret_token(&out);
-		msg("created user '%s' (id %" JSON_INTEGER_FORMAT ", %s) at seq %" PRIu64
+		cli_msg(PROG, "created user '%s' (id %" JSON_INTEGER_FORMAT ", %s) at seq %" PRIu64
 		    "; the token on stdout is shown only once", name, reply_int(&out, "user"),
 		    role, out.first_seq);
 		admin_out_release(&out);
@@ -232,7 +220,7 @@ static int run_user_list(const struct command *cmd, struct cli *c)
 	int rc;
 
 	if (strcmp(format, "text") != 0 && strcmp(format, "json") != 0) {
-		msg("--format must be text or json");
+		cli_msg(PROG, "--format must be text or json");
 		return CL_EUSAGE;
 	}
 	if ((rc = open_admin(&a, c, 0, EVLOG_RDONLY)) != 0)
@@ -259,14 +247,14 @@ static int run_user_role(const struct command *cmd, struct cli *c)
 	int rc;
 
 	if (strcmp(role, "admin") != 0 && strcmp(role, "member") != 0) {
-		msg("the role must be admin or member, not '%s'", role);
+		cli_msg(PROG, "the role must be admin or member, not '%s'", role);
 		return CL_EUSAGE;
 	}
 	if ((rc = open_admin(&a, c, 1, 0)) != 0)
 		return rc;
 	rc = exec_cmd(&a, "setRole", json_pack("{s:s, s:s}", "user", name, "role", role), &out);
 	if (rc == 0) {
-		msg("'%s' is now %s (seq %" PRIu64 ")", name, role, out.first_seq);
+		cli_msg(PROG, "'%s' is now %s (seq %" PRIu64 ")", name, role, out.first_seq);
 		admin_out_release(&out);
 	}
 	admin_close(&a);
@@ -286,7 +274,7 @@ static int run_token_issue(const struct command *cmd, struct cli *c)
 		      &out);
 	if (rc == 0) {
 		print_secret_token(&out);
-		msg("issued token %" JSON_INTEGER_FORMAT " to '%s' (seq %" PRIu64 "); the token "
+		cli_msg(PROG, "issued token %" JSON_INTEGER_FORMAT " to '%s' (seq %" PRIu64 "); the token "
 		    "on stdout is shown only once", reply_int(&out, "token_id"), name,
 		    out.first_seq);
 		admin_out_release(&out);
@@ -306,16 +294,16 @@ static int run_token_revoke(const struct command *cmd, struct cli *c)
 	int rc;
 
 	if ((c->seen & OB(O_ID)) && (c->seen & OB(O_USER))) {
-		msg("give either --id or --user, not both");
+		cli_msg(PROG, "give either --id or --user, not both");
 		return CL_EUSAGE;
 	}
 	if ((rc = open_admin(&a, c, 1, 0)) != 0)
 		return rc;
 	rc = admin_revoke_targets(&a, c->args[0], by, &ids, &n, err);
 	if (rc)
-		msg("%s", err);
+		cli_msg(PROG, "%s", err);
 	else if (n == 0)
-		msg("'%s' has no active token; nothing to revoke", c->args[0]);
+		cli_msg(PROG, "'%s' has no active token; nothing to revoke", c->args[0]);
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		struct admin_out out;
 		struct proj_user_info u;
@@ -325,7 +313,7 @@ static int run_token_revoke(const struct command *cmd, struct cli *c)
 		rc = exec_cmd(&a, "revokeToken", json_pack("{s:I}", "token", (json_int_t)ids[i]),
 			      &out);
 		if (rc == 0) {
-			msg("revoked token %" PRIu64 " of '%s' (seq %" PRIu64 ")", ids[i],
+			cli_msg(PROG, "revoked token %" PRIu64 " of '%s' (seq %" PRIu64 ")", ids[i],
 			    proj_user_get(a.proj, owner, &u) == 0 ? u.name : "?", out.first_seq);
 			admin_out_release(&out);
 		}
@@ -342,12 +330,12 @@ static int run_backup(const struct command *cmd, struct cli *c)
 	int rc = admin_backup(c->val[O_DATA], c->args[0], isatty(2), &sum, err);
 
 	if (rc) {
-		msg("%s", err);
+		cli_msg(PROG, "%s", err);
 		return rc;
 	}
 	audit_summary_line(&sum, NULL, line, sizeof line);
 	printf("%s\n", line);
-	msg("backup of %s written to %s and verified", c->val[O_DATA], c->args[0]);
+	cli_msg(PROG, "backup of %s written to %s and verified", c->val[O_DATA], c->args[0]);
 	return 0;
 }
 
@@ -358,12 +346,12 @@ static int run_restore(const struct command *cmd, struct cli *c)
 	int rc = admin_restore(c->args[0], c->val[O_DATA], isatty(2), &sum, epoch, err);
 
 	if (rc) {
-		msg("%s", err);
+		cli_msg(PROG, "%s", err);
 		return rc;
 	}
 	audit_summary_line(&sum, epoch, line, sizeof line);
 	printf("%s\n", line);
-	msg("restored %s into %s with the new epoch %s; point changelogd at %s", c->args[0],
+	cli_msg(PROG, "restored %s into %s with the new epoch %s; point changelogd at %s", c->args[0],
 	    c->val[O_DATA], epoch, c->val[O_DATA]);
 	return 0;
 }
@@ -380,7 +368,7 @@ static int opt_u64(struct cli *c, int o, uint64_t dflt, uint64_t max, uint64_t *
 		return 0;
 	v = strtoull(s, &end, 10);
 	if (!*s || *end || s[0] == '-' || v == 0 || v > max) {
-		msg("%s must be a number from 1 to %" PRIu64, opt_table[o].name, max);
+		cli_msg(PROG, "%s must be a number from 1 to %" PRIu64, opt_table[o].name, max);
 		return CL_EUSAGE;
 	}
 	*out = v;
@@ -402,9 +390,9 @@ static int run_dev_seed(const struct command *cmd, struct cli *c)
 		return rc;
 	rc = admin_seed(&a, events, (uint32_t)seed, (size_t)batch, &appended, err);
 	if (rc)
-		msg("%s", err);
+		cli_msg(PROG, "%s", err);
 	else
-		msg("appended %" PRIu64 " events (last seq %" PRIu64 ")", appended,
+		cli_msg(PROG, "appended %" PRIu64 " events (last seq %" PRIu64 ")", appended,
 		    proj_seq(a.proj));
 	admin_close(&a);
 	return rc;
@@ -422,7 +410,7 @@ static int run_dev_exec(const struct command *cmd, struct cli *c)
 	int rc;
 
 	if (c->nargs > 1 && !(params = json_loads(c->args[1], JSON_REJECT_DUPLICATES, &jerr))) {
-		msg("params are not JSON: %s", jerr.text);
+		cli_msg(PROG, "params are not JSON: %s", jerr.text);
 		return CL_EUSAGE;
 	}
 	if (!params)
@@ -444,7 +432,7 @@ static int run_dev_exec(const struct command *cmd, struct cli *c)
 				  cmd_code_name(fail.code), "message", fail.message);
 	} else {
 		reply = NULL;
-		msg("%s", err);
+		cli_msg(PROG, "%s", err);
 	}
 	if (reply) {
 		json_dumpf(reply, stdout, JSON_COMPACT);
@@ -558,7 +546,7 @@ static int parse(int argc, char **argv, struct cli *c)
 
 		if (only_pos || arg[0] != '-' || arg[1] == '\0') {
 			if (c->npos == MAX_POS) {
-				msg("too many arguments (see --help)");
+				cli_msg(PROG, "too many arguments (see --help)");
 				return CL_EUSAGE;
 			}
 			c->pos[c->npos++] = arg;
@@ -571,7 +559,7 @@ static int parse(int argc, char **argv, struct cli *c)
 		eq = strchr(arg, '=');
 		len = eq ? (size_t)(eq - arg) : strlen(arg);
 		if ((o = find_opt(arg, len)) < 0) {
-			msg("unknown option '%.*s' (see --help)", (int)len, arg);
+			cli_msg(PROG, "unknown option '%.*s' (see --help)", (int)len, arg);
 			return CL_EUSAGE;
 		}
 		takes = opt_table[o].takes_value;
@@ -581,14 +569,14 @@ static int parse(int argc, char **argv, struct cli *c)
 			/* "--admin --data d": a missing value, not a name "--data" */
 			if (i + 1 >= argc || (strncmp(argv[i + 1], "--", 2) == 0 &&
 					      find_opt(argv[i + 1], strcspn(argv[i + 1], "=")) >= 0)) {
-				msg("%s needs a value", opt_table[o].name);
+				cli_msg(PROG, "%s needs a value", opt_table[o].name);
 				return CL_EUSAGE;
 			}
 			c->val[o] = argv[++i];
 		} else if (takes) {
 			c->val[o] = eq + 1;
 		} else if (eq) {
-			msg("%s takes no value", opt_table[o].name);
+			cli_msg(PROG, "%s takes no value", opt_table[o].name);
 			return CL_EUSAGE;
 		}
 		c->seen |= OB(o);
@@ -625,9 +613,9 @@ int main(int argc, char **argv)
 			return 0;
 		}
 		if (c.npos == 0)
-			msg("no command given");
+			cli_msg(PROG, "no command given");
 		else
-			msg("unknown command '%s%s%s'", c.pos[0], c.npos > 1 ? " " : "",
+			cli_msg(PROG, "unknown command '%s%s%s'", c.pos[0], c.npos > 1 ? " " : "",
 			    c.npos > 1 ? c.pos[1] : "");
 		usage(stderr, NULL);
 		return 2;
@@ -639,19 +627,19 @@ int main(int argc, char **argv)
 	c.args = c.pos + words;
 	c.nargs = c.npos - words;
 	if (c.nargs < cmd->min_args || c.nargs > cmd->max_args) {
-		msg("wrong number of arguments for '%s'", cmd->synopsis);
+		cli_msg(PROG, "wrong number of arguments for '%s'", cmd->synopsis);
 		usage(stderr, cmd);
 		return 2;
 	}
 	for (int o = 0; o < O__COUNT; o++) {
 		if (o != O_HELP && (c.seen & OB(o)) && !(cmd->opts & OB(o))) {
-			msg("%s does not apply here", opt_table[o].name);
+			cli_msg(PROG, "%s does not apply here", opt_table[o].name);
 			usage(stderr, cmd);
 			return 2;
 		}
 	}
 	if (!c.val[O_DATA] || !*c.val[O_DATA]) {
-		msg("--data DIR is required");
+		cli_msg(PROG, "--data DIR is required");
 		usage(stderr, cmd);
 		return 2;
 	}

@@ -31,7 +31,7 @@
 
 #include "../core/proj.h"
 #include "../store/datadir.h"
-#include "progress.h"
+#include "cli/progress.h"
 
 /* ---- small helpers ----------------------------------------------------- */
 

@@ -15,6 +15,7 @@
 
 #include "audit.h"
 #include "../store/libver.h"
+#include "cli/err.h"
 
 #define PROG "changelog-audit"
 #define MAX_POS 4
@@ -38,19 +39,6 @@ struct cli {
 	const char *pos[MAX_POS];
 	int npos;
 };
-
-static void msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void msg(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs(PROG ": ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
 
 static const struct {
 	const char *name;
@@ -124,7 +112,7 @@ static int parse(int argc, char **argv, struct cli *c)
 
 		if (arg[0] != '-' || arg[1] == '\0') {
 			if (c->npos == MAX_POS) {
-				msg("too many arguments (see --help)");
+				cli_msg(PROG, "too many arguments (see --help)");
 				return 2;
 			}
 			c->pos[c->npos++] = arg;
@@ -138,12 +126,12 @@ static int parse(int argc, char **argv, struct cli *c)
 			if (strlen(opt_names[k]) == len && strncmp(opt_names[k], arg, len) == 0)
 				o = k;
 		if (o < 0) {
-			msg("unknown option '%.*s' (see --help)", (int)len, arg);
+			cli_msg(PROG, "unknown option '%.*s' (see --help)", (int)len, arg);
 			return 2;
 		}
 		if (o == O_HELP || o == O_VERSION) {
 			if (eq) {
-				msg("%s takes no value", opt_names[o]);
+				cli_msg(PROG, "%s takes no value", opt_names[o]);
 				return 2;
 			}
 		} else if (eq) {
@@ -151,7 +139,7 @@ static int parse(int argc, char **argv, struct cli *c)
 		} else if (i + 1 < argc && !is_option(argv[i + 1])) {
 			c->val[o] = argv[++i];
 		} else {
-			msg("%s needs a value", opt_names[o]);
+			cli_msg(PROG, "%s needs a value", opt_names[o]);
 			return 2;
 		}
 		c->seen |= OB(o);
@@ -167,7 +155,7 @@ static void report_damage(const char *what)
 	if (verdict_on_stdout)
 		printf("FAIL: %s\n", what);
 	fflush(stdout);
-	msg("%s", what);
+	cli_msg(PROG, "%s", what);
 }
 
 /* verdict: also print the refusal as verify's "FAIL: ..." line on stdout. */
@@ -178,7 +166,7 @@ static int open_log(struct cli *c, struct evlog **log, int verdict)
 
 	if (rc) {
 		audit_open_error(c->val[O_DATA], rc, err, sizeof err);
-		msg("%s", err);
+		cli_msg(PROG, "%s", err);
 		if (verdict)
 			printf("FAIL: %s\n", err);
 	}
@@ -195,7 +183,7 @@ static int opt_seq(struct cli *c, int o, uint64_t *out)
 		return 0;
 	*out = strtoull(s, &end, 10);
 	if (!*s || *end || s[0] == '-' || *out == 0) {
-		msg("%s must be a positive number, not '%s'", opt_names[o], s);
+		cli_msg(PROG, "%s must be a positive number, not '%s'", opt_names[o], s);
 		return 2;
 	}
 	return 0;
@@ -207,7 +195,7 @@ static int opt_time(struct cli *c, int o, int *has, int64_t *out)
 	if (!c->val[o])
 		return 0;
 	if (cl_parse_iso(c->val[o], out) != 0) {
-		msg("%s: '%s' is not an ISO-8601 time (e.g. 2026-11-27 or "
+		cli_msg(PROG, "%s: '%s' is not an ISO-8601 time (e.g. 2026-11-27 or "
 		    "2026-11-27T10:02:00Z)", opt_names[o], c->val[o]);
 		return 2;
 	}
@@ -255,7 +243,7 @@ static int cmd_log(struct cli *c)
 	} else if (strcmp(format, "csv") == 0) {
 		fmt = AUDIT_CSV;
 	} else {
-		msg("--format must be text, jsonl or csv, not '%s'", format);
+		cli_msg(PROG, "--format must be text, jsonl or csv, not '%s'", format);
 		return 2;
 	}
 	if (opt_seq(c, O_ENTRY, &f.entry) || opt_seq(c, O_FROM_SEQ, &f.from_seq) ||
@@ -264,12 +252,12 @@ static int cmd_log(struct cli *c)
 	    opt_time(c, O_UNTIL, &f.has_until, &f.until))
 		return 2;
 	if (c->val[O_TYPE] && audit_parse_types(c->val[O_TYPE], &f.types) != 0) {
-		msg("--type: '%s' is not an event type or family (user, token, entry, "
+		cli_msg(PROG, "--type: '%s' is not an event type or family (user, token, entry, "
 		    "comment, or e.g. entry.status_set)", c->val[O_TYPE]);
 		return 2;
 	}
 	if (c->val[O_USER] && !*c->val[O_USER]) {
-		msg("--user needs a name");
+		cli_msg(PROG, "--user needs a name");
 		return 2;
 	}
 	f.user = c->val[O_USER];
@@ -280,7 +268,7 @@ static int cmd_log(struct cli *c)
 		rc = CL_EIO;
 	if (rc) {
 		audit_fault_line(&fault, line, sizeof line);
-		msg("%s", fault.what[0] ? line : cl_strerror(rc));
+		cli_msg(PROG, "%s", fault.what[0] ? line : cl_strerror(rc));
 	}
 	evlog_close(log);
 	return rc ? 1 : 0;
@@ -295,7 +283,7 @@ static int cmd_stats(struct cli *c)
 	int rc;
 
 	if (strcmp(format, "text") != 0 && strcmp(format, "json") != 0) {
-		msg("--format must be text or json, not '%s'", format);
+		cli_msg(PROG, "--format must be text or json, not '%s'", format);
 		return 2;
 	}
 	if (open_log(c, &log, 0) != 0)
@@ -304,7 +292,7 @@ static int cmd_stats(struct cli *c)
 			 &fault);
 	if (rc) {
 		audit_fault_line(&fault, line, sizeof line);
-		msg("%s", line);
+		cli_msg(PROG, "%s", line);
 	}
 	evlog_close(log);
 	return rc ? 1 : 0;
@@ -331,9 +319,9 @@ int main(int argc, char **argv)
 			return 0;
 		}
 		if (c.npos == 0)
-			msg("no command given");
+			cli_msg(PROG, "no command given");
 		else
-			msg("unknown command '%s'", c.pos[0]);
+			cli_msg(PROG, "unknown command '%s'", c.pos[0]);
 		usage(stderr, -1);
 		return 2;
 	}
@@ -342,18 +330,18 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (c.npos > 1) {
-		msg("unexpected argument '%s'", c.pos[1]);
+		cli_msg(PROG, "unexpected argument '%s'", c.pos[1]);
 		usage(stderr, cmd);
 		return 2;
 	}
 	for (int o = 0; o < O__COUNT; o++) {
 		if (o != O_HELP && (c.seen & OB(o)) && !(commands[cmd].opts & OB(o))) {
-			msg("%s does not apply to %s", opt_names[o], commands[cmd].name);
+			cli_msg(PROG, "%s does not apply to %s", opt_names[o], commands[cmd].name);
 			return 2;
 		}
 	}
 	if (!c.val[O_DATA] || !*c.val[O_DATA]) {
-		msg("--data DIR is required");
+		cli_msg(PROG, "--data DIR is required");
 		usage(stderr, cmd);
 		return 2;
 	}

@@ -44,7 +44,7 @@ $(foreach n,$(FUZZ_NAMES),$(eval $(call fuzz_replay_rule,$(n))))
 FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer $(WARN) \
                $(PKG_CFLAGS) $(FUZZ_SAN) -MMD -MP
-FUZZ_LAYER_SRC  := $(foreach l,core store net replay,$(call src_of,$(l)))
+FUZZ_LAYER_SRC  := $(foreach l,core store net replay tools/cli,$(call src_of,$(l)))
 FUZZ_LAYER_OBJS := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_LAYER_SRC))
 FUZZ_BINS := $(foreach n,$(FUZZ_TARGETS),$(FUZZ_DIR)/fuzz_$(n))
 

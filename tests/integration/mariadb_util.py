@@ -13,7 +13,7 @@ Used as a session-scoped pytest fixture (`mariadb` below, via
     python3 tests/integration/mariadb_util.py start DIR   # prints the socket path
     python3 tests/integration/mariadb_util.py stop DIR
 
-The server binaries come from Debian's mariadb-server (tools/deps.sh test):
+The server binaries come from Debian's mariadb-server (tools/scripts/deps.sh test):
 a missing server is an error, never a skip.
 """
 import os
@@ -44,7 +44,7 @@ class MariaDB:
                                   ("mariadbd", MARIADBD if os.path.exists(MARIADBD) else None),
                                   ("mariadb-admin", ADMIN), ("mariadb", CLIENT)) if not p]
         if missing:
-            raise RuntimeError("MariaDB server tools missing (%s): run tools/deps.sh test"
+            raise RuntimeError("MariaDB server tools missing (%s): run tools/scripts/deps.sh test"
                                % ", ".join(missing))
 
     def start(self, timeout=60):

@@ -18,7 +18,7 @@ WANT = {
     "changelog-audit": ["msgpack-c", "jansson", "LMDB", "OpenSSL"],
     "changelog-replay": ["msgpack-c", "jansson", "LMDB", "OpenSSL", "SQLite",
                          "MariaDB-Connector/C"],
-    "changelog-bench": ["msgpack-c", "jansson", "LMDB", "OpenSSL", "libwebsockets"],
+    "changelog-bench": ["libwebsockets", "OpenSSL"],   # stands alone: no project code
 }
 
 

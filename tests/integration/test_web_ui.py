@@ -39,9 +39,9 @@ def test_static_files(tmpdir_path):
 
 def test_two_people_live_in_chromium(tmpdir_path):
     if not shutil.which("chromium") and not os.path.exists("/usr/bin/chromium"):
-        pytest.fail("chromium is not installed: run tools/deps.sh test")
+        pytest.fail("chromium is not installed: run tools/scripts/deps.sh test")
     if not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "playwright-core")):
-        pytest.fail("tests/node/node_modules/playwright-core missing: run tools/deps.sh test")
+        pytest.fail("tests/node/node_modules/playwright-core missing: run tools/scripts/deps.sh test")
     os.makedirs(OUT, exist_ok=True)
     s = Server(os.path.join(tmpdir_path, "data"), web=WEB, keep_port=True).start()
     token = s.admin_token

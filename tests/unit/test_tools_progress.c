@@ -1,6 +1,6 @@
-/* test_tools_progress.c - tools/progress.c: formatting, throttling, silence off a TTY. */
+/* test_tools_progress.c - tools/cli/progress.c: formatting, throttling, silence off a TTY. */
 #include "harness.h"
-#include "../../tools/progress.h"
+#include "../../tools/cli/progress.h"
 
 #include <stdlib.h>
 

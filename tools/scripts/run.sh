@@ -7,7 +7,7 @@
 # first admin and saves its token in $DATA/admin-token (mode 0600); later
 # starts read it from there. See docs/operations.md.
 set -e
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 BIN=${CL_BIN:-$PWD/bin}
 DATA=${CHANGELOGD_DATA:-./data}
 LISTEN=${CHANGELOGD_LISTEN:-127.0.0.1:8443}

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../core/cl.h"
+#include "../../core/cl.h"
 
 #define BAR_WIDTH 30
 #define REDRAW_US 100000
@@ -45,24 +45,43 @@ char *progress_format(const struct progress *p, uint64_t done, int64_t now_us,
 	for (unsigned i = 0; i < BAR_WIDTH; i++)
 		bar[i] = i < fill ? '#' : '.';
 	bar[BAR_WIDTH] = '\0';
-	snprintf(out, n, "%s [%s] %3u%% %" PRIu64 "/%" PRIu64 " %.1fs",
-		 p->label ? p->label : "", bar, pct, done, p->total,
-		 secs < 0 ? 0.0 : secs);
+	if (secs < 0)
+		secs = 0;
+	if (p->unit) {
+		double rate = secs > 0 ? (double)done / secs : 0;
+		double eta = rate > 0 ? (double)(total - done) / rate : 0;
+
+		snprintf(out, n, "%s%s[%s] %3u%% %" PRIu64 "/%" PRIu64 " %s  %.0f %s  ETA %.0f s",
+			 p->label ? p->label : "", p->label ? " " : "", bar, pct, done,
+			 p->total, p->unit, rate, p->rate_unit ? p->rate_unit : "/s", eta);
+	} else {
+		snprintf(out, n, "%s [%s] %3u%% %" PRIu64 "/%" PRIu64 " %.1fs",
+			 p->label ? p->label : "", bar, pct, done, p->total, secs);
+	}
 	return out;
 }
 
 void progress_update(struct progress *p, uint64_t done)
 {
-	char line[160];
+	if (!p->active || ((done & 4095) != 0 && done != p->total))
+		return;
+	progress_draw(p, done);
+}
+
+void progress_draw(struct progress *p, uint64_t done)
+{
+	char line[200];
 	int64_t now;
 
-	if (!p->active || ((done & 4095) != 0 && done != p->total))
+	if (!p->active)
 		return;
 	now = cl_now_us();
 	if (now - p->last_us < REDRAW_US && done != p->total)
 		return;
 	p->last_us = now;
-	fprintf(p->f, "\r%s", progress_format(p, done, now, line, sizeof line));
+	/* a rate can get shorter: then clear what the last line left behind */
+	fprintf(p->f, "\r%s%s", progress_format(p, done, now, line, sizeof line),
+		p->unit ? "\033[K" : "");
 	fflush(p->f);
 	p->drawn = 1;
 }

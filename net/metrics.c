@@ -1,0 +1,157 @@
+/*
+ * metrics.c - counters and the Prometheus text of /metrics (see metrics.h).
+ * The page is built with printf into one growable buffer.
+ */
+#include "metrics.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+const double metrics_hist_bounds[METRICS_HIST_BUCKETS] = {
+	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+	0.01, 0.025, 0.05, 0.1, 0.25, 1.0
+};
+
+const char *metrics_close_name(int kind)
+{
+	static const char *const names[METRICS_CLOSE__COUNT] = {
+		"peer", "too_big", "binary", "slow_consumer", "token_revoked",
+		"shutdown", "error"
+	};
+
+	return kind >= 0 && kind < METRICS_CLOSE__COUNT ? names[kind] : "unknown";
+}
+
+void metrics_observe_commit(struct metrics *m, double secs)
+{
+	int i;
+
+	m->commits++;
+	m->commit_count++;
+	m->commit_sum += secs;
+	for (i = 0; i < METRICS_HIST_BUCKETS; i++)
+		if (secs <= metrics_hist_bounds[i]) {
+			m->commit_hist[i]++;
+			break;
+		}
+}
+
+/* A growable text buffer with headroom bytes in front of the text. */
+struct mbuf {
+	char *p;
+	size_t head, len, cap;
+	int oom;
+};
+
+static void mb_printf(struct mbuf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void mb_printf(struct mbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->oom)
+		return;
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->p ? b->p + b->head + b->len : NULL,
+			      b->p ? b->cap - b->len : 0, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->oom = 1;
+			return;
+		}
+		if (b->p && (size_t)n < b->cap - b->len) {
+			b->len += (size_t)n;
+			return;
+		}
+		{
+			size_t cap = b->cap ? b->cap * 2 : 4096;
+			char *np;
+
+			while (cap < b->len + (size_t)n + 1)
+				cap *= 2;
+			np = realloc(b->p, b->head + cap);
+			if (!np) {
+				b->oom = 1;
+				return;
+			}
+			b->p = np;
+			b->cap = cap;
+		}
+	}
+}
+
+static void mb_counter(struct mbuf *b, const char *name, const char *help,
+		       const char *type, uint64_t v)
+{
+	mb_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
+		  (unsigned long long)v);
+}
+
+char *metrics_render(const struct metrics *m, const struct metrics_gauges *g, size_t headroom,
+		     size_t *len)
+{
+	struct mbuf b = { .head = headroom };
+	const struct qcache *qc = g->qc;
+	uint64_t cum = 0;
+	int i;
+
+	mb_counter(&b, "changelogd_connections", "Open websocket sessions.", "gauge",
+		   g->connections);
+	mb_counter(&b, "changelogd_messages_in_total", "Websocket messages received.",
+		   "counter", m->messages_in);
+	mb_counter(&b, "changelogd_messages_out_total", "Websocket messages sent.",
+		   "counter", m->messages_out);
+	mb_counter(&b, "changelogd_commits_total", "Write transactions committed.",
+		   "counter", m->commits);
+	mb_counter(&b, "changelogd_events_total", "Events published (ours and other processes').",
+		   "counter", m->events);
+	mb_counter(&b, "changelogd_rate_limited_total", "Requests refused by the rate limit.",
+		   "counter", m->rate_limited);
+	mb_counter(&b, "changelogd_handshakes_refused_total",
+		   "Websocket handshakes refused (401, 403, 404, 503).", "counter",
+		   m->handshakes_refused);
+	mb_counter(&b, "changelogd_queue_bytes",
+		   "Outbound bytes queued for sessions (replies and log catch-up).", "gauge",
+		   g->queue_bytes);
+	mb_counter(&b, "changelogd_ring_bytes", "Bytes of recent pushes kept in memory.",
+		   "gauge", g->ring_bytes);
+	mb_counter(&b, "changelogd_seq", "Last committed event seq.", "gauge", g->seq);
+	mb_counter(&b, "changelogd_query_cache_hits_total",
+		   "Stored query answers served from the cache.", "counter", qc->hits);
+	mb_counter(&b, "changelogd_query_cache_misses_total",
+		   "Stored queries computed (no usable cached answer).", "counter",
+		   qc->misses);
+	mb_counter(&b, "changelogd_query_cache_evictions_total",
+		   "Cached answers dropped to stay within the caps.", "counter", qc->evictions);
+	mb_counter(&b, "changelogd_query_cache_entries", "Answers in the query cache.",
+		   "gauge", qc->n);
+	mb_counter(&b, "changelogd_query_cache_bytes", "Bytes held by the query cache.",
+		   "gauge", qc->bytes);
+	mb_printf(&b, "# HELP changelogd_commit_seconds Write transaction time (begin to fsync'd commit).\n"
+		      "# TYPE changelogd_commit_seconds histogram\n");
+	for (i = 0; i < METRICS_HIST_BUCKETS; i++) {
+		cum += m->commit_hist[i];
+		mb_printf(&b, "changelogd_commit_seconds_bucket{le=\"%g\"} %llu\n",
+			  metrics_hist_bounds[i], (unsigned long long)cum);
+	}
+	mb_printf(&b, "changelogd_commit_seconds_bucket{le=\"+Inf\"} %llu\n",
+		  (unsigned long long)m->commit_count);
+	mb_printf(&b, "changelogd_commit_seconds_sum %.6f\n", m->commit_sum);
+	mb_printf(&b, "changelogd_commit_seconds_count %llu\n",
+		  (unsigned long long)m->commit_count);
+	mb_printf(&b, "# HELP changelogd_closes_total Websocket sessions closed, by reason.\n"
+		      "# TYPE changelogd_closes_total counter\n");
+	for (i = 0; i < METRICS_CLOSE__COUNT; i++)
+		mb_printf(&b, "changelogd_closes_total{reason=\"%s\"} %llu\n",
+			  metrics_close_name(i), (unsigned long long)m->closes[i]);
+	if (b.oom) {
+		free(b.p);
+		return NULL;
+	}
+	*len = b.len;
+	return b.p;
+}

@@ -1,0 +1,66 @@
+/*
+ * metrics.h - the server's counters and their Prometheus text for
+ * GET /metrics (docs/operations.md documents each metric).
+ *
+ * The counters are plain integers bumped on the service thread by whoever
+ * sees the thing happen (session.c: messages, closes, rate limits;
+ * server.c: commits, events, refused handshakes). Gauges are not kept here:
+ * the caller reads them from their owners when the page is rendered.
+ */
+#ifndef CL_NET_METRICS_H
+#define CL_NET_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qcache.h"
+
+/* Why sessions ended, for changelogd_closes_total{reason=...}. */
+enum metrics_close {
+	METRICS_CLOSE_PEER = 0,        /* the client (or the network) closed */
+	METRICS_CLOSE_TOO_BIG,         /* 1009 */
+	METRICS_CLOSE_BINARY,          /* 1003 */
+	METRICS_CLOSE_SLOW,            /* 1008 slow consumer */
+	METRICS_CLOSE_REVOKED,         /* 1008 token revoked */
+	METRICS_CLOSE_SHUTDOWN,        /* 1001 */
+	METRICS_CLOSE_ERROR,           /* 1011 internal error */
+	METRICS_CLOSE__COUNT
+};
+/* The reason label of a close kind ("unknown" out of range). */
+const char *metrics_close_name(int kind);
+
+#define METRICS_HIST_BUCKETS 12
+/* Upper bounds (seconds) of the commit time histogram's buckets. */
+extern const double metrics_hist_bounds[METRICS_HIST_BUCKETS];
+
+struct metrics {
+	uint64_t messages_in, messages_out;
+	uint64_t commits, events, rate_limited;
+	uint64_t closes[METRICS_CLOSE__COUNT];
+	uint64_t commit_hist[METRICS_HIST_BUCKETS];  /* per bucket; cumulated when rendered */
+	uint64_t commit_count;
+	double commit_sum;
+	uint64_t handshakes_refused;
+};
+
+/* A commit took secs: count it and put it in its bucket. */
+void metrics_observe_commit(struct metrics *m, double secs);
+
+/* The gauges of one page, read by the caller from their owners. */
+struct metrics_gauges {
+	unsigned connections;          /* open websocket sessions */
+	size_t queue_bytes;            /* outbound bytes queued for sessions */
+	size_t ring_bytes;             /* bytes of recent pushes in memory */
+	uint64_t seq;                  /* last committed seq */
+	const struct qcache *qc;       /* the query cache's counters */
+};
+
+/*
+ * The Prometheus text exposition of m and g, in a malloc'd buffer with
+ * headroom unused bytes in front of it (lws_write needs LWS_PRE there).
+ * *len gets the text's length. NULL on ENOMEM.
+ */
+char *metrics_render(const struct metrics *m, const struct metrics_gauges *g, size_t headroom,
+		     size_t *len);
+
+#endif

@@ -9,6 +9,10 @@
  * backoff and resumes from the last seq it saw; if the server says the
  * history was not recovered (another epoch), it queries everything again.
  *
+ * Names of users: pushes of entry events carry only the actor's id, so the
+ * page keeps a cache of every user (getUsers after each connect), kept up
+ * to date by the "user" member of user.* and token.* pushes.
+ *
  * All user text goes into the DOM through textContent: never innerHTML.
  */
 'use strict';
@@ -19,13 +23,23 @@ const TRANSITIONS = {
   cancelled: ['reopened'],
   reopened: ['resolved', 'cancelled'],
 };
-const VERB = { resolved: 'Resolve', cancelled: 'Cancel', reopened: 'Reopen' };
+/* Status buttons say what they do to the entry, so none reads like the
+ * "Discard changes" of a form. */
+const VERB = { resolved: 'Mark resolved', cancelled: 'Mark cancelled', reopened: 'Reopen' };
+const PAST = { resolved: 'marked resolved', cancelled: 'marked cancelled', reopened: 'reopened' };
 const PAGE = 50;
+/* A search may come back in partial pages (docs/protocol.md, "Work budget"):
+ * one load follows at most this many of them before it asks for a click. */
+const PARTIAL_HOPS = 8;
+const UNDO_MS = 10000;
+/* Length limits of docs/protocol.md ("How parameters are checked"), in bytes
+ * of UTF-8, which is what the server counts. */
+const LIMITS = { title: 300, body: 32768, comment: 16384 };
 
 const S = {
   token: null, ws: null, nextId: 1, pending: new Map(),
-  epoch: null, lastSeq: 0, me: null, tokenId: null,
-  entries: new Map(), cursor: null, loadingMore: false,
+  epoch: null, lastSeq: 0, me: null, tokenId: null, users: new Map(),
+  entries: new Map(), cursor: null, partial: false, loading: null, listGen: 0,
   view: 'list', entryId: null, entry: null,
   retry: 0, retryTimer: null, everOpened: false, stopped: false,
 };
@@ -50,6 +64,12 @@ function when(iso) {
   return isNaN(d) ? iso : d.toLocaleString();
 }
 
+/* The server's q folding (core/search.c): only ASCII letters fold, every
+ * other character matches only itself ("é" is not "É"). */
+const foldAscii = (s) => String(s).replace(/[A-Z]+/g, (m) => m.toLowerCase());
+const utf8len = (s) => new TextEncoder().encode(s).length;
+const num = (n) => n.toLocaleString('en');
+
 /* ---- messages to the user ------------------------------------------- */
 
 let errTimer = null;
@@ -61,10 +81,63 @@ function showError(msg) {
   errTimer = setTimeout(() => { box.hidden = true; }, 8000);
 }
 
+/* A refusal in plain words; the server's own message stays available as
+ * the tooltip of the inline error. */
+const PLAIN = {
+  too_large: 'This is too long for the server. Shorten it and try again.',
+  forbidden: 'You are not allowed to do this: only the entry\'s author or an admin can.',
+  not_found: 'This entry or comment no longer exists.',
+  conflict: 'Someone changed this entry while you were editing. The page shows their version now; check it and try again.',
+  invalid_transition: 'The entry\'s status changed meanwhile, so this change is no longer possible. Check the status and try again.',
+  rate_limited: 'That was too fast. Wait a moment and try again.',
+  unavailable: 'The server could not save this just now. Nothing was saved; try again in a moment.',
+  internal: 'The server had a problem and saved nothing. Try again; if it keeps happening, tell an admin.',
+  unauthorized: 'You are not signed in any more. Sign in again.',
+};
 function describe(err) {
-  if (err && err.code && err.message) return err.message;
-  if (err && err.message) return err.message;
-  return 'Something went wrong.';
+  if (err && err.code && PLAIN[err.code]) return PLAIN[err.code];
+  if (err && err.code === 'bad_request') {
+    if (/changes nothing/.test(err.message || '')) return 'Nothing was changed.';
+    if (/required|empty/.test(err.message || '')) return 'Write something first.';
+    return 'The server could not accept this. Check what you wrote and try again.';
+  }
+  if (err && err.lost) return 'Not connected. Your text is kept; send it again once the page says "live".';
+  return 'Something went wrong. Try again.';
+}
+
+/* The inline error line of a form (created on first use). */
+function formError(form, err) {
+  let p = form.querySelector(':scope > .field-error, :scope .field-error');
+  if (!p) {
+    p = el('p', { class: 'field-error', role: 'alert' });
+    form.append(p);
+  }
+  if (!err) { p.hidden = true; p.textContent = ''; p.removeAttribute('title'); return; }
+  p.textContent = typeof err === 'string' ? err : describe(err);
+  if (err.message && typeof err !== 'string') p.title = err.message;
+  p.hidden = false;
+}
+
+/* A counter under a text field: bytes of UTF-8 against the limit, red and
+ * explained when over. Returns a check() that is true when it fits. */
+function attachCounter(field, limit, what) {
+  const c = el('span', { class: 'counter', 'aria-live': 'polite' });
+  field.after(c);
+  const update = () => {
+    const n = utf8len(field.value);
+    c.textContent = `${num(n)} / ${num(limit)}`;
+    c.classList.toggle('over', n > limit);
+    c.title = 'characters; accented letters count 2, emoji 4';
+    return n;
+  };
+  field.addEventListener('input', update);
+  update();
+  return () => {
+    const n = update();
+    if (n <= limit) return null;
+    return `This ${what} is too long: ${num(n)} characters, at most ${num(limit)} ` +
+      '(accented letters count 2, emoji 4). Shorten it and try again.';
+  };
 }
 
 function setConn(state, text) {
@@ -98,7 +171,7 @@ function connect() {
   ws.onclose = (ev) => {
     if (S.ws !== ws) return;
     S.ws = null;
-    for (const p of S.pending.values()) p.reject({ message: 'connection lost' });
+    for (const p of S.pending.values()) p.reject({ lost: true, message: 'connection lost' });
     S.pending.clear();
     if (S.stopped) return;
     setConn('off', 'offline');
@@ -129,7 +202,7 @@ function scheduleReconnect() {
 function send(obj) {
   return new Promise((resolve, reject) => {
     if (!S.ws || S.ws.readyState !== WebSocket.OPEN) {
-      reject({ message: 'Not connected; try again in a moment.' });
+      reject({ lost: true, message: 'not connected' });
       return;
     }
     const id = S.nextId++;
@@ -160,17 +233,28 @@ function onMessage(text) {
   if (msg.ok) p.resolve(msg); else p.reject(msg.error || { message: 'request failed' });
 }
 
-/* After (re)connecting: who am I, then resume or take a fresh snapshot. */
+/* After (re)connecting: who am I, who is who, then resume or take a fresh snapshot. */
 async function start() {
   const who = await query('whoami');
   S.me = who.result.user;
   S.tokenId = who.token;
   $('#me').textContent = `${S.me.name} (${S.me.role})`;
+  await loadUsers();
   if (S.epoch !== null) {
     const sub = await send({ op: 'subscribe', since: S.lastSeq, epoch: S.epoch });
     if (sub.recovered) return;            // the missed events are on their way
   }
   await reload();
+}
+
+async function loadUsers() {
+  const r = await query('getUsers');
+  for (const u of r.result.users) S.users.set(u.id, u);
+}
+
+function userName(id) {
+  const u = S.users.get(id);
+  return u ? u.name : null;
 }
 
 /* A fresh snapshot of what is on screen, then live from its position. */
@@ -181,6 +265,7 @@ async function reload() {
   } else {
     at = await loadList(false);
   }
+  if (!at) return;                       // a newer load took over
   const sub = await send({ op: 'subscribe', since: at.at, epoch: at.epoch });
   S.epoch = sub.epoch;
   S.lastSeq = Math.max(at.at, sub.recovered ? at.at : sub.head);
@@ -203,27 +288,88 @@ function matches(e) {
   if (f.status && e.status !== f.status) return false;
   if (f.kind && e.kind !== f.kind) return false;
   if (f.q) {
-    const q = f.q.toLowerCase();
-    if (!e.title.toLowerCase().includes(q) && !(e.body || '').toLowerCase().includes(q)) return false;
+    const q = foldAscii(f.q);
+    if (!foldAscii(e.title).includes(q) && !foldAscii(e.body || '').includes(q)) return false;
   }
   return true;
 }
 
-async function loadList(more) {
-  const params = { ...filters(), limit: PAGE };
-  if (more && S.cursor) params.cursor = S.cursor;
-  const r = await query('getChangelogEntries', params);
-  const ul = $('#entries');
-  if (!more) { ul.replaceChildren(); S.entries.clear(); }
-  for (const e of r.result.entries) {
-    S.entries.set(e.id, e);
-    ul.append(entryItem(e));
+/*
+ * Load the first page (more = false) or the next one. A search may answer
+ * partial pages; the load follows them (at most PARTIAL_HOPS) until it has
+ * something to show or the walk is done, and only a complete walk with no
+ * match says that nothing matches. A load started later (the filters
+ * changed) wins: the older one's answers are dropped. Resolves to the first
+ * reply (its epoch and at), or null when superseded.
+ */
+function loadList(more) {
+  if (more) {
+    if (!S.cursor) return Promise.resolve(null);   // nothing further: never reload the top
+    if (S.loading) return S.loading;               // one "more" at a time
   }
-  S.cursor = r.result.next_cursor;
-  $('#more').hidden = !S.cursor;
-  $('#empty').hidden = S.entries.size > 0;
-  if (S.epoch === null) S.epoch = r.epoch;
-  return r;
+  const gen = ++S.listGen;
+  const run = (async () => {
+    const base = { ...filters(), limit: PAGE };
+    let cursor = more ? S.cursor : null;
+    let first = null;
+    let got = 0;
+    for (let hop = 0; hop < PARTIAL_HOPS; hop++) {
+      const params = cursor ? { ...base, cursor } : base;
+      const r = await query('getChangelogEntries', params);
+      if (gen !== S.listGen) return null;
+      if (!first) {
+        first = r;
+        if (!more) { $('#entries').replaceChildren(); S.entries.clear(); }
+        if (S.epoch === null) S.epoch = r.epoch;
+      }
+      for (const e of r.result.entries) {
+        if (S.entries.has(e.id)) continue;
+        S.entries.set(e.id, e);
+        $('#entries').append(entryItem(e));
+        got++;
+      }
+      cursor = r.result.next_cursor;
+      S.cursor = cursor;
+      S.partial = !!r.result.partial;
+      if (!S.partial || !cursor || got > 0) break;
+    }
+    listStatus();
+    return first;
+  })();
+  S.loading = run;
+  const clear = () => { if (S.loading === run) S.loading = null; };
+  run.then(clear, clear);
+  return run;
+}
+
+function hasFilters() {
+  return Object.keys(filters()).length > 0;
+}
+
+/* "Load more", "nothing matches" and friends, from the list's state. */
+function listStatus() {
+  const more = $('#more');
+  more.hidden = !S.cursor;
+  more.textContent = S.partial && S.entries.size === 0 ? 'Keep searching' : 'Load more';
+  const empty = $('#empty');
+  const none = S.entries.size === 0;
+  empty.hidden = !none;
+  if (!none) return;
+  if (S.cursor) {
+    empty.replaceChildren(el('span', { text: 'No match in the entries searched so far.' }));
+  } else if (hasFilters()) {
+    empty.replaceChildren(el('span', { text: 'Nothing matches these filters. ' }),
+      el('button', { type: 'button', class: 'ghost', id: 'clear-filters', text: 'Clear filters',
+        onclick: clearFilters }));
+  } else {
+    empty.replaceChildren(el('span', { text: 'Nothing here yet.' }));
+  }
+}
+
+function clearFilters() {
+  $('#filters').reset();
+  loadList(false).catch((err) => showError(describe(err)));
+  $('#filters select').focus();
 }
 
 function badges(e) {
@@ -252,6 +398,7 @@ function flash(node) {
 
 async function loadEntry(id) {
   const r = await query('getEntry', { entry: id });
+  if (S.view !== 'entry' || S.entryId !== id) return null;
   S.entry = r.result.entry;
   renderEntry();
   const ul = $('#comments');
@@ -263,6 +410,12 @@ async function loadEntry(id) {
 
 function canManage(e) {
   return S.me && (S.me.role === 'admin' || S.me.id === e.author_id);
+}
+
+function setTitle() {
+  if (S.view === 'entry' && S.entry) document.title = `#${S.entry.id} ${S.entry.title} · Changelog`;
+  else if (S.view === 'entry') document.title = `#${S.entryId} · Changelog`;
+  else document.title = 'Changelog';
 }
 
 function renderEntry() {
@@ -279,49 +432,108 @@ function renderEntry() {
     const actions = el('div', { class: 'actions' });
     for (const to of TRANSITIONS[e.status] || []) {
       actions.append(el('button', { type: 'button', 'data-status': to, text: VERB[to],
-        onclick: () => setStatus(e, to) }));
+        onclick: () => confirmStatus(actions, e, to) }));
     }
-    actions.append(el('button', { type: 'button', class: 'ghost', text: 'Edit',
+    actions.append(el('button', { type: 'button', class: 'ghost', id: 'edit', text: 'Edit',
       onclick: () => editForm(art, e) }));
     kids.push(actions);
   }
   const hist = e.status_history || [];
   if (hist.length) {
-    kids.push(el('details', {}, el('summary', { text: `Status history (${hist.length})` }),
+    kids.push(el('details', { id: 'history' }, el('summary', { text: `Status history (${hist.length})` }),
       el('ul', {}, ...hist.map((h) => el('li', { class: 'meta',
-        text: `${when(h.at)}: ${h.by} set ${h.to} (was ${h.from})` })))));
+        text: `${when(h.at)}: ${h.by || userName(h.by_id) || `user ${h.by_id}`} set ${h.to} (was ${h.from})` })))));
   }
   art.replaceChildren(...kids);
+  setTitle();
+}
+
+/* Escape closes what it is pressed in (a form, a confirmation). */
+function onEscape(node, close) {
+  node.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Escape') { ev.preventDefault(); ev.stopPropagation(); close(); }
+  });
 }
 
 function editForm(art, e) {
-  const form = el('form', { class: 'card' },
-    el('label', { text: 'Title ' }, el('input', { name: 'title', value: e.title, maxlength: 300, required: true })),
+  const back = () => { renderEntry(); const b = $('#edit'); if (b) b.focus(); };
+  const form = el('form', { class: 'card', id: 'edit-form' },
+    el('label', { text: 'Title ' }, el('input', { name: 'title', value: e.title, required: true })),
     el('label', { text: 'Kind ' }, el('select', { name: 'kind' },
       ...['fix', 'change', 'feature'].map((k) => el('option', { value: k, selected: k === e.kind, text: k })))),
     el('label', { text: 'Details ' }, el('textarea', { name: 'body', rows: 5 })),
-    el('div', { class: 'actions' }, el('button', { type: 'submit', text: 'Save' }),
-      el('button', { type: 'button', class: 'ghost', text: 'Cancel', onclick: () => renderEntry() })));
+    el('div', { class: 'actions' }, el('button', { type: 'submit', text: 'Save changes' }),
+      el('button', { type: 'button', class: 'ghost', text: 'Discard changes', onclick: back })));
   form.querySelector('textarea').value = e.body || '';
+  const checkTitle = attachCounter(form.querySelector('input[name=title]'), LIMITS.title, 'title');
+  const checkBody = attachCounter(form.querySelector('textarea'), LIMITS.body, 'text');
+  onEscape(form, back);
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
+    const tooLong = checkTitle() || checkBody();
+    if (tooLong) { formError(form, tooLong); return; }
     const f = new FormData(form);
     const params = { entry: e.id, expected_version: e.version };
     for (const k of ['title', 'kind', 'body']) {
       if (String(f.get(k)) !== String(e[k] || '')) params[k] = String(f.get(k));
     }
-    if (Object.keys(params).length === 2) { renderEntry(); return; }
-    try { await command('editEntry', params); } catch (err) { showError(describe(err)); }
+    if (Object.keys(params).length === 2) { back(); return; }
+    try {
+      await command('editEntry', params);
+      formError(form, null);
+    } catch (err) { formError(form, err); }
   });
   art.replaceChildren(form);
+  form.querySelector('input').focus();
 }
 
-async function setStatus(e, to) {
+/* A status change asks first, in place of the buttons, and can be undone. */
+function confirmStatus(actions, e, to) {
+  const keep = () => { renderEntry(); const b = $(`#entry button[data-status="${to}"]`); if (b) b.focus(); };
+  const box = el('div', { class: 'confirm', role: 'group', 'aria-label': 'Confirm status change' },
+    el('span', { text: `${VERB[to]}: set #${e.id} to "${to}"? ` }),
+    el('button', { type: 'button', class: 'confirm-yes', text: `Yes, ${VERB[to].toLowerCase()}`,
+      onclick: () => setStatus(box, e, to) }),
+    el('button', { type: 'button', class: 'ghost confirm-no', text: `No, leave it ${e.status}`, onclick: keep }));
+  onEscape(box, keep);
+  actions.replaceChildren(box);
+  box.querySelector('.confirm-yes').focus();
+}
+
+/* Where an undo goes: back to the old status when the rules allow it,
+ * else (an open entry that was resolved or cancelled) to "reopened". */
+function undoTarget(from, to) {
+  return (TRANSITIONS[to] || []).includes(from) ? from : 'reopened';
+}
+
+async function setStatus(box, e, to) {
+  const from = e.status;
   try {
     await command('setStatus', { entry: e.id, status: to, expected_version: e.version });
+    offerUndo(e.id, from, to);
   } catch (err) {
-    showError(describe(err));
+    formError(box, err);
   }
+}
+
+let toastTimer = null;
+function offerUndo(id, from, to) {
+  const back = undoTarget(from, to);
+  const t = $('#toast');
+  const undo = el('button', { type: 'button', class: 'ghost', id: 'undo',
+    text: back === from ? `Undo (back to ${from})` : 'Undo (reopen)',
+    onclick: async () => {
+      t.hidden = true;
+      const cur = S.entry && S.entry.id === id ? S.entry : null;
+      try {
+        await command('setStatus', { entry: id, status: back,
+          ...(cur ? { expected_version: cur.version } : {}) });
+      } catch (err) { showError(describe(err)); }
+    } });
+  t.replaceChildren(el('span', { text: `#${id} ${PAST[to]}. ` }), undo);
+  t.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { t.hidden = true; }, UNDO_MS);
 }
 
 function commentNode(c) {
@@ -332,26 +544,40 @@ function commentNode(c) {
       el('div', { class: 'meta', text: `${c.author} · ${when(c.created)}` }),
       el('div', { text: c.body })),
     el('button', { type: 'button', class: 'ghost reply', text: 'Reply',
+      'aria-label': `Reply to ${c.author}`, 'aria-expanded': 'false',
       onclick: (ev) => replyForm(li, c, ev.currentTarget) }),
     replies);
   return li;
 }
 
 function replyForm(li, c, button) {
-  if (li.querySelector(':scope > form')) return;
-  const form = el('form', { class: 'reply-form' },
-    el('textarea', { name: 'body', rows: 2, required: true, placeholder: `Reply to ${c.author}` }),
-    el('button', { type: 'submit', text: 'Reply' }));
+  const open = li.querySelector(':scope > form');
+  if (open) { open.querySelector('textarea').focus(); return; }
+  const close = () => {
+    form.remove();
+    button.setAttribute('aria-expanded', 'false');
+    button.focus();
+  };
+  const ta = el('textarea', { name: 'body', rows: 2, required: true, placeholder: `Reply to ${c.author}`,
+    'aria-label': `Reply to ${c.author}` });
+  const form = el('form', { class: 'reply-form' }, ta,
+    el('div', { class: 'actions' },
+      el('button', { type: 'submit', text: 'Send reply' }),
+      el('button', { type: 'button', class: 'ghost cancel', text: 'Cancel', onclick: close })));
+  const check = attachCounter(ta, LIMITS.comment, 'reply');
+  onEscape(form, close);
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
-    const body = form.querySelector('textarea').value;
+    const tooLong = check();
+    if (tooLong) { formError(form, tooLong); return; }
     try {
-      await command('addComment', { entry: c.entry, parent: c.id, body });
-      form.remove();
-    } catch (err) { showError(describe(err)); }
+      await command('addComment', { entry: c.entry, parent: c.id, body: ta.value });
+      close();
+    } catch (err) { formError(form, err); }
   });
   button.after(form);
-  form.querySelector('textarea').focus();
+  button.setAttribute('aria-expanded', 'true');
+  ta.focus();
 }
 
 /* ---- live pushes ----------------------------------------------------- */
@@ -361,6 +587,7 @@ function onPush(p) {
     if (p.seq <= S.lastSeq) return;       // already reflected
     S.lastSeq = p.seq;
   }
+  if (p.user) S.users.set(p.user.id, p.user);
   const e = p.entry;
   if (!e) return;
   // the list
@@ -370,15 +597,17 @@ function onPush(p) {
       const n = entryItem(e);
       old.replaceWith(n);
       flash(n);
+      S.entries.set(e.id, e);
     } else {
       old.remove();
+      S.entries.delete(e.id);
+      listStatus();
     }
-    S.entries.set(e.id, e);
   } else if (p.event && p.event.type === 'entry.created' && matches(e)) {
     const n = entryItem(e);
     $('#entries').prepend(n);
     S.entries.set(e.id, e);
-    $('#empty').hidden = true;
+    listStatus();
     flash(n);
   }
   // the open entry
@@ -386,17 +615,20 @@ function onPush(p) {
     const hist = S.entry.status_history || [];
     if (p.event && p.event.type === 'entry.status_set') {
       hist.push({ seq: p.seq, from: p.event.data.from, to: p.event.data.to,
-        by: p.event.actor_name || authorName(p), by_id: p.event.actor, at: p.event.ts });
+        by: userName(p.event.actor), by_id: p.event.actor, at: p.event.ts });
+      if (!userName(p.event.actor)) {
+        // a user this page has not heard of: ask once, then show the name
+        loadUsers().then(() => { if (S.view === 'entry' && !document.querySelector('#edit-form')) renderEntry(); })
+          .catch(() => {});
+      }
     }
-    const editing = document.querySelector('#entry form');
+    // An open edit form is kept (it saves against the version it started
+    // from, so a change made meanwhile comes back as a conflict to explain).
+    const editing = document.querySelector('#edit-form');
     S.entry = { ...e, status_history: hist };
-    if (!editing || p.event.type !== 'comment.added') renderEntry();
+    if (!editing) renderEntry();
     if (p.comment) addComment(p.comment);
   }
-}
-
-function authorName(p) {
-  return p.user ? p.user.name : `user ${p.event.actor}`;
 }
 
 function addComment(c) {
@@ -418,6 +650,7 @@ function route() {
   if (m) {
     S.view = 'entry';
     S.entryId = Number(m[1]);
+    S.entry = null;
     $('#list-view').hidden = true;
     $('#entry-view').hidden = false;
   } else {
@@ -425,6 +658,7 @@ function route() {
     $('#list-view').hidden = false;
     $('#entry-view').hidden = true;
   }
+  setTitle();
   if (S.ws && S.ws.readyState === WebSocket.OPEN) {
     const load = S.view === 'entry' ? loadEntry(S.entryId) : loadList(false);
     load.catch((err) => showError(describe(err)));
@@ -471,31 +705,43 @@ function init() {
     if (t) signIn(t);
   });
   $('#signout').addEventListener('click', () => signOut());
-  $('#new-form').addEventListener('submit', async (ev) => {
+  const nf = $('#new-form');
+  const checkTitle = attachCounter(nf.querySelector('input[name=title]'), LIMITS.title, 'title');
+  const checkBody = attachCounter(nf.querySelector('textarea'), LIMITS.body, 'text');
+  nf.addEventListener('submit', async (ev) => {
     ev.preventDefault();
-    const form = ev.currentTarget;
-    const f = new FormData(form);
+    const tooLong = checkTitle() || checkBody();
+    if (tooLong) { formError(nf, tooLong); return; }
+    const f = new FormData(nf);
     try {
       await command('createEntry', { title: String(f.get('title')), kind: String(f.get('kind')),
         body: String(f.get('body') || '') });
-      form.reset();
+      nf.reset();
+      nf.querySelectorAll('input, textarea').forEach((x) => x.dispatchEvent(new Event('input')));
+      formError(nf, null);
       $('#new-entry').open = false;
-    } catch (err) { showError(describe(err)); }
+    } catch (err) { formError(nf, err); }
   });
-  $('#comment-form').addEventListener('submit', async (ev) => {
+  const cf = $('#comment-form');
+  const checkComment = attachCounter(cf.querySelector('textarea'), LIMITS.comment, 'comment');
+  cf.addEventListener('submit', async (ev) => {
     ev.preventDefault();
-    const form = ev.currentTarget;
-    const body = form.querySelector('textarea').value;
+    const tooLong = checkComment();
+    if (tooLong) { formError(cf, tooLong); return; }
+    const body = cf.querySelector('textarea').value;
     try {
       await command('addComment', { entry: S.entryId, body });
-      form.reset();
-    } catch (err) { showError(describe(err)); }
+      cf.reset();
+      cf.querySelector('textarea').dispatchEvent(new Event('input'));
+      formError(cf, null);
+    } catch (err) { formError(cf, err); }
   });
   let t = null;
   $('#filters').addEventListener('input', () => {
     clearTimeout(t);
     t = setTimeout(() => loadList(false).catch((err) => showError(describe(err))), 250);
   });
+  $('#filters').addEventListener('submit', (ev) => ev.preventDefault());
   $('#more').addEventListener('click', () => loadList(true).catch((err) => showError(describe(err))));
   window.addEventListener('hashchange', route);
   route();

@@ -37,6 +37,7 @@ def free_port():
 class Php:
     def __init__(self, dsn, log, user=None):
         self.port = free_port()
+        self.dsn = dsn
         env = dict(os.environ, CHANGELOG_DSN=dsn)
         if user:
             env["CHANGELOG_DB_USER"] = user
@@ -231,3 +232,20 @@ def test_live_php_prints_the_seed_query_and_follows(workload):
     finally:
         p.kill()
         p.wait()
+
+
+def test_pages_fit_a_phone_in_chromium(dash):
+    """issue 18: a mobile viewport, and every page lays out at 390 px."""
+    from conftest import NODE_DIR
+    php, ans = dash
+    entries = {k: v for k, v in ans["entries"].items() if v}
+    deepest = max(entries, key=lambda k: entries[k]["entry"]["comments"])
+    out = os.path.join(REPO, "build", "ui-screenshots")
+    os.makedirs(out, exist_ok=True)
+    name = php.dsn.split(":")[0]
+    r = subprocess.run(["node", "dashboard_phone.js", "http://127.0.0.1:%d" % php.port,
+                        str(deepest), out, name], cwd=NODE_DIR, capture_output=True,
+                       text=True, timeout=90)
+    print(r.stdout + r.stderr)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "dashboard phone: all checks passed" in r.stdout

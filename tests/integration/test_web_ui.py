@@ -81,3 +81,32 @@ def test_two_people_live_in_chromium(tmpdir_path):
     assert not sanitizer_reports(s.log())
     for name in ("ui-list.png", "ui-entry.png"):
         assert os.path.getsize(os.path.join(OUT, name)) > 1000
+
+
+def run_browser_script(tmpdir_path, script, timeout=280):
+    """Run tests/node/SCRIPT against a fresh server serving web/; its output."""
+    if not os.path.exists("/usr/bin/chromium"):
+        pytest.fail("chromium is not installed: run tools/deps.sh test")
+    os.makedirs(OUT, exist_ok=True)
+    s = Server(os.path.join(tmpdir_path, "data"), web=WEB).start()
+    base = "https://127.0.0.1:%d" % s.port
+    try:
+        r = subprocess.run(["node", script, base, s.admin_token, OUT], cwd=NODE_DIR,
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=timeout)
+    finally:
+        src = s.stop()
+    out = r.stdout + r.stderr
+    print(out)
+    assert r.returncode == 0, out
+    assert src == 0
+    assert not sanitizer_reports(s.log())
+    return out
+
+
+def test_v2_bugs_fixed_in_chromium(tmpdir_path):
+    """issue 18's bugs: Load more, actor names, nothing matches, reply Cancel
+    and Escape, page title, plain inline errors and a counter, status
+    buttons with a question and an undo, partial search pages, ASCII folding."""
+    out = run_browser_script(tmpdir_path, "browser_v2.js")
+    assert "browser v2: all checks passed" in out

@@ -13,7 +13,8 @@
  * page keeps a cache of every user (getUsers after each connect), kept up
  * to date by the "user" member of user.* and token.* pushes.
  *
- * All user text goes into the DOM through textContent: never innerHTML.
+ * All user text goes into the DOM through textContent, or as the DOM nodes
+ * web/md.js builds for the Markdown subset: never innerHTML.
  */
 'use strict';
 
@@ -412,6 +413,16 @@ function canManage(e) {
   return S.me && (S.me.role === 'admin' || S.me.id === e.author_id);
 }
 
+/* Entry and comment text: the Markdown subset of web/md.js, as DOM nodes. */
+function richText(text, cls) {
+  const d = el('div', { class: `${cls} md` });
+  d.append(window.CLMarkdown.render(text, { isUser: (n) => {
+    for (const u of S.users.values()) if (u.name === n) return true;
+    return false;
+  } }));
+  return d;
+}
+
 function setTitle() {
   if (S.view === 'entry' && S.entry) document.title = `#${S.entry.id} ${S.entry.title} · Changelog`;
   else if (S.view === 'entry') document.title = `#${S.entryId} · Changelog`;
@@ -426,7 +437,7 @@ function renderEntry() {
     el('h2', { text: e.title }),
     el('div', { class: 'meta', text: `#${e.id} by ${e.author} · created ${when(e.created)}` +
       ` · updated ${when(e.updated)} · version ${e.version}` }),
-    el('p', { class: 'body', text: e.body || '' }),
+    richText(e.body || '', 'body'),
   ];
   if (canManage(e)) {
     const actions = el('div', { class: 'actions' });
@@ -542,7 +553,7 @@ function commentNode(c) {
   const li = el('li', { class: 'comment', 'data-cid': c.id },
     el('div', { class: 'cbody' },
       el('div', { class: 'meta', text: `${c.author} · ${when(c.created)}` }),
-      el('div', { text: c.body })),
+      richText(c.body, 'ctext')),
     el('button', { type: 'button', class: 'ghost reply', text: 'Reply',
       'aria-label': `Reply to ${c.author}`, 'aria-expanded': 'false',
       onclick: (ev) => replyForm(li, c, ev.currentTarget) }),

@@ -110,3 +110,10 @@ def test_v2_bugs_fixed_in_chromium(tmpdir_path):
     buttons with a question and an undo, partial search pages, ASCII folding."""
     out = run_browser_script(tmpdir_path, "browser_v2.js")
     assert "browser v2: all checks passed" in out
+
+
+def test_rich_text_is_safe_in_chromium(tmpdir_path):
+    """issue 18: the Markdown subset renders, and none of a list of XSS
+    payloads (snapshot and live) gets a script, handler or bad URL in."""
+    out = run_browser_script(tmpdir_path, "browser_richtext.js")
+    assert "browser richtext: all checks passed" in out

@@ -22,6 +22,8 @@
  *    and the seqs of its edits; with its own creation seq and its comments'
  *    seqs that is every event that touched it (getEntryHistory). An entry
  *    that was never edited or commented costs no allocation but its text.
+ *  - The activity index (struct pact) lists entries by their latest event,
+ *    for the "sort by last activity" listing.
  *  - Two open-addressing hash tables: user name -> user id and token hash ->
  *    token id. Both store ids (0 = empty slot); tables grow at half load.
  *  - Every string stored here has been checked (UTF-8, no NUL, limits) by
@@ -69,6 +71,19 @@ struct pentry {
 	uint32_t title_n, body_n, author, version; /* version = 1 + edits + status changes */
 	uint32_t nhist, caphist;
 	uint8_t kind, status;
+	uint64_t act_seq;     /* seq of its latest event (entry.* or comment.added) */
+};
+
+/*
+ * The activity index (getChangelogEntries sort "activity"): one record per
+ * event that touched an entry, in log order, so sorted by seq. A record is
+ * live when it is its entry's latest (seq == act_seq); older ones are
+ * skipped by readers and dropped when they outnumber the live ones
+ * (proj.c, act_reserve), so the array holds at most 2 x entries + 1024.
+ */
+struct pact {
+	uint64_t seq;
+	uint32_t entry;
 };
 
 struct pcomment {
@@ -125,6 +140,8 @@ struct proj {
 	uint64_t by_status[5];       /* entries per enum cl_status */
 	uint64_t by_kind[4];         /* entries per enum cl_kind */
 	uint32_t admins;             /* users with ROLE_ADMIN */
+	struct pact *act;            /* the activity index, see struct pact */
+	uint32_t nact, cap_act;
 	struct parena arena;
 	/*
 	 * proj_prepare also faults in the entry and comment arrays ahead of
@@ -188,6 +205,12 @@ json_t *proj_i_param(json_t *params, const char *key);
 
 /* ISO-8601 string of a µs timestamp as a new JSON string. */
 json_t *proj_i_iso(int64_t us);
+
+/* 1 if activity record r is its entry's latest (not superseded). */
+static inline int proj_i_act_live(const struct proj *p, const struct pact *r)
+{
+	return p->entries[r->entry - 1].act_seq == r->seq;
+}
 
 /* last_activity of an entry: max(updated, created of its last comment). */
 int64_t proj_i_last_activity(const struct proj *p, const struct pentry *e);

@@ -41,6 +41,7 @@ const S = {
   token: null, ws: null, nextId: 1, pending: new Map(),
   epoch: null, lastSeq: 0, me: null, tokenId: null, users: new Map(),
   entries: new Map(), cursor: null, partial: false, loading: null, listGen: 0,
+  total: null, totalPartial: false, countTimer: null, listHash: '#/',
   view: 'list', entryId: null, entry: null,
   retry: 0, retryTimer: null, everOpened: false, stopped: false,
 };
@@ -60,9 +61,44 @@ function el(tag, attrs, ...kids) {
   return n;
 }
 
-function when(iso) {
+/* The exact time, in the viewer's zone: "2026-12-03 10:48:37 UTC+1". */
+function exact(iso) {
   const d = new Date(iso);
-  return isNaN(d) ? iso : d.toLocaleString();
+  if (isNaN(d)) return String(iso);
+  const z = (n) => String(n).padStart(2, '0');
+  const off = -d.getTimezoneOffset();
+  const zone = `UTC${off < 0 ? '-' : '+'}${Math.floor(Math.abs(off) / 60)}` +
+    (Math.abs(off) % 60 ? `:${z(Math.abs(off) % 60)}` : '');
+  return `${d.getFullYear()}-${z(d.getMonth() + 1)}-${z(d.getDate())} ` +
+    `${z(d.getHours())}:${z(d.getMinutes())}:${z(d.getSeconds())} ${zone}`;
+}
+
+/* "just now", "5 min ago", "3 h ago", "2 d ago", then the date. */
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+function relative(iso, now) {
+  const d = new Date(iso);
+  if (isNaN(d)) return String(iso);
+  const s = Math.round((now - d) / 1000);
+  if (s < 45) return 'just now';
+  if (s < 3600) return `${Math.max(1, Math.round(s / 60))} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  if (s < 7 * 86400) return `${Math.floor(s / 86400)} d ago`;
+  return `${d.getDate()} ${MONTHS[d.getMonth()]} ${d.getFullYear()}`;
+}
+
+/* A <time> that reads relative and shows the exact time on hover (and to
+ * screen readers, through its label); refreshed every 30 s. */
+function when(iso) {
+  return el('time', { datetime: iso, title: exact(iso), 'data-rel': '1',
+    text: relative(iso, Date.now()) });
+}
+
+function refreshTimes() {
+  const now = Date.now();
+  for (const t of document.querySelectorAll('time[data-rel]')) {
+    const r = relative(t.dateTime, now);
+    if (t.textContent !== r) t.textContent = r;
+  }
 }
 
 /* The server's q folding (core/search.c): only ASCII letters fold, every
@@ -251,6 +287,7 @@ async function start() {
 async function loadUsers() {
   const r = await query('getUsers');
   for (const u of r.result.users) S.users.set(u.id, u);
+  fillAuthors();
 }
 
 function userName(id) {
@@ -274,25 +311,97 @@ async function reload() {
 
 /* ---- list ------------------------------------------------------------ */
 
-function filters() {
+/* The filter form as strings, in the order they appear in the URL. */
+const FILTER_KEYS = ['status', 'kind', 'author', 'mine', 'from', 'to', 'sort', 'q'];
+
+function filterState() {
   const f = new FormData($('#filters'));
-  const p = {};
-  for (const k of ['status', 'kind', 'q']) {
+  const st = {};
+  for (const k of FILTER_KEYS) {
     const v = String(f.get(k) || '').trim();
-    if (v) p[k] = v;
+    if (v) st[k] = v;
   }
+  return st;
+}
+
+/* A yyyy-mm-dd of a date input as the local midnight starting that day. */
+function localDay(v) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(v || '');
+  if (!m) return null;
+  const d = new Date(Number(m[1]), Number(m[2]) - 1, Number(m[3]));
+  return isNaN(d) ? null : d;
+}
+
+/* The form as getChangelogEntries params. Dates are whole local days:
+ * "from" includes its day, "to" includes its day too. */
+function filters() {
+  const st = filterState();
+  const p = {};
+  for (const k of ['status', 'kind', 'q']) if (st[k]) p[k] = st[k];
+  if (st.mine && S.me) p.author = S.me.name;
+  else if (st.author) p.author = st.author;
+  const from = localDay(st.from);
+  if (from) p.created_after = new Date(from.getTime() - 1).toISOString();
+  const to = localDay(st.to);
+  if (to) { to.setDate(to.getDate() + 1); p.created_before = to.toISOString(); }
+  if (st.sort === 'activity') p.sort = 'activity';
   return p;
 }
 
+/* Does entry e (a push's new state) belong in the list as filtered? The
+ * same rules as the server's, q with its ASCII-only folding. */
 function matches(e) {
   const f = filters();
   if (f.status && e.status !== f.status) return false;
   if (f.kind && e.kind !== f.kind) return false;
+  if (f.author && e.author !== f.author) return false;
+  const created = new Date(e.created).getTime();
+  if (f.created_after && !(created > new Date(f.created_after).getTime())) return false;
+  if (f.created_before && !(created < new Date(f.created_before).getTime())) return false;
   if (f.q) {
     const q = foldAscii(f.q);
     if (!foldAscii(e.title).includes(q) && !foldAscii(e.body || '').includes(q)) return false;
   }
   return true;
+}
+
+/* The filters live in the URL (#/?status=open&q=…), so a view can be
+ * bookmarked and shared; the form follows the URL on every route. */
+function filtersToURL() {
+  const qs = new URLSearchParams(filterState()).toString();
+  const h = '#/' + (qs ? '?' + qs : '');
+  S.listHash = h;
+  if (location.hash !== h) history.replaceState(null, '', location.pathname + location.search + h);
+}
+
+function filtersFromURL() {
+  const i = location.hash.indexOf('?');
+  const u = new URLSearchParams(i >= 0 ? location.hash.slice(i + 1) : '');
+  const form = $('#filters');
+  for (const k of FILTER_KEYS) {
+    const f = form.elements[k];
+    const v = u.get(k) || '';
+    if (f.type === 'checkbox') f.checked = v === '1';
+    else {
+      if (f.tagName === 'SELECT' && v && ![...f.options].some((o) => o.value === v)) {
+        f.append(el('option', { value: v, text: v }));
+      }
+      f.value = v;
+    }
+  }
+  form.elements.author.disabled = form.elements.mine.checked;
+  S.listHash = location.hash || '#/';
+}
+
+/* The author choices: every user, kept up to date by user pushes. */
+function fillAuthors() {
+  const sel = $('#filters').elements.author;
+  const v = sel.value;
+  const names = [...S.users.values()].map((u) => u.name).sort();
+  if (v && !names.includes(v)) names.push(v);
+  sel.replaceChildren(el('option', { value: '', text: 'anyone' }),
+    ...names.map((n) => el('option', { value: n, text: n })));
+  sel.value = v;
 }
 
 /*
@@ -315,12 +424,17 @@ function loadList(more) {
     let first = null;
     let got = 0;
     for (let hop = 0; hop < PARTIAL_HOPS; hop++) {
-      const params = cursor ? { ...base, cursor } : base;
+      const params = cursor ? { ...base, cursor } : { ...base, count: true };
       const r = await query('getChangelogEntries', params);
       if (gen !== S.listGen) return null;
       if (!first) {
         first = r;
-        if (!more) { $('#entries').replaceChildren(); S.entries.clear(); }
+        if (!more) {
+          $('#entries').replaceChildren();
+          S.entries.clear();
+          S.total = r.result.total;
+          S.totalPartial = !!r.result.total_partial;
+        }
         if (S.epoch === null) S.epoch = r.epoch;
       }
       for (const e of r.result.entries) {
@@ -344,11 +458,34 @@ function loadList(more) {
 }
 
 function hasFilters() {
-  return Object.keys(filters()).length > 0;
+  return Object.keys(filters()).some((k) => k !== 'sort');
+}
+
+/* The total again, a moment after pushes that may change who matches. */
+function scheduleRecount() {
+  clearTimeout(S.countTimer);
+  const gen = S.listGen;
+  S.countTimer = setTimeout(async () => {
+    try {
+      const r = await query('getChangelogEntries', { ...filters(), limit: 1, count: true });
+      if (gen !== S.listGen) return;
+      S.total = r.result.total;
+      S.totalPartial = !!r.result.total_partial;
+      listStatus();
+    } catch (e) { /* the next push or load counts again */ }
+  }, 1000);
 }
 
 /* "Load more", "nothing matches" and friends, from the list's state. */
 function listStatus() {
+  const count = $('#count');
+  if (typeof S.total === 'number') {
+    const shown = S.entries.size;
+    count.textContent = `${num(shown)} of ${S.totalPartial ? 'at least ' : ''}${num(Math.max(S.total, shown))}` +
+      (hasFilters() ? ' matching entries' : ' entries');
+  } else {
+    count.textContent = '';
+  }
   const more = $('#more');
   more.hidden = !S.cursor;
   more.textContent = S.partial && S.entries.size === 0 ? 'Keep searching' : 'Load more';
@@ -368,7 +505,11 @@ function listStatus() {
 }
 
 function clearFilters() {
+  const sort = $('#filters').elements.sort.value;
   $('#filters').reset();
+  $('#filters').elements.sort.value = sort;        // the order is not a filter
+  $('#filters').elements.author.disabled = false;
+  filtersToURL();
   loadList(false).catch((err) => showError(describe(err)));
   $('#filters select').focus();
 }
@@ -384,9 +525,9 @@ function entryItem(e) {
   const n = el('li', { class: 'entry', 'data-id': e.id },
     ...badges(e),
     el('a', { class: 'title', href: `#/entry/${e.id}`, text: e.title }),
-    el('div', { class: 'meta',
-      text: `#${e.id} by ${e.author} · ${e.comments} comment${e.comments === 1 ? '' : 's'}` +
-            ` · last activity ${when(e.last_activity)}` }));
+    el('div', { class: 'meta' },
+      `#${e.id} by ${e.author} · ${e.comments} comment${e.comments === 1 ? '' : 's'} · last activity `,
+      when(e.last_activity)));
   return n;
 }
 
@@ -435,8 +576,8 @@ function renderEntry() {
   const kids = [
     el('div', {}, ...badges(e)),
     el('h2', { text: e.title }),
-    el('div', { class: 'meta', text: `#${e.id} by ${e.author} · created ${when(e.created)}` +
-      ` · updated ${when(e.updated)} · version ${e.version}` }),
+    el('div', { class: 'meta' }, `#${e.id} by ${e.author} · created `, when(e.created),
+      ' · updated ', when(e.updated), ` · version ${e.version}`),
     richText(e.body || '', 'body'),
   ];
   if (canManage(e)) {
@@ -452,8 +593,8 @@ function renderEntry() {
   const hist = e.status_history || [];
   if (hist.length) {
     kids.push(el('details', { id: 'history' }, el('summary', { text: `Status history (${hist.length})` }),
-      el('ul', {}, ...hist.map((h) => el('li', { class: 'meta',
-        text: `${when(h.at)}: ${h.by || userName(h.by_id) || `user ${h.by_id}`} set ${h.to} (was ${h.from})` })))));
+      el('ul', {}, ...hist.map((h) => el('li', { class: 'meta' }, when(h.at),
+        `: ${h.by || userName(h.by_id) || `user ${h.by_id}`} set ${h.to} (was ${h.from})`)))));
   }
   art.replaceChildren(...kids);
   setTitle();
@@ -552,7 +693,7 @@ function commentNode(c) {
   for (const r of c.replies || []) replies.append(commentNode(r));
   const li = el('li', { class: 'comment', 'data-cid': c.id },
     el('div', { class: 'cbody' },
-      el('div', { class: 'meta', text: `${c.author} · ${when(c.created)}` }),
+      el('div', { class: 'meta' }, `${c.author} · `, when(c.created)),
       richText(c.body, 'ctext')),
     el('button', { type: 'button', class: 'ghost reply', text: 'Reply',
       'aria-label': `Reply to ${c.author}`, 'aria-expanded': 'false',
@@ -598,29 +739,35 @@ function onPush(p) {
     if (p.seq <= S.lastSeq) return;       // already reflected
     S.lastSeq = p.seq;
   }
-  if (p.user) S.users.set(p.user.id, p.user);
+  if (p.user) {
+    S.users.set(p.user.id, p.user);
+    fillAuthors();
+  }
   const e = p.entry;
   if (!e) return;
-  // the list
+  const type = p.event ? p.event.type : '';
+  // the list: in place, or (by activity) to the top, or out if it left the filter
+  const byActivity = filters().sort === 'activity';
   const old = document.querySelector(`#entries li[data-id="${e.id}"]`);
   if (old) {
     if (matches(e)) {
       const n = entryItem(e);
-      old.replaceWith(n);
+      if (byActivity) { old.remove(); $('#entries').prepend(n); } else old.replaceWith(n);
       flash(n);
       S.entries.set(e.id, e);
     } else {
       old.remove();
       S.entries.delete(e.id);
-      listStatus();
     }
-  } else if (p.event && p.event.type === 'entry.created' && matches(e)) {
+  } else if ((type === 'entry.created' || byActivity) && matches(e)) {
     const n = entryItem(e);
     $('#entries').prepend(n);
     S.entries.set(e.id, e);
-    listStatus();
     flash(n);
   }
+  if (type === 'entry.created' && typeof S.total === 'number' && matches(e)) S.total++;
+  if (type.startsWith('entry.') && type !== 'entry.created' && hasFilters()) scheduleRecount();
+  listStatus();
   // the open entry
   if (S.view === 'entry' && S.entry && e.id === S.entry.id) {
     const hist = S.entry.status_history || [];
@@ -664,8 +811,10 @@ function route() {
     S.entry = null;
     $('#list-view').hidden = true;
     $('#entry-view').hidden = false;
+    $('#back').setAttribute('href', S.listHash);
   } else {
     S.view = 'list';
+    filtersFromURL();
     $('#list-view').hidden = false;
     $('#entry-view').hidden = true;
   }
@@ -748,10 +897,17 @@ function init() {
     } catch (err) { formError(cf, err); }
   });
   let t = null;
-  $('#filters').addEventListener('input', () => {
+  $('#filters').addEventListener('input', (ev) => {
+    const form = $('#filters');
+    form.elements.author.disabled = form.elements.mine.checked;
+    filtersToURL();
     clearTimeout(t);
-    t = setTimeout(() => loadList(false).catch((err) => showError(describe(err))), 250);
+    // typing in the search waits for a pause; a select or a box reloads at once
+    const delay = ev.target && ev.target.name === 'q' ? 250 : 0;
+    t = setTimeout(() => loadList(false).catch((err) => showError(describe(err))), delay);
   });
+  setInterval(refreshTimes, 30000);
+  document.addEventListener('visibilitychange', refreshTimes);
   $('#filters').addEventListener('submit', (ev) => ev.preventDefault());
   $('#more').addEventListener('click', () => loadList(true).catch((err) => showError(describe(err))));
   window.addEventListener('hashchange', route);

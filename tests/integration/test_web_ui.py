@@ -117,3 +117,11 @@ def test_rich_text_is_safe_in_chromium(tmpdir_path):
     payloads (snapshot and live) gets a script, handler or bad URL in."""
     out = run_browser_script(tmpdir_path, "browser_richtext.js")
     assert "browser richtext: all checks passed" in out
+
+
+def test_find_things_in_chromium(tmpdir_path):
+    """issue 18: author, mine and date filters, sort by activity, filters in
+    the URL, the result count, relative times (the page clock is fixed from
+    the server's timestamps: no real date involved)."""
+    out = run_browser_script(tmpdir_path, "browser_find.js")
+    assert "browser find: all checks passed" in out

@@ -92,6 +92,7 @@ async function main() {
   await A.evaluate(() => { window.__noReload = 1; });
   await A.waitForFunction(() => document.querySelectorAll('#entries li.entry').length === 50, null, { timeout: T });
   check(await visible(A, '#more'), '"Load more" is shown when there are older entries');
+  check((await A.textContent('#count')) === '50 of 60 entries', `the count says what is shown of how many: "${await A.textContent('#count')}"`);
   await A.click('#more');
   await A.evaluate(() => document.querySelector('#more').click());  // a second click while loading
   await A.waitForFunction(() => document.querySelectorAll('#entries li.entry').length >= 60, null, { timeout: T });
@@ -99,6 +100,7 @@ async function main() {
   const ids = await rows(A);
   check(ids.length === 60 && new Set(ids).size === 60, '"Load more" adds the 10 older entries once');
   check(!(await visible(A, '#more')), '"Load more" disappears after the last page');
+  check((await A.textContent('#count')) === '60 of 60 entries', 'the count follows: "60 of 60 entries"');
 
   // ---- a filter that matches nothing says so and offers to clear ----
   await A.fill('#filters input[name=q]', 'no such words anywhere');

@@ -391,6 +391,10 @@ function filtersFromURL() {
   }
   form.elements.author.disabled = form.elements.mine.checked;
   S.listHash = location.hash || '#/';
+  // wide screens show the filters; a phone folds them unless some are set
+  if (!window.matchMedia('(max-width: 600px)').matches ||
+      Object.keys(filterState()).some((k) => k !== 'q')) $('#more-filters').open = true;
+  filterSummary();
 }
 
 /* The author choices: every user, kept up to date by user pushes. */
@@ -477,7 +481,14 @@ function scheduleRecount() {
 }
 
 /* "Load more", "nothing matches" and friends, from the list's state. */
+/* "Filters · 2 active": on a phone the filters fold away under it. */
+function filterSummary() {
+  const n = Object.keys(filterState()).filter((k) => k !== 'q').length;
+  $('#more-filters > summary').textContent = n ? `Filters · ${n} active` : 'Filters';
+}
+
 function listStatus() {
+  filterSummary();
   const count = $('#count');
   if (typeof S.total === 'number') {
     const shown = S.entries.size;
@@ -688,12 +699,15 @@ function offerUndo(id, from, to) {
   toastTimer = setTimeout(() => { t.hidden = true; }, UNDO_MS);
 }
 
-function commentNode(c) {
+/* One comment and its replies. parentAuthor: whom it answers (shown on a
+ * phone, where deep replies stop indenting). */
+function commentNode(c, parentAuthor) {
   const replies = el('ul', { class: 'thread' });
-  for (const r of c.replies || []) replies.append(commentNode(r));
-  const li = el('li', { class: 'comment', 'data-cid': c.id },
+  for (const r of c.replies || []) replies.append(commentNode(r, c.author));
+  const li = el('li', { class: 'comment', 'data-cid': c.id, 'data-author': c.author },
     el('div', { class: 'cbody' },
-      el('div', { class: 'meta' }, `${c.author} · `, when(c.created)),
+      el('div', { class: 'meta' }, `${c.author} · `, when(c.created),
+        parentAuthor ? el('span', { class: 'replyto', text: ` · ↳ replying to ${parentAuthor}` }) : null),
       richText(c.body, 'ctext')),
     el('button', { type: 'button', class: 'ghost reply', text: 'Reply',
       'aria-label': `Reply to ${c.author}`, 'aria-expanded': 'false',
@@ -734,6 +748,30 @@ function replyForm(li, c, button) {
 
 /* ---- live pushes ----------------------------------------------------- */
 
+/* Say a live change to screen readers (the polite aria-live region);
+ * changes the user made themselves are not repeated back. */
+function announce(text) {
+  const a = $('#announce');
+  a.textContent = '';
+  setTimeout(() => { a.textContent = text; }, 30);
+}
+
+function announcePush(p, shown) {
+  const ev = p.event;
+  if (!ev || !shown || (S.me && ev.actor === S.me.id) || p.replay) return;
+  const who = userName(ev.actor) || 'someone';
+  const e = p.entry;
+  if (ev.type === 'entry.created') announce(`New entry #${e.id} by ${who}: ${e.title}`);
+  else if (ev.type === 'entry.status_set') announce(`#${e.id} ${PAST[ev.data.to] || ev.data.to} by ${who}`);
+  else if (ev.type === 'entry.edited') announce(`#${e.id} edited by ${who}`);
+  else if (ev.type === 'comment.added' && p.comment) {
+    const parent = p.comment.parent &&
+      document.querySelector(`#comments li[data-cid="${p.comment.parent}"]`);
+    announce(parent ? `${who} replied to ${parent.dataset.author} on #${e.id}`
+      : `${who} commented on #${e.id}`);
+  }
+}
+
 function onPush(p) {
   if (typeof p.seq === 'number') {
     if (p.seq <= S.lastSeq) return;       // already reflected
@@ -766,6 +804,7 @@ function onPush(p) {
     flash(n);
   }
   if (type === 'entry.created' && typeof S.total === 'number' && matches(e)) S.total++;
+  announcePush(p, S.view === 'list' ? S.entries.has(e.id) : !!(S.entry && S.entry.id === e.id));
   if (type.startsWith('entry.') && type !== 'entry.created' && hasFilters()) scheduleRecount();
   listStatus();
   // the open entry
@@ -791,12 +830,9 @@ function onPush(p) {
 
 function addComment(c) {
   if (document.querySelector(`#comments li[data-cid="${c.id}"]`)) return;
-  const n = commentNode(c);
-  let parentList = $('#comments');
-  if (c.parent) {
-    const parent = document.querySelector(`#comments li[data-cid="${c.parent}"] > ul.thread`);
-    if (parent) parentList = parent;
-  }
+  const parentLi = c.parent ? document.querySelector(`#comments li[data-cid="${c.parent}"]`) : null;
+  const n = commentNode(c, parentLi ? parentLi.dataset.author : null);
+  const parentList = parentLi ? parentLi.querySelector(':scope > ul.thread') : $('#comments');
   parentList.append(n);
   flash(n.querySelector('.cbody'));
 }

@@ -125,3 +125,11 @@ def test_find_things_in_chromium(tmpdir_path):
     the server's timestamps: no real date involved)."""
     out = run_browser_script(tmpdir_path, "browser_find.js")
     assert "browser find: all checks passed" in out
+
+
+def test_accessibility_and_polish_in_chromium(tmpdir_path):
+    """issue 18: contrast computed in the page (light and dark), names for
+    every control, an aria-live region, a one-line phone header, deep
+    threads flattened on a phone, dark mode through prefers-color-scheme."""
+    out = run_browser_script(tmpdir_path, "browser_a11y.js")
+    assert "browser a11y: all checks passed" in out

@@ -29,8 +29,9 @@
  * has them, its comment-id list, edit list and status history (pooled,
  * doubling), plus 16-32 bytes in the activity index (one live record, and
  * at most as many superseded ones); a comment is sizeof(struct pcomment) =
- * 48 bytes plus its body + 1 in the arena plus 4-8 bytes in its entry's
- * comment-id list.
+ * 56 bytes plus its body + 1 in the arena plus 4-8 bytes in its entry's
+ * comment-id list (each edit adds its new text to the arena; and to its
+ * entry's list of comment changes, 8 bytes).
  */
 #include "proj_internal.h"
 
@@ -592,6 +593,7 @@ void proj_free(struct proj *p)
 
 		pool_drop(e->text, (size_t)e->title_n + e->body_n + 2);
 		pool_drop(e->edits.v, (size_t)e->edits.cap * sizeof *e->edits.v);
+		pool_drop(e->cmods.v, (size_t)e->cmods.cap * sizeof *e->cmods.v);
 		pool_drop(e->comments.v, (size_t)e->comments.cap * sizeof *e->comments.v);
 		pool_drop(e->hist, (size_t)e->caphist * sizeof *e->hist);
 	}
@@ -963,8 +965,67 @@ static int apply_comment_added(struct proj *p, const struct event *ev)
 	c->parent = (uint32_t)ev->ids.parent;
 	c->author = (uint32_t)ev->actor;
 	c->depth = depth;
+	c->edited = 0;
+	c->deleted = 0;
 	e->comments.v[e->comments.n++] = p->ncomments;
 	act_push(p, e, (uint32_t)ev->ids.entry, ev->seq);
+	return 0;
+}
+
+/*
+ * comment.edited / comment.deleted: the comment's author or an admin, on a
+ * comment of that entry that is not deleted. Neither changes the entry's
+ * version, its last_activity nor its place in the activity index (like a
+ * comment's text, they are not the entry's own state); both are listed in
+ * its history (cmods).
+ */
+static struct pcomment *comment_to_change(struct proj *p, const struct event *ev)
+{
+	struct pcomment *c = proj_i_comment(p, ev->ids.comment);
+	const struct puser *u = proj_i_user(p, ev->actor);
+
+	if (!c || c->entry != ev->ids.entry || c->deleted || !u ||
+	    (c->author != ev->actor && u->role != ROLE_ADMIN))
+		return NULL;
+	return c;
+}
+
+static int apply_comment_edited(struct proj *p, const struct event *ev)
+{
+	struct pcomment *c = comment_to_change(p, ev);
+	struct pentry *e;
+	const char *body;
+	int rc;
+
+	if (!c || !text_ok(ev->body, 1, CL_MAX_COMMENT))
+		return CL_ESTATE;
+	e = &p->entries[c->entry - 1];
+	if ((rc = vec64_reserve(&p->arena, &e->cmods, 2)))
+		return rc;
+	if (!(body = arena_strdup(&p->arena, ev->body.p, ev->body.n)))
+		return CL_ENOMEM;
+	c->body = body;                /* the old text stays in the arena: bounded by the log */
+	c->body_n = (uint32_t)ev->body.n;
+	c->edited = ev->ts;
+	e->cmods.v[e->cmods.n++] = ev->seq;
+	return 0;
+}
+
+static int apply_comment_deleted(struct proj *p, const struct event *ev)
+{
+	struct pcomment *c = comment_to_change(p, ev);
+	struct pentry *e;
+	int rc;
+
+	if (!c)
+		return CL_ESTATE;
+	e = &p->entries[c->entry - 1];
+	if ((rc = vec64_reserve(&p->arena, &e->cmods, 2)))
+		return rc;
+	c->body = "";
+	c->body_n = 0;
+	c->deleted = 1;
+	e->cmods.v[e->cmods.n++] = ev->seq;
 	return 0;
 }
 
@@ -985,6 +1046,8 @@ int proj_apply(struct proj *p, const struct event *ev)
 	case EV_ENTRY_EDITED:     rc = apply_entry_edited(p, ev); break;
 	case EV_ENTRY_STATUS_SET: rc = apply_entry_status_set(p, ev); break;
 	case EV_COMMENT_ADDED:    rc = apply_comment_added(p, ev); break;
+	case EV_COMMENT_EDITED:   rc = apply_comment_edited(p, ev); break;
+	case EV_COMMENT_DELETED:  rc = apply_comment_deleted(p, ev); break;
 	default:                  rc = CL_ESTATE; break;
 	}
 	if (rc == 0)
@@ -1180,6 +1243,10 @@ json_t *proj_comment_json(const struct proj *p, uint64_t id)
 	jset(o, "body", jstr(c->body, c->body_n), &err);
 	jset(o, "created", proj_i_iso(c->created), &err);
 	jset(o, "depth", json_integer(c->depth), &err);
+	if (c->edited)
+		jset(o, "edited", proj_i_iso(c->edited), &err);
+	if (c->deleted)
+		jset(o, "deleted", json_true(), &err);
 	if (err) {
 		json_decref(o);
 		return NULL;
@@ -1283,6 +1350,9 @@ static int check_entry(const struct proj *p, uint32_t id, char *why, size_t wl)
 	for (uint32_t i = 0; i < e->edits.n; i++)
 		if (e->edits.v[i] > p->seq || e->edits.v[i] <= (i ? e->edits.v[i - 1] : e->seq))
 			return bad(why, wl, "entry %u: edit seqs out of order", id);
+	for (uint32_t i = 0; i < e->cmods.n; i++)
+		if (e->cmods.v[i] > p->seq || e->cmods.v[i] <= (i ? e->cmods.v[i - 1] : e->seq))
+			return bad(why, wl, "entry %u: comment change seqs out of order", id);
 	for (uint32_t i = 0; i < e->nhist; i++) {
 		const struct pstatus *h = &e->hist[i];
 
@@ -1349,7 +1419,8 @@ static int check_comment(const struct proj *p, uint32_t id, char *why, size_t wl
 		return bad(why, wl, "comment %u: unknown entry %u", id, c->entry);
 	if (!proj_i_user(p, c->author))
 		return bad(why, wl, "comment %u: unknown author %u", id, c->author);
-	if (c->body_n < 1 || c->body_n > CL_MAX_COMMENT || strlen(c->body) != c->body_n)
+	if ((c->deleted ? c->body_n != 0 : c->body_n < 1) || c->body_n > CL_MAX_COMMENT ||
+	    strlen(c->body) != c->body_n)
 		return bad(why, wl, "comment %u: bad body", id);
 	if (c->seq > p->seq || (id > 1 && c->seq <= p->comments[id - 2].seq))
 		return bad(why, wl, "comment %u: seq out of order", id);

@@ -66,6 +66,7 @@ struct pentry {
 	int64_t created, updated;   /* updated: ts of the last entry.* event */
 	uint64_t seq;         /* seq of its entry.created */
 	struct pvec64 edits;  /* seqs of its entry.edited events (no memory until one) */
+	struct pvec64 cmods;  /* seqs of comment.edited / comment.deleted of its comments */
 	struct pvec32 comments; /* ids of its comments, ascending */
 	struct pstatus *hist; /* status changes, in log order */
 	uint32_t title_n, body_n, author, version; /* version = 1 + edits + status changes */
@@ -90,8 +91,10 @@ struct pcomment {
 	const char *body;     /* arena, NUL-terminated */
 	uint64_t seq;
 	int64_t created;
+	int64_t edited;       /* ts of its last comment.edited; 0 = never edited */
 	uint32_t body_n, entry, parent, author; /* parent 0 = top level */
 	uint32_t depth;
+	uint8_t deleted;      /* comment.deleted: body "" (a tombstone; replies stay) */
 };
 
 struct puser {

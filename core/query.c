@@ -532,10 +532,11 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Every seq that touched e, ascending: created, edits, status changes, comments. */
+/* Every seq that touched e, ascending: created, edits, status changes, comments
+ * and their edits and deletions. */
 static uint64_t *entry_seqs(const struct proj *p, const struct pentry *e, size_t *n)
 {
-	size_t k = 0, total = (size_t)1 + e->edits.n + e->nhist + e->comments.n;
+	size_t k = 0, total = (size_t)1 + e->edits.n + e->nhist + e->comments.n + e->cmods.n;
 	uint64_t *s = malloc(total * sizeof *s);
 
 	if (!s)
@@ -547,6 +548,8 @@ static uint64_t *entry_seqs(const struct proj *p, const struct pentry *e, size_t
 		s[k++] = e->hist[i].seq;
 	for (uint32_t i = 0; i < e->comments.n; i++)
 		s[k++] = p->comments[e->comments.v[i] - 1].seq;
+	for (uint32_t i = 0; i < e->cmods.n; i++)
+		s[k++] = e->cmods.v[i];
 	qsort(s, k, sizeof *s, cmp_u64);
 	*n = k;
 	return s;

@@ -906,6 +906,108 @@ static void t_count(void)
 	fx_done(&f);
 }
 
+/* comment.edited / comment.deleted: the author or an admin; a tombstone
+ * keeps its place and its replies; the entry's version and activity stay;
+ * the history lists both; impossible events are refused. */
+static void t_comment_edit_delete(void)
+{
+	struct fx f;
+	json_t *res, *tree, *c1, *c2, *c4;
+	struct event ev;
+	char *before, *big;
+
+	fx_init(&f);
+	build_sample(&f);
+	REQUIRE(query(f.p, 0, &f.rec, "getEntry", "{\"entry\":3}", &res) == 0);
+	before = dump(json_object_get(res, "entry"));
+	json_decref(res);
+	/* comment 1 (alice) on entry 3; 2 (bob, reply to 1); 4 (alice, reply to 2) */
+	CHECK_EQ_INT(fx_cmd(&f, 2, "editComment", json_pack("{s:i,s:s}", "comment", 1, "body",
+							  "first, **edited**")), CMD_OK);
+	CHECK_EQ_INT(fx_cmd(&f, 3, "editComment", json_pack("{s:i,s:s}", "comment", 1, "body",
+							  "not yours")), CMD_FORBIDDEN);
+	CHECK_EQ_INT(fx_cmd(&f, 1, "editComment", json_pack("{s:i,s:s}", "comment", 2, "body",
+							  "an admin may")), CMD_OK);
+	CHECK_EQ_INT(fx_cmd(&f, 2, "editComment", json_pack("{s:i,s:s}", "comment", 1, "body",
+							  "first, **edited**")), CMD_BAD_REQUEST);
+	CHECK_EQ_INT(fx_cmd(&f, 2, "editComment", json_pack("{s:i,s:s}", "comment", 1, "body", "")),
+		     CMD_BAD_REQUEST);
+	CHECK_EQ_INT(fx_cmd(&f, 2, "editComment", json_pack("{s:i}", "comment", 1)), CMD_BAD_REQUEST);
+	CHECK_EQ_INT(fx_cmd(&f, 2, "editComment", json_pack("{s:i,s:s}", "comment", 99, "body", "x")),
+		     CMD_NOT_FOUND);
+	CHECK_EQ_INT(fx_cmd(&f, 2, "editComment", json_pack("{s:s,s:s}", "comment", "1", "body", "x")),
+		     CMD_BAD_REQUEST);
+	CHECK_EQ_INT(fx_cmd(&f, 2, "editComment", json_pack("{s:i,s:s,s:i}", "comment", 1, "body",
+							  "x", "entry", 3)), CMD_BAD_REQUEST);
+	big = malloc(CL_MAX_COMMENT + 2);
+	memset(big, 'x', CL_MAX_COMMENT + 1);
+	big[CL_MAX_COMMENT + 1] = '\0';
+	CHECK_EQ_INT(fx_cmd(&f, 2, "editComment", json_pack("{s:i,s:s}", "comment", 1, "body", big)),
+		     CMD_TOO_LARGE);
+	free(big);
+	CHECK_EQ_INT(fx_cmd(&f, 2, "deleteComment", json_pack("{s:i}", "comment", 2)), CMD_FORBIDDEN);
+	CHECK_EQ_INT(fx_cmd(&f, 3, "deleteComment", json_pack("{s:i}", "comment", 2)), CMD_OK);
+	CHECK_EQ_INT(fx_cmd(&f, 3, "deleteComment", json_pack("{s:i}", "comment", 2)), CMD_BAD_REQUEST);
+	CHECK_EQ_INT(fx_cmd(&f, 1, "editComment", json_pack("{s:i,s:s}", "comment", 2, "body", "back?")),
+		     CMD_BAD_REQUEST);
+	CHECK_EQ_INT(fx_cmd(&f, 3, "deleteComment", json_pack("{}")), CMD_BAD_REQUEST);
+
+	REQUIRE(query(f.p, 0, &f.rec, "getEntry", "{\"entry\":3}", &res) == 0);
+	{
+		char *now = dump(json_object_get(res, "entry"));
+
+		CHECK(strcmp(before, now) == 0);   /* version, counts, last_activity */
+		free(now);
+	}
+	tree = json_object_get(res, "comments");
+	c1 = json_array_get(tree, 0);
+	c2 = json_array_get(json_object_get(c1, "replies"), 0);
+	c4 = json_array_get(json_object_get(c2, "replies"), 0);
+	CHECK(strcmp(jstrv(c1, "body"), "first, **edited**") == 0);
+	CHECK(json_is_string(json_object_get(c1, "edited")) && !json_object_get(c1, "deleted"));
+	CHECK(jint(c2, "id") == 2 && json_is_true(json_object_get(c2, "deleted")) &&
+	      strcmp(jstrv(c2, "body"), "") == 0 && strcmp(jstrv(c2, "author"), "bob") == 0);
+	CHECK(jint(c4, "id") == 4 && strcmp(jstrv(c4, "body"), "re re") == 0);
+	json_decref(res);
+	free(before);
+
+	REQUIRE(query(f.p, 0, &f.rec, "getEntryHistory", "{\"entry\":3}", &res) == 0);
+	{
+		json_t *evs = json_object_get(res, "events");
+		size_t n = json_array_size(evs);
+
+		REQUIRE(n == 9);    /* created, 4 comments, edit, 2 comment edits, delete */
+		CHECK(strcmp(jstrv(json_array_get(evs, 6), "type"), "comment.edited") == 0);
+		CHECK(strcmp(jstrv(json_array_get(evs, 7), "type"), "comment.edited") == 0);
+		CHECK(strcmp(jstrv(json_array_get(evs, 8), "type"), "comment.deleted") == 0);
+	}
+	json_decref(res);
+
+	/* impossible events: each refused, nothing changes */
+	ev = mk(EV_COMMENT_EDITED, 2);
+	ev.ids.comment = 1;
+	ev.ids.entry = 1;                  /* comment 1 is on entry 3 */
+	ev.body = CL_STR("x");
+	REFUSED(&f, ev);
+	ev.ids.entry = 3;
+	ev.actor = 3;                      /* bob: neither author nor admin */
+	REFUSED(&f, ev);
+	ev.actor = 9;                      /* nobody */
+	REFUSED(&f, ev);
+	ev.actor = 2;
+	ev.ids.comment = 2;                /* deleted */
+	REFUSED(&f, ev);
+	ev.ids.comment = 50;
+	REFUSED(&f, ev);
+	ev = mk(EV_COMMENT_DELETED, 3);
+	ev.ids.comment = 2;                /* already deleted */
+	ev.ids.entry = 3;
+	REFUSED(&f, ev);
+	ev.ids.comment = 1;                /* alice's, and bob is no admin */
+	REFUSED(&f, ev);
+	fx_done(&f);
+}
+
 /* A log written before the new-name rule: its "--help", "-" and ".." users
  * still apply and pass proj_check (only commands refuse such names). */
 static void t_legacy_names_replay(void)
@@ -1242,6 +1344,18 @@ static int random_command(struct fx *f, uint64_t nusers)
 				   statuses[below(4)]);
 		return fx_cmd(f, actor, "setStatus", params);
 	}
+	if (op < 97 && nc && below(6) == 0) {
+		/* edit or delete a comment: mostly the author's own */
+		struct proj_comment_info ci;
+		uint64_t c = 1 + below(nc + 1);
+
+		if (proj_comment_get(f->p, c, &ci) == 0 && below(3))
+			actor = ci.author;
+		if (below(3) == 0)
+			return fx_cmd(f, actor, "deleteComment", json_pack("{s:I}", "comment", (json_int_t)c));
+		return fx_cmd(f, actor, "editComment",
+			      json_pack("{s:I,s:s}", "comment", (json_int_t)c, "body", body));
+	}
 	if (op < 97) {
 		uint64_t e = 1 + below(ne);
 
@@ -1424,7 +1538,8 @@ static void t_random_rebuild(void)
 	}
 	free(live);
 
-	/* history of a sample of entries: one event per entry event and comment */
+	/* history of a sample of entries: one event per entry event, comment and
+	 * comment edit or deletion */
 	for (uint64_t id = 1; id <= proj_entry_count(q); id += 97) {
 		char params[64], *a, *b;
 		json_t *res = NULL, *e = proj_entry_json(q, id);
@@ -1435,7 +1550,7 @@ static void t_random_rebuild(void)
 		CHECK(strcmp(a, b) == 0);
 		CHECK_EQ_INT(query(q, 0, &f.rec, "getEntryHistory", params, &res), 0);
 		CHECK_EQ_INT(json_array_size(json_object_get(res, "events")),
-			     jint(e, "version") + jint(e, "comments"));
+			     jint(e, "version") + jint(e, "comments") + q->entries[id - 1].cmods.n);
 		json_decref(res);
 		json_decref(e);
 		free(a);
@@ -1506,6 +1621,7 @@ int main(void)
 	RUN(t_work_budget);
 	RUN(t_sort_activity);
 	RUN(t_count);
+	RUN(t_comment_edit_delete);
 	RUN(t_legacy_names_replay);
 	RUN(t_entry_shapes);
 	RUN(t_users_stats);

@@ -704,16 +704,103 @@ function offerUndo(id, from, to) {
 function commentNode(c, parentAuthor) {
   const replies = el('ul', { class: 'thread' });
   for (const r of c.replies || []) replies.append(commentNode(r, c.author));
-  const li = el('li', { class: 'comment', 'data-cid': c.id, 'data-author': c.author },
-    el('div', { class: 'cbody' },
-      el('div', { class: 'meta' }, `${c.author} · `, when(c.created),
-        parentAuthor ? el('span', { class: 'replyto', text: ` · ↳ replying to ${parentAuthor}` }) : null),
-      richText(c.body, 'ctext')),
-    el('button', { type: 'button', class: 'ghost reply', text: 'Reply',
-      'aria-label': `Reply to ${c.author}`, 'aria-expanded': 'false',
-      onclick: (ev) => replyForm(li, c, ev.currentTarget) }),
-    replies);
+  const li = el('li', { class: 'comment', 'data-cid': c.id, 'data-author': c.author }, replies);
+  li._pa = parentAuthor;
+  commentParts(li, c);
   return li;
+}
+
+/* A comment's author, or an admin, may edit and delete it. */
+function canChangeComment(c) {
+  return S.me && (S.me.role === 'admin' || S.me.id === c.author_id);
+}
+
+/* (Re)build everything of a comment but its replies: after an edit or a
+ * deletion only this part changes. A deleted comment is a tombstone: its
+ * place, author and replies stay, its text is gone. */
+function commentParts(li, c) {
+  li._c = c;
+  const replies = li.querySelector(':scope > ul.thread');
+  const meta = el('div', { class: 'meta' }, `${c.author} · `, when(c.created),
+    c.edited && !c.deleted ? el('span', { class: 'edited', title: `edited ${exact(c.edited)}`, text: ' · edited' }) : null,
+    li._pa ? el('span', { class: 'replyto', text: ` · ↳ replying to ${li._pa}` }) : null);
+  const kids = [el('div', { class: 'cbody' }, meta, c.deleted
+    ? el('p', { class: 'ctext tombstone', text: 'This comment was deleted.' })
+    : richText(c.body, 'ctext'))];
+  if (!c.deleted) {
+    kids.push(el('button', { type: 'button', class: 'ghost reply', text: 'Reply',
+      'aria-label': `Reply to ${c.author}`, 'aria-expanded': 'false',
+      onclick: (ev) => replyForm(li, li._c, ev.currentTarget) }));
+    if (canChangeComment(c)) {
+      kids.push(el('button', { type: 'button', class: 'ghost cedit', text: 'Edit',
+        'aria-label': `Edit ${c.author === (S.me && S.me.name) ? 'your' : `${c.author}'s`} comment`,
+        onclick: () => editCommentForm(li) }),
+      el('button', { type: 'button', class: 'ghost cdelete', text: 'Delete',
+        'aria-label': `Delete ${c.author === (S.me && S.me.name) ? 'your' : `${c.author}'s`} comment`,
+        onclick: (ev) => confirmDelete(li, ev.currentTarget) }));
+    }
+  }
+  li.replaceChildren(...kids, replies);
+}
+
+function editCommentForm(li) {
+  const c = li._c;
+  const close = () => {
+    commentParts(li, li._c);
+    const b = li.querySelector(':scope > button.cedit');
+    if (b) b.focus();
+  };
+  const ta = el('textarea', { name: 'body', rows: 3, 'aria-label': 'Edit the comment' });
+  ta.value = c.body;
+  const form = el('form', { class: 'edit-comment' }, ta,
+    el('div', { class: 'actions' }, el('button', { type: 'submit', text: 'Save comment' }),
+      el('button', { type: 'button', class: 'ghost', text: 'Discard changes', onclick: close })));
+  const check = attachCounter(ta, LIMITS.comment, 'comment');
+  onEscape(form, close);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const tooLong = check();
+    if (tooLong) { formError(form, tooLong); return; }
+    if (ta.value === li._c.body) { close(); return; }
+    try {
+      await command('editComment', { comment: c.id, body: ta.value });
+      li._c = { ...li._c, body: ta.value, edited: li._c.edited || new Date().toISOString() };
+      close();
+    } catch (err) { formError(form, err); }
+  });
+  li.querySelector(':scope > .cbody .ctext').replaceWith(form);
+  ta.focus();
+}
+
+function confirmDelete(li, button) {
+  if (li.querySelector(':scope > .confirm')) return;
+  const keep = () => { box.remove(); button.focus(); };
+  const box = el('div', { class: 'confirm', role: 'group', 'aria-label': 'Confirm deletion' },
+    el('span', { text: 'Delete this comment? Its replies stay. ' }),
+    el('button', { type: 'button', class: 'confirm-yes', text: 'Yes, delete it',
+      onclick: async () => {
+        try { await command('deleteComment', { comment: li._c.id }); } catch (err) { formError(box, err); }
+      } }),
+    el('button', { type: 'button', class: 'ghost confirm-no', text: 'No, keep it', onclick: keep }));
+  onEscape(box, keep);
+  li.querySelector(':scope > ul.thread').before(box);
+  box.querySelector('.confirm-yes').focus();
+}
+
+/* comment.edited / comment.deleted pushes carry the event only: the page
+ * applies it to the comment it shows. */
+function commentChanged(p) {
+  const ev = p.event;
+  const li = document.querySelector(`#comments li[data-cid="${ev.comment}"]`);
+  if (!li || !li._c) return;
+  const c = ev.type === 'comment.deleted' ? { ...li._c, deleted: true, body: '' }
+    : { ...li._c, body: ev.data.body, edited: ev.ts };
+  li._c = c;
+  if (!li.querySelector(':scope > .cbody form')) commentParts(li, c);
+  flash(li.querySelector(':scope > .cbody'));
+  if (!(S.me && ev.actor === S.me.id) && !p.replay) {
+    announce(`${userName(ev.actor) || 'someone'} ${ev.type === 'comment.deleted' ? 'deleted' : 'edited'} a comment on #${ev.entry}`);
+  }
 }
 
 function replyForm(li, c, button) {
@@ -780,6 +867,10 @@ function onPush(p) {
   if (p.user) {
     S.users.set(p.user.id, p.user);
     fillAuthors();
+  }
+  if (p.event && (p.event.type === 'comment.edited' || p.event.type === 'comment.deleted')) {
+    if (S.view === 'entry' && S.entry && p.event.entry === S.entry.id) commentChanged(p);
+    return;
   }
   const e = p.entry;
   if (!e) return;

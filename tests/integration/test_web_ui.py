@@ -133,3 +133,22 @@ def test_accessibility_and_polish_in_chromium(tmpdir_path):
     threads flattened on a phone, dark mode through prefers-color-scheme."""
     out = run_browser_script(tmpdir_path, "browser_a11y.js")
     assert "browser a11y: all checks passed" in out
+
+
+def test_edit_and_delete_comments_in_chromium(tmpdir_path):
+    """issue 18: comment.edited / comment.deleted from the page, live to the
+    others, tombstones that keep their replies; changelog-audit then names
+    them in its log."""
+    from conftest import BIN
+    out = run_browser_script(tmpdir_path, "browser_comments.js")
+    assert "browser comments: all checks passed" in out
+    r = subprocess.run([os.path.join(BIN, "changelog-audit"), "log", "--data",
+                        os.path.join(tmpdir_path, "data"), "--type", "comment"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert "edited comment 1 on #1" in r.stdout
+    assert "deleted comment 2 on #1" in r.stdout and "deleted comment 3 on #1" in r.stdout
+    v = subprocess.run([os.path.join(BIN, "changelog-audit"), "verify", "--data",
+                        os.path.join(tmpdir_path, "data")], capture_output=True, text=True,
+                       timeout=30)
+    assert v.returncode == 0, v.stdout + v.stderr

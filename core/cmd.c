@@ -358,6 +358,70 @@ static int c_add_comment(struct cmd_run *r)
 				      "entry", (json_int_t)id));
 }
 
+/*
+ * editComment / deleteComment: the comment named by "comment", which its
+ * author or an admin may change while it is not deleted.
+ */
+static int get_own_comment(struct cmd_run *r, uint64_t *id, const struct pcomment **c)
+{
+	struct cl_fail *f = &r->res->fail;
+	int rc = p_id(r->params, "comment", 1, id, f);
+
+	if (rc)
+		return rc;
+	if (!(*c = proj_i_comment(r->p, *id)))
+		return proj_i_fail(f, CMD_NOT_FOUND, "comment %llu does not exist",
+				   (unsigned long long)*id);
+	if ((*c)->author != r->ctx->actor && r->actor->role != ROLE_ADMIN)
+		return proj_i_fail(f, CMD_FORBIDDEN,
+				   "only the comment's author or an admin can change it");
+	if ((*c)->deleted)
+		return proj_i_fail(f, CMD_BAD_REQUEST, "comment %llu was deleted",
+				   (unsigned long long)*id);
+	return 0;
+}
+
+static int c_edit_comment(struct cmd_run *r)
+{
+	static const char *const allowed[] = { "comment", "body", NULL };
+	struct cl_fail *f = &r->res->fail;
+	const struct pcomment *c;
+	struct cl_str body;
+	struct event *ev;
+	uint64_t id;
+	int rc;
+
+	if ((rc = known(r, allowed)) ||
+	    (rc = p_str(r->params, "body", 1, 1, CL_MAX_COMMENT, &body, NULL, f)) ||
+	    (rc = get_own_comment(r, &id, &c)))
+		return rc;
+	if (body.n == c->body_n && memcmp(body.p, c->body, body.n) == 0)
+		return proj_i_fail(f, CMD_BAD_REQUEST, "the edit changes nothing");
+	ev = new_event(r, EV_COMMENT_EDITED);
+	ev->ids.comment = id;
+	ev->ids.entry = c->entry;
+	ev->body = body;
+	return set_reply(r, json_pack("{s:I,s:I}", "comment", (json_int_t)id, "entry",
+				      (json_int_t)c->entry));
+}
+
+static int c_delete_comment(struct cmd_run *r)
+{
+	static const char *const allowed[] = { "comment", NULL };
+	const struct pcomment *c;
+	struct event *ev;
+	uint64_t id;
+	int rc;
+
+	if ((rc = known(r, allowed)) || (rc = get_own_comment(r, &id, &c)))
+		return rc;
+	ev = new_event(r, EV_COMMENT_DELETED);
+	ev->ids.comment = id;
+	ev->ids.entry = c->entry;
+	return set_reply(r, json_pack("{s:I,s:I}", "comment", (json_int_t)id, "entry",
+				      (json_int_t)c->entry));
+}
+
 /* ---- users and tokens ---------------------------------------------------------- */
 
 /* The token.issued event for user uid with the caller's fresh token. */
@@ -488,6 +552,8 @@ static const struct {
 	{ "editEntry", 0, c_edit_entry },
 	{ "setStatus", 0, c_set_status },
 	{ "addComment", 0, c_add_comment },
+	{ "editComment", 0, c_edit_comment },
+	{ "deleteComment", 0, c_delete_comment },
 	{ "createUser", 1, c_create_user },
 	{ "setRole", 1, c_set_role },
 	{ "issueToken", 1, c_issue_token },

@@ -47,6 +47,8 @@ static const struct key type_keys[EV__COUNT] = {
 	[EV_ENTRY_EDITED] = K("entry.edited"),
 	[EV_ENTRY_STATUS_SET] = K("entry.status_set"),
 	[EV_COMMENT_ADDED] = K("comment.added"),
+	[EV_COMMENT_EDITED] = K("comment.edited"),
+	[EV_COMMENT_DELETED] = K("comment.deleted"),
 };
 static const char *const role_names[] = { NULL, "member", "admin" };
 static const char *const kind_names[] = { NULL, "fix", "change", "feature" };
@@ -170,6 +172,8 @@ static const struct shape shapes[] = {
 	{ EV_ENTRY_EDITED, 1, B(ID_ENTRY), 0, 0, B(PK_TITLE) | B(PK_BODY) | B(PK_KIND) },
 	{ EV_ENTRY_STATUS_SET, 1, B(ID_ENTRY), 0, B(PK_FROM) | B(PK_TO), 0 },
 	{ EV_COMMENT_ADDED, 1, B(ID_COMMENT) | B(ID_ENTRY), B(ID_PARENT), B(PK_BODY), 0 },
+	{ EV_COMMENT_EDITED, 1, B(ID_COMMENT) | B(ID_ENTRY), 0, B(PK_BODY), 0 },
+	{ EV_COMMENT_DELETED, 1, B(ID_COMMENT) | B(ID_ENTRY), 0, 0, 0 },
 };
 
 static const struct shape *shape_find(int type, uint64_t version)
@@ -360,7 +364,7 @@ static int ev_check(const struct event *ev)
 			rc = check_text(ev->title, 1, CL_MAX_TITLE);
 			break;
 		case PK_BODY:
-			if (ev->type == EV_COMMENT_ADDED)
+			if (ev->type == EV_COMMENT_ADDED || ev->type == EV_COMMENT_EDITED)
 				rc = check_text(ev->body, 1, CL_MAX_COMMENT);
 			else
 				rc = check_text(ev->body, 0, CL_MAX_BODY);

@@ -31,6 +31,8 @@ enum ev_type {
 	EV_ENTRY_EDITED,     /* ids.entry; any of title, body, kind (has_* flags) */
 	EV_ENTRY_STATUS_SET, /* ids.entry; status_from, status_to */
 	EV_COMMENT_ADDED,    /* ids.comment, ids.entry, ids.parent (0 = top level); body */
+	EV_COMMENT_EDITED,   /* ids.comment, ids.entry; body (the new text) */
+	EV_COMMENT_DELETED,  /* ids.comment, ids.entry; no payload (a tombstone stays) */
 	EV__COUNT
 };
 

@@ -24,11 +24,14 @@
  *    prefetches the random entries a batch touches.
  *
  * Memory (64-bit, measured by tests/bench/core_bench.c; docs/protocol.md):
- * an entry is sizeof(struct pentry) = 104 bytes in the array plus its text
+ * an entry is sizeof(struct pentry) = 112 bytes in the array plus its text
  * block (title + body + 2 rounded up to 8, pooled: no header) and, once it
  * has them, its comment-id list, edit list and status history (pooled,
- * doubling); a comment is sizeof(struct pcomment) = 48 bytes plus its body
- * + 1 in the arena plus 4-8 bytes in its entry's comment-id list.
+ * doubling), plus 16-32 bytes in the activity index (one live record, and
+ * at most as many superseded ones); a comment is sizeof(struct pcomment) =
+ * 56 bytes plus its body + 1 in the arena plus 4-8 bytes in its entry's
+ * comment-id list (each edit adds its new text to the arena; and to its
+ * entry's list of comment changes, 8 bytes).
  */
 #include "proj_internal.h"
 
@@ -590,6 +593,7 @@ void proj_free(struct proj *p)
 
 		pool_drop(e->text, (size_t)e->title_n + e->body_n + 2);
 		pool_drop(e->edits.v, (size_t)e->edits.cap * sizeof *e->edits.v);
+		pool_drop(e->cmods.v, (size_t)e->cmods.cap * sizeof *e->cmods.v);
 		pool_drop(e->comments.v, (size_t)e->comments.cap * sizeof *e->comments.v);
 		pool_drop(e->hist, (size_t)e->caphist * sizeof *e->hist);
 	}
@@ -599,6 +603,7 @@ void proj_free(struct proj *p)
 	array_free(p->tokens, (size_t)p->cap_tokens * sizeof *p->tokens);
 	array_free(p->entries, (size_t)p->cap_entries * sizeof *p->entries);
 	array_free(p->comments, (size_t)p->cap_comments * sizeof *p->comments);
+	free(p->act);
 	free(p->name_tab);
 	free(p->tok_tab);
 	arena_release(&p->arena);
@@ -787,6 +792,46 @@ static char *entry_text(struct parena *a, struct cl_str title, struct cl_str bod
 	return t;
 }
 
+/*
+ * Room for one more activity record, before an apply changes anything (so
+ * a failure leaves p unchanged). When the superseded records outnumber the
+ * live ones (one per entry) by more than 1024, they are dropped first: each
+ * record is copied at most once per compaction, and a compaction comes only
+ * after at least entries + 1024 new records, so the cost per event stays
+ * O(1) and the array at most 2 x entries + 1024 + 1.
+ */
+static int act_reserve(struct proj *p)
+{
+	if (p->nact - p->nentries > p->nentries + 1024u) {
+		uint32_t k = 0;
+
+		for (uint32_t i = 0; i < p->nact; i++)
+			if (proj_i_act_live(p, &p->act[i]))
+				p->act[k++] = p->act[i];
+		p->nact = k;
+	}
+	if (p->nact == p->cap_act) {
+		uint32_t ncap = p->cap_act ? p->cap_act * 2 : 256;
+		struct pact *na;
+
+		if (p->cap_act >= PROJ_ID_MAX / 2 ||
+		    !(na = realloc(p->act, (size_t)ncap * sizeof *na)))
+			return CL_ENOMEM;
+		p->act = na;
+		p->cap_act = ncap;
+	}
+	return 0;
+}
+
+/* Entry e (id) was touched by the event at seq; act_reserve came first. */
+static void act_push(struct proj *p, struct pentry *e, uint32_t id, uint64_t seq)
+{
+	e->act_seq = seq;
+	p->act[p->nact].seq = seq;
+	p->act[p->nact].entry = id;
+	p->nact++;
+}
+
 static int apply_entry_created(struct proj *p, const struct event *ev)
 {
 	struct pentry *e;
@@ -798,7 +843,7 @@ static int apply_entry_created(struct proj *p, const struct event *ev)
 	    ev->kind < KIND_FIX || ev->kind > KIND_FEATURE)
 		return CL_ESTATE;
 	rc = grow_shared(p, (void **)&p->entries, p->nentries, &p->cap_entries, sizeof *p->entries);
-	if (rc)
+	if (rc || (rc = act_reserve(p)))
 		return rc;
 	if (!(text = entry_text(&p->arena, ev->title, ev->body)))
 		return CL_ENOMEM;
@@ -815,6 +860,7 @@ static int apply_entry_created(struct proj *p, const struct event *ev)
 	e->seq = ev->seq;
 	p->by_status[ST_OPEN]++;
 	p->by_kind[e->kind]++;
+	act_push(p, e, p->nentries, ev->seq);
 	return 0;
 }
 
@@ -830,7 +876,7 @@ static int apply_entry_edited(struct proj *p, const struct event *ev)
 	    (ev->has_body && !text_ok(ev->body, 0, CL_MAX_BODY)) ||
 	    (ev->has_kind && (ev->kind < KIND_FIX || ev->kind > KIND_FEATURE)))
 		return CL_ESTATE;
-	if ((rc = vec64_reserve(&p->arena, &e->edits, 2)))
+	if ((rc = vec64_reserve(&p->arena, &e->edits, 2)) || (rc = act_reserve(p)))
 		return rc;
 	if (ev->has_title || ev->has_body) {
 		struct cl_str t = { proj_i_title(e), e->title_n }, b = { proj_i_body(e), e->body_n };
@@ -854,6 +900,7 @@ static int apply_entry_edited(struct proj *p, const struct event *ev)
 	e->version++;
 	e->updated = ev->ts;
 	e->edits.v[e->edits.n++] = ev->seq;
+	act_push(p, e, (uint32_t)ev->ids.entry, ev->seq);
 	return 0;
 }
 
@@ -866,7 +913,8 @@ static int apply_entry_status_set(struct proj *p, const struct event *ev)
 	if (!e || !actor_may_change(p, ev->actor, e) || ev->status_from != e->status ||
 	    !proj_i_transition_ok(ev->status_from, ev->status_to))
 		return CL_ESTATE;
-	if ((rc = vgrow(&p->arena, (void **)&e->hist, e->nhist, &e->caphist, sizeof *e->hist, 2)))
+	if ((rc = vgrow(&p->arena, (void **)&e->hist, e->nhist, &e->caphist, sizeof *e->hist, 2)) ||
+	    (rc = act_reserve(p)))
 		return rc;
 	h = &e->hist[e->nhist++];
 	h->seq = ev->seq;
@@ -879,6 +927,7 @@ static int apply_entry_status_set(struct proj *p, const struct event *ev)
 	p->by_status[e->status]++;
 	e->version++;
 	e->updated = ev->ts;
+	act_push(p, e, (uint32_t)ev->ids.entry, ev->seq);
 	return 0;
 }
 
@@ -903,7 +952,7 @@ static int apply_comment_added(struct proj *p, const struct event *ev)
 	}
 	if ((rc = grow_shared(p, (void **)&p->comments, p->ncomments, &p->cap_comments,
 			      sizeof *p->comments)) ||
-	    (rc = vec32_reserve(&p->arena, &e->comments, 2)))
+	    (rc = vec32_reserve(&p->arena, &e->comments, 2)) || (rc = act_reserve(p)))
 		return rc;
 	if (!(body = arena_strdup(&p->arena, ev->body.p, ev->body.n)))
 		return CL_ENOMEM;
@@ -916,7 +965,67 @@ static int apply_comment_added(struct proj *p, const struct event *ev)
 	c->parent = (uint32_t)ev->ids.parent;
 	c->author = (uint32_t)ev->actor;
 	c->depth = depth;
+	c->edited = 0;
+	c->deleted = 0;
 	e->comments.v[e->comments.n++] = p->ncomments;
+	act_push(p, e, (uint32_t)ev->ids.entry, ev->seq);
+	return 0;
+}
+
+/*
+ * comment.edited / comment.deleted: the comment's author or an admin, on a
+ * comment of that entry that is not deleted. Neither changes the entry's
+ * version, its last_activity nor its place in the activity index (like a
+ * comment's text, they are not the entry's own state); both are listed in
+ * its history (cmods).
+ */
+static struct pcomment *comment_to_change(struct proj *p, const struct event *ev)
+{
+	struct pcomment *c = proj_i_comment(p, ev->ids.comment);
+	const struct puser *u = proj_i_user(p, ev->actor);
+
+	if (!c || c->entry != ev->ids.entry || c->deleted || !u ||
+	    (c->author != ev->actor && u->role != ROLE_ADMIN))
+		return NULL;
+	return c;
+}
+
+static int apply_comment_edited(struct proj *p, const struct event *ev)
+{
+	struct pcomment *c = comment_to_change(p, ev);
+	struct pentry *e;
+	const char *body;
+	int rc;
+
+	if (!c || !text_ok(ev->body, 1, CL_MAX_COMMENT))
+		return CL_ESTATE;
+	e = &p->entries[c->entry - 1];
+	if ((rc = vec64_reserve(&p->arena, &e->cmods, 2)))
+		return rc;
+	if (!(body = arena_strdup(&p->arena, ev->body.p, ev->body.n)))
+		return CL_ENOMEM;
+	c->body = body;                /* the old text stays in the arena: bounded by the log */
+	c->body_n = (uint32_t)ev->body.n;
+	c->edited = ev->ts;
+	e->cmods.v[e->cmods.n++] = ev->seq;
+	return 0;
+}
+
+static int apply_comment_deleted(struct proj *p, const struct event *ev)
+{
+	struct pcomment *c = comment_to_change(p, ev);
+	struct pentry *e;
+	int rc;
+
+	if (!c)
+		return CL_ESTATE;
+	e = &p->entries[c->entry - 1];
+	if ((rc = vec64_reserve(&p->arena, &e->cmods, 2)))
+		return rc;
+	c->body = "";
+	c->body_n = 0;
+	c->deleted = 1;
+	e->cmods.v[e->cmods.n++] = ev->seq;
 	return 0;
 }
 
@@ -937,6 +1046,8 @@ int proj_apply(struct proj *p, const struct event *ev)
 	case EV_ENTRY_EDITED:     rc = apply_entry_edited(p, ev); break;
 	case EV_ENTRY_STATUS_SET: rc = apply_entry_status_set(p, ev); break;
 	case EV_COMMENT_ADDED:    rc = apply_comment_added(p, ev); break;
+	case EV_COMMENT_EDITED:   rc = apply_comment_edited(p, ev); break;
+	case EV_COMMENT_DELETED:  rc = apply_comment_deleted(p, ev); break;
 	default:                  rc = CL_ESTATE; break;
 	}
 	if (rc == 0)
@@ -1132,6 +1243,10 @@ json_t *proj_comment_json(const struct proj *p, uint64_t id)
 	jset(o, "body", jstr(c->body, c->body_n), &err);
 	jset(o, "created", proj_i_iso(c->created), &err);
 	jset(o, "depth", json_integer(c->depth), &err);
+	if (c->edited)
+		jset(o, "edited", proj_i_iso(c->edited), &err);
+	if (c->deleted)
+		jset(o, "deleted", json_true(), &err);
 	if (err) {
 		json_decref(o);
 		return NULL;
@@ -1235,6 +1350,9 @@ static int check_entry(const struct proj *p, uint32_t id, char *why, size_t wl)
 	for (uint32_t i = 0; i < e->edits.n; i++)
 		if (e->edits.v[i] > p->seq || e->edits.v[i] <= (i ? e->edits.v[i - 1] : e->seq))
 			return bad(why, wl, "entry %u: edit seqs out of order", id);
+	for (uint32_t i = 0; i < e->cmods.n; i++)
+		if (e->cmods.v[i] > p->seq || e->cmods.v[i] <= (i ? e->cmods.v[i - 1] : e->seq))
+			return bad(why, wl, "entry %u: comment change seqs out of order", id);
 	for (uint32_t i = 0; i < e->nhist; i++) {
 		const struct pstatus *h = &e->hist[i];
 
@@ -1255,6 +1373,39 @@ static int check_entry(const struct proj *p, uint32_t id, char *why, size_t wl)
 	}
 	if (e->version == 1 && e->updated != e->created)
 		return bad(why, wl, "entry %u: updated but never changed", id);
+	{
+		/* act_seq is the latest of the seqs above */
+		uint64_t last = e->seq;
+
+		if (e->edits.n && e->edits.v[e->edits.n - 1] > last)
+			last = e->edits.v[e->edits.n - 1];
+		if (e->nhist && e->hist[e->nhist - 1].seq > last)
+			last = e->hist[e->nhist - 1].seq;
+		if (e->comments.n && p->comments[e->comments.v[e->comments.n - 1] - 1].seq > last)
+			last = p->comments[e->comments.v[e->comments.n - 1] - 1].seq;
+		if (e->act_seq != last)
+			return bad(why, wl, "entry %u: latest event %llu, act_seq %llu", id,
+				   (unsigned long long)last, (unsigned long long)e->act_seq);
+	}
+	return 0;
+}
+
+/* The activity index: ascending seqs of existing entries, one live record each. */
+static int check_activity(const struct proj *p, char *why, size_t wl)
+{
+	uint32_t live = 0;
+
+	for (uint32_t i = 0; i < p->nact; i++) {
+		const struct pact *r = &p->act[i];
+
+		if (!proj_i_entry(p, r->entry) || r->seq > p->seq ||
+		    (i && r->seq <= p->act[i - 1].seq))
+			return bad(why, wl, "activity record %u is out of order or names no entry", i);
+		live += proj_i_act_live(p, r);
+	}
+	if (live != p->nentries)
+		return bad(why, wl, "activity index: %u live records for %u entries", live,
+			   p->nentries);
 	return 0;
 }
 
@@ -1268,7 +1419,8 @@ static int check_comment(const struct proj *p, uint32_t id, char *why, size_t wl
 		return bad(why, wl, "comment %u: unknown entry %u", id, c->entry);
 	if (!proj_i_user(p, c->author))
 		return bad(why, wl, "comment %u: unknown author %u", id, c->author);
-	if (c->body_n < 1 || c->body_n > CL_MAX_COMMENT || strlen(c->body) != c->body_n)
+	if ((c->deleted ? c->body_n != 0 : c->body_n < 1) || c->body_n > CL_MAX_COMMENT ||
+	    strlen(c->body) != c->body_n)
 		return bad(why, wl, "comment %u: bad body", id);
 	if (c->seq > p->seq || (id > 1 && c->seq <= p->comments[id - 2].seq))
 		return bad(why, wl, "comment %u: seq out of order", id);
@@ -1313,6 +1465,8 @@ int proj_check(const struct proj *p, char *why, size_t why_len)
 	for (uint32_t id = 1; id <= p->ncomments; id++)
 		if ((rc = check_comment(p, id, why, why_len)))
 			return rc;
+	if ((rc = check_activity(p, why, why_len)))
+		return rc;
 	if (why && why_len)
 		why[0] = '\0';
 	return 0;

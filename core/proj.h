@@ -117,6 +117,7 @@ json_t *proj_user_json(const struct proj *p, uint64_t id);
  */
 #define PROJ_QUERY_WORK  (4u << 20)
 #define PROJ_WORK_ENTRY  64u
+#define PROJ_WORK_STALE  8u     /* a superseded record of the activity index */
 
 struct proj_qctx {
 	uint64_t viewer;            /* user id of the caller; 0 = system/tool */

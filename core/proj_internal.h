@@ -22,6 +22,8 @@
  *    and the seqs of its edits; with its own creation seq and its comments'
  *    seqs that is every event that touched it (getEntryHistory). An entry
  *    that was never edited or commented costs no allocation but its text.
+ *  - The activity index (struct pact) lists entries by their latest event,
+ *    for the "sort by last activity" listing.
  *  - Two open-addressing hash tables: user name -> user id and token hash ->
  *    token id. Both store ids (0 = empty slot); tables grow at half load.
  *  - Every string stored here has been checked (UTF-8, no NUL, limits) by
@@ -64,19 +66,35 @@ struct pentry {
 	int64_t created, updated;   /* updated: ts of the last entry.* event */
 	uint64_t seq;         /* seq of its entry.created */
 	struct pvec64 edits;  /* seqs of its entry.edited events (no memory until one) */
+	struct pvec64 cmods;  /* seqs of comment.edited / comment.deleted of its comments */
 	struct pvec32 comments; /* ids of its comments, ascending */
 	struct pstatus *hist; /* status changes, in log order */
 	uint32_t title_n, body_n, author, version; /* version = 1 + edits + status changes */
 	uint32_t nhist, caphist;
 	uint8_t kind, status;
+	uint64_t act_seq;     /* seq of its latest event (entry.* or comment.added) */
+};
+
+/*
+ * The activity index (getChangelogEntries sort "activity"): one record per
+ * event that touched an entry, in log order, so sorted by seq. A record is
+ * live when it is its entry's latest (seq == act_seq); older ones are
+ * skipped by readers and dropped when they outnumber the live ones
+ * (proj.c, act_reserve), so the array holds at most 2 x entries + 1024.
+ */
+struct pact {
+	uint64_t seq;
+	uint32_t entry;
 };
 
 struct pcomment {
 	const char *body;     /* arena, NUL-terminated */
 	uint64_t seq;
 	int64_t created;
+	int64_t edited;       /* ts of its last comment.edited; 0 = never edited */
 	uint32_t body_n, entry, parent, author; /* parent 0 = top level */
 	uint32_t depth;
+	uint8_t deleted;      /* comment.deleted: body "" (a tombstone; replies stay) */
 };
 
 struct puser {
@@ -125,6 +143,8 @@ struct proj {
 	uint64_t by_status[5];       /* entries per enum cl_status */
 	uint64_t by_kind[4];         /* entries per enum cl_kind */
 	uint32_t admins;             /* users with ROLE_ADMIN */
+	struct pact *act;            /* the activity index, see struct pact */
+	uint32_t nact, cap_act;
 	struct parena arena;
 	/*
 	 * proj_prepare also faults in the entry and comment arrays ahead of
@@ -188,6 +208,12 @@ json_t *proj_i_param(json_t *params, const char *key);
 
 /* ISO-8601 string of a µs timestamp as a new JSON string. */
 json_t *proj_i_iso(int64_t us);
+
+/* 1 if activity record r is its entry's latest (not superseded). */
+static inline int proj_i_act_live(const struct proj *p, const struct pact *r)
+{
+	return p->entries[r->entry - 1].act_seq == r->seq;
+}
 
 /* last_activity of an entry: max(updated, created of its last comment). */
 int64_t proj_i_last_activity(const struct proj *p, const struct pentry *e);

@@ -12,6 +12,10 @@
  *    a page costs O(limit); a filter costs at most one pass over the ids
  *    below the cursor. next_cursor is exact: it is null only when no older
  *    entry matches, so the walk looks one match past the page.
+ *  - sort "activity" walks the activity index (struct pact) from the top
+ *    down, skipping records a later event of the same entry superseded;
+ *    its cursor is a seq, found by binary search. "count" is a second,
+ *    separately budgeted walk, or a counter read when the filter allows.
  *  - Comment trees are built in one pass over the entry's comment ids
  *    (ascending): a parent always has a smaller id than its replies, so it
  *    is already in the tree when a reply arrives, and every level comes out
@@ -126,14 +130,18 @@ struct lfilter {
 	int has_after, has_before;
 	int64_t after, before;             /* exclusive bounds on created */
 	uint32_t limit;
-	uint64_t cursor;                   /* entries with id < cursor; 0 = from the top */
+	uint64_t cursor;                   /* entries with id < cursor (by activity: whose
+					    * latest event is before seq cursor); 0 = from the top */
+	int by_activity;                   /* sort "activity": latest event first */
+	int count;                         /* count: also answer "total" */
 };
 
 static int list_params(const struct proj *p, json_t *params, struct lfilter *f,
 		       struct cl_fail *fail)
 {
 	static const char *const allowed[] = { "status", "kind", "author", "q", "created_after",
-					       "created_before", "limit", "cursor", NULL };
+					       "created_before", "limit", "cursor", "sort",
+					       "count", NULL };
 	json_t *v;
 	int rc;
 
@@ -173,8 +181,20 @@ static int list_params(const struct proj *p, json_t *params, struct lfilter *f,
 	if ((v = proj_i_param(params, "cursor"))) {
 		if (!json_is_integer(v) || json_integer_value(v) < 1)
 			return proj_i_fail(fail, CMD_BAD_REQUEST,
-					   "\"cursor\" must be a positive integer (an entry id)");
+					   "\"cursor\" must be a positive integer (a next_cursor)");
 		f->cursor = (uint64_t)json_integer_value(v);
+	}
+	if ((v = proj_i_param(params, "sort"))) {
+		if (!json_is_string(v) || (strcmp(json_string_value(v), "created") != 0 &&
+					   strcmp(json_string_value(v), "activity") != 0))
+			return proj_i_fail(fail, CMD_BAD_REQUEST,
+					   "\"sort\" must be \"created\" or \"activity\"");
+		f->by_activity = json_string_value(v)[0] == 'a';
+	}
+	if ((v = proj_i_param(params, "count"))) {
+		if (!json_is_boolean(v))
+			return proj_i_fail(fail, CMD_BAD_REQUEST, "\"count\" must be true or false");
+		f->count = json_is_true(v);
 	}
 	return 0;
 }
@@ -206,46 +226,146 @@ struct lrun {
 	int partial;          /* stopped at work_max: nothing below next examined */
 };
 
+/* The page being built: its array, its size and the key of its last entry. */
+struct lpage {
+	json_t *arr;
+	uint32_t n;
+	uint64_t last;        /* id, or activity seq, of the last entry taken */
+	int oom;
+};
+
+/*
+ * Entry id, at walk position key (its id, or its activity seq): 1 when the
+ * walk is over (the page is full and one more match was seen, or out of
+ * memory), else 0.
+ */
+static int list_step(const struct proj *p, const struct lfilter *f, uint64_t id, uint64_t key,
+		     struct lpage *pg, struct lrun *r)
+{
+	if (!list_match(&p->entries[id - 1], f, &r->work))
+		return 0;
+	if (pg->n == f->limit) {
+		r->next = pg->last;
+		return 1;
+	}
+	if (json_array_append_new(pg->arr, proj_entry_json(p, id))) {
+		pg->oom = 1;
+		return 1;
+	}
+	pg->n++;
+	pg->last = key;
+	return 0;
+}
+
+/* Index of the first activity record with seq >= cursor (nact if none). */
+static uint32_t act_lower_bound(const struct proj *p, uint64_t cursor)
+{
+	uint32_t lo = 0, hi = p->nact;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (p->act[mid].seq < cursor)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 /*
  * The page as an array. The walk stops after the entry at which the work
  * reaches work_max, so a query does at most work_max plus one entry's
  * worth (PROJ_WORK_ENTRY + CL_MAX_TITLE + CL_MAX_BODY), and always gets
- * past at least one entry: following next_cursor always ends.
+ * past at least one entry: following next_cursor always ends. By id the
+ * walk goes down from the cursor; by activity it goes down the activity
+ * index from the cursor's position, skipping superseded records (each
+ * costs PROJ_WORK_STALE: there are at most as many as entries plus 1024).
  */
 static json_t *list_run(const struct proj *p, const struct lfilter *f, uint64_t work_max,
 			struct lrun *r)
 {
-	json_t *arr = json_array();
-	uint64_t id = p->nentries, last = 0;
-	uint32_t n = 0;
+	struct lpage pg = { json_array(), 0, 0, 0 };
 
 	memset(r, 0, sizeof *r);
-	if (!arr)
+	if (!pg.arr)
 		return NULL;
 	if (f->by_author && !f->author)
-		return arr;
-	if (f->cursor && f->cursor - 1 < id)
-		id = f->cursor - 1;
-	for (; id >= 1; id--) {
-		if (list_match(&p->entries[id - 1], f, &r->work)) {
-			if (n == f->limit) {
-				r->next = last;
+		return pg.arr;
+	if (f->by_activity) {
+		uint32_t pos = f->cursor ? act_lower_bound(p, f->cursor) : p->nact;
+
+		while (pos > 0) {
+			const struct pact *a = &p->act[--pos];
+
+			if (!proj_i_act_live(p, a))
+				r->work += PROJ_WORK_STALE;
+			else if (list_step(p, f, a->entry, a->seq, &pg, r))
+				break;
+			if (r->work >= work_max && pos > 0) {
+				r->next = a->seq;
+				r->partial = 1;
 				break;
 			}
-			if (json_array_append_new(arr, proj_entry_json(p, id))) {
-				json_decref(arr);
-				return NULL;
-			}
-			n++;
-			last = id;
 		}
-		if (r->work >= work_max && id > 1) {
-			r->next = id;
-			r->partial = 1;
+	} else {
+		uint64_t id = p->nentries;
+
+		if (f->cursor && f->cursor - 1 < id)
+			id = f->cursor - 1;
+		for (; id >= 1; id--) {
+			if (list_step(p, f, id, id, &pg, r))
+				break;
+			if (r->work >= work_max && id > 1) {
+				r->next = id;
+				r->partial = 1;
+				break;
+			}
+		}
+	}
+	if (pg.oom) {
+		json_decref(pg.arr);
+		return NULL;
+	}
+	return pg.arr;
+}
+
+/*
+ * "total": how many entries match f, whatever the cursor. Without a filter,
+ * or with only a status or only a kind filter, it is read from the
+ * counters; otherwise it takes one walk over all entries under its own
+ * budget of work_max, and when that runs out *partial is set and *total is
+ * the count among the entries examined (a lower bound).
+ */
+static uint64_t list_count(const struct proj *p, const struct lfilter *f, uint64_t work_max,
+			   uint64_t *work, int *partial)
+{
+	int other = f->by_author || f->has_q || f->has_after || f->has_before;
+	uint64_t total = 0, w = 0;
+
+	*partial = 0;
+	if (!other && !(f->status_mask && f->kind_mask)) {
+		if (!f->status_mask && !f->kind_mask)
+			return p->nentries;
+		for (int i = 0; i < 5; i++)
+			if (f->status_mask & (1u << i))
+				total += p->by_status[i];
+		for (int i = 0; i < 4; i++)
+			if (f->kind_mask & (1u << i))
+				total += p->by_kind[i];
+		return total;
+	}
+	if (f->by_author && !f->author)
+		return 0;
+	for (uint64_t id = p->nentries; id >= 1; id--) {
+		total += (uint64_t)list_match(&p->entries[id - 1], f, &w);
+		if (w >= work_max && id > 1) {
+			*partial = 1;
 			break;
 		}
 	}
-	return arr;
+	*work += w;
+	return total;
 }
 
 static int q_entries(struct proj *p, json_t *params, const struct proj_qctx *ctx,
@@ -257,8 +377,13 @@ static int q_entries(struct proj *p, json_t *params, const struct proj_qctx *ctx
 	json_t *arr;
 	int rc;
 
+	uint64_t total = 0;
+	int total_partial = 0;
+
 	rc = list_params(p, params, &f, fail);
 	arr = rc ? NULL : list_run(p, &f, work_max, &r);
+	if (arr && f.count)
+		total = list_count(p, &f, work_max, &r.work, &total_partial);
 	search_release(&f.q);
 	if (rc)
 		return rc;
@@ -268,7 +393,11 @@ static int q_entries(struct proj *p, json_t *params, const struct proj_qctx *ctx
 		return proj_i_fail(fail, CMD_INTERNAL, "out of memory");
 	*result = json_pack("{s:o,s:o}", "entries", arr, "next_cursor",
 			    r.next ? json_integer((json_int_t)r.next) : json_null());
-	if (*result && r.partial && json_object_set_new_nocheck(*result, "partial", json_true())) {
+	if (*result && ((r.partial && json_object_set_new_nocheck(*result, "partial", json_true())) ||
+			(f.count && json_object_set_new_nocheck(*result, "total",
+								json_integer((json_int_t)total))) ||
+			(total_partial &&
+			 json_object_set_new_nocheck(*result, "total_partial", json_true())))) {
 		json_decref(*result);
 		*result = NULL;
 	}
@@ -403,10 +532,11 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Every seq that touched e, ascending: created, edits, status changes, comments. */
+/* Every seq that touched e, ascending: created, edits, status changes, comments
+ * and their edits and deletions. */
 static uint64_t *entry_seqs(const struct proj *p, const struct pentry *e, size_t *n)
 {
-	size_t k = 0, total = (size_t)1 + e->edits.n + e->nhist + e->comments.n;
+	size_t k = 0, total = (size_t)1 + e->edits.n + e->nhist + e->comments.n + e->cmods.n;
 	uint64_t *s = malloc(total * sizeof *s);
 
 	if (!s)
@@ -418,6 +548,8 @@ static uint64_t *entry_seqs(const struct proj *p, const struct pentry *e, size_t
 		s[k++] = e->hist[i].seq;
 	for (uint32_t i = 0; i < e->comments.n; i++)
 		s[k++] = p->comments[e->comments.v[i] - 1].seq;
+	for (uint32_t i = 0; i < e->cmods.n; i++)
+		s[k++] = e->cmods.v[i];
 	qsort(s, k, sizeof *s, cmp_u64);
 	*n = k;
 	return s;

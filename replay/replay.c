@@ -67,6 +67,7 @@ static const struct rp_column comments_cols[] = {
 	{ "id", RP_INT }, { "entry_id", RP_INT }, { "parent_id", RP_INT_NULL },
 	{ "depth", RP_INT }, { "path", RP_PATH }, { "author_id", RP_INT }, { "author", RP_NAME },
 	{ "body", RP_TEXT }, { "created", RP_TIME }, { "created_us", RP_INT },
+	{ "edited", RP_TIME_NULL }, { "deleted", RP_INT },
 };
 static const struct rp_column status_cols[] = {
 	{ "seq", RP_INT }, { "entry_id", RP_INT }, { "from_status", RP_NAME },
@@ -707,7 +708,7 @@ static int ev_comment_added(struct driver *d, const struct event *ev)
 {
 	char path[RP_PATH_MAX + 1];
 	uint64_t id = ev->ids.comment, depth = 0;
-	struct rp_val v[10];
+	struct rp_val v[12];
 	struct cl_str author;
 	struct ecache *e;
 	struct ccache *c;
@@ -754,8 +755,36 @@ static int ev_comment_added(struct driver *d, const struct event *ev)
 	v[7] = v_str(ev->body);
 	v[8] = v_evtime(d);
 	v[9] = v_int(ev->ts);
+	v[10] = (struct rp_val){ RP_V_NULL, 0, NULL, 0 };
+	v[11] = v_int(0);
 	d->batch_bytes += ev->body.n;
-	return run(d, RP_S_PUT + RP_T_COMMENTS, v, 10);
+	return run(d, RP_S_PUT + RP_T_COMMENTS, v, 12);
+}
+
+/*
+ * comment.edited / comment.deleted: the row's body (and edit time, or the
+ * deleted flag). Who may do it was the projection's check when the event
+ * was written (docs/events.md); here the comment must exist in that entry.
+ */
+static int ev_comment_changed(struct driver *d, const struct event *ev)
+{
+	struct rp_val v[3];
+	struct ccache *c;
+	int rc;
+
+	if ((rc = comment_load(d, ev, ev->ids.comment, &c)))
+		return rc;
+	if (c->entry_id != ev->ids.entry)
+		return bad_event(d, ev, "comment in another entry:", ev->ids.comment);
+	if (ev->type == EV_COMMENT_DELETED) {
+		v[0] = v_int((int64_t)ev->ids.comment);
+		return run(d, RP_S_COMMENT_DEL, v, 1);
+	}
+	v[0] = v_str(ev->body);
+	v[1] = v_evtime(d);
+	v[2] = v_int((int64_t)ev->ids.comment);
+	d->batch_bytes += ev->body.n;
+	return run(d, RP_S_COMMENT_EDIT, v, 3);
 }
 
 static int ev_row(struct driver *d, const struct event *ev, struct cl_str json)
@@ -788,6 +817,8 @@ static int apply_event(struct driver *d, const struct event *ev, struct cl_str j
 	case EV_ENTRY_EDITED:     rc = ev_entry_edited(d, ev); break;
 	case EV_ENTRY_STATUS_SET: rc = ev_entry_status_set(d, ev); break;
 	case EV_COMMENT_ADDED:    rc = ev_comment_added(d, ev); break;
+	case EV_COMMENT_EDITED:
+	case EV_COMMENT_DELETED:  rc = ev_comment_changed(d, ev); break;
 	default:
 		return cli_err(d->err, d->errlen, CL_ESTATE, "event %llu: unknown type %u",
 			   (unsigned long long)ev->seq, ev->type);

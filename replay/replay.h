@@ -98,6 +98,8 @@ struct rp_val {
  *   RP_S_ENTRY_ACT     comment_count, last_activity, last_activity_us, id
  *                      (an entry that only got comments: no indexed column
  *                      changes, so the update is a cheap row rewrite)
+ *   RP_S_COMMENT_EDIT  body, edited, id                 (comment.edited)
+ *   RP_S_COMMENT_DEL   id                  (sets body = '', deleted = 1)
  * A backend may delay execution until commit, but then runs the puts of
  * every table (in table order) before the updates, which is always a valid
  * order: a row is put in the batch that creates it, before any update of it.
@@ -108,6 +110,8 @@ enum rp_stmt {
 	RP_S_TOKEN_REVOKE,
 	RP_S_ENTRY_UPD,
 	RP_S_ENTRY_ACT,
+	RP_S_COMMENT_EDIT,
+	RP_S_COMMENT_DEL,
 	RP_S__COUNT
 };
 #define RP_UPD_MAX_PARAMS 11

@@ -246,6 +246,8 @@ static const struct {
 	  11, { 0, 0, 0, 0, 0, 1, 1, 1, 0, 1, 1 } },
 	{ "UPDATE entries SET comment_count = ?, last_activity = ?, last_activity_us = ? "
 	  "WHERE id = ?", 4, { 1, 0, 1, 1 } },
+	{ "UPDATE comments SET body = ?, edited = ? WHERE id = ?", 3, { 0, 0, 1 } },
+	{ "UPDATE comments SET body = '', deleted = 1 WHERE id = ?", 1, { 1 } },
 };
 
 static void mq_release(struct mq *q)

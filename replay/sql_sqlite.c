@@ -208,6 +208,10 @@ static int prepare_all(struct sqlite_be *s)
 		       &s->st[RP_S_ENTRY_UPD])) ||
 	    (rc = prep(s, "UPDATE entries SET comment_count = ?, last_activity = ?, "
 			  "last_activity_us = ? WHERE id = ?", &s->st[RP_S_ENTRY_ACT])) ||
+	    (rc = prep(s, "UPDATE comments SET body = ?, edited = ? WHERE id = ?",
+		       &s->st[RP_S_COMMENT_EDIT])) ||
+	    (rc = prep(s, "UPDATE comments SET body = '', deleted = 1 WHERE id = ?",
+		       &s->st[RP_S_COMMENT_DEL])) ||
 	    (rc = prep(s, "SELECT name FROM users WHERE id = ?", &s->q_user)) ||
 	    (rc = prep(s, "SELECT author_id, kind, status, created_us, updated_us, "
 			  "last_activity_us, version, comment_count FROM entries WHERE id = ?",

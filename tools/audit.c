@@ -429,6 +429,14 @@ void audit_event_summary(const struct event *ev, const char *subject_name, char 
 		else
 			snprintf(out, n, "commented on #%" PRIu64, ev->ids.entry);
 		break;
+	case EV_COMMENT_EDITED:
+		snprintf(out, n, "edited comment %" PRIu64 " on #%" PRIu64, ev->ids.comment,
+			 ev->ids.entry);
+		break;
+	case EV_COMMENT_DELETED:
+		snprintf(out, n, "deleted comment %" PRIu64 " on #%" PRIu64, ev->ids.comment,
+			 ev->ids.entry);
+		break;
 	default:
 		snprintf(out, n, "%s", type_or_unknown(ev->type));
 		break;

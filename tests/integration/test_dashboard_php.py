@@ -37,6 +37,7 @@ def free_port():
 class Php:
     def __init__(self, dsn, log, user=None):
         self.port = free_port()
+        self.dsn = dsn
         env = dict(os.environ, CHANGELOG_DSN=dsn)
         if user:
             env["CHANGELOG_DB_USER"] = user
@@ -231,3 +232,57 @@ def test_live_php_prints_the_seed_query_and_follows(workload):
     finally:
         p.kill()
         p.wait()
+
+
+def test_pages_fit_a_phone_in_chromium(dash):
+    """issue 18: a mobile viewport, and every page lays out at 390 px."""
+    from conftest import NODE_DIR
+    php, ans = dash
+    entries = {k: v for k, v in ans["entries"].items() if v}
+    deepest = max(entries, key=lambda k: entries[k]["entry"]["comments"])
+    out = os.path.join(REPO, "build", "ui-screenshots")
+    os.makedirs(out, exist_ok=True)
+    name = php.dsn.split(":")[0]
+    r = subprocess.run(["node", "dashboard_phone.js", "http://127.0.0.1:%d" % php.port,
+                        str(deepest), out, name], cwd=NODE_DIR, capture_output=True,
+                       text=True, timeout=90)
+    print(r.stdout + r.stderr)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "dashboard phone: all checks passed" in r.stdout
+
+
+def test_edited_and_deleted_comments_show_as_such(dash):
+    """comment.edited / comment.deleted (issue 18): the entry page shows the
+    latest text marked "edited", and a tombstone marked "deleted" whose
+    replies stay under it."""
+    php, ans = dash
+    seen = {"edited": 0, "deleted": 0}
+    for eid, want in ans["entries"].items():
+        if not want:
+            continue
+        flat = []
+
+        def walk(cs):
+            for c in cs:
+                flat.append(c)
+                walk(c["replies"])
+        walk(want["comments"])
+        marked = [c for c in flat if c.get("edited") or c.get("deleted")]
+        if not marked:
+            continue
+        status, page = php.get("entry.php?id=%d" % eid)
+        assert status == 200
+        for c in marked:
+            m = re.search(r'<div class="comment" id="c%d" [^>]*><div class="meta">(.*?)</div>'
+                          r"<pre>(.*?)</pre>" % c["id"], page, re.S)
+            assert m, c
+            if c.get("deleted"):
+                assert '<em class="deleted">deleted</em>' in m.group(1) and m.group(2) == ""
+                seen["deleted"] += 1
+            else:
+                assert "edited " + c["edited"] in m.group(1)
+                assert html.unescape(m.group(2)) == c["body"]
+                seen["edited"] += 1
+        if seen["edited"] >= 5 and seen["deleted"] >= 5:
+            break
+    assert seen["edited"] > 0 and seen["deleted"] > 0, seen

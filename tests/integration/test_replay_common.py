@@ -40,7 +40,7 @@ TABLES = {
                 "created_us", "updated", "updated_us", "version", "comment_count",
                 "last_activity", "last_activity_us"],
     "comments": ["id", "entry_id", "parent_id", "depth", "path", "author_id", "author", "body",
-                 "created", "created_us"],
+                 "created", "created_us", "edited", "deleted"],
     "status_changes": ["seq", "entry_id", "from_status", "to_status", "actor_id", "actor", "at",
                        "at_us"],
     "events": ["seq", "type", "ts", "ts_us", "actor_id", "entry_id", "comment_id", "user_id",
@@ -49,7 +49,7 @@ TABLES = {
 }
 INT_COLS = {"id", "created_us", "user_id", "revoked", "author_id", "updated_us", "version",
             "comment_count", "last_activity_us", "entry_id", "parent_id", "depth", "seq",
-            "actor_id", "at_us", "ts_us", "comment_id", "last_seq"}
+            "actor_id", "at_us", "ts_us", "comment_id", "last_seq", "deleted"}
 
 
 def replay(data, *args, env=None, check=True, timeout=120):
@@ -279,6 +279,10 @@ def entry_from_rows(rows, hist, comments):
         node = {"id": c["id"], "entry": c["entry_id"], "parent": c["parent_id"],
                 "author": c["author"], "author_id": c["author_id"], "body": c["body"],
                 "created": c["created"], "depth": c["depth"], "replies": []}
+        if c["edited"] is not None:
+            node["edited"] = c["edited"]
+        if c["deleted"]:
+            node["deleted"] = True
         nodes[c["id"]] = node
         (nodes[c["parent_id"]]["replies"] if c["parent_id"] else top).append(node)
     return {"entry": e, "comments": top}
@@ -465,6 +469,21 @@ async def drive(server, seed, ops, between=None):
                 r = await clients[who][1].command("setStatus", {"entry": eid, "status": to})
                 if r["ok"]:
                     e["status"] = to
+            elif roll < 0.92 and rng.random() < 0.08:
+                # edit or delete a comment: mostly by its writer or an admin
+                # (the others are refused, and must leave the tables alone)
+                eid = rng.choice(list(entries))
+                cs = entries[eid]["comments"]
+                if not cs:
+                    continue
+                cid, _, writer = rng.choice(cs)
+                if rng.random() < 0.7:
+                    c = clients[writer][1]
+                if rng.random() < 0.35:
+                    r = await c.command("deleteComment", {"comment": cid})
+                else:
+                    r = await c.command("editComment", {"comment": cid,
+                                                        "body": text(rng, 1, 12)})
             elif roll < 0.92:
                 eid = rng.choice(list(entries))
                 e = entries[eid]
@@ -479,7 +498,7 @@ async def drive(server, seed, ops, between=None):
                     depth = 0
                 r = await c.command("addComment", p)
                 if r["ok"]:
-                    e["comments"].append((r["comment"], depth))
+                    e["comments"].append((r["comment"], depth, who))
             elif roll < 0.95:
                 r = await admin.command("setRole", {"user": users["erin"][0],
                                                     "role": rng.choice(["admin", "member"])})

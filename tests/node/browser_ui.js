@@ -93,6 +93,7 @@ async function main() {
   await C.waitForSelector('#entry button[data-status]', { timeout: T });
   check(true, 'admin sees status buttons on A\'s entry');
   await A.click('#entry button[data-status="resolved"]');
+  await A.click('#entry .confirm-yes');
   await B.waitForSelector('#entry .badge.st-resolved', { timeout: T });
   check(true, 'B sees the status change in place');
   await A.waitForSelector('#entry button[data-status="reopened"]', { timeout: T });
@@ -125,9 +126,9 @@ async function main() {
   await A.waitForSelector('#comment-form');
   await A.evaluate(() => { document.querySelector('#comment-form textarea').value = 'x'.repeat(20000); });
   await A.click('#comment-form button');
-  await A.waitForSelector('#error:not([hidden])', { timeout: T });
-  const msg = await A.textContent('#error');
-  check(msg.length > 0 && !msg.trim().startsWith('{'), `server error shown as text: "${msg.trim()}"`);
+  await A.waitForSelector('#comment-form .field-error:not([hidden])', { timeout: T });
+  const msg = await A.textContent('#comment-form .field-error');
+  check(msg.length > 0 && !msg.trim().startsWith('{'), `the error is shown as text: "${msg.trim()}"`);
 
   admin2.close();
   await browser.close();

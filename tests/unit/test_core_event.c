@@ -265,6 +265,16 @@ static void fixture(int type, struct event *ev)
 		ev->ids.parent = 4;
 		ev->body = S("Agreed \xf0\x9f\x91\x8d");
 		break;
+	case EV_COMMENT_EDITED:
+		ev->ids.comment = 5;
+		ev->ids.entry = 12;
+		ev->body = S("Agreed \xf0\x9f\x91\x8d (fixed in 2.4.1)");
+		ev->cmd_id = S("c-10");
+		break;
+	case EV_COMMENT_DELETED:
+		ev->ids.comment = 5;
+		ev->ids.entry = 12;
+		break;
 	default:
 		break;
 	}
@@ -392,6 +402,8 @@ static void t_roundtrip_entry_created(void) { roundtrip_one(EV_ENTRY_CREATED); }
 static void t_roundtrip_entry_edited(void) { roundtrip_one(EV_ENTRY_EDITED); }
 static void t_roundtrip_entry_status_set(void) { roundtrip_one(EV_ENTRY_STATUS_SET); }
 static void t_roundtrip_comment_added(void) { roundtrip_one(EV_COMMENT_ADDED); }
+static void t_roundtrip_comment_edited(void) { roundtrip_one(EV_COMMENT_EDITED); }
+static void t_roundtrip_comment_deleted(void) { roundtrip_one(EV_COMMENT_DELETED); }
 
 /* The JSON form's specific promises, independent of the golden files. */
 static void t_json_details(void)
@@ -524,6 +536,7 @@ static const char *const golden_names[] = {
 	"user.created.msgpack", "user.role_set.msgpack", "token.issued.msgpack",
 	"token.revoked.msgpack", "entry.created.msgpack", "entry.edited.msgpack",
 	"entry.status_set.msgpack", "comment.added.msgpack", "entry.created.v1.msgpack",
+	"comment.edited.msgpack", "comment.deleted.msgpack",
 };
 #define N_GOLDEN (sizeof golden_names / sizeof golden_names[0])
 
@@ -1393,6 +1406,8 @@ int main(void)
 	RUN(t_roundtrip_entry_edited);
 	RUN(t_roundtrip_entry_status_set);
 	RUN(t_roundtrip_comment_added);
+	RUN(t_roundtrip_comment_edited);
+	RUN(t_roundtrip_comment_deleted);
 	RUN(t_json_details);
 	RUN(t_upcast_entry_created_v1);
 	RUN(t_truncated_everywhere);

@@ -765,6 +765,249 @@ static void t_work_budget(void)
 	fx_done(&f);
 }
 
+/* A budgeted page's ids as "3,1" and its next_cursor (0 when null). */
+static char *budget_ids(struct proj *p, const char *params, uint64_t work_max, long long *next,
+			int *partial)
+{
+	uint64_t work = 0;
+	json_t *res = budgeted(p, params, work_max, &work), *v;
+	char *s = calloc(1, 4096);
+	size_t i, len = 0;
+
+	*next = -2;
+	*partial = -1;
+	if (!res)
+		return s;
+	json_array_foreach(json_object_get(res, "entries"), i, v)
+		len += (size_t)snprintf(s + len, 4096 - len, "%s%lld", len ? "," : "", jint(v, "id"));
+	*next = json_is_null(json_object_get(res, "next_cursor")) ? 0 : jint(res, "next_cursor");
+	*partial = json_is_true(json_object_get(res, "partial"));
+	json_decref(res);
+	return s;
+}
+
+/*
+ * sort "activity": entries by their latest event (entry.* or comment.added),
+ * newest first, paged by the seq of that event; partial pages continue
+ * exactly; superseded records of the activity index are dropped without
+ * changing any answer (proj_check holds the index to the entries).
+ */
+static void t_sort_activity(void)
+{
+	struct fx f;
+	long long next;
+	int partial;
+	char params[200], got[4096], *one;
+
+	fx_init(&f);
+	build_sample(&f);
+	/* latest events: e3 edit (19), e1 comment (18), e4 reopened (13),
+	 * e2 cancelled (11), e6 created (9), e5 created (8) */
+	CHECK_IDS(f.p, "{\"sort\":\"activity\"}", "3,1,4,2,6,5", 0);
+	CHECK_IDS(f.p, "{\"sort\":\"created\"}", "6,5,4,3,2,1", 0);
+	CHECK_IDS(f.p, "{\"sort\":\"activity\",\"limit\":2}", "3,1", 18);
+	CHECK_IDS(f.p, "{\"sort\":\"activity\",\"limit\":2,\"cursor\":18}", "4,2", 11);
+	CHECK_IDS(f.p, "{\"sort\":\"activity\",\"limit\":2,\"cursor\":11}", "6,5", 0);
+	CHECK_IDS(f.p, "{\"sort\":\"activity\",\"cursor\":12}", "2,6,5", 0);
+	CHECK_IDS(f.p, "{\"sort\":\"activity\",\"cursor\":1}", "", 0);
+	CHECK_IDS(f.p, "{\"sort\":\"activity\",\"cursor\":100000}", "3,1,4,2,6,5", 0);
+	CHECK_IDS(f.p, "{\"sort\":\"activity\",\"status\":\"open\"}", "3,6,5", 0);
+	CHECK_IDS(f.p, "{\"sort\":\"activity\",\"author\":\"bob\",\"limit\":1}", "4", 13);
+	CHECK_IDS(f.p, "{\"sort\":\"activity\",\"author\":\"nobody\"}", "", 0);
+	CHECK_EQ_INT(query(f.p, 2, NULL, "getChangelogEntries", "{\"sort\":1}", NULL),
+		     CMD_BAD_REQUEST);
+	CHECK_EQ_INT(query(f.p, 2, NULL, "getChangelogEntries", "{\"sort\":\"Activity\"}", NULL),
+		     CMD_BAD_REQUEST);
+	/* a comment moves its entry to the top; a token event moves nothing */
+	fx_cmd(&f, 3, "addComment", json_pack("{s:i,s:s}", "entry", 5, "body", "bump"));
+	fx_cmd(&f, 1, "issueToken", json_pack("{s:s}", "user", "bob"));
+	CHECK_IDS(f.p, "{\"sort\":\"activity\"}", "5,3,1,4,2,6", 0);
+
+	/* partial pages by activity: a budget of 2 records' worth; following
+	 * next_cursor gives exactly the unbudgeted answer */
+	got[0] = '\0';
+	next = 0;
+	for (int page = 0; page < 100; page++) {
+		if (next)
+			snprintf(params, sizeof params,
+				 "{\"sort\":\"activity\",\"kind\":\"fix\",\"cursor\":%lld}", next);
+		else
+			snprintf(params, sizeof params, "{\"sort\":\"activity\",\"kind\":\"fix\"}");
+		one = budget_ids(f.p, params, 2 * PROJ_WORK_ENTRY, &next, &partial);
+		if (*one)
+			snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s",
+				 got[0] ? "," : "", one);
+		free(one);
+		if (!next)
+			break;
+		CHECK(partial == 1 || next > 0);
+	}
+	CHECK(strcmp(got, "1,4") == 0);
+
+	/* many touches of two entries: the superseded records are compacted
+	 * away (the array stays bounded) and answers do not change */
+	for (int i = 0; i < 3000; i++)
+		REQUIRE(fx_cmd(&f, 2, "addComment", json_pack("{s:i,s:s}", "entry", i % 2 ? 2 : 4,
+							     "body", "again")) == 0);
+	CHECK_IDS(f.p, "{\"sort\":\"activity\"}", "2,4,5,3,1,6", 0);
+	CHECK_IDS(f.p, "{\"sort\":\"activity\",\"limit\":3}", "2,4,5", 21);   /* e5's bump */
+	CHECK(f.p->nact <= 2 * 6 + 1024 + 1);
+	{
+		char why[200] = "";
+
+		CHECK_EQ_INT(proj_check(f.p, why, sizeof why), 0);
+		if (why[0])
+			fprintf(stderr, "  %s\n", why);
+	}
+	fx_done(&f);
+}
+
+/* count: true answers "total", the matches whatever the cursor; from the
+ * counters when it can, else one walk under its own budget. */
+static void t_count(void)
+{
+	struct fx f;
+	json_t *res;
+	uint64_t work = 0;
+
+	fx_init(&f);
+	build_sample(&f);
+#define TOTAL(params, want) do { json_t *r_ = NULL; \
+	CHECK_EQ_INT(query(f.p, 2, NULL, "getChangelogEntries", (params), &r_), 0); \
+	CHECK_EQ_INT(jint(r_, "total"), (want)); \
+	CHECK(json_object_get(r_, "total_partial") == NULL); json_decref(r_); } while (0)
+	TOTAL("{\"count\":true}", 6);
+	TOTAL("{\"count\":true,\"limit\":1,\"cursor\":3}", 6);
+	TOTAL("{\"count\":true,\"status\":\"open\"}", 3);
+	TOTAL("{\"count\":true,\"status\":[\"open\",\"reopened\"]}", 4);
+	TOTAL("{\"count\":true,\"kind\":\"feature\"}", 2);
+	TOTAL("{\"count\":true,\"kind\":\"feature\",\"status\":\"open\"}", 1);
+	TOTAL("{\"count\":true,\"q\":\"fix\",\"limit\":1}", 2);
+	TOTAL("{\"count\":true,\"author\":\"alice\",\"sort\":\"activity\"}", 3);
+	TOTAL("{\"count\":true,\"author\":\"nobody\"}", 0);
+	TOTAL("{\"count\":true,\"created_after\":\"2100-01-01\"}", 0);
+#undef TOTAL
+	CHECK_EQ_INT(query(f.p, 2, NULL, "getChangelogEntries", "{\"count\":\"yes\"}", NULL),
+		     CMD_BAD_REQUEST);
+	CHECK_EQ_INT(query(f.p, 2, NULL, "getChangelogEntries", "{\"count\":1}", NULL),
+		     CMD_BAD_REQUEST);
+	res = NULL;
+	CHECK_EQ_INT(query(f.p, 2, NULL, "getChangelogEntries", "{\"count\":false}", &res), 0);
+	CHECK(json_object_get(res, "total") == NULL);
+	json_decref(res);
+	/* the count's walk has its own budget: cut, it says so, with a lower
+	 * bound, and its work is counted too */
+	res = budgeted(f.p, "{\"count\":true,\"q\":\"o\",\"limit\":1}", 2 * PROJ_WORK_ENTRY + 20,
+		       &work);
+	CHECK(json_is_true(json_object_get(res, "total_partial")));
+	CHECK(jint(res, "total") >= 1 && jint(res, "total") < 6);
+	CHECK(work > 2 * PROJ_WORK_ENTRY);
+	json_decref(res);
+	fx_done(&f);
+}
+
+/* comment.edited / comment.deleted: the author or an admin; a tombstone
+ * keeps its place and its replies; the entry's version and activity stay;
+ * the history lists both; impossible events are refused. */
+static void t_comment_edit_delete(void)
+{
+	struct fx f;
+	json_t *res, *tree, *c1, *c2, *c4;
+	struct event ev;
+	char *before, *big;
+
+	fx_init(&f);
+	build_sample(&f);
+	REQUIRE(query(f.p, 0, &f.rec, "getEntry", "{\"entry\":3}", &res) == 0);
+	before = dump(json_object_get(res, "entry"));
+	json_decref(res);
+	/* comment 1 (alice) on entry 3; 2 (bob, reply to 1); 4 (alice, reply to 2) */
+	CHECK_EQ_INT(fx_cmd(&f, 2, "editComment", json_pack("{s:i,s:s}", "comment", 1, "body",
+							  "first, **edited**")), CMD_OK);
+	CHECK_EQ_INT(fx_cmd(&f, 3, "editComment", json_pack("{s:i,s:s}", "comment", 1, "body",
+							  "not yours")), CMD_FORBIDDEN);
+	CHECK_EQ_INT(fx_cmd(&f, 1, "editComment", json_pack("{s:i,s:s}", "comment", 2, "body",
+							  "an admin may")), CMD_OK);
+	CHECK_EQ_INT(fx_cmd(&f, 2, "editComment", json_pack("{s:i,s:s}", "comment", 1, "body",
+							  "first, **edited**")), CMD_BAD_REQUEST);
+	CHECK_EQ_INT(fx_cmd(&f, 2, "editComment", json_pack("{s:i,s:s}", "comment", 1, "body", "")),
+		     CMD_BAD_REQUEST);
+	CHECK_EQ_INT(fx_cmd(&f, 2, "editComment", json_pack("{s:i}", "comment", 1)), CMD_BAD_REQUEST);
+	CHECK_EQ_INT(fx_cmd(&f, 2, "editComment", json_pack("{s:i,s:s}", "comment", 99, "body", "x")),
+		     CMD_NOT_FOUND);
+	CHECK_EQ_INT(fx_cmd(&f, 2, "editComment", json_pack("{s:s,s:s}", "comment", "1", "body", "x")),
+		     CMD_BAD_REQUEST);
+	CHECK_EQ_INT(fx_cmd(&f, 2, "editComment", json_pack("{s:i,s:s,s:i}", "comment", 1, "body",
+							  "x", "entry", 3)), CMD_BAD_REQUEST);
+	big = malloc(CL_MAX_COMMENT + 2);
+	memset(big, 'x', CL_MAX_COMMENT + 1);
+	big[CL_MAX_COMMENT + 1] = '\0';
+	CHECK_EQ_INT(fx_cmd(&f, 2, "editComment", json_pack("{s:i,s:s}", "comment", 1, "body", big)),
+		     CMD_TOO_LARGE);
+	free(big);
+	CHECK_EQ_INT(fx_cmd(&f, 2, "deleteComment", json_pack("{s:i}", "comment", 2)), CMD_FORBIDDEN);
+	CHECK_EQ_INT(fx_cmd(&f, 3, "deleteComment", json_pack("{s:i}", "comment", 2)), CMD_OK);
+	CHECK_EQ_INT(fx_cmd(&f, 3, "deleteComment", json_pack("{s:i}", "comment", 2)), CMD_BAD_REQUEST);
+	CHECK_EQ_INT(fx_cmd(&f, 1, "editComment", json_pack("{s:i,s:s}", "comment", 2, "body", "back?")),
+		     CMD_BAD_REQUEST);
+	CHECK_EQ_INT(fx_cmd(&f, 3, "deleteComment", json_pack("{}")), CMD_BAD_REQUEST);
+
+	REQUIRE(query(f.p, 0, &f.rec, "getEntry", "{\"entry\":3}", &res) == 0);
+	{
+		char *now = dump(json_object_get(res, "entry"));
+
+		CHECK(strcmp(before, now) == 0);   /* version, counts, last_activity */
+		free(now);
+	}
+	tree = json_object_get(res, "comments");
+	c1 = json_array_get(tree, 0);
+	c2 = json_array_get(json_object_get(c1, "replies"), 0);
+	c4 = json_array_get(json_object_get(c2, "replies"), 0);
+	CHECK(strcmp(jstrv(c1, "body"), "first, **edited**") == 0);
+	CHECK(json_is_string(json_object_get(c1, "edited")) && !json_object_get(c1, "deleted"));
+	CHECK(jint(c2, "id") == 2 && json_is_true(json_object_get(c2, "deleted")) &&
+	      strcmp(jstrv(c2, "body"), "") == 0 && strcmp(jstrv(c2, "author"), "bob") == 0);
+	CHECK(jint(c4, "id") == 4 && strcmp(jstrv(c4, "body"), "re re") == 0);
+	json_decref(res);
+	free(before);
+
+	REQUIRE(query(f.p, 0, &f.rec, "getEntryHistory", "{\"entry\":3}", &res) == 0);
+	{
+		json_t *evs = json_object_get(res, "events");
+		size_t n = json_array_size(evs);
+
+		REQUIRE(n == 9);    /* created, 4 comments, edit, 2 comment edits, delete */
+		CHECK(strcmp(jstrv(json_array_get(evs, 6), "type"), "comment.edited") == 0);
+		CHECK(strcmp(jstrv(json_array_get(evs, 7), "type"), "comment.edited") == 0);
+		CHECK(strcmp(jstrv(json_array_get(evs, 8), "type"), "comment.deleted") == 0);
+	}
+	json_decref(res);
+
+	/* impossible events: each refused, nothing changes */
+	ev = mk(EV_COMMENT_EDITED, 2);
+	ev.ids.comment = 1;
+	ev.ids.entry = 1;                  /* comment 1 is on entry 3 */
+	ev.body = CL_STR("x");
+	REFUSED(&f, ev);
+	ev.ids.entry = 3;
+	ev.actor = 3;                      /* bob: neither author nor admin */
+	REFUSED(&f, ev);
+	ev.actor = 9;                      /* nobody */
+	REFUSED(&f, ev);
+	ev.actor = 2;
+	ev.ids.comment = 2;                /* deleted */
+	REFUSED(&f, ev);
+	ev.ids.comment = 50;
+	REFUSED(&f, ev);
+	ev = mk(EV_COMMENT_DELETED, 3);
+	ev.ids.comment = 2;                /* already deleted */
+	ev.ids.entry = 3;
+	REFUSED(&f, ev);
+	ev.ids.comment = 1;                /* alice's, and bob is no admin */
+	REFUSED(&f, ev);
+	fx_done(&f);
+}
+
 /* A log written before the new-name rule: its "--help", "-" and ".." users
  * still apply and pass proj_check (only commands refuse such names). */
 static void t_legacy_names_replay(void)
@@ -1101,6 +1344,18 @@ static int random_command(struct fx *f, uint64_t nusers)
 				   statuses[below(4)]);
 		return fx_cmd(f, actor, "setStatus", params);
 	}
+	if (op < 97 && nc && below(6) == 0) {
+		/* edit or delete a comment: mostly the author's own */
+		struct proj_comment_info ci;
+		uint64_t c = 1 + below(nc + 1);
+
+		if (proj_comment_get(f->p, c, &ci) == 0 && below(3))
+			actor = ci.author;
+		if (below(3) == 0)
+			return fx_cmd(f, actor, "deleteComment", json_pack("{s:I}", "comment", (json_int_t)c));
+		return fx_cmd(f, actor, "editComment",
+			      json_pack("{s:I,s:s}", "comment", (json_int_t)c, "body", body));
+	}
 	if (op < 97) {
 		uint64_t e = 1 + below(ne);
 
@@ -1283,7 +1538,8 @@ static void t_random_rebuild(void)
 	}
 	free(live);
 
-	/* history of a sample of entries: one event per entry event and comment */
+	/* history of a sample of entries: one event per entry event, comment and
+	 * comment edit or deletion */
 	for (uint64_t id = 1; id <= proj_entry_count(q); id += 97) {
 		char params[64], *a, *b;
 		json_t *res = NULL, *e = proj_entry_json(q, id);
@@ -1294,7 +1550,7 @@ static void t_random_rebuild(void)
 		CHECK(strcmp(a, b) == 0);
 		CHECK_EQ_INT(query(q, 0, &f.rec, "getEntryHistory", params, &res), 0);
 		CHECK_EQ_INT(json_array_size(json_object_get(res, "events")),
-			     jint(e, "version") + jint(e, "comments"));
+			     jint(e, "version") + jint(e, "comments") + q->entries[id - 1].cmods.n);
 		json_decref(res);
 		json_decref(e);
 		free(a);
@@ -1363,6 +1619,9 @@ int main(void)
 	RUN(t_list_filters);
 	RUN(t_search);
 	RUN(t_work_budget);
+	RUN(t_sort_activity);
+	RUN(t_count);
+	RUN(t_comment_edit_delete);
 	RUN(t_legacy_names_replay);
 	RUN(t_entry_shapes);
 	RUN(t_users_stats);

@@ -73,8 +73,11 @@ static void t_rows_and_txns(void)
 	CHECK(b->ops->exec(b, RP_S_PUT + RP_T_ENTRIES, v, 14) == CL_EINVAL);  /* wrong count */
 	v[0] = vi(1); v[1] = vi(1); v[2] = (struct rp_val){ .kind = RP_V_NULL }; v[3] = vi(0);
 	v[4] = vs("0000000001"); v[5] = vi(1); v[6] = vs("ann"); v[7] = vs("hi"); v[8] = vs("c");
-	v[9] = vi(20);
-	CHECK(b->ops->exec(b, RP_S_PUT + RP_T_COMMENTS, v, 10) == 0);
+	v[9] = vi(20); v[10] = (struct rp_val){ .kind = RP_V_NULL }; v[11] = vi(0);
+	CHECK(b->ops->exec(b, RP_S_PUT + RP_T_COMMENTS, v, 12) == 0);
+	v[0] = vs("hi, edited"); v[1] = vs("e"); v[2] = vi(1);
+	CHECK(b->ops->exec(b, RP_S_COMMENT_EDIT, v, 3) == 0);
+	CHECK(b->ops->exec(b, RP_S_COMMENT_EDIT, v, 2) == CL_EINVAL);       /* wrong count */
 	v[0] = vi(1); v[1] = vs("e"); v[2] = vi(3); v[3] = vs("now");
 	CHECK(b->ops->exec(b, RP_S_PUT + RP_T_STATE, v, 4) == 0);
 	CHECK(b->ops->commit(b) == 0);

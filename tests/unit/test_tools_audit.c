@@ -587,6 +587,13 @@ static void t_summaries(void)
 	ev.ids.parent = 5;
 	audit_event_summary(&ev, NULL, out, sizeof out);
 	CHECK(strcmp(out, "commented on #12 (reply to comment 5)") == 0);
+	ev.type = EV_COMMENT_EDITED;
+	ev.ids.parent = 0;
+	audit_event_summary(&ev, NULL, out, sizeof out);
+	CHECK(strcmp(out, "edited comment 9 on #12") == 0);
+	ev.type = EV_COMMENT_DELETED;
+	audit_event_summary(&ev, NULL, out, sizeof out);
+	CHECK(strcmp(out, "deleted comment 9 on #12") == 0);
 
 	memset(&ev, 0, sizeof ev);
 	ev.type = EV_ENTRY_EDITED;

@@ -25,7 +25,8 @@ try {
     $e = $e[0];
     $history = rows('SELECT seq, from_status, to_status, actor, at FROM status_changes'
                     . ' WHERE entry_id = ? ORDER BY seq', [$id]);
-    $comments = rows('SELECT id, parent_id, depth, author, body, created FROM comments'
+    $comments = rows('SELECT id, parent_id, depth, author, body, created, edited, deleted'
+                     . ' FROM comments'
                      . ' WHERE entry_id = ? ORDER BY path', [$id]);
 
     page_start('#' . $id . ' ' . $e['title']);
@@ -53,11 +54,15 @@ try {
     printf("<h2>Comments (%d)</h2>\n", count($comments));
     foreach ($comments as $c) {
         printf("<div class=\"comment\" id=\"c%d\" data-depth=\"%d\" style=\"margin-left:%.1fem\">"
-               . "<div class=\"meta\">%s &middot; %s%s</div><pre>%s</pre></div>\n",
+               . "<div class=\"meta\">%s &middot; %s%s%s</div><pre>%s</pre></div>\n",
                $c['id'], $c['depth'], 1.5 * (int)$c['depth'], h($c['author']),
                h($c['created']),
                $c['parent_id'] !== null ? sprintf(' &middot; reply to <a href="#c%d">#%d</a>',
                                                  $c['parent_id'], $c['parent_id']) : '',
+               // a deleted comment is a tombstone: its place and replies stay
+               (int)$c['deleted'] ? ' &middot; <em class="deleted">deleted</em>'
+                   : ($c['edited'] !== null ? ' &middot; <span class="edited">edited '
+                                              . h($c['edited']) . '</span>' : ''),
                h($c['body']));
     }
     page_end();

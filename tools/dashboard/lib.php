@@ -108,17 +108,30 @@ function replay_position(): string
                    $r[0]['updated']);
 }
 
+/* Phones lay the page out at their own width instead of a zoomed-out desktop. */
+const VIEWPORT = '<meta name="viewport" content="width=device-width, initial-scale=1">';
+
 function page_start(string $title): void
 {
     header('Content-Type: text/html; charset=utf-8');
     header("Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'");
     echo "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n";
+    echo VIEWPORT, "\n";
     echo '<title>', h($title), "</title>\n";
     echo "<style>body{font-family:sans-serif;max-width:60em;margin:1em auto;padding:0 1em}"
         . "table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;"
         . "padding:.3em;text-align:left;vertical-align:top}.st{font-weight:bold}"
         . ".comment{border-left:3px solid #ccd;padding:.2em .6em;margin:.4em 0}"
-        . ".meta{color:#666;font-size:.9em}pre{white-space:pre-wrap}</style>\n";
+        . ".meta{color:#666;font-size:.9em}pre{white-space:pre-wrap;overflow-wrap:anywhere}"
+        // a phone: list rows become cards, threads stop indenting past a little
+        . "@media (max-width:40em){table:has(tr.entry),table:has(tr.entry) tbody,tr.entry"
+        . "{display:block}table:has(tr.entry) tr:has(th){display:none}tr.entry{border-bottom:1px solid #ddd;padding:.3em 0}"
+        . "tr.entry td{display:inline;border:0;padding:0 .3em 0 0}"
+        . "tr.entry td:nth-child(2){display:block;font-weight:bold}"
+        . ".comment[data-depth=\"1\"]{margin-left:1em!important}"
+        . ".comment:not([data-depth=\"0\"]):not([data-depth=\"1\"]){margin-left:2em!important}"
+        . "table{table-layout:fixed}td,th{overflow-wrap:anywhere}"
+        . "h1{font-size:1.4em;overflow-wrap:anywhere}}</style>\n";
     echo "</head><body>\n";
 }
 
@@ -133,5 +146,5 @@ function fail_page(int $code, string $message): void
     http_response_code($code);
     header('Content-Type: text/html; charset=utf-8');
     echo "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>",
-        h((string)$code), "</title></head><body><h1>", h($message), "</h1></body></html>\n";
+        h((string)$code), "</title>", VIEWPORT, "</head><body><h1>", h($message), "</h1></body></html>\n";
 }

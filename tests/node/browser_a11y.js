@@ -1,0 +1,194 @@
+// browser_a11y.js - accessibility and polish of the web UI (issue 18), in
+// headless Chromium, light and dark (Playwright's colorScheme emulation),
+// desktop and a 390x844 phone: contrast ratios computed in the page from
+// the computed colours (WCAG 2.1 formula: text and badges 4.5:1, input
+// borders 3:1), an accessible name for every control, an aria-live region
+// that says live changes, a one-line header on a phone, deep threads that
+// stop indenting on a phone, dark mode. Run by tests/integration/test_web_ui.py:
+//   node browser_a11y.js BASE_URL ADMIN_TOKEN OUT_DIR
+'use strict';
+const { chromium } = require('playwright-core');
+const { connect } = require('./wsclient');
+
+const [base, adminToken, outDir] = process.argv.slice(2);
+const wsBase = base.replace(/^http/, 'ws');
+const T = 15000;
+
+function check(cond, what) {
+  if (!cond) throw new Error(`check failed: ${what}`);
+  console.log(`ok - ${what}`);
+}
+
+setTimeout(() => { console.error('browser a11y: gave up after 150 s'); process.exit(1); }, 150000).unref();
+
+/* Runs in the page: every contrast problem on it, and the lowest ratios. */
+function audit() {
+  const parse = (s) => {
+    const m = /rgba?\(([\d.]+),\s*([\d.]+),\s*([\d.]+)(?:,\s*([\d.]+))?\)/.exec(s || '');
+    return m ? { r: +m[1], g: +m[2], b: +m[3], a: m[4] === undefined ? 1 : +m[4] } : null;
+  };
+  const lum = (c) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b);
+  };
+  const ratio = (x, y) => { const [a, b] = [lum(x), lum(y)].sort((p, q) => q - p); return (a + 0.05) / (b + 0.05); };
+  const bgOf = (n) => {
+    for (let x = n; x; x = x.parentElement) {
+      const c = parse(getComputedStyle(x).backgroundColor);
+      if (c && c.a > 0.5) return c;
+    }
+    return parse(getComputedStyle(document.documentElement).backgroundColor) || { r: 255, g: 255, b: 255, a: 1 };
+  };
+  const shown = (n) => n.getClientRects().length > 0 && getComputedStyle(n).visibility !== 'hidden';
+  const bad = [];
+  const low = { text: 99, badge: 99, border: 99 };
+  const text = (n, kind, min) => {
+    if (!shown(n) || !n.textContent.trim()) return;
+    const r = ratio(parse(getComputedStyle(n).color), bgOf(n));
+    low[kind] = Math.min(low[kind], r);
+    if (r < min) bad.push(`${kind} "${n.textContent.trim().slice(0, 30)}" (${n.className}) ${r.toFixed(2)}:1`);
+  };
+  for (const n of document.querySelectorAll('.badge')) text(n, 'badge', 4.5);
+  for (const n of document.querySelectorAll('.meta, .muted, .count, .counter, .filters label, .me, .conn, a, button, h1, h2, h3, p, label, time, .field-error, .toast span'))
+    text(n, 'text', 4.5);
+  for (const n of document.querySelectorAll('input:not([type=checkbox]), select, textarea')) {
+    if (!shown(n)) continue;
+    const cs = getComputedStyle(n);
+    const line = parse(cs.borderTopColor);
+    const r = Math.min(ratio(line, bgOf(n)), ratio(line, bgOf(n.parentElement)));
+    low.border = Math.min(low.border, r);
+    if (r < 3) bad.push(`border of ${n.name || n.tagName} ${r.toFixed(2)}:1`);
+  }
+  // every control has an accessible name
+  for (const n of document.querySelectorAll('input, select, textarea, button')) {
+    if (!shown(n)) continue;
+    const name = n.getAttribute('aria-label') || (n.labels && [...n.labels].map((l) => l.textContent).join(' ').trim()) ||
+      (n.tagName === 'BUTTON' && n.textContent.trim());
+    if (!name) bad.push(`no accessible name: ${n.outerHTML.slice(0, 80)}`);
+  }
+  return { bad, low, bg: lum(parse(getComputedStyle(document.body).backgroundColor)) };
+}
+
+async function main() {
+  const admin = await connect(`${wsBase}/ws/${adminToken}`);
+  const req = async (obj) => {
+    for (;;) {
+      const r = await admin.request(obj);
+      if (r.ok) return r;
+      if (r.error.code !== 'rate_limited') throw new Error(`${JSON.stringify(obj).slice(0, 200)}: ${JSON.stringify(r)}`);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  };
+  const alice = await req({ op: 'createUser', params: { name: 'alice' } });
+  const longName = 'maximiliana.alexandrina-von-und-zu-lichtenstein-hohenzollern';
+  const longUser = await req({ op: 'createUser', params: { name: longName } });
+  // entries in all four statuses, and a thread 10 deep
+  const ent = {};
+  for (const st of ['open', 'resolved', 'cancelled', 'reopened']) {
+    ent[st] = (await req({ op: 'createEntry', params: { title: `An entry now ${st}`, kind: 'fix', body: 'Body **text**.' } })).entry;
+  }
+  await req({ op: 'setStatus', params: { entry: ent.resolved, status: 'resolved' } });
+  await req({ op: 'setStatus', params: { entry: ent.cancelled, status: 'cancelled' } });
+  await req({ op: 'setStatus', params: { entry: ent.reopened, status: 'resolved' } });
+  await req({ op: 'setStatus', params: { entry: ent.reopened, status: 'reopened' } });
+  const thread = ent.open;
+  let parent = null;
+  const deep = [];
+  for (let d = 0; d < 10; d++) {
+    const r = await req({ op: 'addComment', params: { entry: thread, body: `Level ${d}: a reply that says something of ordinary length about the entry.`, ...(parent ? { parent } : {}) } });
+    deep.push(r.comment);
+    parent = r.comment;
+  }
+
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  let errors = 0;
+  const open = async (token, o) => {
+    const ctx = await browser.newContext({ ignoreHTTPSErrors: true, locale: 'en-GB', timezoneId: 'UTC',
+      viewport: o.phone ? { width: 390, height: 844 } : { width: 1100, height: 800 },
+      isMobile: !!o.phone, hasTouch: !!o.phone, colorScheme: o.dark ? 'dark' : 'light' });
+    const page = await ctx.newPage();
+    page.on('pageerror', (e) => { console.log(`page error: ${e.message}`); errors++; });
+    await page.goto(`${base}/#token=${token}`);
+    await page.waitForSelector('#conn.conn-on', { timeout: T });
+    await page.waitForSelector('#entries li.entry');
+    return page;
+  };
+
+  for (const dark of [false, true]) {
+    const mode = dark ? 'dark' : 'light';
+    for (const phone of [false, true]) {
+      const where = `${mode}, ${phone ? 'phone' : 'desktop'}`;
+      const P = await open(phone ? longUser.token : alice.token, { dark, phone });
+      let a = await P.evaluate(audit);
+      check(dark ? a.bg < 0.05 : a.bg > 0.8, `${where}: the page follows prefers-color-scheme (background luminance ${a.bg.toFixed(3)})`);
+      check(a.bad.length === 0, `${where}, list: contrast and names hold (lowest: text ${a.low.text.toFixed(2)}, badges ${a.low.badge.toFixed(2)}, borders ${a.low.border.toFixed(2)}) ${a.bad.join('; ')}`);
+      if (phone) {
+        const h = await P.evaluate(() => {
+          const bar = document.querySelector('header.bar');
+          const kids = [...bar.children].filter((k) => k.getClientRects().length);
+          const tops = kids.map((k) => k.getBoundingClientRect()).map((r) => r.top + r.height / 2);
+          return { height: bar.getBoundingClientRect().height, spread: Math.max(...tops) - Math.min(...tops),
+            n: kids.length, width: document.documentElement.scrollWidth };
+        });
+        check(h.n === 4 && h.spread < 4 && h.height < 56, `${where}: the header is one line, even with a 61-character name (${JSON.stringify(h)})`);
+        check(h.width <= 390, `${where}: nothing is wider than the phone (${h.width} px)`);
+      }
+      await P.screenshot({ path: `${outDir}/a11y-list-${mode}-${phone ? 'phone' : 'desktop'}.png`, fullPage: true });
+      // the entry with the deep thread
+      await P.click(`#entries li.entry[data-id="${thread}"] a.title`);
+      await P.waitForSelector(`#comments li[data-cid="${deep[9]}"]`);
+      a = await P.evaluate(audit);
+      check(a.bad.length === 0, `${where}, entry: contrast and names hold (lowest: text ${a.low.text.toFixed(2)}, badges ${a.low.badge.toFixed(2)}, borders ${a.low.border.toFixed(2)}) ${a.bad.join('; ')}`);
+      const names = await P.$$eval('#comments button.reply', (bs) => bs.map((b) => b.getAttribute('aria-label')));
+      check(names.length >= 10 && names.every((n) => /^Reply to (admin|alice)$/.test(n)), `every reply button says whom it answers (${names.length})`);
+      const w = await P.evaluate((ids) => ids.map((id) => document.querySelector(`#comments li[data-cid="${id}"] > .cbody`).getBoundingClientRect().width), deep);
+      const replyto = await P.$eval(`#comments li[data-cid="${deep[9]}"] .replyto`, (n) => [getComputedStyle(n).display, n.textContent]);
+      if (phone) {
+        check(w[9] >= 300, `${where}: a reply at depth 9 keeps ${Math.round(w[9])} px of the phone's width (was ~90)`);
+        check(w[1] < w[0] && w[2] < w[1] && w[9] === w[3], `${where}: only the first levels indent (${w.map(Math.round)})`);
+        check(replyto[0] !== 'none' && /replying to admin/.test(replyto[1]), `${where}: a flattened reply says whom it answers`);
+      } else {
+        check(w.every((x, i) => i === 0 || x < w[i - 1]), `${where}: on a wide screen every level indents (${w.map(Math.round)})`);
+        check(replyto[0] === 'none', `${where}: where the indent shows it, "replying to" is not repeated`);
+      }
+      await P.screenshot({ path: `${outDir}/a11y-thread-${mode}-${phone ? 'phone' : 'desktop'}.png`, fullPage: true });
+
+      // the aria-live region says what others change, live
+      if (!phone && !dark) {
+        check(await P.$eval('#announce', (n) => n.getAttribute('aria-live') === 'polite'), 'there is a polite aria-live region');
+        await req({ op: 'addComment', params: { entry: thread, body: 'A new top-level comment.' } });
+        await P.waitForFunction(() => document.querySelector('#announce').textContent === `admin commented on #1`, null, { timeout: T });
+        check(true, 'a live comment is announced: "admin commented on #1"');
+        await req({ op: 'addComment', params: { entry: thread, parent: deep[9], body: 'Deeper.' } });
+        await P.waitForFunction(() => /^admin replied to admin on #1$/.test(document.querySelector('#announce').textContent), null, { timeout: T });
+        check(true, 'a live reply is announced with whom it answers');
+        const v = (await req({ op: 'query', name: 'getEntry', params: { entry: thread } })).result.entry.version;
+        await req({ op: 'setStatus', params: { entry: thread, status: 'resolved', expected_version: v } });
+        await P.waitForFunction(() => document.querySelector('#announce').textContent === '#1 marked resolved by admin', null, { timeout: T });
+        check(true, 'a live status change is announced: "#1 marked resolved by admin"');
+        await P.fill('#comment-form textarea', 'My own comment.');
+        await P.click('#comment-form button[type=submit]');
+        await P.waitForSelector('#comments li.comment:has-text("My own comment.")', { timeout: T });
+        await new Promise((res) => setTimeout(res, 300));
+        check(await P.textContent('#announce') === '#1 marked resolved by admin', 'the user\'s own change is not announced back');
+        await req({ op: 'createEntry', params: { title: 'Fresh one', kind: 'feature' } });
+        await P.click('#back');
+        await P.waitForSelector('#entries li.entry:has-text("Fresh one")', { timeout: T });
+        await req({ op: 'createEntry', params: { title: 'Fresher one', kind: 'feature' } });
+        await P.waitForFunction(() => /^New entry #\d+ by admin: Fresher one$/.test(document.querySelector('#announce').textContent), null, { timeout: T });
+        check(true, 'a live new entry is announced on the list');
+      }
+      await P.context().close();
+    }
+  }
+  check(errors === 0, 'no script errors on the pages');
+  await browser.close();
+  admin.close();
+  console.log('browser a11y: all checks passed');
+}
+
+main().catch((e) => { console.error(e.stack || String(e)); process.exit(1); });

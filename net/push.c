@@ -225,6 +225,8 @@ json_t *push_build(const struct proj *p, const struct event *ev, int replay)
 		rc |= push_set(o, "entry", proj_entry_json(p, ev->ids.entry));
 		break;
 	case EV_COMMENT_ADDED:
+	case EV_COMMENT_EDITED:
+	case EV_COMMENT_DELETED:
 		rc |= push_set(o, "entry", proj_entry_json(p, ev->ids.entry));
 		rc |= push_set(o, "comment", proj_comment_json(p, ev->ids.comment));
 		break;

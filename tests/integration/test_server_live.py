@@ -36,6 +36,18 @@ def test_ten_clients_see_a_change_live(server):
             assert pushes[1]["seq"] == s["seq"]
             assert pushes[1]["entry"]["status"] == "resolved"
             assert pushes[1]["entry"]["version"] == 2
+        # comment edits and deletes carry the comment's new state
+        a = await writer.command("addComment", {"entry": r["entry"], "body": "first"})
+        e = await writer.command("editComment", {"comment": a["comment"],
+                                                 "body": "second"})
+        d = await writer.command("deleteComment", {"comment": a["comment"]})
+        for c in clients:
+            pushes = await c.wait_pushes(5)
+            assert [p["seq"] for p in pushes[2:]] == [a["seq"], e["seq"], d["seq"]]
+            assert pushes[3]["comment"]["body"] == "second"
+            assert pushes[3]["entry"]["id"] == r["entry"]
+            assert pushes[4]["comment"]["id"] == a["comment"]
+            assert pushes[4]["comment"] != pushes[3]["comment"]
         for c in clients:
             await c.close()
     run(go())

@@ -99,6 +99,26 @@ static int command_result(const struct cmd_result *res, uint64_t first, uint64_t
 	return 0;
 }
 
+int command_token_active(const struct proj *p, uint64_t actor, uint64_t token)
+{
+	uint64_t owner = 0;
+	int revoked = 0;
+
+	return token == 0 ||
+	       (proj_token_get(p, token, &owner, &revoked) == 0 && !revoked && owner == actor);
+}
+
+/* Step 0: 1 if c's token no longer lets it run (out->fail set), else 0. */
+static int command_token_refused(const struct proj *p, const struct command *c,
+				 struct command_out *out)
+{
+	if (command_token_active(p, c->actor, c->token))
+		return 0;
+	out->fail.code = CMD_UNAUTHORIZED;
+	snprintf(out->fail.message, sizeof out->fail.message, "%s", COMMAND_REVOKED_MSG);
+	return 1;
+}
+
 /* Step 1: a command id seen before. 1 if answered (out set), 0 if new. */
 static int command_lookup(struct evlog_txn *txn, const struct command *c,
 			  struct command_out *out)
@@ -141,6 +161,8 @@ int command_run_txn(struct evlog_txn *txn, struct proj *p, const struct command 
 
 	memset(out, 0, sizeof *out);
 	CL_ASSERT(proj_seq(p) == evlog_wlast(txn));
+	if (command_token_refused(p, c, out))
+		return 0;
 	rc = command_lookup(txn, c, out);
 	if (rc)
 		return rc == 1 ? 0 : rc;
@@ -202,6 +224,8 @@ int command_run(struct evlog *log, struct proj *p, const struct command *c,
 			goto out;
 		}
 		if ((rc = command_follow(log, p, NULL, NULL, NULL, fault)) != 0)
+			goto out;
+		if (command_token_refused(p, c, out))
 			goto out;
 		rc = command_prepare(p, c, &tok, &res, out);
 		if (rc == 1) {          /* refused */

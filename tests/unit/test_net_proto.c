@@ -283,6 +283,48 @@ static void t_exec_command(void)
 	fx_close(&fx);
 }
 
+static const char *error_code(const struct req *r)
+{
+	return json_string_value(json_object_get(json_object_get(r->reply, "error"), "code"));
+}
+
+/* A token revoked earlier in the same txn answers nothing more: not a
+ * command (not even a retry of one it made), not a query, not a ping. */
+static void t_exec_revoked_in_batch(void)
+{
+	static const char c[] = "{\"op\":\"createEntry\",\"cmd_id\":\"y1\","
+				"\"params\":{\"title\":\"Fix\",\"kind\":\"fix\"}}";
+	struct fixture fx;
+	struct evlog_txn *txn;
+	struct req *r;
+
+	REQUIRE(fx_open(&fx) == 0);
+	REQUIRE(evlog_wbegin(fx.log, proj_seq(fx.p), NULL, &txn) == 0);
+	r = run(&fx, c, txn);
+	CHECK(json_is_true(json_object_get(r->reply, "ok")));
+	req_free(r);
+	r = run(&fx, "{\"op\":\"revokeToken\",\"params\":{\"token\":1}}", txn);
+	CHECK(json_is_true(json_object_get(r->reply, "ok")));
+	req_free(r);
+	CHECK_EQ_INT(proj_seq(fx.p), 4);
+	r = run(&fx, "{\"op\":\"createEntry\",\"params\":{\"title\":\"Late\",\"kind\":\"fix\"}}",
+		txn);
+	CHECK(strcmp(error_code(r), "unauthorized") == 0);
+	req_free(r);
+	r = run(&fx, c, txn);                  /* the retry of an earlier command too */
+	CHECK(strcmp(error_code(r), "unauthorized") == 0);
+	req_free(r);
+	r = run(&fx, "{\"id\":1,\"op\":\"query\",\"name\":\"getChangelogEntries\"}", txn);
+	CHECK(r->frame == NULL && strcmp(error_code(r), "unauthorized") == 0);
+	req_free(r);
+	r = run(&fx, "{\"id\":2,\"op\":\"ping\"}", txn);
+	CHECK(strcmp(error_code(r), "unauthorized") == 0);
+	req_free(r);
+	CHECK_EQ_INT(proj_seq(fx.p), 4);       /* nothing appended after the revoke */
+	evlog_wabort(txn);
+	fx_close(&fx);
+}
+
 int main(void)
 {
 	RUN(t_parse_forms);
@@ -291,5 +333,6 @@ int main(void)
 	RUN(t_exec_ping_subscribe);
 	RUN(t_exec_query_cache);
 	RUN(t_exec_command);
+	RUN(t_exec_revoked_in_batch);
 	return harness_done();
 }

@@ -10,7 +10,11 @@
  *      projection the command runs on - so a revocation earlier in the same
  *      txn, or appended by another process before it, stops it;
  *   1. idempotency: a command id already recorded for this actor gets the
- *      stored result again, and nothing is appended;
+ *      stored result again, and nothing is appended - if it was recorded
+ *      for the same command name and params (SHA-256 of their canonical
+ *      JSON); for another command it is refused as a conflict. A record
+ *      without the name and hash (written before they were kept) matches
+ *      any command;
  *   2. validation: cmd_exec judges it against the projection and makes
  *      its events or a refusal (struct cl_fail: code and message);
  *   3. append: the events are appended to the log, conditionally on the

@@ -244,7 +244,13 @@ static void t_exec_query_cache(void)
 	fx_close(&fx);
 }
 
-/* A command in a txn: appended, applied, hooked; its cmd_id answers again. */
+static const char *error_code(const struct req *r)
+{
+	return json_string_value(json_object_get(json_object_get(r->reply, "error"), "code"));
+}
+
+/* A command in a txn: appended, applied, hooked; its cmd_id answers again,
+ * for that command only. */
 static void t_exec_command(void)
 {
 	static const char c[] = "{\"id\":3,\"op\":\"createEntry\",\"cmd_id\":\"x1\","
@@ -266,6 +272,31 @@ static void t_exec_command(void)
 	CHECK_EQ_INT(json_integer_value(json_object_get(again->reply, "seq")), 3);
 	CHECK_EQ_INT(json_integer_value(json_object_get(again->reply, "entry")), 1);
 	CHECK_EQ_INT(proj_seq(fx.p), 3);
+	/* the id reused for another command, or for other params: conflict */
+	bad = run(&fx, "{\"op\":\"setStatus\",\"cmd_id\":\"x1\","
+		  "\"params\":{\"entry\":1,\"status\":\"resolved\"}}", txn);
+	CHECK(strcmp(error_code(bad), "conflict") == 0);
+	CHECK(strstr(json_string_value(json_object_get(json_object_get(bad->reply, "error"),
+						       "message")), "createEntry") != NULL);
+	req_free(bad);
+	bad = run(&fx, "{\"op\":\"createEntry\",\"cmd_id\":\"x1\","
+		  "\"params\":{\"title\":\"Other\",\"kind\":\"fix\"}}", txn);
+	CHECK(strcmp(error_code(bad), "conflict") == 0);
+	req_free(bad);
+	/* ... but the same params in another key order are the same command */
+	bad = run(&fx, "{\"op\":\"createEntry\",\"cmd_id\":\"x1\","
+		  "\"params\":{\"kind\":\"fix\",\"title\":\"Fix\"}}", txn);
+	CHECK(json_is_true(json_object_get(bad->reply, "ok")));
+	CHECK_EQ_INT(json_integer_value(json_object_get(bad->reply, "entry")), 1);
+	req_free(bad);
+	/* a record without a use (written before it was kept) matches anything */
+	CHECK(evlog_wcmd_put(txn, 1, CL_STR("old-1"), 3, 1, NULL, NULL, "{\"seq\":3}", 9) == 0);
+	bad = run(&fx, "{\"op\":\"setStatus\",\"cmd_id\":\"old-1\","
+		  "\"params\":{\"entry\":1,\"status\":\"resolved\"}}", txn);
+	CHECK(json_is_true(json_object_get(bad->reply, "ok")));
+	CHECK_EQ_INT(json_integer_value(json_object_get(bad->reply, "seq")), 3);
+	req_free(bad);
+	CHECK_EQ_INT(proj_seq(fx.p), 3);
 	bad = run(&fx, "{\"op\":\"setStatus\",\"params\":{\"entry\":99,\"status\":\"resolved\"}}",
 		  txn);
 	CHECK(json_is_false(json_object_get(bad->reply, "ok")));
@@ -281,11 +312,6 @@ static void t_exec_command(void)
 						       "code")), "unavailable") == 0);
 	req_free(r);
 	fx_close(&fx);
-}
-
-static const char *error_code(const struct req *r)
-{
-	return json_string_value(json_object_get(json_object_get(r->reply, "error"), "code"));
 }
 
 /* A token revoked earlier in the same txn answers nothing more: not a

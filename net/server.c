@@ -475,6 +475,14 @@ static void srv_flush(struct server *s)
 		return;
 	s->q_head = s->q_tail = NULL;
 	s->q_n = s->q_seen = 0;
+	/*
+	 * Judge the batch against the log as it is now, not as of the last
+	 * tail tick: a token another process revoked is refused by every
+	 * request of the batch, queries too (a write would catch up in
+	 * srv_begin anyway). Up to date, this is one empty read txn.
+	 */
+	if ((rc = srv_catch_up(s)) != 0)
+		slog(SLOG_ERR, "cannot follow the log (%s)", cl_strerror(rc));
 	for (attempt = 0; attempt < SRV_MAX_ATTEMPTS; attempt++) {
 		rc = srv_run_batch(s, batch, &culprit);
 		if (rc == 0)

@@ -105,6 +105,24 @@ def test_revoke_by_admin_tool_then_write(server):
     run(go())
 
 
+def test_revoke_by_admin_tool_then_query(server):
+    """The same for a read: the batch is judged against the log as it is
+    when the batch runs, not as of the last 250 ms tail tick."""
+    async def go():
+        admin = await Client.connect(server, server.admin_token)
+        for i in range(5):
+            _, tok = await new_member(admin, "quinn%d" % i)
+            q = await Client.connect(server, tok)
+            tid = (await q.query("whoami"))["token"]
+            p = run_admin("token", "revoke", str(tid), "--data", server.data)
+            assert p.returncode == 0, p.stderr
+            ids = q.send_batch([{"op": "query", "name": "getUsers", "params": {}}])
+            got, code = await replies_or_close(q, ids)
+            assert_refused_or_closed(got, code, ids[0])
+        await admin.close()
+    run(go())
+
+
 def test_revoke_by_admin_tool_while_writing(server):
     """The reported race: a session pipelining createEntry while
     changelog-admin revokes its token. Nothing of that token may be

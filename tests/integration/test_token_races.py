@@ -81,24 +81,32 @@ def test_own_revoke_then_write_in_one_record(server):
     run(go())
 
 
+async def revoke_by_tool_then(server, admin, name, request):
+    """A member's token revoked by changelog-admin (committed when it exits),
+    then `request` sent at once on that member's connection, before the
+    server's 250 ms tail could notice: refused, or the session closed 1008.
+    Returns the member's user and token ids."""
+    uid, tok = await new_member(admin, name)
+    c = await Client.connect(server, tok)
+    tid = (await c.query("whoami"))["token"]
+    assert (await c.command("createEntry", {"title": "before " + name, "body": "b",
+                                            "kind": "fix"}))["ok"]
+    p = run_admin("token", "revoke", str(tid), "--data", server.data)
+    assert p.returncode == 0, p.stderr
+    ids = c.send_batch([request])
+    got, code = await replies_or_close(c, ids)
+    assert_refused_or_closed(got, code, ids[0])
+    return uid, tid
+
+
 def test_revoke_by_admin_tool_then_write(server):
-    """changelog-admin commits the revocation; the very next write of that
-    token, sent before the server's 250 ms tail can notice, is refused."""
+    """The write catches up with the log inside its write txn and is refused."""
     async def go():
         admin = await Client.connect(server, server.admin_token)
         for i in range(5):
-            uid, tok = await new_member(admin, "bob%d" % i)
-            bob = await Client.connect(server, tok)
-            tid = (await bob.query("whoami"))["token"]
-            assert (await bob.command("createEntry", {"title": "before %d" % i, "body": "b",
-                                                      "kind": "fix"}))["ok"]
-            p = run_admin("token", "revoke", str(tid), "--data", server.data)
-            assert p.returncode == 0, p.stderr
-            ids = bob.send_batch([{"op": "createEntry",
-                                   "params": {"title": "after %d" % i, "body": "b",
-                                              "kind": "fix"}}])
-            got, code = await replies_or_close(bob, ids)
-            assert_refused_or_closed(got, code, ids[0])
+            uid, tid = await revoke_by_tool_then(server, admin, "bob%d" % i, {
+                "op": "createEntry", "params": {"title": "after %d" % i, "body": "b",
+                                                "kind": "fix"}})
             events = await log_events(admin)
             assert writes_after_revoke(events, uid, tid) == [], "trial %d" % i
         await admin.close()
@@ -111,14 +119,8 @@ def test_revoke_by_admin_tool_then_query(server):
     async def go():
         admin = await Client.connect(server, server.admin_token)
         for i in range(5):
-            _, tok = await new_member(admin, "quinn%d" % i)
-            q = await Client.connect(server, tok)
-            tid = (await q.query("whoami"))["token"]
-            p = run_admin("token", "revoke", str(tid), "--data", server.data)
-            assert p.returncode == 0, p.stderr
-            ids = q.send_batch([{"op": "query", "name": "getUsers", "params": {}}])
-            got, code = await replies_or_close(q, ids)
-            assert_refused_or_closed(got, code, ids[0])
+            await revoke_by_tool_then(server, admin, "quinn%d" % i,
+                                      {"op": "query", "name": "getUsers", "params": {}})
         await admin.close()
     run(go())
 

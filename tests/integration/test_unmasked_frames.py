@@ -16,7 +16,7 @@ import struct
 
 import pytest
 
-from conftest import raw_upgrade
+from conftest import raw_frames, raw_upgrade
 
 
 def unmasked_text(payload):
@@ -26,35 +26,12 @@ def unmasked_text(payload):
     return struct.pack("!BB", 0x81, len(data)) + data
 
 
-def read_frame(sock):
-    """One server frame: (opcode, payload)."""
-    buf = b""
-
-    def need(n):
-        nonlocal buf
-        while len(buf) < n:
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise EOFError("connection closed without a close frame")
-            buf += chunk
-        out, buf = buf[:n], buf[n:]
-        return out
-
-    h = need(2)
-    n = h[1] & 0x7f
-    if n == 126:
-        n = int.from_bytes(need(2), "big")
-    elif n == 127:
-        n = int.from_bytes(need(8), "big")
-    return h[0] & 0x0f, need(n)
-
-
 def first_answer(server):
     """Send one unmasked ping request; what comes back first."""
     s = raw_upgrade(server, server.admin_token)
     try:
         s.sendall(unmasked_text('{"id":1,"op":"ping"}'))
-        return read_frame(s)
+        return next(raw_frames(s))
     finally:
         s.close()
 

@@ -168,16 +168,23 @@ static void fx_close(struct fixture *fx)
 	evlog_close(fx->log);
 }
 
-/* Run s as user 1 outside a txn; returns the request (reply or frame set). */
-static struct req *run(struct fixture *fx, const char *s, struct evlog_txn *txn)
+/* Run s as user with token; returns the request (reply or frame set). */
+static struct req *run_as(struct fixture *fx, uint64_t user, uint64_t token, const char *s,
+			  struct evlog_txn *txn)
 {
 	struct req *r = parse(s);
 
-	r->user = 1;
-	r->token = 1;
+	r->user = user;
+	r->token = token;
 	if (proto_exec(&fx->pc, r, txn) != 0)
 		abort();
 	return r;
+}
+
+/* Run s as user 1 (the bootstrap admin, token 1). */
+static struct req *run(struct fixture *fx, const char *s, struct evlog_txn *txn)
+{
+	return run_as(fx, 1, 1, s, txn);
 }
 
 static void t_exec_ping_subscribe(void)
@@ -351,6 +358,43 @@ static void t_exec_revoked_in_batch(void)
 	fx_close(&fx);
 }
 
+/* An admin revokes a member's token; the member's next command of the same
+ * txn is refused, while a token of another user never passes for theirs. */
+static void t_exec_revoked_by_admin_in_batch(void)
+{
+	static const char c[] = "{\"op\":\"createEntry\",\"params\":{\"title\":\"M\",\"kind\":\"fix\"}}";
+	struct fixture fx;
+	struct evlog_txn *txn;
+	struct req *r;
+
+	REQUIRE(fx_open(&fx) == 0);
+	REQUIRE(evlog_wbegin(fx.log, proj_seq(fx.p), NULL, &txn) == 0);
+	r = run(&fx, "{\"op\":\"createUser\",\"params\":{\"name\":\"mia\"}}", txn);
+	REQUIRE(json_is_true(json_object_get(r->reply, "ok")));
+	CHECK_EQ_INT(json_integer_value(json_object_get(r->reply, "token_id")), 2);
+	req_free(r);
+	r = run_as(&fx, 2, 2, c, txn);
+	CHECK(json_is_true(json_object_get(r->reply, "ok")));
+	req_free(r);
+	r = run_as(&fx, 2, 1, c, txn);         /* user 2 with user 1's token */
+	CHECK(strcmp(error_code(r), "unauthorized") == 0);
+	req_free(r);
+	r = run_as(&fx, 2, 99, c, txn);        /* no such token */
+	CHECK(strcmp(error_code(r), "unauthorized") == 0);
+	req_free(r);
+	r = run(&fx, "{\"op\":\"revokeToken\",\"params\":{\"token\":2}}", txn);
+	CHECK(json_is_true(json_object_get(r->reply, "ok")));
+	req_free(r);
+	r = run_as(&fx, 2, 2, c, txn);
+	CHECK(strcmp(error_code(r), "unauthorized") == 0);
+	req_free(r);
+	r = run(&fx, c, txn);                  /* the admin's own token still works */
+	CHECK(json_is_true(json_object_get(r->reply, "ok")));
+	req_free(r);
+	evlog_wabort(txn);
+	fx_close(&fx);
+}
+
 int main(void)
 {
 	RUN(t_parse_forms);
@@ -360,5 +404,6 @@ int main(void)
 	RUN(t_exec_query_cache);
 	RUN(t_exec_command);
 	RUN(t_exec_revoked_in_batch);
+	RUN(t_exec_revoked_by_admin_in_batch);
 	return harness_done();
 }

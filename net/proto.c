@@ -489,8 +489,8 @@ static int proto_on_event(void *arg, const struct event *ev)
 
 static int proto_command(struct proto_ctx *ctx, struct req *r, struct evlog_txn *txn)
 {
-	struct command c = { .actor = r->user, .name = r->name, .params = r->params,
-			     .cmd_id = r->cmd_id, .now = cl_now_us() };
+	struct command c = { .actor = r->user, .token = r->token, .name = r->name,
+			     .params = r->params, .cmd_id = r->cmd_id, .now = cl_now_us() };
 	struct command_out out;
 	json_t *o;
 	int rc;
@@ -528,6 +528,14 @@ int proto_exec(struct proto_ctx *c, struct req *r, struct evlog_txn *txn)
 {
 	if (r->poisoned && r->kind != REQ_CMD) {
 		r->reply = proto_error(r->id, CMD_INTERNAL, "the server could not answer this request");
+		return r->reply ? 0 : CL_ENOMEM;
+	}
+	/* a token revoked by an earlier request of this batch, or by another
+	 * process before it, answers nothing more (commands: store/command.c) */
+	if (r->kind != REQ_CMD && r->kind != REQ_BAD &&
+	    !command_token_active(c->proj, r->user, r->token)) {
+		r->reply = proto_error(r->kind == REQ_SEED ? NULL : r->id, CMD_UNAUTHORIZED,
+				       COMMAND_REVOKED_MSG);
 		return r->reply ? 0 : CL_ENOMEM;
 	}
 	switch (r->kind) {

@@ -23,6 +23,8 @@ struct frame *frame_new(size_t len)
 	f->next = NULL;
 	f->seq = 0;
 	f->cum = 0;
+	f->stub = NULL;
+	f->owner = 0;
 	f->len = len;
 	f->data = f->buf + LWS_PRE;
 	f->data[len] = '\0';
@@ -103,8 +105,10 @@ void frame_ref(struct frame *f)
 
 void frame_unref(struct frame *f)
 {
-	if (f && --f->refs == 0)
+	if (f && --f->refs == 0) {
+		frame_unref(f->stub);
 		free(f);
+	}
 }
 
 int ring_init(struct ring *r, size_t cap, size_t max_bytes, uint64_t next_seq)
@@ -246,4 +250,32 @@ json_t *push_build(const struct proj *p, const struct event *ev, int replay)
 		return NULL;
 	}
 	return o;
+}
+
+int push_restrict(struct pbuf *buf, struct frame *f, int type, uint64_t user)
+{
+	json_t *stub;
+
+	if (type != EV_TOKEN_ISSUED && type != EV_TOKEN_REVOKED)
+		return 0;
+	stub = json_pack("{s:s,s:I,s:b}", "op", "event", "seq", (json_int_t)f->seq,
+			 "redacted", 1);
+	frame_unref(f->stub);
+	f->stub = stub ? frame_from_json(buf, stub) : NULL;
+	json_decref(stub);
+	if (!f->stub)
+		return CL_ENOMEM;
+	f->stub->seq = f->seq;
+	f->owner = user;
+	return 0;
+}
+
+struct frame *push_for(struct frame *f, const struct proj *p, uint64_t viewer)
+{
+	struct proj_user_info u;
+
+	if (!f->stub || (viewer && viewer == f->owner) ||
+	    (proj_user_get(p, viewer, &u) == 0 && u.role == ROLE_ADMIN))
+		return f;
+	return f->stub;
 }

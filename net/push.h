@@ -4,8 +4,9 @@
  * A frame is one serialized websocket text message with LWS_PRE bytes of
  * headroom in front (lws_write writes its header there), refcounted so one
  * buffer can be queued to many places. Each committed event becomes exactly
- * one push frame, serialized once, and is published into the ring, indexed
- * by seq. Subscribers do not hold copies: each one is just a cursor
+ * one push frame, serialized once (plus, for the events not everyone may
+ * see, one small stub: push_restrict), and is published into the ring,
+ * indexed by seq. Subscribers do not hold copies: each one is just a cursor
  * (next_seq) into the ring; the ring is its queue.
  *
  * The ring keeps the most recent events up to a count and a byte budget.
@@ -32,6 +33,9 @@ struct frame {
 	struct frame *next;      /* link in one session's unicast queue */
 	uint64_t seq;            /* push frames: the event's seq; else 0 */
 	uint64_t cum;            /* push frames in the ring: stream bytes through this one */
+	struct frame *stub;      /* push frames only some may see: what the others get
+	                            (push_restrict); owned by this frame. Else NULL */
+	uint64_t owner;          /* ... and the user who may see it besides admins */
 	size_t len;              /* payload bytes at data */
 	unsigned char *data;     /* = buf + LWS_PRE */
 	unsigned char buf[];     /* LWS_PRE headroom, payload, NUL */
@@ -98,5 +102,22 @@ uint64_t ring_cum_before(const struct ring *r, uint64_t seq);
  * Returns a new reference or NULL (ENOMEM).
  */
 json_t *push_build(const struct proj *p, const struct event *ev, int replay);
+
+/*
+ * Who sees which push. Every subscriber gets one frame per seq, so the
+ * stream stays gapless, but token events (token.issued, token.revoked:
+ * ids, owner, label) are for admins and the token's owner only, as
+ * getUsers shows tokens to admins only: any other viewer gets the stub
+ * {"op":"event","seq":N,"redacted":true} in their place.
+ *
+ * push_restrict: f, the push frame of an event of type `type` about user
+ * `user` (ev->ids.user), gets its stub if the event is restricted.
+ * 0 or CL_ENOMEM (buf: scratch, as for frame_from_json).
+ * push_for: the frame viewer may see, f or its stub, judged by viewer's role
+ * in p now. Live pushes (the ring) and catch-up from the log both go
+ * through these two, so the rule is the same for both.
+ */
+int push_restrict(struct pbuf *buf, struct frame *f, int type, uint64_t user);
+struct frame *push_for(struct frame *f, const struct proj *p, uint64_t viewer);
 
 #endif

@@ -72,6 +72,7 @@ struct srv_staged {
 	uint64_t seq;
 	int type;                  /* enum ev_type */
 	uint64_t token;            /* token.revoked: which token */
+	uint64_t user;             /* the user it is about (push_restrict) */
 	json_t *push;              /* push_build() output, NULL if nobody subscribed */
 };
 
@@ -209,6 +210,7 @@ static int srv_stage(void *arg, const struct event *ev)
 	s->stg[s->nstg].seq = ev->seq;
 	s->stg[s->nstg].type = (int)ev->type;
 	s->stg[s->nstg].token = ev->ids.token;
+	s->stg[s->nstg].user = ev->ids.user;
 	s->stg[s->nstg].push = push;
 	s->nstg++;
 	return 0;
@@ -229,11 +231,19 @@ static void srv_unstage(struct server *s)
  * built (serializing pushes was a third of the CPU of a write); a later
  * subscriber reads those events back from the log, as after a long absence.
  */
-static int srv_publish(struct server *s, uint64_t seq, int type, uint64_t token, json_t *push)
+static int srv_publish(struct server *s, uint64_t seq, int type, uint64_t token,
+		       uint64_t user, json_t *push)
 {
 	struct frame *f = push ? frame_from_json(&s->fbuf, push) : NULL;
 
 	json_decref(push);
+	if (f) {
+		f->seq = seq;
+		if (push_restrict(&s->fbuf, f, type, user)) {
+			frame_unref(f);
+			f = NULL;
+		}
+	}
 	if (push && !f) {
 		slog(SLOG_ERR, "out of memory publishing seq %llu", (unsigned long long)seq);
 		s->fatal = 1;
@@ -241,7 +251,6 @@ static int srv_publish(struct server *s, uint64_t seq, int type, uint64_t token,
 	}
 	CL_ASSERT(seq == s->published + 1);     /* published in log order, no gap */
 	if (f) {
-		f->seq = seq;
 		ring_publish(&s->ring, f);
 	} else {
 		ring_skip(&s->ring, seq);
@@ -262,7 +271,8 @@ static int srv_publish_followed(void *arg, const struct event *ev)
 	json_t *push;
 	int rc = srv_push_of(s, ev, &push);
 
-	return rc ? rc : srv_publish(s, ev->seq, (int)ev->type, ev->ids.token, push);
+	return rc ? rc : srv_publish(s, ev->seq, (int)ev->type, ev->ids.token, ev->ids.user,
+				     push);
 }
 
 /*
@@ -465,6 +475,14 @@ static void srv_flush(struct server *s)
 		return;
 	s->q_head = s->q_tail = NULL;
 	s->q_n = s->q_seen = 0;
+	/*
+	 * Judge the batch against the log as it is now, not as of the last
+	 * tail tick: a token another process revoked is refused by every
+	 * request of the batch, queries too (a write would catch up in
+	 * srv_begin anyway). Up to date, this is one empty read txn.
+	 */
+	if ((rc = srv_catch_up(s)) != 0)
+		slog(SLOG_ERR, "cannot follow the log (%s)", cl_strerror(rc));
 	for (attempt = 0; attempt < SRV_MAX_ATTEMPTS; attempt++) {
 		rc = srv_run_batch(s, batch, &culprit);
 		if (rc == 0)
@@ -497,7 +515,7 @@ static void srv_flush(struct server *s)
 		for (i = 0; i < s->nstg; i++) {
 			struct srv_staged *st = &s->stg[i];
 
-			int bad = srv_publish(s, st->seq, st->type, st->token, st->push);
+			int bad = srv_publish(s, st->seq, st->type, st->token, st->user, st->push);
 
 			st->push = NULL;        /* srv_publish consumed it */
 			if (bad)

@@ -594,6 +594,11 @@ static int sess_load_chunk(struct sess *ss)
 			break;
 		}
 		f->seq = ev.seq;
+		if (push_restrict(&pool->fbuf, f, (int)ev.type, ev.ids.user)) {
+			frame_unref(f);
+			rc = CL_ENOMEM;
+			break;
+		}
 		ss->chunk[ss->chunk_n++] = f;
 		ss->chunk_bytes += f->len;
 		pool->out_bytes += f->len;
@@ -639,10 +644,13 @@ static size_t sess_gather(struct sess *ss, struct frame **out, size_t *bytes, in
 	size_t n = 0, b = 0;
 	int from_chunk;
 
+	/* one frame per seq for everyone; a restricted push as this viewer
+	 * may see it (push_for, push.h) */
 	*err = 0;
 	out[0] = sess_peek(ss, err);
 	if (!out[0])
 		return 0;
+	out[0] = push_for(out[0], ss->pool->proj, ss->user);
 	from_chunk = ss->chunk_n > 0;
 	b = out[0]->len;
 	n = 1;
@@ -655,7 +663,10 @@ static size_t sess_gather(struct sess *ss, struct frame **out, size_t *bytes, in
 		} else {
 			f = ring_get(ss->pool->ring, seq + n);
 		}
-		if (!f || b + f->len + 1 > SESS_COALESCE_BYTES)
+		if (!f)
+			break;
+		f = push_for(f, ss->pool->proj, ss->user);
+		if (b + f->len + 1 > SESS_COALESCE_BYTES)
 			break;
 		out[n++] = f;
 		b += f->len + 1;

@@ -99,21 +99,75 @@ static int command_result(const struct cmd_result *res, uint64_t first, uint64_t
 	return 0;
 }
 
-/* Step 1: a command id seen before. 1 if answered (out set), 0 if new. */
+int command_token_active(const struct proj *p, uint64_t actor, uint64_t token)
+{
+	uint64_t owner = 0;
+	int revoked = 0;
+
+	return token == 0 ||
+	       (proj_token_get(p, token, &owner, &revoked) == 0 && !revoked && owner == actor);
+}
+
+/* Step 0: 1 if c's token no longer lets it run (out->fail set), else 0. */
+static int command_token_refused(const struct proj *p, const struct command *c,
+				 struct command_out *out)
+{
+	if (command_token_active(p, c->actor, c->token))
+		return 0;
+	out->fail.code = CMD_UNAUTHORIZED;
+	snprintf(out->fail.message, sizeof out->fail.message, "%s", COMMAND_REVOKED_MSG);
+	return 1;
+}
+
+/*
+ * What a command id is used for: the SHA-256 of the command's params as
+ * canonical JSON (compact, keys sorted; duplicate keys were refused when
+ * the message was parsed). Stored with the idempotency record (step 5) and
+ * compared with a retry's (step 1). 0 or CL_ENOMEM.
+ */
+static int command_params_hash(const struct command *c, uint8_t hash[EV_HASH_LEN])
+{
+	char *text = json_dumps(c->params, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+
+	if (!text)
+		return CL_ENOMEM;
+	token_hash(text, strlen(text), hash);
+	free(text);
+	return 0;
+}
+
+/*
+ * Step 1: a command id seen before. 1 if answered (out set: the stored
+ * result, or a conflict when the id was used for another command or other
+ * params), 0 if new. *hash is set to c's params hash when c has a cmd_id.
+ */
 static int command_lookup(struct evlog_txn *txn, const struct command *c,
-			  struct command_out *out)
+			  uint8_t hash[EV_HASH_LEN], struct command_out *out)
 {
 	struct evlog_cmd rec;
 	json_t *stored;
-	int rc;
+	int rc, same;
 
 	if (!c->cmd_id.n)
 		return 0;
+	if ((rc = command_params_hash(c, hash)) != 0)
+		return rc;
 	rc = evlog_wcmd_get(txn, c->actor, c->cmd_id, &rec);
 	if (rc == CL_ENOTFOUND)
 		return 0;
 	if (rc)
 		return rc;
+	/* a record without a use (older) matches any command, as before */
+	same = rec.name && rec.name_len == strlen(c->name) &&
+	       memcmp(rec.name, c->name, rec.name_len) == 0;
+	if (rec.name && (!same || memcmp(rec.params_hash, hash, EV_HASH_LEN) != 0)) {
+		out->fail.code = CMD_CONFLICT;
+		snprintf(out->fail.message, sizeof out->fail.message,
+			 "this cmd_id was already used for %s%.*s%s; nothing was applied (send a "
+			 "new command with a new cmd_id)", same ? "another " : "",
+			 (int)rec.name_len, rec.name, same ? " with other params" : "");
+		return 1;
+	}
 	stored = json_loadb(rec.result, rec.result_len, 0, NULL);
 	if (!json_is_object(stored)) {
 		json_decref(stored);
@@ -134,6 +188,7 @@ int command_run_txn(struct evlog_txn *txn, struct proj *p, const struct command 
 {
 	struct command_token tok;
 	struct cmd_result res;
+	uint8_t hash[EV_HASH_LEN];
 	uint64_t first;
 	char *text = NULL;
 	size_t i;
@@ -141,7 +196,9 @@ int command_run_txn(struct evlog_txn *txn, struct proj *p, const struct command 
 
 	memset(out, 0, sizeof *out);
 	CL_ASSERT(proj_seq(p) == evlog_wlast(txn));
-	rc = command_lookup(txn, c, out);
+	if (command_token_refused(p, c, out))
+		return 0;
+	rc = command_lookup(txn, c, hash, out);
 	if (rc)
 		return rc == 1 ? 0 : rc;
 	rc = command_prepare(p, c, &tok, &res, out);
@@ -166,8 +223,8 @@ int command_run_txn(struct evlog_txn *txn, struct proj *p, const struct command 
 		rc = CL_ENOMEM;
 		text = json_dumps(out->result, JSON_COMPACT | JSON_SORT_KEYS);
 		if (text)
-			rc = evlog_wcmd_put(txn, c->actor, c->cmd_id, first, (uint32_t)res.n, text,
-					    strlen(text));
+			rc = evlog_wcmd_put(txn, c->actor, c->cmd_id, first, (uint32_t)res.n,
+					    c->name, hash, text, strlen(text));
 	}
 out:
 	free(text);
@@ -202,6 +259,8 @@ int command_run(struct evlog *log, struct proj *p, const struct command *c,
 			goto out;
 		}
 		if ((rc = command_follow(log, p, NULL, NULL, NULL, fault)) != 0)
+			goto out;
+		if (command_token_refused(p, c, out))
 			goto out;
 		rc = command_prepare(p, c, &tok, &res, out);
 		if (rc == 1) {          /* refused */

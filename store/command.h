@@ -5,8 +5,16 @@
  * same steps whoever sends it - a websocket client through changelogd, an
  * operator through changelog-admin, later an HTTP API or an edge node:
  *
+ *   0. the token: a command sent with a token (struct command.token) runs
+ *      only while that token is active and the actor's, judged against the
+ *      projection the command runs on - so a revocation earlier in the same
+ *      txn, or appended by another process before it, stops it;
  *   1. idempotency: a command id already recorded for this actor gets the
- *      stored result again, and nothing is appended;
+ *      stored result again, and nothing is appended - if it was recorded
+ *      for the same command name and params (SHA-256 of their canonical
+ *      JSON); for another command it is refused as a conflict. A record
+ *      without the name and hash (written before they were kept) matches
+ *      any command;
  *   2. validation: cmd_exec judges it against the projection and makes
  *      its events or a refusal (struct cl_fail: code and message);
  *   3. append: the events are appended to the log, conditionally on the
@@ -59,6 +67,8 @@
 /* One command to run. Everything is borrowed for the call. */
 struct command {
 	uint64_t actor;          /* the user it runs as (authenticated by the caller) */
+	uint64_t token;          /* the token the actor authenticated with (step 0);
+	                            0: none (an operator's tool acting as the actor) */
 	const char *name;        /* "createEntry", ... (core/cmd.h) */
 	json_t *params;          /* a JSON object; the events' strings point into it */
 	struct cl_str cmd_id;    /* client command id (1..CL_MAX_CMD_ID bytes), n 0: none */
@@ -145,6 +155,15 @@ int command_run(struct evlog *log, struct proj *p, const struct command *c,
  */
 int command_follow(struct evlog *log, struct proj *p, command_event_fn on_event, void *arg,
 		   size_t *applied, struct command_fault *fault);
+
+/*
+ * 1 if token (0: none, always 1) is an active token of actor in p: the
+ * check of step 0, for callers that answer other requests of a connection
+ * (queries) by the same rule. Refusals say COMMAND_REVOKED_MSG, code
+ * unauthorized.
+ */
+int command_token_active(const struct proj *p, uint64_t actor, uint64_t token);
+#define COMMAND_REVOKED_MSG "the token of this connection was revoked; nothing was done"
 
 /*
  * 1 if rc, returned by command_run_txn or by committing its txn, is a

@@ -55,6 +55,7 @@
 #define EVLOG_FORMAT 1
 #define EVLOG_DEFAULT_MAPSIZE ((size_t)1 << 30)
 #define EVLOG_CMD_VAL_HDR 12            /* u64 first seq + u32 count */
+#define EVLOG_CMD_USE_TAG 0x01          /* a use follows the header (evlog.h) */
 #define EVLOG_MAX_RESULT CL_MAX_EVENT   /* cap on a stored command result */
 
 struct evlog_txn {
@@ -1346,6 +1347,7 @@ int evlog_wcmd_get(struct evlog_txn *t, uint64_t actor, struct cl_str cmd_id,
 	uint8_t kb[8 + CL_MAX_CMD_ID];
 	MDB_val k, v;
 	const uint8_t *p;
+	size_t n;
 	int rc;
 
 	if (!t->txn || t->err)
@@ -1361,19 +1363,32 @@ int evlog_wcmd_get(struct evlog_txn *t, uint64_t actor, struct cl_str cmd_id,
 	if (v.mv_size < EVLOG_CMD_VAL_HDR)
 		return CL_ECORRUPT;
 	p = v.mv_data;
+	n = EVLOG_CMD_VAL_HDR;
+	memset(out, 0, sizeof *out);
 	out->first_seq = get_be64(p);
 	out->count = get_be32(p + 8);
-	out->result = (const char *)p + EVLOG_CMD_VAL_HDR;
-	out->result_len = v.mv_size - EVLOG_CMD_VAL_HDR;
+	if (v.mv_size > n && p[n] == EVLOG_CMD_USE_TAG) {
+		if (v.mv_size < n + 2 || p[n + 1] == 0 ||
+		    v.mv_size - n - 2 < (size_t)p[n + 1] + EV_HASH_LEN)
+			return CL_ECORRUPT;
+		out->name = (const char *)p + n + 2;
+		out->name_len = p[n + 1];
+		out->params_hash = p + n + 2 + out->name_len;
+		n += 2 + out->name_len + EV_HASH_LEN;
+	}
+	out->result = (const char *)p + n;
+	out->result_len = v.mv_size - n;
 	return CL_OK;
 }
 
 int evlog_wcmd_put(struct evlog_txn *t, uint64_t actor, struct cl_str cmd_id,
-		   uint64_t first_seq, uint32_t count, const char *result, size_t result_len)
+		   uint64_t first_seq, uint32_t count, const char *name,
+		   const uint8_t *params_hash, const char *result, size_t result_len)
 {
 	uint8_t kb[8 + CL_MAX_CMD_ID];
 	MDB_val k, v;
 	uint8_t *p;
+	size_t name_len = name ? strlen(name) : 0, use = 0;
 	int rc;
 
 	if (!t->txn || t->err)
@@ -1383,9 +1398,12 @@ int evlog_wcmd_put(struct evlog_txn *t, uint64_t actor, struct cl_str cmd_id,
 		return rc;
 	if (result_len > EVLOG_MAX_RESULT)
 		return CL_ETOOBIG;
-	if (result_len && !result)
+	if ((result_len && !result) ||
+	    (name && (name_len == 0 || name_len > EVLOG_MAX_CMD_NAME || !params_hash)))
 		return CL_EINVAL;
-	v.mv_size = EVLOG_CMD_VAL_HDR + result_len;
+	if (name)
+		use = 2 + name_len + EV_HASH_LEN;
+	v.mv_size = EVLOG_CMD_VAL_HDR + use + result_len;
 	v.mv_data = NULL;
 	rc = mdb_put(t->txn, t->log->cmds, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
 	if (rc == MDB_KEYEXIST)
@@ -1395,8 +1413,16 @@ int evlog_wcmd_put(struct evlog_txn *t, uint64_t actor, struct cl_str cmd_id,
 	p = v.mv_data;
 	put_be64(p, first_seq);
 	put_be32(p + 8, count);
+	p += EVLOG_CMD_VAL_HDR;
+	if (name) {
+		*p++ = EVLOG_CMD_USE_TAG;
+		*p++ = (uint8_t)name_len;
+		memcpy(p, name, name_len);
+		memcpy(p + name_len, params_hash, EV_HASH_LEN);
+		p += name_len + EV_HASH_LEN;
+	}
 	if (result_len)
-		memcpy(p + EVLOG_CMD_VAL_HDR, result, result_len);
+		memcpy(p, result, result_len);
 	t->dirty = 1;
 	return CL_OK;
 }
@@ -1479,7 +1505,8 @@ static int append_once(struct evlog *log, uint64_t expect_last, struct event *ev
 			goto abort;
 	}
 	if (cmd_id.n > 0) {
-		rc = evlog_wcmd_put(t, actor, cmd_id, first, (uint32_t)n, result, result_len);
+		rc = evlog_wcmd_put(t, actor, cmd_id, first, (uint32_t)n, NULL, NULL, result,
+				    result_len);
 		if (rc)
 			goto abort;
 	}

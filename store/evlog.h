@@ -9,7 +9,11 @@
  *             "last" (u64 BE last seq), "head" (32-byte hash of event last),
  *             "created" (i64 BE µs).
  *   "cmds"    key: u64 BE actor ‖ client command id bytes;
- *             value: u64 BE first seq ‖ u32 BE count ‖ result bytes.
+ *             value: u64 BE first seq ‖ u32 BE count ‖ [use] ‖ result bytes,
+ *             use = 0x01 ‖ u8 n ‖ command name (n bytes) ‖ 32-byte SHA-256
+ *             of the command's params (what the id was used for). Records
+ *             written before the use was stored have none: their result (a
+ *             JSON object, or nothing) never starts with 0x01.
  *
  * Hash chain: hash(seq) = SHA-256(hash(seq-1) ‖ u64 BE seq ‖ value), with
  * hash(0) = 32 zero bytes. Each value also carries hash(seq-1) in its
@@ -227,16 +231,25 @@ struct evlog_cmd {
 	uint64_t first_seq;
 	uint32_t count;          /* events the command appended */
 	const char *result;      /* the original reply payload (JSON text) */
-	size_t result_len;       /* valid until the txn ends */
+	size_t result_len;       /* valid until the txn ends, as are name and hash */
+	/* what the id was used for; name NULL: a record from before the use
+	 * was stored (or written without one), which matches any command */
+	const char *name;        /* the command name, name_len bytes, no NUL */
+	size_t name_len;
+	const uint8_t *params_hash;   /* EV_HASH_LEN bytes */
 };
-/* 0 and *out filled if present, CL_ENOTFOUND if not. cmd_id must be 1 to
- * CL_MAX_CMD_ID bytes (else CL_EINVAL). evlog_wcmd_put refuses an id already
- * recorded with CL_EEXIST (txn still usable) and a result over CL_MAX_EVENT
- * bytes with CL_ETOOBIG. */
+/* 0 and *out filled if present, CL_ENOTFOUND if not (CL_ECORRUPT: a value
+ * too short for what it says it holds). cmd_id must be 1 to CL_MAX_CMD_ID
+ * bytes (else CL_EINVAL). evlog_wcmd_put records the use when name is not
+ * NULL (1..EVLOG_MAX_CMD_NAME bytes, with params_hash; else CL_EINVAL);
+ * it refuses an id already recorded with CL_EEXIST (txn still usable) and a
+ * result over CL_MAX_EVENT bytes with CL_ETOOBIG. */
+#define EVLOG_MAX_CMD_NAME 255
 int evlog_wcmd_get(struct evlog_txn *txn, uint64_t actor, struct cl_str cmd_id,
 		   struct evlog_cmd *out);
 int evlog_wcmd_put(struct evlog_txn *txn, uint64_t actor, struct cl_str cmd_id,
-		   uint64_t first_seq, uint32_t count, const char *result, size_t result_len);
+		   uint64_t first_seq, uint32_t count, const char *name,
+		   const uint8_t *params_hash, const char *result, size_t result_len);
 
 /*
  * Commit (fsync unless EVLOG_NOSYNC), updating meta "last" and "head".
@@ -248,7 +261,8 @@ void evlog_wabort(struct evlog_txn *txn);
 
 /*
  * Convenience for tools: append n events in one txn conditional on
- * expect_last, recording (actor, cmd_id) if cmd_id.n > 0. Retries itself on
+ * expect_last, recording (actor, cmd_id) if cmd_id.n > 0 (without a use,
+ * so the record matches any command: evlog_cmd). Retries itself on
  * CL_EMAPFULL after growing the map. If cmd_id was already applied, appends
  * nothing and returns CL_EEXIST with *first_seq set to the original; this
  * wins over CL_ECONFLICT, so a retry with a stale expect_last still learns

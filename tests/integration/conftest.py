@@ -56,6 +56,31 @@ def raw_upgrade(server, token, rcvbuf=None, timeout=10):
     return s
 
 
+def raw_frames(sock):
+    """The server's frames on a raw socket (raw_upgrade), one by one, as
+    (opcode, payload); EOFError if the socket closes before a frame ends."""
+    buf = b""
+
+    def need(n):
+        nonlocal buf
+        while len(buf) < n:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise EOFError("closed without a close frame")
+            buf += chunk
+        out, buf = buf[:n], buf[n:]
+        return out
+
+    while True:
+        h = need(2)
+        n = h[1] & 0x7f
+        if n == 126:
+            n = int.from_bytes(need(2), "big")
+        elif n == 127:
+            n = int.from_bytes(need(8), "big")
+        yield h[0] & 0x0f, need(n)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

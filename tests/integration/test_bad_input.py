@@ -28,7 +28,7 @@ import pytest
 import websockets
 import websockets.exceptions
 
-from conftest import Client, all_entries, new_member, raw_upgrade, run, tls_context
+from conftest import Client, all_entries, new_member, raw_frames, raw_upgrade, run, tls_context
 
 
 async def closed_with(c, timeout=10):
@@ -505,28 +505,8 @@ def _read_until_close(sock):
     """Read a raw (server-to-client, unmasked) frame stream until the close
     frame; return (push seqs seen, (close code, reason))."""
     sock.settimeout(15)
-    buf = b""
-
-    def need(n):
-        nonlocal buf
-        while len(buf) < n:
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise EOFError("closed without a close frame")
-            buf += chunk
-        out, buf = buf[:n], buf[n:]
-        return out
-
     seqs = []
-    while True:
-        h = need(2)
-        n = h[1] & 0x7f
-        if n == 126:
-            n = int.from_bytes(need(2), "big")
-        elif n == 127:
-            n = int.from_bytes(need(8), "big")
-        body = need(n)
-        op = h[0] & 0x0f
+    for op, body in raw_frames(sock):
         if op == 8:
             return seqs, (int.from_bytes(body[:2], "big"), body[2:].decode())
         if op == 1:

@@ -49,6 +49,7 @@ class World:
         self.data = data
         self.acked = {}         # cmd_id -> seq of its reply
         self.pending = {}       # cmd_id -> request (sent, no reply yet)
+        self.sent = {}          # cmd_id -> request, acknowledged ones too
         self.entries = []       # acknowledged entry ids (comment targets)
         self.cmd_count = collections.Counter()   # cmd -> events in the log
         self.cmd_seq = {}       # cmd -> seq of its (first) event
@@ -93,6 +94,8 @@ def take_reply(w, cid, r):
     assert r["ok"], (cid, r)
     w.acked[cid] = r["seq"]
     obj = w.pending.pop(cid, None)
+    if obj is not None:
+        w.sent[cid] = obj
     if obj is not None and obj["op"] == "createEntry":
         w.entries.append(r["entry"])
 
@@ -107,11 +110,13 @@ async def retry_pending(s, w, rng):
         take_reply(w, cid, r)
         w.retried += 1
     for cid in rng.sample(sorted(w.acked), min(3, len(w.acked))):
-        r = await c.request({"op": "createEntry", "cmd_id": cid,
-                             "params": {"title": "ignored: already applied", "kind": "fix"}})
-        # an already-applied cmd_id answers the original reply, whatever
-        # the params now say
+        # an already-applied cmd_id answers the original reply to the same
+        # command, and refuses any other (docs/protocol.md, cmd_id)
+        r = await c.request(dict(w.sent[cid], id=cid))
         assert r["ok"] and r["seq"] == w.acked[cid], (cid, r, w.acked[cid])
+        r = await c.request({"op": "createEntry", "cmd_id": cid,
+                             "params": {"title": "not the same command", "kind": "fix"}})
+        assert not r["ok"] and r["error"]["code"] == "conflict", (cid, r)
         w.retried_acked += 1
     await c.close()
 

@@ -168,16 +168,23 @@ static void fx_close(struct fixture *fx)
 	evlog_close(fx->log);
 }
 
-/* Run s as user 1 outside a txn; returns the request (reply or frame set). */
-static struct req *run(struct fixture *fx, const char *s, struct evlog_txn *txn)
+/* Run s as user with token; returns the request (reply or frame set). */
+static struct req *run_as(struct fixture *fx, uint64_t user, uint64_t token, const char *s,
+			  struct evlog_txn *txn)
 {
 	struct req *r = parse(s);
 
-	r->user = 1;
-	r->token = 1;
+	r->user = user;
+	r->token = token;
 	if (proto_exec(&fx->pc, r, txn) != 0)
 		abort();
 	return r;
+}
+
+/* Run s as user 1 (the bootstrap admin, token 1). */
+static struct req *run(struct fixture *fx, const char *s, struct evlog_txn *txn)
+{
+	return run_as(fx, 1, 1, s, txn);
 }
 
 static void t_exec_ping_subscribe(void)
@@ -244,7 +251,13 @@ static void t_exec_query_cache(void)
 	fx_close(&fx);
 }
 
-/* A command in a txn: appended, applied, hooked; its cmd_id answers again. */
+static const char *error_code(const struct req *r)
+{
+	return json_string_value(json_object_get(json_object_get(r->reply, "error"), "code"));
+}
+
+/* A command in a txn: appended, applied, hooked; its cmd_id answers again,
+ * for that command only. */
 static void t_exec_command(void)
 {
 	static const char c[] = "{\"id\":3,\"op\":\"createEntry\",\"cmd_id\":\"x1\","
@@ -266,6 +279,31 @@ static void t_exec_command(void)
 	CHECK_EQ_INT(json_integer_value(json_object_get(again->reply, "seq")), 3);
 	CHECK_EQ_INT(json_integer_value(json_object_get(again->reply, "entry")), 1);
 	CHECK_EQ_INT(proj_seq(fx.p), 3);
+	/* the id reused for another command, or for other params: conflict */
+	bad = run(&fx, "{\"op\":\"setStatus\",\"cmd_id\":\"x1\","
+		  "\"params\":{\"entry\":1,\"status\":\"resolved\"}}", txn);
+	CHECK(strcmp(error_code(bad), "conflict") == 0);
+	CHECK(strstr(json_string_value(json_object_get(json_object_get(bad->reply, "error"),
+						       "message")), "createEntry") != NULL);
+	req_free(bad);
+	bad = run(&fx, "{\"op\":\"createEntry\",\"cmd_id\":\"x1\","
+		  "\"params\":{\"title\":\"Other\",\"kind\":\"fix\"}}", txn);
+	CHECK(strcmp(error_code(bad), "conflict") == 0);
+	req_free(bad);
+	/* ... but the same params in another key order are the same command */
+	bad = run(&fx, "{\"op\":\"createEntry\",\"cmd_id\":\"x1\","
+		  "\"params\":{\"kind\":\"fix\",\"title\":\"Fix\"}}", txn);
+	CHECK(json_is_true(json_object_get(bad->reply, "ok")));
+	CHECK_EQ_INT(json_integer_value(json_object_get(bad->reply, "entry")), 1);
+	req_free(bad);
+	/* a record without a use (written before it was kept) matches anything */
+	CHECK(evlog_wcmd_put(txn, 1, CL_STR("old-1"), 3, 1, NULL, NULL, "{\"seq\":3}", 9) == 0);
+	bad = run(&fx, "{\"op\":\"setStatus\",\"cmd_id\":\"old-1\","
+		  "\"params\":{\"entry\":1,\"status\":\"resolved\"}}", txn);
+	CHECK(json_is_true(json_object_get(bad->reply, "ok")));
+	CHECK_EQ_INT(json_integer_value(json_object_get(bad->reply, "seq")), 3);
+	req_free(bad);
+	CHECK_EQ_INT(proj_seq(fx.p), 3);
 	bad = run(&fx, "{\"op\":\"setStatus\",\"params\":{\"entry\":99,\"status\":\"resolved\"}}",
 		  txn);
 	CHECK(json_is_false(json_object_get(bad->reply, "ok")));
@@ -283,6 +321,80 @@ static void t_exec_command(void)
 	fx_close(&fx);
 }
 
+/* A token revoked earlier in the same txn answers nothing more: not a
+ * command (not even a retry of one it made), not a query, not a ping. */
+static void t_exec_revoked_in_batch(void)
+{
+	static const char c[] = "{\"op\":\"createEntry\",\"cmd_id\":\"y1\","
+				"\"params\":{\"title\":\"Fix\",\"kind\":\"fix\"}}";
+	struct fixture fx;
+	struct evlog_txn *txn;
+	struct req *r;
+
+	REQUIRE(fx_open(&fx) == 0);
+	REQUIRE(evlog_wbegin(fx.log, proj_seq(fx.p), NULL, &txn) == 0);
+	r = run(&fx, c, txn);
+	CHECK(json_is_true(json_object_get(r->reply, "ok")));
+	req_free(r);
+	r = run(&fx, "{\"op\":\"revokeToken\",\"params\":{\"token\":1}}", txn);
+	CHECK(json_is_true(json_object_get(r->reply, "ok")));
+	req_free(r);
+	CHECK_EQ_INT(proj_seq(fx.p), 4);
+	r = run(&fx, "{\"op\":\"createEntry\",\"params\":{\"title\":\"Late\",\"kind\":\"fix\"}}",
+		txn);
+	CHECK(strcmp(error_code(r), "unauthorized") == 0);
+	req_free(r);
+	r = run(&fx, c, txn);                  /* the retry of an earlier command too */
+	CHECK(strcmp(error_code(r), "unauthorized") == 0);
+	req_free(r);
+	r = run(&fx, "{\"id\":1,\"op\":\"query\",\"name\":\"getChangelogEntries\"}", txn);
+	CHECK(r->frame == NULL && strcmp(error_code(r), "unauthorized") == 0);
+	req_free(r);
+	r = run(&fx, "{\"id\":2,\"op\":\"ping\"}", txn);
+	CHECK(strcmp(error_code(r), "unauthorized") == 0);
+	req_free(r);
+	CHECK_EQ_INT(proj_seq(fx.p), 4);       /* nothing appended after the revoke */
+	evlog_wabort(txn);
+	fx_close(&fx);
+}
+
+/* An admin revokes a member's token; the member's next command of the same
+ * txn is refused, while a token of another user never passes for theirs. */
+static void t_exec_revoked_by_admin_in_batch(void)
+{
+	static const char c[] = "{\"op\":\"createEntry\",\"params\":{\"title\":\"M\",\"kind\":\"fix\"}}";
+	struct fixture fx;
+	struct evlog_txn *txn;
+	struct req *r;
+
+	REQUIRE(fx_open(&fx) == 0);
+	REQUIRE(evlog_wbegin(fx.log, proj_seq(fx.p), NULL, &txn) == 0);
+	r = run(&fx, "{\"op\":\"createUser\",\"params\":{\"name\":\"mia\"}}", txn);
+	REQUIRE(json_is_true(json_object_get(r->reply, "ok")));
+	CHECK_EQ_INT(json_integer_value(json_object_get(r->reply, "token_id")), 2);
+	req_free(r);
+	r = run_as(&fx, 2, 2, c, txn);
+	CHECK(json_is_true(json_object_get(r->reply, "ok")));
+	req_free(r);
+	r = run_as(&fx, 2, 1, c, txn);         /* user 2 with user 1's token */
+	CHECK(strcmp(error_code(r), "unauthorized") == 0);
+	req_free(r);
+	r = run_as(&fx, 2, 99, c, txn);        /* no such token */
+	CHECK(strcmp(error_code(r), "unauthorized") == 0);
+	req_free(r);
+	r = run(&fx, "{\"op\":\"revokeToken\",\"params\":{\"token\":2}}", txn);
+	CHECK(json_is_true(json_object_get(r->reply, "ok")));
+	req_free(r);
+	r = run_as(&fx, 2, 2, c, txn);
+	CHECK(strcmp(error_code(r), "unauthorized") == 0);
+	req_free(r);
+	r = run(&fx, c, txn);                  /* the admin's own token still works */
+	CHECK(json_is_true(json_object_get(r->reply, "ok")));
+	req_free(r);
+	evlog_wabort(txn);
+	fx_close(&fx);
+}
+
 int main(void)
 {
 	RUN(t_parse_forms);
@@ -291,5 +403,7 @@ int main(void)
 	RUN(t_exec_ping_subscribe);
 	RUN(t_exec_query_cache);
 	RUN(t_exec_command);
+	RUN(t_exec_revoked_in_batch);
+	RUN(t_exec_revoked_by_admin_in_batch);
 	return harness_done();
 }

@@ -179,6 +179,53 @@ static void t_push_build(void)
 	proj_free(p);
 }
 
+/* Token events: their owner and admins get the frame, others the stub. */
+static void t_push_restrict(void)
+{
+	struct proj *p = proj_new();
+	struct pbuf buf = { 0 };
+	struct event ev;
+	struct frame *f, *plain;
+
+	REQUIRE(p != NULL);
+	memset(&ev, 0, sizeof ev);
+	ev.type = EV_USER_CREATED;
+	ev.version = (uint32_t)ev_current_version(EV_USER_CREATED);
+	ev.ts = 1790000000000000LL;
+	ev.seq = ev.ids.user = 1;
+	ev.name = CL_STR("root");
+	ev.role = ROLE_ADMIN;
+	REQUIRE(proj_apply(p, &ev) == 0);
+	ev.seq = ev.ids.user = 2;
+	ev.name = CL_STR("alice");
+	ev.role = ROLE_MEMBER;
+	REQUIRE(proj_apply(p, &ev) == 0);
+	ev.seq = ev.ids.user = 3;
+	ev.name = CL_STR("bob");
+	REQUIRE(proj_apply(p, &ev) == 0);
+
+	f = mk(7, 40);
+	plain = mk(8, 40);
+	REQUIRE(f && plain);
+	CHECK(push_restrict(&buf, plain, EV_ENTRY_CREATED, 2) == 0);
+	CHECK(plain->stub == NULL);
+	CHECK(push_for(plain, p, 3) == plain);
+	CHECK(push_restrict(&buf, f, EV_TOKEN_ISSUED, 2) == 0);
+	REQUIRE(f->stub != NULL);
+	CHECK_EQ_INT(f->stub->seq, 7);
+	CHECK(strcmp((char *)f->stub->data, "{\"op\":\"event\",\"seq\":7,\"redacted\":true}") == 0);
+	CHECK(push_for(f, p, 1) == f);          /* an admin */
+	CHECK(push_for(f, p, 2) == f);          /* the owner */
+	CHECK(push_for(f, p, 3) == f->stub);    /* another member */
+	CHECK(push_for(f, p, 99) == f->stub);   /* nobody known */
+	CHECK(push_restrict(&buf, f, EV_TOKEN_REVOKED, 3) == 0);   /* replaced, not leaked */
+	CHECK(push_for(f, p, 3) == f && push_for(f, p, 2) == f->stub);
+	frame_unref(f);                        /* frees the stub too (asan) */
+	frame_unref(plain);
+	pbuf_free(&buf);
+	proj_free(p);
+}
+
 int main(void)
 {
 	RUN(t_frame_refs);
@@ -189,5 +236,6 @@ int main(void)
 	RUN(t_ring_bytes);
 	RUN(t_ring_skip);
 	RUN(t_push_build);
+	RUN(t_push_restrict);
 	return harness_done();
 }

@@ -457,16 +457,50 @@ static void t_idempotent(void)
 	REQUIRE(evlog_wcmd_get(t, 8, id, &cmd) == 0);
 	CHECK_EQ_INT(cmd.result_len, 0);
 	CHECK_EQ_INT(evlog_wcmd_get(t, 9, id, &cmd), CL_ENOTFOUND);
-	CHECK_EQ_INT(evlog_wcmd_put(t, 7, id, 1, 1, NULL, 0), CL_EEXIST);
+	CHECK_EQ_INT(evlog_wcmd_put(t, 7, id, 1, 1, NULL, NULL, NULL, 0), CL_EEXIST);
 	memset(longid, 'x', sizeof longid);
 	CHECK_EQ_INT(evlog_wcmd_put(t, 7, ((struct cl_str){ longid, CL_MAX_CMD_ID + 1 }), 1, 1,
-				    NULL, 0), CL_EINVAL);
+				    NULL, NULL, NULL, 0), CL_EINVAL);
 	CHECK_EQ_INT(evlog_wcmd_get(t, 7, NO_CMD, &cmd), CL_EINVAL);
-	CHECK(evlog_wcmd_put(t, 7, ((struct cl_str){ longid, CL_MAX_CMD_ID }), 6, 0, "x", 1) == 0);
+	CHECK(evlog_wcmd_put(t, 7, ((struct cl_str){ longid, CL_MAX_CMD_ID }), 6, 0, NULL, NULL,
+			     "x", 1) == 0);
+	/* records without a use (evlog_append's, and those of older versions) */
+	REQUIRE(evlog_wcmd_get(t, 7, id, &cmd) == 0);
+	CHECK(cmd.name == NULL && cmd.name_len == 0 && cmd.params_hash == NULL);
+	/* with a use: name and params hash come back, the result after them */
+	{
+		uint8_t hash[EV_HASH_LEN];
+		struct cl_str uid = CL_STR("used");
+		char longname[EVLOG_MAX_CMD_NAME + 2];
+
+		memset(hash, 0xab, sizeof hash);
+		CHECK(evlog_wcmd_put(t, 7, uid, 6, 1, "setStatus", hash, res, strlen(res)) == 0);
+		REQUIRE(evlog_wcmd_get(t, 7, uid, &cmd) == 0);
+		CHECK(cmd.name_len == 9 && memcmp(cmd.name, "setStatus", 9) == 0);
+		CHECK(cmd.params_hash && memcmp(cmd.params_hash, hash, sizeof hash) == 0);
+		CHECK(cmd.result_len == strlen(res) && memcmp(cmd.result, res, cmd.result_len) == 0);
+		CHECK_EQ_INT(cmd.first_seq, 6);
+		CHECK(evlog_wcmd_put(t, 7, CL_STR("empty"), 6, 0, "x", hash, NULL, 0) == 0);
+		REQUIRE(evlog_wcmd_get(t, 7, CL_STR("empty"), &cmd) == 0);
+		CHECK(cmd.name_len == 1 && cmd.params_hash && cmd.result_len == 0);
+		/* a name without a hash, an empty or too long name */
+		CHECK_EQ_INT(evlog_wcmd_put(t, 7, CL_STR("n1"), 6, 0, "x", NULL, NULL, 0), CL_EINVAL);
+		CHECK_EQ_INT(evlog_wcmd_put(t, 7, CL_STR("n2"), 6, 0, "", hash, NULL, 0), CL_EINVAL);
+		memset(longname, 'n', sizeof longname - 1);
+		longname[sizeof longname - 1] = '\0';
+		CHECK_EQ_INT(evlog_wcmd_put(t, 7, CL_STR("n3"), 6, 0, longname, hash, NULL, 0),
+			     CL_EINVAL);
+		/* a value that says it holds a use but is cut short is damage */
+		CHECK(evlog_wcmd_put(t, 7, CL_STR("cut"), 6, 0, NULL, NULL, "\x01\x09setStatus",
+				     11) == 0);
+		CHECK_EQ_INT(evlog_wcmd_get(t, 7, CL_STR("cut"), &cmd), CL_ECORRUPT);
+		CHECK(evlog_wcmd_put(t, 7, CL_STR("cut0"), 6, 0, NULL, NULL, "\x01", 1) == 0);
+		CHECK_EQ_INT(evlog_wcmd_get(t, 7, CL_STR("cut0"), &cmd), CL_ECORRUPT);
+	}
 	CHECK(evlog_wcommit(t) == 0);
 	CHECK(evlog_stat(log, &st) == 0);
 	CHECK_EQ_INT(st.events, 6);
-	CHECK_EQ_INT(st.cmds, 3);
+	CHECK_EQ_INT(st.cmds, 7);
 	CHECK(st.used_bytes > 0 && st.used_bytes <= st.mapsize);
 	CHECK_EQ_INT(evlog_append(log, 6, ev, 0, 7, NO_CMD, NULL, 0, NULL), CL_EINVAL);
 	evlog_close(log);

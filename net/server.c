@@ -39,6 +39,7 @@
 #include "../store/token.h"
 #include "http.h"
 #include "metrics.h"
+#include "natspub.h"
 #include "proto.h"
 #include "push.h"
 #include "session.h"
@@ -93,6 +94,8 @@ struct server {
 	struct sess_pool pool;     /* the websocket sessions */
 	struct metrics m;
 	struct tlsr *tls;           /* the certificate new handshakes get (SIGHUP) */
+	struct natspub *np;        /* --nats: the publisher thread, else NULL */
+	struct metrics_nats mn;    /* its figures for the page being rendered */
 
 	struct req *q_head, *q_tail;   /* requests waiting for srv_flush */
 	size_t q_n, q_seen;        /* queued now / at the end of the last turn */
@@ -281,6 +284,7 @@ static int srv_catch_up(struct server *s)
 	if (n) {
 		slog(SLOG_DEBUG, "applied %zu events appended by another process", n);
 		sess_pool_published(&s->pool);
+		natspub_committed(s->np, s->published);
 	}
 	return rc;
 }
@@ -506,8 +510,10 @@ static void srv_flush(struct server *s)
 		srv_unstage(s);
 		for (r = batch; r; r = r->next)
 			srv_deliver(r);
-		if (s->published != before)
+		if (s->published != before) {
 			sess_pool_published(&s->pool);
+			natspub_committed(s->np, s->published);
+		}
 	} else {
 		slog(SLOG_ERR, "giving up on a batch after %d attempts (%s)", attempt,
 		     cl_strerror(rc));
@@ -650,8 +656,9 @@ static int srv_on_established(struct server *s, struct lws *wsi, struct sess *ss
 }
 
 /* What /healthz and /metrics show, from the owner of each value. */
-static void srv_http_view(const struct server *s, struct http_view *st)
+static void srv_http_view(struct server *s, struct http_view *st)
 {
+
 	memset(st, 0, sizeof *st);
 	st->ok = !s->stopping && !s->fatal;
 	st->stopping = s->stopping;
@@ -663,6 +670,19 @@ static void srv_http_view(const struct server *s, struct http_view *st)
 	st->g.ring_bytes = s->ring.bytes;
 	st->g.seq = s->published;
 	st->g.qc = &s->pc.qc;
+	if (s->np) {
+		struct natspub_stats ns;
+
+		natspub_stats(s->np, &ns);
+		s->mn.state = natspub_state_name(ns.state);
+		s->mn.states = natspub_state_names;
+		s->mn.published = ns.acked;
+		s->mn.lag = ns.committed > ns.acked ? ns.committed - ns.acked : 0;
+		s->mn.republished = ns.republished;
+		s->mn.checks = ns.checks;
+		s->mn.errors = ns.errors;
+		st->g.nats = &s->mn;
+	}
 }
 
 static int srv_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
@@ -944,6 +964,7 @@ static void srv_free(struct server *s)
 		nx = r->next;
 		req_free(r);
 	}
+	natspub_stop(s->np);        /* its thread reads the log: before it closes */
 	srv_unstage(s);
 	free(s->stg);
 	ring_release(&s->ring);
@@ -986,6 +1007,8 @@ int srv_run(const struct srv_opts *o)
 	if (srv_open_log(s))
 		goto out;
 	s->pool.log = s->log;
+	if (o->nats.url && natspub_start(&s->np, &o->nats, s->log, s->epoch, s->published))
+		goto out;
 	if (ring_init(&s->ring, o->ring_events, o->ring_bytes, s->published + 1))
 		goto out;
 	if (!o->plain && srv_tls_paths(s, cert, key, sizeof cert))

@@ -78,6 +78,14 @@ struct evlog {
 	EVP_MD_CTX *md;
 	struct ev_buf buf;              /* encode buffer for appends */
 	struct evlog_txn w;             /* the one write txn */
+	/*
+	 * Readers on other threads (evlog_read_shared): remapping (growing the
+	 * map, adopting another process's size) waits under mu until none
+	 * holds a txn, and a shared read txn is begun under mu.
+	 */
+	pthread_mutex_t mu;
+	pthread_cond_t idle;            /* nshared dropped to 0 */
+	int nshared;                    /* shared read txns open */
 };
 
 struct evlog_iter {
@@ -246,6 +254,23 @@ static int mkdir_p(const char *dir)
 }
 
 /*
+ * mdb_env_set_mapsize while no shared reader (another thread) holds a txn:
+ * it waits for them (their txns are short: evlog_read_shared copies a
+ * bounded range and ends).
+ */
+static int remap(struct evlog *log, size_t size)
+{
+	int rc;
+
+	pthread_mutex_lock(&log->mu);
+	while (log->nshared > 0)
+		pthread_cond_wait(&log->idle, &log->mu);
+	rc = mdb_env_set_mapsize(log->env, size);
+	pthread_mutex_unlock(&log->mu);
+	return rc;
+}
+
+/*
  * Begin a txn; adopt a map size another process set (MDB_MAP_RESIZED) when
  * this process holds no other txn. With read txns open the re-map would pull
  * the map from under them, so CL_EMAPFULL tells the caller to free its
@@ -258,7 +283,7 @@ static int txn_begin(struct evlog *log, unsigned flags, MDB_txn **txn)
 	if (rc == MDB_MAP_RESIZED) {
 		if (log->nread > 0)
 			return CL_EMAPFULL;
-		rc = mdb_env_set_mapsize(log->env, 0);
+		rc = remap(log, 0);
 		if (rc == MDB_SUCCESS)
 			rc = mdb_txn_begin(log->env, NULL, flags, txn);
 	}
@@ -574,6 +599,8 @@ int evlog_open(struct evlog **out, const char *dir, unsigned flags, size_t mapsi
 		return CL_ENOMEM;
 	log->flags = flags;
 	log->w.log = log;
+	pthread_mutex_init(&log->mu, NULL);
+	pthread_cond_init(&log->idle, NULL);
 	ev_buf_init(&log->buf);
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
 	log->sha = EVP_MD_fetch(NULL, "SHA256", NULL);
@@ -661,6 +688,8 @@ void evlog_close(struct evlog *log)
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
 	EVP_MD_free(log->sha);
 #endif
+	pthread_cond_destroy(&log->idle);
+	pthread_mutex_destroy(&log->mu);
 	free(log);
 }
 
@@ -801,6 +830,62 @@ int evlog_iter_next(struct evlog_iter *it, struct evlog_rec *rec)
 	it->seq = rec->seq;
 	it->chained = 0;    /* a raw read breaks the running chain */
 	return 1;
+}
+
+int evlog_read_shared(struct evlog *log, uint64_t from, size_t max_n, size_t max_bytes,
+		      evlog_rec_fn fn, void *arg, uint64_t *last)
+{
+	uint8_t kb[8];
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	size_t n = 0, bytes = 0;
+	uint64_t expect = from ? from : 1;
+	int rc, op = MDB_SET_RANGE;
+
+	pthread_mutex_lock(&log->mu);
+	rc = mdb_txn_begin(log->env, NULL, MDB_RDONLY, &txn);
+	if (rc == MDB_SUCCESS)
+		log->nshared++;
+	pthread_mutex_unlock(&log->mu);
+	if (rc == MDB_MAP_RESIZED)
+		return CL_EMAPFULL;     /* the owner adopts the new size; call again */
+	if (rc != MDB_SUCCESS)
+		return map_err(rc);
+	if (last)
+		rc = meta_last(log, txn, last, NULL);
+	if (rc == CL_OK)
+		rc = map_err(mdb_cursor_open(txn, log->events, &cur));
+	put_be64(kb, expect);
+	k.mv_size = sizeof kb;
+	k.mv_data = kb;
+	while (rc == CL_OK && n < max_n && (n == 0 || bytes < max_bytes)) {
+		int got = mdb_cursor_get(cur, &k, &v, op);
+
+		op = MDB_NEXT;
+		if (got == MDB_NOTFOUND)
+			break;
+		if (got != MDB_SUCCESS) {
+			rc = map_err(got);
+			break;
+		}
+		if (k.mv_size != 8 || get_be64(k.mv_data) != expect) {
+			rc = CL_ECORRUPT;       /* a gap where the log has none */
+			break;
+		}
+		rc = fn(arg, expect, v.mv_data, v.mv_size);
+		expect++;
+		n++;
+		bytes += v.mv_size;
+	}
+	if (cur)
+		mdb_cursor_close(cur);
+	pthread_mutex_lock(&log->mu);
+	mdb_txn_abort(txn);
+	if (--log->nshared == 0)
+		pthread_cond_broadcast(&log->idle);
+	pthread_mutex_unlock(&log->mu);
+	return rc;
 }
 
 /* End of the snapshot: the records read must end at meta last / head. */
@@ -1194,7 +1279,7 @@ static int grow_map(struct evlog *log)
 		return CL_OK;   /* with readers open, the txn may hit MAP_FULL again */
 	rc = mdb_env_info(log->env, &info);
 	if (rc == MDB_SUCCESS)
-		rc = mdb_env_set_mapsize(log->env, info.me_mapsize * 2);
+		rc = remap(log, info.me_mapsize * 2);
 	if (rc != MDB_SUCCESS)
 		return map_err(rc);
 	log->grow = 0;
@@ -1541,7 +1626,7 @@ int evlog_backup(struct evlog *log, const char *dest)
 	rc = mdb_env_copy2(log->env, dest, MDB_CP_COMPACT);
 	if (rc == MDB_MAP_RESIZED && log->nread == 0) {
 		/* the copy's read txn needs the size another process set */
-		rc = mdb_env_set_mapsize(log->env, 0);
+		rc = remap(log, 0);
 		if (rc == MDB_SUCCESS)
 			rc = mdb_env_copy2(log->env, dest, MDB_CP_COMPACT);
 	}

@@ -25,7 +25,8 @@
  * the only call left is evlog_wabort. Nothing here logs.
  *
  * A struct evlog is used by one thread at a time (it holds one SHA-256
- * context and one encode buffer). It may hold several read txns at once
+ * context and one encode buffer), except evlog_read_shared, which other
+ * threads may call meanwhile. It may hold several read txns at once
  * (iterators, evlog_last: the env is MDB_NOTLS) and one write txn.
  *
  * Map size: if another process grew the map past this process's while this
@@ -185,6 +186,23 @@ int evlog_replay(struct evlog *log, uint64_t from, uint64_t upto, unsigned flags
 /* hash(seq) from hash(seq-1) and the stored value. */
 void evlog_hash(const uint8_t prev[EV_HASH_LEN], uint64_t seq,
 		const uint8_t *val, size_t len, uint8_t out[EV_HASH_LEN]);
+
+/*
+ * The one call another thread may make while the owner uses the log (the
+ * NATS publisher, net/natspub.c): in a read txn of its own, hand fn the
+ * stored bytes of seq from, from+1, ... (at most max_n records, and none
+ * after max_bytes have been handed; at least one if there is one), in
+ * order. val is valid during the call only: copy it. *last (may be NULL)
+ * gets meta "last" of the same snapshot. fn returns 0, or an error that
+ * stops the read and is returned. Returns 0 (also when nothing is there),
+ * CL_ECORRUPT if a seq is missing, CL_EMAPFULL if another process grew the
+ * map and the owner has not adopted it yet (call again later), or another
+ * CL_E* code. Growing the map waits while such a txn is open, so keep fn
+ * short (a copy). Not for use after evlog_close.
+ */
+typedef int (*evlog_rec_fn)(void *arg, uint64_t seq, const uint8_t *val, size_t len);
+int evlog_read_shared(struct evlog *log, uint64_t from, size_t max_n, size_t max_bytes,
+		      evlog_rec_fn fn, void *arg, uint64_t *last);
 
 /* ---- writing ---------------------------------------------------------- */
 

@@ -16,6 +16,7 @@
 #   proto         push qcache
 #   http          metrics qcache
 #   session       push metrics qcache slog
+#   natspub       slog (the NATS publisher thread)
 #   server        anything in net/: the one file that wires them
 #   changelogd_main  server slog
 # Only server.c and changelogd_main.c include server.h, and net/ holds no
@@ -72,7 +73,7 @@ check() {
 net_allowed() {
 	case $1 in
 	push|qcache|slog|tlsgen|config|libver) echo "" ;;
-	tlsreload) echo "slog" ;;
+	tlsreload|natspub) echo "slog" ;;
 	metrics) echo "qcache" ;;
 	proto) echo "push qcache" ;;
 	http) echo "metrics qcache" ;;

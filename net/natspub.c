@@ -431,7 +431,7 @@ static void np_publish_some(struct natspub *np, uint64_t upto)
 
 static void np_deadline(struct timespec *ts, int ms)
 {
-	clock_gettime(CLOCK_REALTIME, ts);
+	clock_gettime(CLOCK_MONOTONIC, ts);     /* np->cv waits on this clock */
 	ts->tv_sec += ms / 1000;
 	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
 	if (ts->tv_nsec >= 1000000000L) {
@@ -483,6 +483,22 @@ static void *np_main(void *arg)
 			continue;
 		}
 		np_publish_some(np, committed);
+	}
+	/* stopping: what the last batches committed, if the stream is live */
+	for (;;) {
+		uint64_t committed;
+		int go;
+
+		pthread_mutex_lock(&np->mu);
+		committed = np->committed;
+		go = np->connected && np->st.state == NATSPUB_LIVE && !np->check &&
+		     committed > np->sent;
+		pthread_mutex_unlock(&np->mu);
+		if (!go)
+			break;
+		np_publish_some(np, committed);
+		if (np->nrecs == 0)
+			break;
 	}
 	jsPubOptions_Init(&po);
 	po.MaxWait = 2000;
@@ -591,7 +607,14 @@ int natspub_start(struct natspub **out, const struct natspub_opts *o, struct evl
 	snprintf(np->desc, sizeof np->desc, "%s%s", NATSPUB_DESC, epoch);
 	snprintf(np->subject, sizeof np->subject, "%s.events", o->stream);
 	pthread_mutex_init(&np->mu, NULL);
-	pthread_cond_init(&np->cv, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&np->cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 
 	s = natsOptions_Create(&np->nopts);
 	if (s == NATS_OK)

@@ -100,6 +100,10 @@ def test_every_event_is_published_with_its_seq_and_bytes(nats, writers):
     # the 2 bootstrap events were in the log before the stream existed
     assert m["changelogd_nats_republished_total"] == 2
     assert assert_stream_is_log(nats, w.data) == 14
+    # a clean stop publishes what its last batches committed before it exits
+    write(w, 5, "just before the stop")
+    assert w.stop() == 0
+    assert assert_stream_is_log(nats, w.data) == 19
 
 
 def test_broker_restart_while_writing_refills_the_stream(nats, writers):

@@ -27,6 +27,7 @@
 #include <nats/nats.h>
 
 #include "../core/cl.h"
+#include "natsconn.h"
 #include "slog.h"
 
 #define NATSPUB_CHUNK 256              /* events copied out of the log per read */
@@ -36,7 +37,7 @@
 #define NATSPUB_TICK_MS 250            /* the thread looks around this often */
 #define NATSPUB_RETRY_MS 1000          /* after an API error */
 #define NATSPUB_DIVERGED_MS 5000       /* re-checking a stream that disagreed */
-#define NATSPUB_DESC "changelogd log, epoch "
+#define NATSPUB_DESC NATSCONN_DESC
 
 struct np_rec {
 	uint64_t seq;
@@ -580,22 +581,13 @@ int natspub_start(struct natspub **out, const struct natspub_opts *o, struct evl
 	struct natspub *np;
 	jsOptions jo;
 	natsStatus s;
+	char why[512];
 
 	*out = NULL;
 	if (!np_name_ok(o->stream)) {
 		slog(SLOG_ERR, "--nats-stream %s: a stream name is 1 to 64 letters, digits, - "
 		     "or _", o->stream);
 		return CL_EINVAL;
-	}
-	if (o->creds) {
-		/* libnats reads it only when it connects: say now that it cannot */
-		FILE *f = fopen(o->creds, "r");
-
-		if (!f) {
-			slog(SLOG_ERR, "cannot read --nats-creds %s (%s)", o->creds, strerror(errno));
-			return CL_EINVAL;
-		}
-		fclose(f);
 	}
 	np = calloc(1, sizeof *np);
 	if (!np)
@@ -616,26 +608,9 @@ int natspub_start(struct natspub **out, const struct natspub_opts *o, struct evl
 		pthread_condattr_destroy(&ca);
 	}
 
-	s = natsOptions_Create(&np->nopts);
-	if (s == NATS_OK)
-		s = natsOptions_SetURL(np->nopts, o->url);
-	if (s == NATS_OK)
-		s = natsOptions_SetName(np->nopts, "changelogd");
-	if (s == NATS_OK && o->creds)
-		s = natsOptions_SetUserCredentialsFromFiles(np->nopts, o->creds, NULL);
-	if (s == NATS_OK)
-		s = natsOptions_SetMaxReconnect(np->nopts, -1);
-	if (s == NATS_OK)
-		s = natsOptions_SetReconnectWait(np->nopts, 250);
-	if (s == NATS_OK)
-		s = natsOptions_SetRetryOnFailedConnect(np->nopts, true, np_on_connected, np);
-	if (s == NATS_OK)
-		s = natsOptions_SetReconnectedCB(np->nopts, np_on_connected, np);
-	if (s == NATS_OK)
-		s = natsOptions_SetDisconnectedCB(np->nopts, np_on_disconnected, np);
-	if (s != NATS_OK) {
-		slog(SLOG_ERR, "--nats %s%s%s: %s", o->url, o->creds ? " --nats-creds " : "",
-		     o->creds ? o->creds : "", nats_GetLastError(NULL));
+	if (natsconn_options(&np->nopts, o->url, o->creds, np_on_connected, np_on_disconnected,
+			     np, why, sizeof why)) {
+		slog(SLOG_ERR, "%s", why);
 		np_free(np);
 		return CL_EINVAL;
 	}

@@ -1388,6 +1388,39 @@ int evlog_wappend(struct evlog_txn *t, struct event *ev)
 	return CL_OK;
 }
 
+int evlog_wappend_raw(struct evlog_txn *t, uint64_t seq, const uint8_t *val, size_t len)
+{
+	struct evlog *log = t->log;
+	struct event ev;
+	uint8_t kb[8];
+	MDB_val k = { sizeof kb, kb }, v = { len, (void *)val };
+	int rc;
+
+	if (!t->txn || t->err || !val)
+		return CL_EINVAL;
+	if (len > CL_MAX_EVENT)
+		return CL_ETOOBIG;
+	if (seq != t->last + 1)
+		return CL_ECORRUPT;             /* a gap or a repeat: nothing stored */
+	rc = ev_decode(val, len, &ev);
+	if (rc)
+		return rc;
+	if (memcmp(ev.prev_hash, t->head, EV_HASH_LEN) != 0)
+		return CL_ECORRUPT;             /* not the next link of this chain */
+	put_be64(kb, seq);
+	rc = mdb_put(t->txn, log->events, &k, &v, MDB_APPEND);
+	if (rc == MDB_KEYEXIST)
+		return wfail(t, CL_ECORRUPT);
+	if (rc != MDB_SUCCESS)
+		return wfail(t, map_err(rc));
+	rc = hash_with(log->md, log_sha(log), t->head, seq, val, len, t->head);
+	if (rc)
+		return wfail(t, rc);
+	t->last = seq;
+	t->dirty = 1;
+	return CL_OK;
+}
+
 uint64_t evlog_wlast(const struct evlog_txn *t)
 {
 	return t->last;
@@ -1638,6 +1671,48 @@ int evlog_backup(struct evlog *log, const char *dest)
 	rc = sync_path(path, 0);
 	if (rc == CL_OK)
 		rc = sync_path(dest, 1);
+	return rc;
+}
+
+int evlog_adopt_epoch(struct evlog *log, const char *hex)
+{
+	uint8_t epoch[EVLOG_EPOCH_LEN];
+	uint64_t last = 0;
+	MDB_txn *txn;
+	int rc;
+
+	if (!hex || strlen(hex) != EVLOG_EPOCH_STRLEN || log->w.txn || (log->flags & EVLOG_RDONLY))
+		return CL_EINVAL;
+	for (size_t i = 0; i < EVLOG_EPOCH_LEN; i++) {
+		unsigned hi, lo;
+		char c1 = hex[2 * i], c2 = hex[2 * i + 1];
+
+		if (!((c1 >= '0' && c1 <= '9') || (c1 >= 'a' && c1 <= 'f')) ||
+		    !((c2 >= '0' && c2 <= '9') || (c2 >= 'a' && c2 <= 'f')))
+			return CL_EINVAL;
+		hi = c1 <= '9' ? (unsigned)(c1 - '0') : (unsigned)(c1 - 'a' + 10);
+		lo = c2 <= '9' ? (unsigned)(c2 - '0') : (unsigned)(c2 - 'a' + 10);
+		epoch[i] = (uint8_t)(hi << 4 | lo);
+	}
+	if (memcmp(epoch, log->epoch, EVLOG_EPOCH_LEN) == 0)
+		return CL_OK;
+	rc = txn_begin(log, 0, &txn);
+	if (rc)
+		return rc;
+	rc = meta_last(log, txn, &last, NULL);
+	if (rc == CL_OK && last != 0)
+		rc = CL_EEXIST;                 /* a log with events keeps its epoch */
+	if (rc == CL_OK)
+		rc = meta_put(txn, log->meta, "epoch", epoch, sizeof epoch);
+	if (rc == CL_OK) {
+		rc = map_err(mdb_txn_commit(txn));
+	} else {
+		mdb_txn_abort(txn);
+	}
+	if (rc == CL_OK) {
+		memcpy(log->epoch, epoch, EVLOG_EPOCH_LEN);
+		hex_encode(log->epoch, EVLOG_EPOCH_LEN, log->epoch_hex);
+	}
 	return rc;
 }
 

@@ -229,6 +229,17 @@ int evlog_wbegin(struct evlog *log, uint64_t expect_last, uint64_t *actual_last,
  */
 int evlog_wappend(struct evlog_txn *txn, struct event *ev);
 
+/*
+ * Append one event exactly as another log stored it (an edge node copying
+ * its writer's log): val must be the envelope of seq evlog_wlast(txn) + 1,
+ * and its prev_hash the hash of this log's last event, so the copy's hash
+ * chain is the original's. Errors that store nothing and leave the txn
+ * usable: CL_ECORRUPT (seq is not the next one, or prev_hash is not this
+ * chain's head), CL_EDECODE / CL_EVERSION (not an envelope), CL_ETOOBIG,
+ * CL_EINVAL; and the poisoning ones of evlog_wappend.
+ */
+int evlog_wappend_raw(struct evlog_txn *txn, uint64_t seq, const uint8_t *val, size_t len);
+
 /* Last seq as seen inside the txn, including this txn's appends. */
 uint64_t evlog_wlast(const struct evlog_txn *txn);
 
@@ -284,6 +295,15 @@ int evlog_append(struct evlog *log, uint64_t expect_last, struct event *events, 
  * data.mdb. The copy keeps the epoch: give a restored log a new one.
  */
 int evlog_backup(struct evlog *log, const char *dest);
+
+/*
+ * Give an empty log (no event yet) the epoch hex (EVLOG_EPOCH_STRLEN lower-
+ * case hex digits): an edge node's copy carries its writer's epoch. 0 (also
+ * when it already has it), CL_EEXIST if the log holds events (its epoch
+ * stays), CL_EINVAL (bad hex, a write txn open, read-only), or the errors of
+ * a commit. No write txn of log may be open.
+ */
+int evlog_adopt_epoch(struct evlog *log, const char *hex);
 
 /*
  * Give the log in dir a new random epoch (after restore). The log must not

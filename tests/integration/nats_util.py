@@ -17,7 +17,8 @@ import urllib.request
 
 import pytest
 
-from conftest import BIN, REPO, free_port
+from conftest import BIN, REPO, Client, Server, free_port, run, sanitizer_reports
+from tools_util import LmdbDump
 
 
 
@@ -111,9 +112,9 @@ class NatsServer:
                            text=True, timeout=30)
         assert json.loads(p.stdout) == {"ok": True}, p.stdout + p.stderr
 
-    def publish(self, subject, text, stream="changelog"):
-        """A foreign publisher stores text on subject: its stream seq."""
-        p = subprocess.run([JSDUMP, self.url, stream, "publish", subject, text],
+    def publish(self, subject, data, stream="changelog"):
+        """A foreign publisher stores the bytes data on subject: its stream seq."""
+        p = subprocess.run([JSDUMP, self.url, stream, "publish", subject, data.hex()],
                            capture_output=True, text=True, timeout=30)
         out = json.loads(p.stdout)
         assert "seq" in out, out
@@ -154,3 +155,55 @@ def wait_published(server, timeout=20):
         return m if (nats_state(m) == "live" and m["changelogd_nats_publish_lag"] == 0 and
                      m["changelogd_nats_published_seq"] == m["changelogd_seq"]) else None
     return wait_for("the stream to hold every committed event", done, timeout)
+
+
+@pytest.fixture
+def nats(tmpdir_path):
+    need_nats()
+    n = NatsServer(os.path.join(tmpdir_path, "js"))
+    n.start()
+    yield n
+    n.stop()
+
+
+@pytest.fixture
+def writers(tmpdir_path):
+    """Factory: writers(nats_url, name="data", *args) -> a started changelogd
+    (plain ws) with --nats nats_url; SIGTERM-stopped and checked at the end."""
+    started = []
+
+    def make(url, name="data", *args):
+        s = Server(os.path.join(tmpdir_path, name), ["--nats", url] + list(args), plain=True)
+        s.start()
+        started.append(s)
+        return s
+
+    yield make
+    problems = []
+    for s in started:
+        running = s.proc is not None and s.proc.poll() is None
+        rc = s.stop()
+        if running and rc != 0:
+            problems.append("changelogd exited %s on SIGTERM\n%s" % (rc, s.log()))
+        problems.extend(sanitizer_reports(s.log()))
+    assert not problems, "\n".join(problems)
+
+
+def write(server, n, title="entry"):
+    """n createEntry commands, each acknowledged; their seqs."""
+    async def go():
+        c = await Client.connect(server, server.admin_token)
+        seqs = []
+        for i in range(n):
+            r = await c.command("createEntry", {"title": "%s %d" % (title, i),
+                                                "kind": "fix"})
+            assert r["ok"], r
+            seqs.append(r["seq"])
+        await c.close()
+        return seqs
+    return run(go())
+
+
+def epoch_of(data_dir):
+    meta = dict(LmdbDump(data_dir).pairs("meta"))
+    return meta[b"epoch"].hex()

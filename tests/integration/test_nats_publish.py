@@ -13,60 +13,10 @@ import subprocess
 
 import pytest
 
-from conftest import BIN, NO_CONFIG, Client, Server, free_port, run, sanitizer_reports
-from nats_util import NatsServer, metrics, nats_state, need_nats, wait_for, wait_published
+from conftest import BIN, NO_CONFIG, Server, free_port
+from nats_util import (epoch_of, metrics, nats, nats_state, need_nats, wait_for,  # noqa: F401
+                       wait_published, write, writers)
 from tools_util import LmdbDump
-
-
-@pytest.fixture
-def nats(tmpdir_path):
-    need_nats()
-    n = NatsServer(os.path.join(tmpdir_path, "js"))
-    n.start()
-    yield n
-    n.stop()
-
-
-@pytest.fixture
-def writers(tmpdir_path):
-    """Factory: writers(nats_url, name="data", *args) -> a started changelogd."""
-    started = []
-
-    def make(url, name="data", *args):
-        s = Server(os.path.join(tmpdir_path, name), ["--nats", url] + list(args), plain=True)
-        s.start()
-        started.append(s)
-        return s
-
-    yield make
-    problems = []
-    for s in started:
-        running = s.proc is not None and s.proc.poll() is None
-        rc = s.stop()
-        if running and rc != 0:
-            problems.append("changelogd exited %s on SIGTERM\n%s" % (rc, s.log()))
-        problems.extend(sanitizer_reports(s.log()))
-    assert not problems, "\n".join(problems)
-
-
-def write(server, n, title="entry"):
-    """n createEntry commands, each acknowledged; their seqs."""
-    async def go():
-        c = await Client.connect(server, server.admin_token)
-        seqs = []
-        for i in range(n):
-            r = await c.command("createEntry", {"title": "%s %d" % (title, i),
-                                                "kind": "fix"})
-            assert r["ok"], r
-            seqs.append(r["seq"])
-        await c.close()
-        return seqs
-    return run(go())
-
-
-def epoch_of(data_dir):
-    meta = dict(LmdbDump(data_dir).pairs("meta"))
-    return meta[b"epoch"].hex()
 
 
 def assert_stream_is_log(nats, data_dir):
@@ -230,7 +180,7 @@ def test_a_foreign_message_in_the_stream_stops_publishing(nats, writers):
     w = writers(nats.url)
     write(w, 2)
     wait_published(w)
-    assert nats.publish("changelog.events", "not an event") == 5
+    assert nats.publish("changelog.events", b"not an event") == 5
     write(w, 1, "refused by the broker")
     m = stream_refused(w, "the stream's message 5 is not the log's event 5 (different bytes)")
     assert m["changelogd_nats_publish_errors_total"] >= 1

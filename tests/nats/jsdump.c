@@ -4,10 +4,10 @@
  * tests can compare what changelogd published with its log.
  *
  *   nats-jsdump URL STREAM
- *   nats-jsdump URL STREAM publish SUBJECT TEXT
+ *   nats-jsdump URL STREAM publish SUBJECT HEX
  *   nats-jsdump URL STREAM delete|purge
  *
- * The second form plays a foreign publisher: it stores TEXT on SUBJECT
+ * The second form plays a foreign publisher: it stores the bytes HEX on SUBJECT
  * (no expectations) and prints {"seq":N} or {"error":"..."}. The third
  * deletes the stream, or purges its messages (its last seq stays), and
  * prints {"ok":true} or {"error":"..."}.
@@ -71,7 +71,7 @@ int main(int argc, char **argv)
 
 	if (argc != 3 && !(argc == 6 && strcmp(argv[3], "publish") == 0) &&
 	    !(argc == 4 && (strcmp(argv[3], "delete") == 0 || strcmp(argv[3], "purge") == 0))) {
-		fprintf(stderr, "usage: nats-jsdump URL STREAM [publish SUBJECT TEXT | delete | "
+		fprintf(stderr, "usage: nats-jsdump URL STREAM [publish SUBJECT HEX | delete | "
 			"purge]\n");
 		return 2;
 	}
@@ -80,8 +80,18 @@ int main(int argc, char **argv)
 		s = natsConnection_JetStream(&js, nc, NULL);
 	if (s == NATS_OK && argc == 6) {
 		jsPubAck *pa = NULL;
+		size_t n = strlen(argv[5]) / 2;
+		char *bytes = malloc(n + 1);
 
-		s = js_Publish(&pa, js, argv[4], argv[5], (int)strlen(argv[5]), NULL, &jerr);
+		for (size_t i = 0; bytes && i < n; i++) {
+			unsigned v;
+
+			if (sscanf(argv[5] + 2 * i, "%2x", &v) != 1)
+				v = 0;
+			bytes[i] = (char)v;
+		}
+		s = bytes ? js_Publish(&pa, js, argv[4], bytes, (int)n, NULL, &jerr) : NATS_NO_MEMORY;
+		free(bytes);
 		if (s == NATS_OK)
 			put(json_pack("{sI}", "seq", (json_int_t)pa->Sequence));
 		jsPubAck_Destroy(pa);

@@ -932,6 +932,75 @@ static void t_read_shared_while_growing(void)
 	evlog_close(sr.log);
 }
 
+/* ---- copying another log: evlog_wappend_raw, evlog_adopt_epoch -------- */
+
+/* Copy record seq of src into txn as it is stored; the wappend_raw code. */
+static int copy_rec(struct evlog *src, uint64_t seq, uint64_t as, struct evlog_txn *t)
+{
+	struct evlog_iter *it;
+	struct evlog_rec rec;
+	int rc = evlog_iter_new(src, seq, &it);
+
+	if (rc)
+		return rc;
+	rc = evlog_iter_next(it, &rec);
+	if (rc == 1)
+		rc = evlog_wappend_raw(t, as, rec.val, rec.len);
+	else if (rc == 0)
+		rc = CL_ENOTFOUND;
+	evlog_iter_free(it);
+	return rc;
+}
+
+static void t_copy_raw(void)
+{
+	const char *base = harness_tmpdir();
+	char da[400], db[400];
+	static const uint8_t junk[] = { 0x93, 0x01, 0x02 };
+	struct evlog *a, *b;
+	struct evlog_txn *t;
+	uint8_t ha[EV_HASH_LEN], hb[EV_HASH_LEN];
+	uint64_t la = 0, lb = 0;
+
+	snprintf(da, sizeof da, "%s/a", base);
+	snprintf(db, sizeof db, "%s/b", base);
+	REQUIRE(evlog_open(&a, da, EVLOG_CREATE, 0) == 0);
+	REQUIRE(evlog_open(&b, db, EVLOG_CREATE, 0) == 0);
+	REQUIRE(append_n(a, 20) == 0);
+	/* an empty log takes the other's epoch; bad hex is refused */
+	CHECK(strcmp(evlog_epoch(a), evlog_epoch(b)) != 0);
+	CHECK_EQ_INT(evlog_adopt_epoch(b, "nothex"), CL_EINVAL);
+	CHECK_EQ_INT(evlog_adopt_epoch(b, "0123456789abcdef0123456789abcdeZ"), CL_EINVAL);
+	CHECK_EQ_INT(evlog_adopt_epoch(b, evlog_epoch(a)), 0);
+	CHECK(strcmp(evlog_epoch(a), evlog_epoch(b)) == 0);
+	/* the records, byte for byte: the same chain */
+	REQUIRE(evlog_wbegin(b, 0, NULL, &t) == 0);
+	for (uint64_t seq = 1; seq <= 20; seq++)
+		CHECK_EQ_INT(copy_rec(a, seq, seq, t), 0);
+	/* refused, nothing stored, the txn goes on: a gap, a repeat, a record
+	 * whose prev_hash is not this head, bytes that are no envelope */
+	CHECK_EQ_INT(copy_rec(a, 20, 22, t), CL_ECORRUPT);
+	CHECK_EQ_INT(copy_rec(a, 20, 20, t), CL_ECORRUPT);
+	CHECK_EQ_INT(copy_rec(a, 5, 21, t), CL_ECORRUPT);
+	CHECK_EQ_INT(evlog_wappend_raw(t, 21, junk, sizeof junk), CL_EDECODE);
+	CHECK_EQ_INT(evlog_wlast(t), 20);
+	CHECK_EQ_INT(evlog_wcommit(t), 0);
+	CHECK(evlog_last(a, &la, ha) == 0 && evlog_last(b, &lb, hb) == 0);
+	CHECK_EQ_INT(lb, 20);
+	CHECK(memcmp(ha, hb, EV_HASH_LEN) == 0);
+	CHECK_EQ_INT(verify_log(b), 20);
+	/* a log with events keeps its epoch; its own epoch again is fine */
+	CHECK_EQ_INT(evlog_adopt_epoch(b, "0123456789abcdef0123456789abcdef"), CL_EEXIST);
+	CHECK_EQ_INT(evlog_adopt_epoch(b, evlog_epoch(a)), 0);
+	evlog_close(b);
+	/* reopened: the epoch was stored */
+	REQUIRE(evlog_open(&b, db, 0, 0) == 0);
+	CHECK(strcmp(evlog_epoch(a), evlog_epoch(b)) == 0);
+	CHECK_EQ_INT(verify_log(b), 20);
+	evlog_close(b);
+	evlog_close(a);
+}
+
 /* ---- corruption with raw LMDB ----------------------------------------- */
 
 enum tamper { FLIP_TITLE, FLIP_FIRST_BYTE, DELETE_KEY, META_LAST, META_FORMAT };
@@ -1431,6 +1500,7 @@ int main(void)
 	RUN(t_map_resized_with_iterator);
 	RUN(t_read_shared);
 	RUN(t_read_shared_while_growing);
+	RUN(t_copy_raw);
 	RUN(t_corruption);
 	RUN(t_replay);
 	RUN(t_replay_corruption);

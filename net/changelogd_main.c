@@ -67,6 +67,8 @@ static void usage(FILE *f)
 "  --nats-replicas N   replicas of a stream it creates (1..5, default 1)\n"
 "  --nats-max-msgs N   ... keeping at most N events (default: all)\n"
 "  --nats-max-bytes BYTES  ... and at most BYTES (default: all)\n"
+"  --edge              a read-only edge node: its log in DIR is a copy of the\n"
+"                      writer's, fed from the --nats stream\n"
 "  --nosync            no fsync on commit (benchmarks only: loses data on\n"
 "                      power failure)\n"
 "  -v, --verbose       debug logging\n"
@@ -159,7 +161,7 @@ enum {
 	OPT_MAXMEM, OPT_RING, OPT_RINGBYTES, OPT_SNDBUF, OPT_PING, OPT_PONG, OPT_HANDSHAKE,
 	OPT_NOSYNC, OPT_CONFIG, OPT_CHECK, OPT_VERSION, OPT_MAPSIZE,
 	OPT_NATS, OPT_NATS_STREAM, OPT_NATS_CREDS, OPT_NATS_REPLICAS, OPT_NATS_MAXMSGS,
-	OPT_NATS_MAXBYTES,
+	OPT_NATS_MAXBYTES, OPT_EDGE,
 };
 
 static const struct option longopts[] = {
@@ -192,6 +194,7 @@ static const struct option longopts[] = {
 	{ "nats-replicas", required_argument, NULL, OPT_NATS_REPLICAS },
 	{ "nats-max-msgs", required_argument, NULL, OPT_NATS_MAXMSGS },
 	{ "nats-max-bytes", required_argument, NULL, OPT_NATS_MAXBYTES },
+	{ "edge", no_argument, NULL, OPT_EDGE },
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "check-config", no_argument, NULL, OPT_CHECK },
 	{ "version", no_argument, NULL, OPT_VERSION },
@@ -319,6 +322,7 @@ static const char *apply(void *ctx, int c, const char *arg)
 			bad = "--nats-max-bytes wants 1M or more";
 		o->nats.max_bytes = (int64_t)b;
 		break;
+	case OPT_EDGE: o->edge = 1; break;
 	case 'v': o->verbose = 1; break;
 	default: bad = "not a setting"; break;
 	}
@@ -387,6 +391,9 @@ int main(int argc, char **argv)
 			path ? path : CFG_DEFAULT_PATH);
 		if (!check)
 			usage(stderr);
+		rc = 2;
+	} else if (o.edge && !o.nats.url) {
+		fprintf(stderr, "changelogd: --edge needs --nats URL (the writer's stream)\n");
 		rc = 2;
 	} else if ((o.cert == NULL) != (o.key == NULL)) {
 		fprintf(stderr, "changelogd: --cert and --key go together\n");

@@ -116,6 +116,24 @@ static void metrics_nats_render(struct mbuf *b, const struct metrics_nats *n)
 			  strcmp(n->states[i], n->state) == 0);
 }
 
+static void metrics_edge_render(struct mbuf *b, const struct metrics_edge *e)
+{
+	int i;
+
+	mb_counter(b, "changelogd_edge_behind_seqs",
+		   "Seqs the NATS stream holds that this edge has not applied yet.", "gauge",
+		   e->behind);
+	mb_printf(b, "# HELP changelogd_edge_lag_seconds From the stream storing the last "
+		     "applied event to this edge applying it.\n"
+		     "# TYPE changelogd_edge_lag_seconds gauge\n"
+		     "changelogd_edge_lag_seconds %.6f\n", e->lag_secs);
+	mb_printf(b, "# HELP changelogd_edge_state The edge consumer's state (1 for the current one).\n"
+		     "# TYPE changelogd_edge_state gauge\n");
+	for (i = 0; e->states[i]; i++)
+		mb_printf(b, "changelogd_edge_state{state=\"%s\"} %d\n", e->states[i],
+			  strcmp(e->states[i], e->state) == 0);
+}
+
 char *metrics_render(const struct metrics *m, const struct metrics_gauges *g, size_t headroom,
 		     size_t *len)
 {
@@ -175,6 +193,8 @@ char *metrics_render(const struct metrics *m, const struct metrics_gauges *g, si
 			  metrics_close_name(i), (unsigned long long)m->closes[i]);
 	if (g->nats)
 		metrics_nats_render(&b, g->nats);
+	if (g->edge)
+		metrics_edge_render(&b, g->edge);
 	if (b.oom) {
 		free(b.p);
 		return NULL;

@@ -55,6 +55,14 @@ struct metrics_nats {
 	uint64_t republished, checks, errors;
 };
 
+/* An edge node's figures (net/edge.c), copied by the caller. */
+struct metrics_edge {
+	const char *state;             /* "live", "gap", ... */
+	const char *const *states;     /* every state name, NULL-terminated */
+	uint64_t behind;               /* seqs the stream holds that are not applied */
+	double lag_secs;               /* stream store -> applied here, last event */
+};
+
 /* The gauges of one page, read by the caller from their owners. */
 struct metrics_gauges {
 	unsigned connections;          /* open websocket sessions */
@@ -63,6 +71,7 @@ struct metrics_gauges {
 	uint64_t seq;                  /* last committed seq */
 	const struct qcache *qc;       /* the query cache's counters */
 	const struct metrics_nats *nats;   /* NULL: not publishing to NATS */
+	const struct metrics_edge *edge;   /* NULL: not an edge */
 };
 
 /*

@@ -47,6 +47,7 @@ struct srv_opts {
 	const char *allow_origin;  /* NULL: any; else comma-separated list of
 	                              Origin values a browser may connect from */
 	struct natspub_opts nats;  /* nats.url NULL: no publishing to NATS */
+	int edge;                  /* --edge: a read-only copy fed from nats.url */
 	int verbose;
 };
 

@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 
-from conftest import BIN, NO_CONFIG, Client, Server, run
+from conftest import BIN, NO_CONFIG, Client, Server, free_port, run, sanitizer_reports
 from nats_util import (epoch_of, metrics, nats, wait_for, wait_published, write,  # noqa: F401
                        writers)
 from tools_util import LmdbDump
@@ -22,6 +22,12 @@ def start_edge(tmpdir_path, nats, writer, name="edge", *args):
     e.start()
     e.admin_token = writer.admin_token      # tokens are events: the same on every node
     return e
+
+
+def stop_edge(e):
+    """SIGTERM: a clean exit, and no sanitizer report (the asan build)."""
+    assert e.stop() == 0, e.log()
+    assert not sanitizer_reports(e.log())
 
 
 def edge_state(m):
@@ -111,7 +117,7 @@ def test_an_edge_serves_the_writers_log(nats, writers, tmpdir_path):
         assert "read-only edge" in r["error"]["message"]
         assert metrics(e)["changelogd_seq"] == 8
     finally:
-        assert e.stop() == 0
+        stop_edge(e)
 
 
 def test_an_edge_killed_resumes_from_its_own_log(nats, writers, tmpdir_path):
@@ -133,7 +139,7 @@ def test_an_edge_killed_resumes_from_its_own_log(nats, writers, tmpdir_path):
         assert head_of(e.data) == head_of(w.data)
         assert "ok: 9 events" in verify(e.data)
     finally:
-        assert e.stop() == 0
+        stop_edge(e)
 
 
 def test_an_edge_refuses_what_does_not_continue_its_chain(nats, writers, tmpdir_path):
@@ -156,7 +162,7 @@ def test_an_edge_refuses_what_does_not_continue_its_chain(nats, writers, tmpdir_
         assert "ok: 4 events" in verify(e.data)
         assert head_of(e.data) == dict(LmdbDump(w.data).pairs("meta"))[b"head"].hex()
     finally:
-        assert e.stop() == 0
+        stop_edge(e)
 
 
 def test_a_new_edge_the_stream_cannot_fill_stops_at_the_gap(nats, writers, tmpdir_path):
@@ -171,7 +177,7 @@ def test_a_new_edge_the_stream_cannot_fill_stops_at_the_gap(nats, writers, tmpdi
         _, _, hz = e.get("/healthz")
         assert b'"ok":false' in hz                # load balancers skip it
     finally:
-        assert e.stop() == 0
+        stop_edge(e)
     # the way in: a live backup of the writer's log (it keeps the epoch) as
     # the edge's data directory; the stream holds the rest
     seeded = os.path.join(tmpdir_path, "seeded")
@@ -187,13 +193,13 @@ def test_a_new_edge_the_stream_cannot_fill_stops_at_the_gap(nats, writers, tmpdi
         _, _, hz = e.get("/healthz")
         assert b'"ok":true' in hz
     finally:
-        assert e.stop() == 0
+        stop_edge(e)
 
 
 def run_edge(tmpdir_path, args, name="edge"):
     return subprocess.run([os.path.join(BIN, "changelogd"), "--config", NO_CONFIG, "--data",
                            os.path.join(tmpdir_path, name), "--plain", "--no-web",
-                           "--listen", "127.0.0.1:%d" % __import__("conftest").free_port()]
+                           "--listen", "127.0.0.1:%d" % free_port()]
                           + args, capture_output=True, text=True, timeout=30)
 
 

@@ -233,12 +233,7 @@ void edge_stop(struct edge *e)
 	if (e->sub)
 		natsSubscription_Unsubscribe(e->sub);
 	natsSubscription_Destroy(e->sub);
-	if (e->nc)
-		natsConnection_Close(e->nc);
-	jsCtx_Destroy(e->js);
-	natsConnection_Destroy(e->nc);
-	natsOptions_Destroy(e->nopts);
-	nats_CloseAndWait(2000);
+	natsconn_free(e->nc, e->js, e->nopts);
 	edge_msgs_free(e->head);
 	pthread_cond_destroy(&e->room);
 	pthread_mutex_destroy(&e->mu);

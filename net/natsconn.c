@@ -51,3 +51,13 @@ int natsconn_options(natsOptions **out, const char *url, const char *creds,
 	*out = no;
 	return 0;
 }
+
+void natsconn_free(natsConnection *nc, jsCtx *js, natsOptions *no)
+{
+	if (nc)
+		natsConnection_Close(nc);
+	jsCtx_Destroy(js);
+	natsConnection_Destroy(nc);
+	natsOptions_Destroy(no);
+	nats_CloseAndWait(2000);
+}

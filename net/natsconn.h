@@ -25,4 +25,11 @@ int natsconn_options(natsOptions **out, const char *url, const char *creds,
 		     natsConnectionHandler on_connected, natsConnectionHandler on_disconnected,
 		     void *arg, char *why, size_t cap);
 
+/*
+ * Close and free a connection, its JetStream context and its options (any
+ * may be NULL), then libnats' own threads and buffers (nats_CloseAndWait,
+ * at most 2 s): call once, when the process is done with NATS.
+ */
+void natsconn_free(natsConnection *nc, jsCtx *js, natsOptions *no);
+
 #endif

@@ -533,11 +533,7 @@ void natspub_stats(struct natspub *np, struct natspub_stats *st)
 
 static void np_free(struct natspub *np)
 {
-	jsCtx_Destroy(np->js);
-	natsConnection_Destroy(np->nc);
-	natsOptions_Destroy(np->nopts);
-	/* libnats keeps global threads and buffers until it is closed */
-	nats_CloseAndWait(2000);
+	natsconn_free(np->nc, np->js, np->nopts);
 	pthread_cond_destroy(&np->cv);
 	pthread_mutex_destroy(&np->mu);
 	free(np->buf);
@@ -556,8 +552,6 @@ void natspub_stop(struct natspub *np)
 		pthread_mutex_unlock(&np->mu);
 		pthread_join(np->th, NULL);
 	}
-	if (np->nc)
-		natsConnection_Close(np->nc);
 	np_free(np);
 }
 

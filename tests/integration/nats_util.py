@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from conftest import BIN, REPO, Client, Server, free_port, run, sanitizer_reports
+from conftest import BIN, REPO, Client, free_port, run
 from tools_util import LmdbDump
 
 
@@ -167,26 +167,13 @@ def nats(tmpdir_path):
 
 
 @pytest.fixture
-def writers(tmpdir_path):
+def writers(make_server):
     """Factory: writers(nats_url, name="data", *args) -> a started changelogd
-    (plain ws) with --nats nats_url; SIGTERM-stopped and checked at the end."""
-    started = []
-
+    (plain ws) with --nats nats_url; SIGTERM-stopped and checked at the end
+    (conftest.make_server)."""
     def make(url, name="data", *args):
-        s = Server(os.path.join(tmpdir_path, name), ["--nats", url] + list(args), plain=True)
-        s.start()
-        started.append(s)
-        return s
-
-    yield make
-    problems = []
-    for s in started:
-        running = s.proc is not None and s.proc.poll() is None
-        rc = s.stop()
-        if running and rc != 0:
-            problems.append("changelogd exited %s on SIGTERM\n%s" % (rc, s.log()))
-        problems.extend(sanitizer_reports(s.log()))
-    assert not problems, "\n".join(problems)
+        return make_server("--nats", url, *args, plain=True, name=name)
+    return make
 
 
 def write(server, n, title="entry"):

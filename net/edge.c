@@ -21,6 +21,7 @@
 #include "slog.h"
 
 #define EDGE_WAIT_MS 250           /* the thread looks at e->stop this often */
+#define EDGE_HEARTBEAT_MS 1000     /* the consumer's idle heartbeat */
 
 const char *const edge_state_names[EDGE__COUNT + 1] = {
 	"connecting", "live", "gap", "diverged", NULL
@@ -316,6 +317,9 @@ int edge_start(struct edge *e, uint64_t from, void (*wake)(void *), void *arg)
 	so.Ordered = true;
 	so.Config.DeliverPolicy = js_DeliverByStartSequence;
 	so.Config.OptStartSeq = from + 1;
+	/* missed heartbeats make libnats re-create the consumer (a broker that
+	 * lost it): after ~2 of them */
+	so.Config.Heartbeat = (int64_t)EDGE_HEARTBEAT_MS * 1000000;
 	s = js_SubscribeSync(&e->sub, e->js, e->subject, NULL, &so, &jerr);
 	if (s != NATS_OK) {
 		slog(SLOG_ERR, "edge: cannot consume NATS stream %s from seq %" PRIu64 " (%s, %d)",

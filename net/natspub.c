@@ -452,6 +452,9 @@ static void *np_main(void *arg)
 		uint64_t committed;
 		int check, connected, state, ready;
 
+		/* one deadline for the whole wait: commits signal np->cv often,
+		 * and a recheck of a stream that disagreed must still come */
+		np_deadline(&ts, next_check_ms ? next_check_ms : NATSPUB_TICK_MS);
 		pthread_mutex_lock(&np->mu);
 		for (;;) {
 			committed = np->committed;
@@ -462,13 +465,14 @@ static void *np_main(void *arg)
 							np->sent - np->acked < NATSPUB_INFLIGHT));
 			if (np->stop || (ready && next_check_ms == 0))
 				break;
-			np_deadline(&ts, next_check_ms ? next_check_ms : NATSPUB_TICK_MS);
-			if (pthread_cond_timedwait(&np->cv, &np->mu, &ts) == ETIMEDOUT &&
-			    next_check_ms) {
+			if (pthread_cond_timedwait(&np->cv, &np->mu, &ts) != ETIMEDOUT)
+				continue;
+			if (next_check_ms) {
 				next_check_ms = 0;
 				if (connected && state != NATSPUB_LIVE)
 					np->check = 1;
 			}
+			np_deadline(&ts, NATSPUB_TICK_MS);
 		}
 		pthread_mutex_unlock(&np->mu);
 		if (np->stop)

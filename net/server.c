@@ -162,7 +162,7 @@ static int srv_on_message(void *arg, struct sess *ss, const void *buf, size_t le
 		return -1;
 	if (limited)
 		req_refuse(r, CMD_RATE_LIMITED, "too many requests; slow down");
-	else if (s->edge && req_writes(r))
+	else if (s->o.edge && req_writes(r))
 		req_refuse(r, CMD_UNAVAILABLE, "this node is a read-only edge: send commands to "
 			   "the writer (forwarding them is not built yet); nothing was applied");
 	r->sess = ss;
@@ -1201,6 +1201,9 @@ int srv_run(const struct srv_opts *o)
 			srv_flush(s);
 	}
 
+	/* the edge's consumer wakes the lws context: gone before the context */
+	edge_stop(s->edge);
+	s->edge = NULL;
 	/* shutdown: commit and answer what was received, then close 1001 */
 	slog(SLOG_INFO, "stopping: finishing %s requests, closing %u sessions",
 	     s->q_head ? "queued" : "no", s->pool.n);

@@ -5,6 +5,7 @@ ends at the writer's head hash), resumes from its own last seq after
 kill -9, refuses what does not continue its hash chain, and refuses
 commands (forwarding them to the writer is not built yet)."""
 import os
+import shutil
 import signal
 import subprocess
 
@@ -225,3 +226,40 @@ def test_an_edge_without_its_stream_or_broker_refuses_to_start(nats, tmpdir_path
     assert p.returncode == 1 and "cannot connect to NATS at " + nats.url in p.stderr
     p = run_edge(tmpdir_path, ["--edge"])
     assert p.returncode == 2 and "--edge needs --nats URL" in p.stderr
+
+
+def test_an_edge_follows_across_a_broker_restart(nats, writers, tmpdir_path):
+    w = writers(nats.url)
+    write(w, 2)
+    wait_published(w)
+    e = start_edge(tmpdir_path, nats, w)
+    try:
+        wait_edge_at(e, 4)
+        nats.kill()                        # kill -9 of the only NATS node
+        write(w, 3, "while NATS is down")
+        nats.start()
+        wait_published(w)
+        wait_edge_at(e, 7)
+        write(w, 2, "after")
+        wait_edge_at(e, 9)
+        assert head_of(e.data) == head_of(w.data)
+    finally:
+        stop_edge(e)
+
+
+def test_an_edge_follows_a_stream_rebuilt_from_the_log(nats, writers, tmpdir_path):
+    w = writers(nats.url)
+    write(w, 2)
+    wait_published(w)
+    e = start_edge(tmpdir_path, nats, w)
+    try:
+        wait_edge_at(e, 4)
+        nats.kill()
+        shutil.rmtree(nats.store)          # the broker comes back empty
+        nats.start()
+        write(w, 3, "into the rebuilt stream")
+        wait_published(w)
+        wait_edge_at(e, 7)
+        assert head_of(e.data) == head_of(w.data)
+    finally:
+        stop_edge(e)

@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 
 import pytest
 
@@ -128,11 +129,18 @@ def test_a_stream_of_another_epoch_is_refused_and_left_alone(nats, writers):
     write(b, 2)
     assert nats.dump() == before
     assert metrics(b)["changelogd_nats_published_seq"] == 0
-    # the operator deletes the stream: b's next check rebuilds it from its log
+    # the operator deletes the stream: b's next check (every 5 s, also while
+    # its clients keep writing) rebuilds it from its log
     nats.admin("delete")
+    rounds = 0
+    while nats_state(metrics(b)) != "live":
+        write(b, 1, "while refused")
+        rounds += 1
+        assert rounds < 100, "never re-checked"
+        time.sleep(0.2)
     wait_published(b)
     assert "stream changelog agrees with the log again" in b.log()
-    assert assert_stream_is_log(nats, b.data) == 4
+    assert assert_stream_is_log(nats, b.data) == 4 + rounds
 
 
 def test_a_purged_stream_of_this_epoch_is_continued(nats, writers):

@@ -2,7 +2,7 @@
  * natspub.c - the NATS JetStream publisher thread (see natspub.h).
  *
  * Threads: the service thread calls natspub_committed and natspub_stats;
- * the publisher thread (natspub_main) does all NATS and log I/O; libnats'
+ * the publisher thread (np_main) does all NATS and log I/O; libnats'
  * own threads run the connection callbacks and the ack handler. Everything
  * they share is under np->mu; the rest belongs to the publisher thread.
  *

@@ -24,7 +24,7 @@ BIN     ?= bin
 SAN     ?=
 WERROR  ?= $(if $(CI),-Werror,)
 
-PKGS    := libwebsockets msgpack jansson lmdb sqlite3 libmariadb openssl
+PKGS    := libwebsockets msgpack jansson lmdb sqlite3 libmariadb openssl libnats
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -85,7 +85,14 @@ BENCH_SUPPORT_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(BENCH_SRC) %_ma
 FUZZ_REPLAY_BINS :=
 -include tests/fuzz/fuzz.mk
 
-all: $(BINS) $(TEST_BINS) $(BENCH_BINS) $(FUZZ_REPLAY_BINS)
+# test helpers that are no unit test and not installed (tests/nats/)
+HELPER_BINS := $(BUILD)/tests/nats-jsdump
+
+all: $(BINS) $(TEST_BINS) $(BENCH_BINS) $(FUZZ_REPLAY_BINS) $(HELPER_BINS)
+
+$(BUILD)/tests/nats-jsdump: $(BUILD)/tests/nats/jsdump.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -131,7 +138,7 @@ unit: all
 	@CL_BIN=$(abspath $(BIN)) tests/run-unit.sh $(TEST_BINS) $(FUZZ_REPLAY_BINS)
 
 integration: all
-	@CL_BIN=$(abspath $(BIN)) tests/run-integration.sh
+	@CL_BIN=$(abspath $(BIN)) CL_TEST_TOOLS=$(abspath $(BUILD)/tests) tests/run-integration.sh
 
 # the time-related suites again, a year ahead and far from UTC (libfaketime)
 clock: all

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,15 @@ static void usage(FILE *f)
 "  --handshake-timeout SECS  TLS + upgrade must finish in SECS (default 10)\n"
 "  --map-size BYTES    fix the log's LMDB map at BYTES: writes past it are\n"
 "                      refused as unavailable (default: 1G, grown as needed)\n"
+"  --nats URL          publish every committed event to NATS JetStream\n"
+"                      (nats://HOST:PORT, comma-separated for a cluster)\n"
+"  --nats-stream NAME  the stream (default changelog; subject NAME.events)\n"
+"  --nats-creds FILE   NATS credentials (.creds) file\n"
+"  --nats-replicas N   replicas of a stream it creates (1..5, default 1)\n"
+"  --nats-max-msgs N   ... keeping at most N events (default: all)\n"
+"  --nats-max-bytes BYTES  ... and at most BYTES (default: all)\n"
+"  --edge              a read-only edge node: its log in DIR is a copy of the\n"
+"                      writer's, fed from the --nats stream\n"
 "  --nosync            no fsync on commit (benchmarks only: loses data on\n"
 "                      power failure)\n"
 "  -v, --verbose       debug logging\n"
@@ -150,6 +160,8 @@ enum {
 	OPT_NOWEB, OPT_ORIGIN, OPT_MAXCONNS, OPT_MAXMSG, OPT_RATE, OPT_BURST, OPT_MAXQUEUE,
 	OPT_MAXMEM, OPT_RING, OPT_RINGBYTES, OPT_SNDBUF, OPT_PING, OPT_PONG, OPT_HANDSHAKE,
 	OPT_NOSYNC, OPT_CONFIG, OPT_CHECK, OPT_VERSION, OPT_MAPSIZE,
+	OPT_NATS, OPT_NATS_STREAM, OPT_NATS_CREDS, OPT_NATS_REPLICAS, OPT_NATS_MAXMSGS,
+	OPT_NATS_MAXBYTES, OPT_EDGE,
 };
 
 static const struct option longopts[] = {
@@ -176,6 +188,13 @@ static const struct option longopts[] = {
 	{ "handshake-timeout", required_argument, NULL, OPT_HANDSHAKE },
 	{ "nosync", no_argument, NULL, OPT_NOSYNC },
 	{ "map-size", required_argument, NULL, OPT_MAPSIZE },
+	{ "nats", required_argument, NULL, OPT_NATS },
+	{ "nats-stream", required_argument, NULL, OPT_NATS_STREAM },
+	{ "nats-creds", required_argument, NULL, OPT_NATS_CREDS },
+	{ "nats-replicas", required_argument, NULL, OPT_NATS_REPLICAS },
+	{ "nats-max-msgs", required_argument, NULL, OPT_NATS_MAXMSGS },
+	{ "nats-max-bytes", required_argument, NULL, OPT_NATS_MAXBYTES },
+	{ "edge", no_argument, NULL, OPT_EDGE },
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "check-config", no_argument, NULL, OPT_CHECK },
 	{ "version", no_argument, NULL, OPT_VERSION },
@@ -281,6 +300,29 @@ static const char *apply(void *ctx, int c, const char *arg)
 			bad = "--map-size wants 64K..64T";
 		o->map_size = b;
 		break;
+	case OPT_NATS:
+		if (strncmp(arg, "nats://", 7) != 0 && strncmp(arg, "tls://", 6) != 0)
+			bad = "--nats wants nats://HOST:PORT (or tls://, comma-separated)";
+		o->nats.url = arg;
+		break;
+	case OPT_NATS_STREAM: o->nats.stream = arg; break;
+	case OPT_NATS_CREDS: o->nats.creds = arg; break;
+	case OPT_NATS_REPLICAS:
+		if (parse_u64(arg, 5, &v) || v == 0)
+			bad = "--nats-replicas wants 1..5";
+		o->nats.replicas = (int)v;
+		break;
+	case OPT_NATS_MAXMSGS:
+		if (parse_u64(arg, (unsigned long long)INT64_MAX, &v) || v == 0)
+			bad = "--nats-max-msgs wants a count of at least 1";
+		o->nats.max_msgs = (int64_t)v;
+		break;
+	case OPT_NATS_MAXBYTES:
+		if (parse_bytes(arg, (size_t)INT64_MAX, &b) || b < MIB)
+			bad = "--nats-max-bytes wants 1M or more";
+		o->nats.max_bytes = (int64_t)b;
+		break;
+	case OPT_EDGE: o->edge = 1; break;
 	case 'v': o->verbose = 1; break;
 	default: bad = "not a setting"; break;
 	}
@@ -295,6 +337,7 @@ int main(int argc, char **argv)
 		.max_queue = 8 * MIB, .max_memory = 512 * MIB,
 		.ring_events = 4096, .ring_bytes = 64 * MIB, .ping_secs = 30,
 		.pong_secs = 10, .handshake_secs = 10,
+		.nats = { .stream = "changelog", .replicas = 1, .max_msgs = -1, .max_bytes = -1 },
 	};
 	char listen_copy[LISTEN_MAX];   /* o.host points into it */
 	struct apply_ctx ac = { &o, listen_copy };
@@ -348,6 +391,9 @@ int main(int argc, char **argv)
 			path ? path : CFG_DEFAULT_PATH);
 		if (!check)
 			usage(stderr);
+		rc = 2;
+	} else if (o.edge && !o.nats.url) {
+		fprintf(stderr, "changelogd: --edge needs --nats URL (the writer's stream)\n");
 		rc = 2;
 	} else if ((o.cert == NULL) != (o.key == NULL)) {
 		fprintf(stderr, "changelogd: --cert and --key go together\n");

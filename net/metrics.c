@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 const double metrics_hist_bounds[METRICS_HIST_BUCKETS] = {
 	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
@@ -91,6 +92,48 @@ static void mb_counter(struct mbuf *b, const char *name, const char *help,
 		  (unsigned long long)v);
 }
 
+static void metrics_nats_render(struct mbuf *b, const struct metrics_nats *n)
+{
+	int i;
+
+	mb_counter(b, "changelogd_nats_published_seq",
+		   "Last seq the NATS stream acknowledged.", "gauge", n->published);
+	mb_counter(b, "changelogd_nats_publish_lag",
+		   "Committed events the NATS stream has not acknowledged yet.", "gauge", n->lag);
+	mb_counter(b, "changelogd_nats_republished_total",
+		   "Events republished from the log because the stream lacked them.",
+		   "counter", n->republished);
+	mb_counter(b, "changelogd_nats_checks_total",
+		   "Comparisons of the NATS stream with the log (start, errors, reconnects).",
+		   "counter", n->checks);
+	mb_counter(b, "changelogd_nats_publish_errors_total",
+		   "Publishes the NATS stream refused or did not acknowledge.", "counter",
+		   n->errors);
+	mb_printf(b, "# HELP changelogd_nats_state The publisher's state (1 for the current one).\n"
+		     "# TYPE changelogd_nats_state gauge\n");
+	for (i = 0; n->states[i]; i++)
+		mb_printf(b, "changelogd_nats_state{state=\"%s\"} %d\n", n->states[i],
+			  strcmp(n->states[i], n->state) == 0);
+}
+
+static void metrics_edge_render(struct mbuf *b, const struct metrics_edge *e)
+{
+	int i;
+
+	mb_counter(b, "changelogd_edge_behind_seqs",
+		   "Seqs the NATS stream holds that this edge has not applied yet.", "gauge",
+		   e->behind);
+	mb_printf(b, "# HELP changelogd_edge_lag_seconds From the stream storing the last "
+		     "applied event to this edge applying it.\n"
+		     "# TYPE changelogd_edge_lag_seconds gauge\n"
+		     "changelogd_edge_lag_seconds %.6f\n", e->lag_secs);
+	mb_printf(b, "# HELP changelogd_edge_state The edge consumer's state (1 for the current one).\n"
+		     "# TYPE changelogd_edge_state gauge\n");
+	for (i = 0; e->states[i]; i++)
+		mb_printf(b, "changelogd_edge_state{state=\"%s\"} %d\n", e->states[i],
+			  strcmp(e->states[i], e->state) == 0);
+}
+
 char *metrics_render(const struct metrics *m, const struct metrics_gauges *g, size_t headroom,
 		     size_t *len)
 {
@@ -148,6 +191,10 @@ char *metrics_render(const struct metrics *m, const struct metrics_gauges *g, si
 	for (i = 0; i < METRICS_CLOSE__COUNT; i++)
 		mb_printf(&b, "changelogd_closes_total{reason=\"%s\"} %llu\n",
 			  metrics_close_name(i), (unsigned long long)m->closes[i]);
+	if (g->nats)
+		metrics_nats_render(&b, g->nats);
+	if (g->edge)
+		metrics_edge_render(&b, g->edge);
 	if (b.oom) {
 		free(b.p);
 		return NULL;

@@ -46,6 +46,23 @@ struct metrics {
 /* A commit took secs: count it and put it in its bucket. */
 void metrics_observe_commit(struct metrics *m, double secs);
 
+/* The NATS publisher's figures (net/natspub.c), copied by the caller. */
+struct metrics_nats {
+	const char *state;             /* "live", "diverged", ... */
+	const char *const *states;     /* every state name, NULL-terminated */
+	uint64_t published;            /* last seq the stream acknowledged */
+	uint64_t lag;                  /* committed seqs not yet acknowledged */
+	uint64_t republished, checks, errors;
+};
+
+/* An edge node's figures (net/edge.c), copied by the caller. */
+struct metrics_edge {
+	const char *state;             /* "live", "gap", ... */
+	const char *const *states;     /* every state name, NULL-terminated */
+	uint64_t behind;               /* seqs the stream holds that are not applied */
+	double lag_secs;               /* stream store -> applied here, last event */
+};
+
 /* The gauges of one page, read by the caller from their owners. */
 struct metrics_gauges {
 	unsigned connections;          /* open websocket sessions */
@@ -53,6 +70,8 @@ struct metrics_gauges {
 	size_t ring_bytes;             /* bytes of recent pushes in memory */
 	uint64_t seq;                  /* last committed seq */
 	const struct qcache *qc;       /* the query cache's counters */
+	const struct metrics_nats *nats;   /* NULL: not publishing to NATS */
+	const struct metrics_edge *edge;   /* NULL: not an edge */
 };
 
 /*

@@ -38,7 +38,9 @@
 #include "../store/evlog.h"
 #include "../store/token.h"
 #include "http.h"
+#include "edge.h"
 #include "metrics.h"
+#include "natspub.h"
 #include "proto.h"
 #include "push.h"
 #include "session.h"
@@ -94,6 +96,10 @@ struct server {
 	struct sess_pool pool;     /* the websocket sessions */
 	struct metrics m;
 	struct tlsr *tls;           /* the certificate new handshakes get (SIGHUP) */
+	struct natspub *np;        /* --nats: the publisher thread, else NULL */
+	struct metrics_nats mn;    /* its figures for the page being rendered */
+	struct edge *edge;         /* --edge: the stream consumer, else NULL */
+	struct metrics_edge me;
 
 	struct req *q_head, *q_tail;   /* requests waiting for srv_flush */
 	size_t q_n, q_seen;        /* queued now / at the end of the last turn */
@@ -157,6 +163,9 @@ static int srv_on_message(void *arg, struct sess *ss, const void *buf, size_t le
 		return -1;
 	if (limited)
 		req_refuse(r, CMD_RATE_LIMITED, "too many requests; slow down");
+	else if (s->o.edge && req_writes(r))
+		req_refuse(r, CMD_UNAVAILABLE, "this node is a read-only edge: send commands to "
+			   "the writer (forwarding them is not built yet); nothing was applied");
 	r->sess = ss;
 	r->user = ss->user;
 	r->token = ss->token;
@@ -291,6 +300,7 @@ static int srv_catch_up(struct server *s)
 	if (n) {
 		slog(SLOG_DEBUG, "applied %zu events appended by another process", n);
 		sess_pool_published(&s->pool);
+		natspub_committed(s->np, s->published);
 	}
 	return rc;
 }
@@ -524,8 +534,10 @@ static void srv_flush(struct server *s)
 		srv_unstage(s);
 		for (r = batch; r; r = r->next)
 			srv_deliver(r);
-		if (s->published != before)
+		if (s->published != before) {
 			sess_pool_published(&s->pool);
+			natspub_committed(s->np, s->published);
+		}
 	} else {
 		slog(SLOG_ERR, "giving up on a batch after %d attempts (%s)", attempt,
 		     cl_strerror(rc));
@@ -570,6 +582,95 @@ static int srv_collecting(struct server *s)
 	s->q_seen = s->q_n;
 	lws_cancel_service(s->ctx);
 	return 1;
+}
+
+/* ---- an edge: appending what the stream brings ------------------------ */
+
+/* Called on the consumer thread when it queued messages (edge.h). */
+static void srv_edge_wake(void *arg)
+{
+	struct server *s = arg;
+
+	if (s->ctx)
+		lws_cancel_service(s->ctx);
+}
+
+/*
+ * Append the queued stream messages to the edge's log as the writer stored
+ * them (evlog_wappend_raw checks seq continuity and the hash chain), commit,
+ * then follow the log: applied and pushed like any other appender's events.
+ */
+static void srv_edge_apply(struct server *s)
+{
+	struct edge_msg *list = edge_take(s->edge), *m, *ok = NULL;
+	struct evlog_txn *txn = NULL;
+	int rc = 0, attempt;
+
+	if (!list)
+		return;
+	for (attempt = 0; attempt < SRV_MAX_ATTEMPTS; attempt++) {
+		ok = NULL;
+		rc = evlog_wbegin(s->log, s->published, NULL, &txn);
+		if (rc)
+			break;
+		for (m = list; m; m = m->next) {
+			rc = evlog_wappend_raw(txn, m->seq, m->data, m->len);
+			if (rc)
+				break;
+			ok = m;
+		}
+		if (rc && rc != CL_EMAPFULL) {
+			slog(SLOG_ERR, "edge: event %llu from the stream does not continue this log "
+			     "(%s: %s); not applying it or anything after it", (unsigned long long)m->seq,
+			     cl_strerror(rc), rc == CL_ECORRUPT ? "its seq is not the next one or its "
+			     "prev_hash is not this log's head hash" : "not an event");
+			edge_refuse(s->edge);
+			rc = 0;                 /* commit what did continue the chain */
+		}
+		if (!ok || rc) {
+			evlog_wabort(txn);
+		} else {
+			rc = evlog_wcommit(txn);
+		}
+		if (rc != CL_EMAPFULL || evlog_map_fixed(s->log))
+			break;
+	}
+	if (rc) {
+		slog(SLOG_ERR, "edge: cannot append to the log (%s); stopping (a restart resumes "
+		     "from the log's last seq)", cl_strerror(rc));
+		s->fatal = 1;
+	} else if (ok) {
+		if (srv_catch_up(s) == 0)
+			edge_applied(s->edge, ok);
+	}
+	edge_msgs_free(list);
+}
+
+/* An edge's log carries its writer's epoch: adopt it, or refuse another. */
+static int srv_edge_open(struct server *s)
+{
+	struct edge_opts eo = { s->o.nats.url, s->o.nats.stream, s->o.nats.creds };
+	char epoch[EVLOG_EPOCH_STRLEN + 1], why[600];
+	int rc = edge_connect(&s->edge, &eo, epoch, why, sizeof why);
+
+	if (rc) {
+		slog(SLOG_ERR, "refusing to start the edge: %s", why);
+		return rc;
+	}
+	rc = evlog_adopt_epoch(s->log, epoch);
+	if (rc == CL_EEXIST) {
+		slog(SLOG_ERR, "refusing to start the edge: the log in %s is of epoch %s, the "
+		     "stream %s carries epoch %s; an edge starts from an empty data directory "
+		     "or a copy of its writer's log", s->o.data_dir, evlog_epoch(s->log),
+		     s->o.nats.stream, epoch);
+		return rc;
+	}
+	if (rc) {
+		slog(SLOG_ERR, "refusing to start the edge: cannot set the epoch of %s (%s)",
+		     s->o.data_dir, cl_strerror(rc));
+		return rc;
+	}
+	return 0;
 }
 
 /* ---- tailing other writers ---------------------------------------- */
@@ -668,8 +769,9 @@ static int srv_on_established(struct server *s, struct lws *wsi, struct sess *ss
 }
 
 /* What /healthz and /metrics show, from the owner of each value. */
-static void srv_http_view(const struct server *s, struct http_view *st)
+static void srv_http_view(struct server *s, struct http_view *st)
 {
+
 	memset(st, 0, sizeof *st);
 	st->ok = !s->stopping && !s->fatal;
 	st->stopping = s->stopping;
@@ -681,6 +783,32 @@ static void srv_http_view(const struct server *s, struct http_view *st)
 	st->g.ring_bytes = s->ring.bytes;
 	st->g.seq = s->published;
 	st->g.qc = &s->pc.qc;
+	if (s->np) {
+		struct natspub_stats ns;
+
+		natspub_stats(s->np, &ns);
+		s->mn.state = natspub_state_name(ns.state);
+		s->mn.states = natspub_state_names;
+		s->mn.published = ns.acked;
+		s->mn.lag = ns.committed > ns.acked ? ns.committed - ns.acked : 0;
+		s->mn.republished = ns.republished;
+		s->mn.checks = ns.checks;
+		s->mn.errors = ns.errors;
+		st->g.nats = &s->mn;
+	}
+	if (s->edge) {
+		struct edge_stats es;
+
+		edge_stats(s->edge, &es);
+		s->me.state = edge_state_names[es.state];
+		s->me.states = edge_state_names;
+		s->me.behind = es.behind;
+		s->me.lag_secs = es.lag_secs;
+		st->g.edge = &s->me;
+		/* a stuck edge serves an old state: load balancers should skip it */
+		if (es.state == EDGE_GAP || es.state == EDGE_DIVERGED)
+			st->ok = 0;
+	}
 }
 
 static int srv_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
@@ -832,7 +960,9 @@ static int srv_open_log(struct server *s)
 		srv_log_damaged(s, "cannot read the log", rc);
 		return rc;
 	}
-	if (last == 0) {
+	if (s->o.edge && (rc = srv_edge_open(s)) != 0)
+		return rc;
+	if (last == 0 && !s->o.edge) {
 		rc = bootstrap_admin(s->log, s->o.admin_name, cl_now_us(), token);
 		if (rc == CL_EEXIST) {
 			slog(SLOG_INFO, "the log was initialised by another process meanwhile");
@@ -962,6 +1092,8 @@ static void srv_free(struct server *s)
 		nx = r->next;
 		req_free(r);
 	}
+	natspub_stop(s->np);        /* its thread reads the log: before it closes */
+	edge_stop(s->edge);
 	srv_unstage(s);
 	free(s->stg);
 	ring_release(&s->ring);
@@ -1004,6 +1136,9 @@ int srv_run(const struct srv_opts *o)
 	if (srv_open_log(s))
 		goto out;
 	s->pool.log = s->log;
+	if (o->nats.url && !o->edge &&
+	    natspub_start(&s->np, &o->nats, s->log, s->epoch, s->published))
+		goto out;
 	if (ring_init(&s->ring, o->ring_events, o->ring_bytes, s->published + 1))
 		goto out;
 	if (!o->plain && srv_tls_paths(s, cert, key, sizeof cert))
@@ -1071,15 +1206,22 @@ int srv_run(const struct srv_opts *o)
 	if (web[0])
 		slog(SLOG_INFO, "serving the web UI from %s", web);
 	lws_sul_schedule(s->ctx, 0, &s->tail_sul, srv_tail, SRV_TAIL_US);
+	if (s->edge && edge_start(s->edge, s->published, srv_edge_wake, s))
+		goto out;
 
 	while (!srv_stop_flag && !s->fatal) {
 		if (lws_service(s->ctx, 0) < 0)
 			break;
+		if (s->edge)
+			srv_edge_apply(s);
 		tlsr_poll(s->tls);
 		if (!srv_collecting(s))
 			srv_flush(s);
 	}
 
+	/* the edge's consumer wakes the lws context: gone before the context */
+	edge_stop(s->edge);
+	s->edge = NULL;
 	/* shutdown: commit and answer what was received, then close 1001 */
 	slog(SLOG_INFO, "stopping: finishing %s requests, closing %u sessions",
 	     s->q_head ? "queued" : "no", s->pool.n);

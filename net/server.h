@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "natspub.h"
+
 /* Command-line settings (changelogd_main.c fills them; docs/operations.md). */
 struct srv_opts {
 	const char *data_dir;
@@ -44,6 +46,8 @@ struct srv_opts {
 	size_t map_size;           /* 0: LMDB map grows; else fixed (EVLOG_FIXEDMAP) */
 	const char *allow_origin;  /* NULL: any; else comma-separated list of
 	                              Origin values a browser may connect from */
+	struct natspub_opts nats;  /* nats.url NULL: no publishing to NATS */
+	int edge;                  /* --edge: a read-only copy fed from nats.url */
 	int verbose;
 };
 

@@ -79,6 +79,14 @@ struct evlog {
 	EVP_MD_CTX *md;
 	struct ev_buf buf;              /* encode buffer for appends */
 	struct evlog_txn w;             /* the one write txn */
+	/*
+	 * Readers on other threads (evlog_read_shared): remapping (growing the
+	 * map, adopting another process's size) waits under mu until none
+	 * holds a txn, and a shared read txn is begun under mu.
+	 */
+	pthread_mutex_t mu;
+	pthread_cond_t idle;            /* nshared dropped to 0 */
+	int nshared;                    /* shared read txns open */
 };
 
 struct evlog_iter {
@@ -247,6 +255,23 @@ static int mkdir_p(const char *dir)
 }
 
 /*
+ * mdb_env_set_mapsize while no shared reader (another thread) holds a txn:
+ * it waits for them (their txns are short: evlog_read_shared copies a
+ * bounded range and ends).
+ */
+static int remap(struct evlog *log, size_t size)
+{
+	int rc;
+
+	pthread_mutex_lock(&log->mu);
+	while (log->nshared > 0)
+		pthread_cond_wait(&log->idle, &log->mu);
+	rc = mdb_env_set_mapsize(log->env, size);
+	pthread_mutex_unlock(&log->mu);
+	return rc;
+}
+
+/*
  * Begin a txn; adopt a map size another process set (MDB_MAP_RESIZED) when
  * this process holds no other txn. With read txns open the re-map would pull
  * the map from under them, so CL_EMAPFULL tells the caller to free its
@@ -259,7 +284,7 @@ static int txn_begin(struct evlog *log, unsigned flags, MDB_txn **txn)
 	if (rc == MDB_MAP_RESIZED) {
 		if (log->nread > 0)
 			return CL_EMAPFULL;
-		rc = mdb_env_set_mapsize(log->env, 0);
+		rc = remap(log, 0);
 		if (rc == MDB_SUCCESS)
 			rc = mdb_txn_begin(log->env, NULL, flags, txn);
 	}
@@ -575,6 +600,8 @@ int evlog_open(struct evlog **out, const char *dir, unsigned flags, size_t mapsi
 		return CL_ENOMEM;
 	log->flags = flags;
 	log->w.log = log;
+	pthread_mutex_init(&log->mu, NULL);
+	pthread_cond_init(&log->idle, NULL);
 	ev_buf_init(&log->buf);
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
 	log->sha = EVP_MD_fetch(NULL, "SHA256", NULL);
@@ -662,6 +689,8 @@ void evlog_close(struct evlog *log)
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
 	EVP_MD_free(log->sha);
 #endif
+	pthread_cond_destroy(&log->idle);
+	pthread_mutex_destroy(&log->mu);
 	free(log);
 }
 
@@ -802,6 +831,62 @@ int evlog_iter_next(struct evlog_iter *it, struct evlog_rec *rec)
 	it->seq = rec->seq;
 	it->chained = 0;    /* a raw read breaks the running chain */
 	return 1;
+}
+
+int evlog_read_shared(struct evlog *log, uint64_t from, size_t max_n, size_t max_bytes,
+		      evlog_rec_fn fn, void *arg, uint64_t *last)
+{
+	uint8_t kb[8];
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	size_t n = 0, bytes = 0;
+	uint64_t expect = from ? from : 1;
+	int rc, op = MDB_SET_RANGE;
+
+	pthread_mutex_lock(&log->mu);
+	rc = mdb_txn_begin(log->env, NULL, MDB_RDONLY, &txn);
+	if (rc == MDB_SUCCESS)
+		log->nshared++;
+	pthread_mutex_unlock(&log->mu);
+	if (rc == MDB_MAP_RESIZED)
+		return CL_EMAPFULL;     /* the owner adopts the new size; call again */
+	if (rc != MDB_SUCCESS)
+		return map_err(rc);
+	if (last)
+		rc = meta_last(log, txn, last, NULL);
+	if (rc == CL_OK)
+		rc = map_err(mdb_cursor_open(txn, log->events, &cur));
+	put_be64(kb, expect);
+	k.mv_size = sizeof kb;
+	k.mv_data = kb;
+	while (rc == CL_OK && n < max_n && (n == 0 || bytes < max_bytes)) {
+		int got = mdb_cursor_get(cur, &k, &v, op);
+
+		op = MDB_NEXT;
+		if (got == MDB_NOTFOUND)
+			break;
+		if (got != MDB_SUCCESS) {
+			rc = map_err(got);
+			break;
+		}
+		if (k.mv_size != 8 || get_be64(k.mv_data) != expect) {
+			rc = CL_ECORRUPT;       /* a gap where the log has none */
+			break;
+		}
+		rc = fn(arg, expect, v.mv_data, v.mv_size);
+		expect++;
+		n++;
+		bytes += v.mv_size;
+	}
+	if (cur)
+		mdb_cursor_close(cur);
+	pthread_mutex_lock(&log->mu);
+	mdb_txn_abort(txn);
+	if (--log->nshared == 0)
+		pthread_cond_broadcast(&log->idle);
+	pthread_mutex_unlock(&log->mu);
+	return rc;
 }
 
 /* End of the snapshot: the records read must end at meta last / head. */
@@ -1195,7 +1280,7 @@ static int grow_map(struct evlog *log)
 		return CL_OK;   /* with readers open, the txn may hit MAP_FULL again */
 	rc = mdb_env_info(log->env, &info);
 	if (rc == MDB_SUCCESS)
-		rc = mdb_env_set_mapsize(log->env, info.me_mapsize * 2);
+		rc = remap(log, info.me_mapsize * 2);
 	if (rc != MDB_SUCCESS)
 		return map_err(rc);
 	log->grow = 0;
@@ -1297,6 +1382,39 @@ int evlog_wappend(struct evlog_txn *t, struct event *ev)
 	if (rc != MDB_SUCCESS)
 		return wfail(t, map_err(rc));
 	rc = hash_with(log->md, log_sha(log), t->head, seq, log->buf.data, log->buf.len, t->head);
+	if (rc)
+		return wfail(t, rc);
+	t->last = seq;
+	t->dirty = 1;
+	return CL_OK;
+}
+
+int evlog_wappend_raw(struct evlog_txn *t, uint64_t seq, const uint8_t *val, size_t len)
+{
+	struct evlog *log = t->log;
+	struct event ev;
+	uint8_t kb[8];
+	MDB_val k = { sizeof kb, kb }, v = { len, (void *)val };
+	int rc;
+
+	if (!t->txn || t->err || !val)
+		return CL_EINVAL;
+	if (len > CL_MAX_EVENT)
+		return CL_ETOOBIG;
+	if (seq != t->last + 1)
+		return CL_ECORRUPT;             /* a gap or a repeat: nothing stored */
+	rc = ev_decode(val, len, &ev);
+	if (rc)
+		return rc;
+	if (memcmp(ev.prev_hash, t->head, EV_HASH_LEN) != 0)
+		return CL_ECORRUPT;             /* not the next link of this chain */
+	put_be64(kb, seq);
+	rc = mdb_put(t->txn, log->events, &k, &v, MDB_APPEND);
+	if (rc == MDB_KEYEXIST)
+		return wfail(t, CL_ECORRUPT);
+	if (rc != MDB_SUCCESS)
+		return wfail(t, map_err(rc));
+	rc = hash_with(log->md, log_sha(log), t->head, seq, val, len, t->head);
 	if (rc)
 		return wfail(t, rc);
 	t->last = seq;
@@ -1568,7 +1686,7 @@ int evlog_backup(struct evlog *log, const char *dest)
 	rc = mdb_env_copy2(log->env, dest, MDB_CP_COMPACT);
 	if (rc == MDB_MAP_RESIZED && log->nread == 0) {
 		/* the copy's read txn needs the size another process set */
-		rc = mdb_env_set_mapsize(log->env, 0);
+		rc = remap(log, 0);
 		if (rc == MDB_SUCCESS)
 			rc = mdb_env_copy2(log->env, dest, MDB_CP_COMPACT);
 	}
@@ -1580,6 +1698,48 @@ int evlog_backup(struct evlog *log, const char *dest)
 	rc = sync_path(path, 0);
 	if (rc == CL_OK)
 		rc = sync_path(dest, 1);
+	return rc;
+}
+
+int evlog_adopt_epoch(struct evlog *log, const char *hex)
+{
+	uint8_t epoch[EVLOG_EPOCH_LEN];
+	uint64_t last = 0;
+	MDB_txn *txn;
+	int rc;
+
+	if (!hex || strlen(hex) != EVLOG_EPOCH_STRLEN || log->w.txn || (log->flags & EVLOG_RDONLY))
+		return CL_EINVAL;
+	for (size_t i = 0; i < EVLOG_EPOCH_LEN; i++) {
+		unsigned hi, lo;
+		char c1 = hex[2 * i], c2 = hex[2 * i + 1];
+
+		if (!((c1 >= '0' && c1 <= '9') || (c1 >= 'a' && c1 <= 'f')) ||
+		    !((c2 >= '0' && c2 <= '9') || (c2 >= 'a' && c2 <= 'f')))
+			return CL_EINVAL;
+		hi = c1 <= '9' ? (unsigned)(c1 - '0') : (unsigned)(c1 - 'a' + 10);
+		lo = c2 <= '9' ? (unsigned)(c2 - '0') : (unsigned)(c2 - 'a' + 10);
+		epoch[i] = (uint8_t)(hi << 4 | lo);
+	}
+	if (memcmp(epoch, log->epoch, EVLOG_EPOCH_LEN) == 0)
+		return CL_OK;
+	rc = txn_begin(log, 0, &txn);
+	if (rc)
+		return rc;
+	rc = meta_last(log, txn, &last, NULL);
+	if (rc == CL_OK && last != 0)
+		rc = CL_EEXIST;                 /* a log with events keeps its epoch */
+	if (rc == CL_OK)
+		rc = meta_put(txn, log->meta, "epoch", epoch, sizeof epoch);
+	if (rc == CL_OK) {
+		rc = map_err(mdb_txn_commit(txn));
+	} else {
+		mdb_txn_abort(txn);
+	}
+	if (rc == CL_OK) {
+		memcpy(log->epoch, epoch, EVLOG_EPOCH_LEN);
+		hex_encode(log->epoch, EVLOG_EPOCH_LEN, log->epoch_hex);
+	}
 	return rc;
 }
 

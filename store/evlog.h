@@ -29,7 +29,8 @@
  * the only call left is evlog_wabort. Nothing here logs.
  *
  * A struct evlog is used by one thread at a time (it holds one SHA-256
- * context and one encode buffer). It may hold several read txns at once
+ * context and one encode buffer), except evlog_read_shared, which other
+ * threads may call meanwhile. It may hold several read txns at once
  * (iterators, evlog_last: the env is MDB_NOTLS) and one write txn.
  *
  * Map size: if another process grew the map past this process's while this
@@ -190,6 +191,23 @@ int evlog_replay(struct evlog *log, uint64_t from, uint64_t upto, unsigned flags
 void evlog_hash(const uint8_t prev[EV_HASH_LEN], uint64_t seq,
 		const uint8_t *val, size_t len, uint8_t out[EV_HASH_LEN]);
 
+/*
+ * The one call another thread may make while the owner uses the log (the
+ * NATS publisher, net/natspub.c): in a read txn of its own, hand fn the
+ * stored bytes of seq from, from+1, ... (at most max_n records, and none
+ * after max_bytes have been handed; at least one if there is one), in
+ * order. val is valid during the call only: copy it. *last (may be NULL)
+ * gets meta "last" of the same snapshot. fn returns 0, or an error that
+ * stops the read and is returned. Returns 0 (also when nothing is there),
+ * CL_ECORRUPT if a seq is missing, CL_EMAPFULL if another process grew the
+ * map and the owner has not adopted it yet (call again later), or another
+ * CL_E* code. Growing the map waits while such a txn is open, so keep fn
+ * short (a copy). Not for use after evlog_close.
+ */
+typedef int (*evlog_rec_fn)(void *arg, uint64_t seq, const uint8_t *val, size_t len);
+int evlog_read_shared(struct evlog *log, uint64_t from, size_t max_n, size_t max_bytes,
+		      evlog_rec_fn fn, void *arg, uint64_t *last);
+
 /* ---- writing ---------------------------------------------------------- */
 
 /*
@@ -214,6 +232,17 @@ int evlog_wbegin(struct evlog *log, uint64_t expect_last, uint64_t *actual_last,
  * four poison the txn: evlog_wcommit then aborts it and returns the code.
  */
 int evlog_wappend(struct evlog_txn *txn, struct event *ev);
+
+/*
+ * Append one event exactly as another log stored it (an edge node copying
+ * its writer's log): val must be the envelope of seq evlog_wlast(txn) + 1,
+ * and its prev_hash the hash of this log's last event, so the copy's hash
+ * chain is the original's. Errors that store nothing and leave the txn
+ * usable: CL_ECORRUPT (seq is not the next one, or prev_hash is not this
+ * chain's head), CL_EDECODE / CL_EVERSION (not an envelope), CL_ETOOBIG,
+ * CL_EINVAL; and the poisoning ones of evlog_wappend.
+ */
+int evlog_wappend_raw(struct evlog_txn *txn, uint64_t seq, const uint8_t *val, size_t len);
 
 /* Last seq as seen inside the txn, including this txn's appends. */
 uint64_t evlog_wlast(const struct evlog_txn *txn);
@@ -280,6 +309,15 @@ int evlog_append(struct evlog *log, uint64_t expect_last, struct event *events, 
  * data.mdb. The copy keeps the epoch: give a restored log a new one.
  */
 int evlog_backup(struct evlog *log, const char *dest);
+
+/*
+ * Give an empty log (no event yet) the epoch hex (EVLOG_EPOCH_STRLEN lower-
+ * case hex digits): an edge node's copy carries its writer's epoch. 0 (also
+ * when it already has it), CL_EEXIST if the log holds events (its epoch
+ * stays), CL_EINVAL (bad hex, a write txn open, read-only), or the errors of
+ * a commit. No write txn of log may be open.
+ */
+int evlog_adopt_epoch(struct evlog *log, const char *hex);
 
 /*
  * Give the log in dir a new random epoch (after restore). The log must not

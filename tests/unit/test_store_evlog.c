@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -814,6 +815,226 @@ static void t_map_resized_with_iterator(void)
 	evlog_close(log);
 }
 
+/* ---- evlog_read_shared: another thread reading ------------------------ */
+
+struct shared_read {
+	uint64_t seqs[300];
+	size_t n, bytes;
+	uint8_t hash[EV_HASH_LEN];     /* the chain over what was read */
+	uint64_t next;                 /* the seq expected next */
+	int bad, stop_at;              /* stop_at: fail on this call (0: never) */
+};
+
+static int collect(void *arg, uint64_t seq, const uint8_t *val, size_t len)
+{
+	struct shared_read *r = arg;
+
+	if (r->stop_at && (int)r->n + 1 == r->stop_at)
+		return CL_ENOMEM;
+	if (r->n < sizeof r->seqs / sizeof r->seqs[0])
+		r->seqs[r->n] = seq;
+	r->n++;
+	r->bytes += len;
+	if (r->next && seq != r->next)
+		r->bad = 1;
+	r->next = seq + 1;
+	evlog_hash(r->hash, seq, val, len, r->hash);
+	return 0;
+}
+
+static void t_read_shared(void)
+{
+	const char *dir = harness_tmpdir();
+	struct evlog *log;
+	struct evlog_iter *it;
+	struct evlog_rec rec;
+	struct shared_read r;
+	uint8_t head[EV_HASH_LEN];
+	uint64_t last = 0;
+
+	REQUIRE(evlog_open(&log, dir, EVLOG_CREATE, 0) == 0);
+	memset(&r, 0, sizeof r);
+	CHECK_EQ_INT(evlog_read_shared(log, 1, 10, 1 << 20, collect, &r, &last), 0);
+	CHECK_EQ_INT(r.n, 0);                         /* empty log */
+	CHECK_EQ_INT(last, 0);
+	REQUIRE(append_n(log, 50) == 0);
+	/* at most max_n, in order, the bytes as stored, meta last */
+	memset(&r, 0, sizeof r);
+	CHECK_EQ_INT(evlog_read_shared(log, 1, 10, 1 << 20, collect, &r, &last), 0);
+	CHECK_EQ_INT(r.n, 10);
+	CHECK_EQ_INT(r.seqs[0], 1);
+	CHECK_EQ_INT(r.seqs[9], 10);
+	CHECK_EQ_INT(last, 50);
+	REQUIRE(evlog_iter_new(log, 1, &it) == 0);
+	{
+		size_t bytes = 0;
+
+		for (int i = 0; i < 10; i++) {
+			REQUIRE(evlog_iter_next(it, &rec) == 1);
+			bytes += rec.len;
+		}
+		CHECK_EQ_INT(bytes, r.bytes);
+	}
+	evlog_iter_free(it);
+	/* max_bytes: stop once that many were handed over, but hand one */
+	memset(&r, 0, sizeof r);
+	CHECK_EQ_INT(evlog_read_shared(log, 7, 100, 1, collect, &r, NULL), 0);
+	CHECK_EQ_INT(r.n, 1);
+	CHECK_EQ_INT(r.seqs[0], 7);
+	/* the tail, and past the end */
+	memset(&r, 0, sizeof r);
+	CHECK_EQ_INT(evlog_read_shared(log, 45, 100, 1 << 20, collect, &r, NULL), 0);
+	CHECK_EQ_INT(r.n, 6);
+	CHECK_EQ_INT(r.seqs[5], 50);
+	memset(&r, 0, sizeof r);
+	CHECK_EQ_INT(evlog_read_shared(log, 51, 100, 1 << 20, collect, &r, NULL), 0);
+	CHECK_EQ_INT(r.n, 0);
+	/* the whole log from 1 hashes to meta head */
+	memset(&r, 0, sizeof r);
+	CHECK_EQ_INT(evlog_read_shared(log, 1, 100, 1 << 20, collect, &r, NULL), 0);
+	CHECK(evlog_last(log, &last, head) == 0);
+	CHECK(memcmp(head, r.hash, EV_HASH_LEN) == 0);
+	/* fn's error stops the read and is returned */
+	memset(&r, 0, sizeof r);
+	r.stop_at = 3;
+	CHECK_EQ_INT(evlog_read_shared(log, 1, 100, 1 << 20, collect, &r, NULL), CL_ENOMEM);
+	CHECK_EQ_INT(r.n, 2);
+	evlog_close(log);
+}
+
+struct shared_reader {
+	struct evlog *log;
+	_Atomic int stop;
+	int err, passes;
+	uint64_t read;                 /* seqs read in the last full pass */
+	uint8_t hash[EV_HASH_LEN];     /* its chain */
+};
+
+/* A publisher-like thread: read the whole log in chunks, over and over. */
+static void *shared_reader_main(void *arg)
+{
+	struct shared_reader *sr = arg;
+
+	for (;;) {
+		struct shared_read r;
+		int rc = 0, last_pass = sr->stop;
+
+		memset(&r, 0, sizeof r);
+		while (rc == 0) {
+			size_t before = r.n;
+
+			rc = evlog_read_shared(sr->log, r.n + 1, 256, 64 * 1024, collect, &r, NULL);
+			if (rc == 0 && r.n == before)
+				break;
+		}
+		if (rc || r.bad) {
+			sr->err = rc ? rc : CL_ECORRUPT;
+			return NULL;
+		}
+		sr->passes++;
+		sr->read = r.n;
+		memcpy(sr->hash, r.hash, EV_HASH_LEN);
+		if (last_pass)
+			return NULL;
+	}
+}
+
+/* The owner appends and grows a small map many times meanwhile. */
+static void t_read_shared_while_growing(void)
+{
+	const char *dir = harness_tmpdir();
+	struct shared_reader sr;
+	uint8_t head[EV_HASH_LEN];
+	uint64_t last = 0;
+	pthread_t th;
+
+	memset(&sr, 0, sizeof sr);
+	REQUIRE(evlog_open(&sr.log, dir, EVLOG_CREATE, 64 * 1024) == 0);
+	REQUIRE(append_n(sr.log, 10) == 0);
+	REQUIRE(pthread_create(&th, NULL, shared_reader_main, &sr) == 0);
+	for (int i = 0; i < 100; i++)
+		CHECK(append_n(sr.log, 100) == 0);
+	sr.stop = 1;
+	pthread_join(th, NULL);
+	CHECK_EQ_INT(sr.err, 0);
+	CHECK(sr.passes >= 1);
+	CHECK(evlog_mapsize(sr.log) >= 2 * 1024 * 1024);   /* it did grow */
+	CHECK(evlog_last(sr.log, &last, head) == 0);
+	CHECK_EQ_INT(last, 10010);
+	CHECK_EQ_INT(sr.read, 10010);                    /* its final pass saw it all */
+	CHECK(memcmp(head, sr.hash, EV_HASH_LEN) == 0);
+	evlog_close(sr.log);
+}
+
+/* ---- copying another log: evlog_wappend_raw, evlog_adopt_epoch -------- */
+
+/* Copy record seq of src into txn as it is stored; the wappend_raw code. */
+static int copy_rec(struct evlog *src, uint64_t seq, uint64_t as, struct evlog_txn *t)
+{
+	struct evlog_iter *it;
+	struct evlog_rec rec;
+	int rc = evlog_iter_new(src, seq, &it);
+
+	if (rc)
+		return rc;
+	rc = evlog_iter_next(it, &rec);
+	if (rc == 1)
+		rc = evlog_wappend_raw(t, as, rec.val, rec.len);
+	else if (rc == 0)
+		rc = CL_ENOTFOUND;
+	evlog_iter_free(it);
+	return rc;
+}
+
+static void t_copy_raw(void)
+{
+	const char *base = harness_tmpdir();
+	char da[400], db[400];
+	static const uint8_t junk[] = { 0x93, 0x01, 0x02 };
+	struct evlog *a, *b;
+	struct evlog_txn *t;
+	uint8_t ha[EV_HASH_LEN], hb[EV_HASH_LEN];
+	uint64_t la = 0, lb = 0;
+
+	snprintf(da, sizeof da, "%s/a", base);
+	snprintf(db, sizeof db, "%s/b", base);
+	REQUIRE(evlog_open(&a, da, EVLOG_CREATE, 0) == 0);
+	REQUIRE(evlog_open(&b, db, EVLOG_CREATE, 0) == 0);
+	REQUIRE(append_n(a, 20) == 0);
+	/* an empty log takes the other's epoch; bad hex is refused */
+	CHECK(strcmp(evlog_epoch(a), evlog_epoch(b)) != 0);
+	CHECK_EQ_INT(evlog_adopt_epoch(b, "nothex"), CL_EINVAL);
+	CHECK_EQ_INT(evlog_adopt_epoch(b, "0123456789abcdef0123456789abcdeZ"), CL_EINVAL);
+	CHECK_EQ_INT(evlog_adopt_epoch(b, evlog_epoch(a)), 0);
+	CHECK(strcmp(evlog_epoch(a), evlog_epoch(b)) == 0);
+	/* the records, byte for byte: the same chain */
+	REQUIRE(evlog_wbegin(b, 0, NULL, &t) == 0);
+	for (uint64_t seq = 1; seq <= 20; seq++)
+		CHECK_EQ_INT(copy_rec(a, seq, seq, t), 0);
+	/* refused, nothing stored, the txn goes on: a gap, a repeat, a record
+	 * whose prev_hash is not this head, bytes that are no envelope */
+	CHECK_EQ_INT(copy_rec(a, 20, 22, t), CL_ECORRUPT);
+	CHECK_EQ_INT(copy_rec(a, 20, 20, t), CL_ECORRUPT);
+	CHECK_EQ_INT(copy_rec(a, 5, 21, t), CL_ECORRUPT);
+	CHECK_EQ_INT(evlog_wappend_raw(t, 21, junk, sizeof junk), CL_EDECODE);
+	CHECK_EQ_INT(evlog_wlast(t), 20);
+	CHECK_EQ_INT(evlog_wcommit(t), 0);
+	CHECK(evlog_last(a, &la, ha) == 0 && evlog_last(b, &lb, hb) == 0);
+	CHECK_EQ_INT(lb, 20);
+	CHECK(memcmp(ha, hb, EV_HASH_LEN) == 0);
+	CHECK_EQ_INT(verify_log(b), 20);
+	/* a log with events keeps its epoch; its own epoch again is fine */
+	CHECK_EQ_INT(evlog_adopt_epoch(b, "0123456789abcdef0123456789abcdef"), CL_EEXIST);
+	CHECK_EQ_INT(evlog_adopt_epoch(b, evlog_epoch(a)), 0);
+	evlog_close(b);
+	/* reopened: the epoch was stored */
+	REQUIRE(evlog_open(&b, db, 0, 0) == 0);
+	CHECK(strcmp(evlog_epoch(a), evlog_epoch(b)) == 0);
+	CHECK_EQ_INT(verify_log(b), 20);
+	evlog_close(b);
+	evlog_close(a);
+}
+
 /* ---- corruption with raw LMDB ----------------------------------------- */
 
 enum tamper { FLIP_TITLE, FLIP_FIRST_BYTE, DELETE_KEY, META_LAST, META_FORMAT };
@@ -1311,6 +1532,9 @@ int main(void)
 	RUN(t_fixed_map);
 	RUN(t_refuses_damaged_dir);
 	RUN(t_map_resized_with_iterator);
+	RUN(t_read_shared);
+	RUN(t_read_shared_while_growing);
+	RUN(t_copy_raw);
 	RUN(t_corruption);
 	RUN(t_replay);
 	RUN(t_replay_corruption);

@@ -16,6 +16,9 @@
 #   proto         push qcache
 #   http          metrics qcache
 #   session       push metrics qcache slog
+#   natsconn      (NATS connection options; a leaf)
+#   natspub       natsconn slog (the NATS publisher thread)
+#   edge          natsconn slog (an edge's NATS consumer thread)
 #   server        anything in net/: the one file that wires them
 #   changelogd_main  server slog
 # Only server.c and changelogd_main.c include server.h, and net/ holds no
@@ -71,8 +74,9 @@ check() {
 # net_allowed STEM: the net/ modules STEM may include
 net_allowed() {
 	case $1 in
-	push|qcache|slog|tlsgen|config|libver) echo "" ;;
+	push|qcache|slog|tlsgen|config|libver|natsconn) echo "" ;;
 	tlsreload) echo "slog" ;;
+	natspub|edge) echo "natsconn slog" ;;
 	metrics) echo "qcache" ;;
 	proto) echo "push qcache" ;;
 	http) echo "metrics qcache" ;;

@@ -8,10 +8,11 @@ set -e
 group=${1:-run}
 
 RUN_PKGS="gcc make pkg-config libc6-dev libwebsockets-dev liblmdb-dev lmdb-utils
-libmsgpack-dev libsqlite3-dev libmariadb-dev libssl-dev libjansson-dev openssl"
+libmsgpack-dev libsqlite3-dev libmariadb-dev libssl-dev libjansson-dev openssl
+libnats-dev"
 TEST_PKGS="python3 python3-websockets python3-pytest sqlite3 mariadb-server
 mariadb-client php-cli php-sqlite3 php-mysql chromium nodejs npm clang
-libclang-rt-14-dev faketime tzdata"
+libclang-rt-14-dev faketime tzdata nats-server haproxy"
 
 case "$group" in
 run)   pkgs="$RUN_PKGS" ;;

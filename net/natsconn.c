@@ -1,0 +1,63 @@
+/*
+ * natsconn.c - NATS connection options for the publisher and the edge
+ * (see natsconn.h).
+ */
+#include "natsconn.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+int natsconn_options(natsOptions **out, const char *url, const char *creds,
+		     natsConnectionHandler on_connected, natsConnectionHandler on_disconnected,
+		     void *arg, char *why, size_t cap)
+{
+	natsOptions *no = NULL;
+	natsStatus s;
+
+	*out = NULL;
+	if (creds) {
+		/* libnats reads it only when it connects: say now that it cannot */
+		FILE *f = fopen(creds, "r");
+
+		if (!f) {
+			snprintf(why, cap, "cannot read --nats-creds %s (%s)", creds, strerror(errno));
+			return -1;
+		}
+		fclose(f);
+	}
+	s = natsOptions_Create(&no);
+	if (s == NATS_OK)
+		s = natsOptions_SetURL(no, url);
+	if (s == NATS_OK)
+		s = natsOptions_SetName(no, "changelogd");
+	if (s == NATS_OK && creds)
+		s = natsOptions_SetUserCredentialsFromFiles(no, creds, NULL);
+	if (s == NATS_OK)
+		s = natsOptions_SetMaxReconnect(no, -1);
+	if (s == NATS_OK)
+		s = natsOptions_SetReconnectWait(no, 250);
+	if (s == NATS_OK)
+		s = natsOptions_SetRetryOnFailedConnect(no, true, on_connected, arg);
+	if (s == NATS_OK)
+		s = natsOptions_SetReconnectedCB(no, on_connected, arg);
+	if (s == NATS_OK)
+		s = natsOptions_SetDisconnectedCB(no, on_disconnected, arg);
+	if (s != NATS_OK) {
+		snprintf(why, cap, "--nats %s: %s", url, nats_GetLastError(NULL));
+		natsOptions_Destroy(no);
+		return -1;
+	}
+	*out = no;
+	return 0;
+}
+
+void natsconn_free(natsConnection *nc, jsCtx *js, natsOptions *no)
+{
+	if (nc)
+		natsConnection_Close(nc);
+	jsCtx_Destroy(js);
+	natsConnection_Destroy(nc);
+	natsOptions_Destroy(no);
+	nats_CloseAndWait(2000);
+}

@@ -82,8 +82,11 @@ def test_sigterm_loses_no_acknowledged_command(tmpdir_path):
     sent = []
     closes = []
 
+    connected = []
+
     async def writer(n):
         c = await Client.connect(s, token)
+        connected.append(n)
         i = 0
         try:
             while True:
@@ -107,7 +110,14 @@ def test_sigterm_loses_no_acknowledged_command(tmpdir_path):
 
     async def go():
         tasks = [asyncio.create_task(writer(n)) for n in range(4)]
-        await asyncio.sleep(0.7)
+        # SIGTERM once every writer is in and commands are being acked (not
+        # after a fixed delay: a loaded machine may take longer to connect)
+        deadline = time.monotonic() + 30
+        while (len(connected) < 4 or len(acked) < 8) and time.monotonic() < deadline:
+            if any(t.done() for t in tasks):
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)          # and a few more in flight
         s.proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(asyncio.gather(*tasks), 20)
 

@@ -47,10 +47,13 @@ fi
 
 # npm packages for the Node clients and the browser tests, pinned by the lock file
 if [ "$group" != run ] && [ -f tests/node/package.json ]; then
-	if [ ! -d tests/node/node_modules ] || [ tests/node/package-lock.json -nt tests/node/node_modules ]; then
+	# npm ci leaves node_modules/.package-lock.json: without it (no install,
+	# or an emptied or half-made node_modules) or older than the lock, reinstall
+	stamp=tests/node/node_modules/.package-lock.json
+	if [ ! -f "$stamp" ] || [ tests/node/package-lock.json -nt "$stamp" ]; then
 		echo "deps: npm ci in tests/node" >&2
 		(cd tests/node && npm ci --silent --no-audit --no-fund >/dev/null)
-		touch tests/node/node_modules
+		touch "$stamp"
 	fi
 fi
 exit 0

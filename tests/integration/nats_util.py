@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from conftest import BIN, REPO, Client, free_port, run
+from conftest import BIN, REPO, Client, free_port, missing, run
 from tools_util import LmdbDump
 
 
@@ -39,9 +39,9 @@ JSDUMP = os.path.join(TOOLS, "nats-jsdump")
 
 def need_nats():
     if not shutil.which("nats-server"):
-        pytest.skip("nats-server is not installed (tools/scripts/deps.sh test)")
+        missing("nats-server is not installed (tools/scripts/deps.sh test)")
     if not os.path.exists(JSDUMP):
-        pytest.skip("%s is missing (make)" % JSDUMP)
+        missing("%s is missing (make)" % JSDUMP)
 
 
 class NatsServer:

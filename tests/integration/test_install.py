@@ -112,7 +112,7 @@ def test_install_into_destdir_and_run_from_there(tmpdir_path):
 
 def test_systemd_unit_verifies(tmpdir_path):
     if not shutil.which("systemd-analyze"):
-        pytest.fail("systemd-analyze missing: tools/deps.sh test installs systemd")
+        pytest.fail("systemd-analyze missing: tools/scripts/deps.sh test installs systemd")
     prefix = os.path.join(tmpdir_path, "prefix")
     r = make("install", "PREFIX=" + prefix, "SYSCONFDIR=" + prefix + "/etc")
     assert r.returncode == 0, r.stdout + r.stderr

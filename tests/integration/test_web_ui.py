@@ -86,7 +86,7 @@ def test_two_people_live_in_chromium(tmpdir_path):
 def run_browser_script(tmpdir_path, script, timeout=280):
     """Run tests/node/SCRIPT against a fresh server serving web/; its output."""
     if not os.path.exists("/usr/bin/chromium"):
-        pytest.fail("chromium is not installed: run tools/deps.sh test")
+        pytest.fail("chromium is not installed: run tools/scripts/deps.sh test")
     os.makedirs(OUT, exist_ok=True)
     s = Server(os.path.join(tmpdir_path, "data"), web=WEB).start()
     base = "https://127.0.0.1:%d" % s.port

@@ -138,7 +138,8 @@ struct proj_qctx {
 	uint64_t work_max;          /* the query's budget; 0 = PROJ_QUERY_WORK */
 	uint64_t *work;             /* if not NULL, increased by the work done */
 	uint64_t size_max;          /* the answer's size budget; 0 = PROJ_ANSWER_MAX */
-	uint64_t *size;             /* if not NULL, set to the answer's size bound */
+	uint64_t *size;             /* if not NULL, set to the answer's size bound
+	                               (cut: the bound that did not fit) */
 	int *cut;                   /* if not NULL, set to 1 if size_max cut or refused it */
 };
 

@@ -269,6 +269,7 @@ struct lrun {
 	uint64_t size;        /* the page's size bound (PROJ_ANSWER_MAX) */
 	int partial;          /* stopped at work_max: nothing below next examined */
 	int cut;              /* stopped at size_max: the entry next - 1 did not fit */
+	uint64_t need;        /* ... the size bound that entry would have made */
 };
 
 /*
@@ -307,6 +308,7 @@ static json_t *list_run(const struct proj *p, const struct lfilter *f, uint64_t 
 			if (r->size + size > size_max) {
 				r->next = id + 1;
 				r->partial = r->cut = 1;
+				r->need = r->size + size;
 				break;
 			}
 			r->size += size;
@@ -343,7 +345,7 @@ static int q_entries(struct proj *p, json_t *params, const struct proj_qctx *ctx
 	if (ctx && ctx->work)
 		*ctx->work += r.work;
 	if (ctx && ctx->size)
-		*ctx->size = r.size;
+		*ctx->size = r.cut ? r.need : r.size;
 	if (ctx && ctx->cut && r.cut)
 		*ctx->cut = 1;
 	if (!arr)
@@ -367,7 +369,7 @@ json_t *proj_seed_entries_in(struct proj *p, const struct proj_qctx *ctx)
 	f.limit = LIST_MAX;
 	arr = p ? list_run(p, &f, PROJ_QUERY_WORK, size_budget(ctx), &r) : NULL;
 	if (arr && ctx && ctx->size)
-		*ctx->size = r.size;
+		*ctx->size = r.cut ? r.need : r.size;
 	if (arr && ctx && ctx->cut && r.cut)
 		*ctx->cut = 1;
 	return arr;

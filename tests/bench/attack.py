@@ -15,7 +15,9 @@ bystander's pings meanwhile (issue 15; docs/benchmarks.md "attack").
         and never read, the adversarial search ("a"*199+"b" over bodies of
         "a"), two ping floods; meanwhile a bystander process (the role
         above, so the attacker's work never delays its event loop) pings.
-        Prints the bystander's figures plus what the attack got back.
+        Prints the bystander's figures plus what the attack got back; with
+        --server-pid, also the server's VmRSS before and its peak (VmHWM,
+        reset first through /proc/PID/clear_refs) during the attack.
 
 URLs are wss:// (the certificate is not checked) or ws://. Output is one
 JSON line on stdout.
@@ -142,8 +144,20 @@ def hog(url, token, n):
     return sock
 
 
+def vm(pid, key):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    return None
+
+
 async def attack(a):
     got = {"pages": 0, "searches": 0, "pings": 0, "refused": 0}
+    if a.server_pid:
+        rss = vm(a.server_pid, "VmRSS")
+        with open("/proc/%d/clear_refs" % a.server_pid, "w") as f:
+            f.write("5")
     stop = asyncio.Event()
 
     async def loop(kind, objs):
@@ -174,6 +188,9 @@ async def attack(a):
         h.close()
     res = json.loads(out.decode().strip().splitlines()[-1])
     res["attack"] = got
+    if a.server_pid:
+        res["rss_before_bytes"] = rss
+        res["rss_peak_bytes"] = vm(a.server_pid, "VmHWM")
     return res
 
 
@@ -185,6 +202,7 @@ def main():
     ap.add_argument("--bystander-token")
     ap.add_argument("--entries", type=int, default=500)
     ap.add_argument("--secs", type=float, default=10)
+    ap.add_argument("--server-pid", type=int)
     a = ap.parse_args()
     fn = {"seed": seed, "bystander": bystander, "attack": attack}[a.role]
     print(json.dumps(asyncio.run(fn(a))))

@@ -80,6 +80,7 @@ struct req {
 	int waiting;              /* no reply: the answer did not fit the room it
 	                             had and may wait (proto_ctx.room); the owner
 	                             runs r again later, with those after it */
+	unsigned held;            /* the owner's: how often it held r back */
 };
 
 /* Parse one message. Never NULL except on ENOMEM. */

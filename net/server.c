@@ -153,6 +153,7 @@ static void srv_hold(struct req *r)
 
 	proto_reset(r);
 	r->next = NULL;
+	r->held++;
 	if (ss->held_tail)
 		((struct req *)ss->held_tail)->next = r;
 	else
@@ -220,7 +221,8 @@ static int srv_on_message(void *arg, struct sess *ss, const void *buf, size_t le
  * proto_ctx.room: what r's answer may take now (sess_room: its session's
  * and the pool's room), within what is left of the batch's budget. It may
  * wait if its session owes something (it drains), or if this batch has
- * built answers already (it runs in the next).
+ * built answers already (it runs in the next; but only once, so that other
+ * sessions' big answers cannot keep it out of every batch).
  */
 static size_t srv_room(void *arg, const struct req *r, int *may_wait)
 {
@@ -230,7 +232,9 @@ static size_t srv_room(void *arg, const struct req *r, int *may_wait)
 	int owes;
 
 	room = sess_room(r->sess, PROTO_ANSWER_MAX, &owes);
-	*may_wait = owes || s->batch_bytes > 0;
+	if (r->held && !owes)
+		left = SIZE_MAX;   /* it waited for a batch already */
+	*may_wait = owes || (s->batch_bytes > 0 && left != SIZE_MAX);
 	return s->batch_bytes && left < room ? left : room;
 }
 

@@ -120,7 +120,7 @@ def test_slow_consumer_closed_others_served(make_server):
         for i in range(60):
             r = await writer.command("createEntry", {"title": "load %d" % i, "body": body,
                                                      "kind": "change"})
-            assert r["ok"], (r, owed)
+            assert r["ok"], r
             acks.append(r["seq"])
             # the reading subscriber keeps up the whole time
             await good.wait_pushes(i + 1)

@@ -119,6 +119,18 @@ json_t *proj_user_json(const struct proj *p, uint64_t id);
 #define PROJ_WORK_ENTRY  64u
 #define PROJ_WORK_STALE  8u     /* a superseded record of the activity index */
 
+/*
+ * The size budget of one answer: an upper bound of its serialized bytes
+ * (jansson's compact text; the server's envelope adds under 1 KiB), known
+ * before the answer is built. getChangelogEntries stops before the entry
+ * that would take the page past it and answers a partial page (with
+ * next_cursor at that entry); getEntry, getEntryHistory and getUsers
+ * refuse an answer over it as too_large. Either way *ctx->cut is set, so
+ * a caller that gave a smaller budget than PROJ_ANSWER_MAX (because its
+ * memory is in use) knows the answer was shaped by it.
+ */
+#define PROJ_ANSWER_MAX  ((uint64_t)16 << 20)
+
 struct proj_qctx {
 	uint64_t viewer;            /* user id of the caller; 0 = system/tool */
 	/* Load the event at seq as ev_to_json gives it; 0 or a CL_E* code. */
@@ -126,6 +138,10 @@ struct proj_qctx {
 	void *arg;
 	uint64_t work_max;          /* the query's budget; 0 = PROJ_QUERY_WORK */
 	uint64_t *work;             /* if not NULL, increased by the work done */
+	uint64_t size_max;          /* the answer's size budget; 0 = PROJ_ANSWER_MAX */
+	uint64_t *size;             /* if not NULL, set to the answer's size bound
+	                               (cut: the bound that did not fit) */
+	int *cut;                   /* if not NULL, set to 1 if size_max cut or refused it */
 };
 
 /* A refusal: stable code (see cmd.h enum cmd_code) and a human message. */
@@ -150,6 +166,8 @@ int proj_query(struct proj *p, const char *name, json_t *params,
  * getChangelogEntries with default params, as a bare array.
  */
 json_t *proj_seed_entries(struct proj *p);
+/* ... within ctx's size budget (ctx->cut set if it shortened the array). */
+json_t *proj_seed_entries_in(struct proj *p, const struct proj_qctx *ctx);
 
 /* Check every invariant of the state (counts, trees, statuses); 0 or CL_ESTATE
  * with a description in why (why may be NULL). Slow: for audit and tests. */

@@ -119,6 +119,69 @@ static int param_time(json_t *params, const char *key, int *has, int64_t *out,
 	return 0;
 }
 
+/* ---- answer sizes ----------------------------------------------------------- */
+
+/*
+ * Upper bounds of the serialized size of what the queries return, known
+ * before anything is built (PROJ_ANSWER_MAX). A string costs exactly what
+ * jansson writes for it: quotes, '"' and '\\' and the short control escapes
+ * as two bytes, other control bytes as \u00XX; everything else as is. The
+ * fixed parts (member names, numbers, times, a user name) are bounded by
+ * the constants below.
+ */
+#define SIZE_ENTRY   448u   /* an entry's members besides title and body */
+#define SIZE_COMMENT 320u   /* a comment's besides its body, with "replies" */
+#define SIZE_STATUS  224u   /* one status_history item */
+#define SIZE_USER    224u   /* a user without tokens */
+#define SIZE_TOKEN   160u   /* a token's members besides its label */
+#define SIZE_FRAME   1024u  /* the result's own members */
+
+static uint64_t json_str_size(const char *s, size_t n)
+{
+	uint64_t size = 2 + n;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' ||
+		    c == '\t')
+			size += 1;
+		else if (c < 0x20)
+			size += 5;
+	}
+	return size;
+}
+
+static uint64_t entry_size(const struct pentry *e)
+{
+	return SIZE_ENTRY + json_str_size(proj_i_title(e), e->title_n) +
+	       json_str_size(proj_i_body(e), e->body_n);
+}
+
+static uint64_t size_budget(const struct proj_qctx *ctx)
+{
+	return ctx && ctx->size_max ? ctx->size_max : PROJ_ANSWER_MAX;
+}
+
+/* Report the answer's size bound; 1 if it is over the budget (then cut). */
+static int size_report(const struct proj_qctx *ctx, uint64_t size)
+{
+	if (ctx && ctx->size)
+		*ctx->size = size;
+	if (size <= size_budget(ctx))
+		return 0;
+	if (ctx && ctx->cut)
+		*ctx->cut = 1;
+	return 1;
+}
+
+static int size_refuse(const struct proj_qctx *ctx, uint64_t size, struct cl_fail *fail)
+{
+	return proj_i_fail(fail, CMD_TOO_LARGE, "the answer would take up to %llu bytes, over "
+			   "the %llu its reply may use", (unsigned long long)size,
+			   (unsigned long long)size_budget(ctx));
+}
+
 /* ---- getChangelogEntries --------------------------------------------------- */
 
 struct lfilter {
@@ -223,7 +286,10 @@ static int list_match(const struct pentry *e, const struct lfilter *f, uint64_t 
 struct lrun {
 	uint64_t next;        /* id to pass as cursor; 0 when no older entry matches */
 	uint64_t work;        /* work done (units of PROJ_QUERY_WORK) */
+	uint64_t size;        /* the page's size bound (PROJ_ANSWER_MAX) */
 	int partial;          /* stopped at work_max: nothing below next examined */
+	int cut;              /* stopped at size_max: the entry next - 1 did not fit */
+	uint64_t need;        /* ... the size bound that entry would have made */
 };
 
 /* The page being built: its array, its size and the key of its last entry. */
@@ -231,27 +297,39 @@ struct lpage {
 	json_t *arr;
 	uint32_t n;
 	uint64_t last;        /* id, or activity seq, of the last entry taken */
+	uint64_t size_max;    /* the page's size bound may not pass this */
 	int oom;
 };
 
 /*
  * Entry id, at walk position key (its id, or its activity seq): 1 when the
- * walk is over (the page is full and one more match was seen, or out of
- * memory), else 0.
+ * walk is over (the page is full and one more match was seen, the entry
+ * would take the page past size_max, or out of memory), else 0. A cut
+ * sets next to key + 1, so that the next page starts at this entry.
  */
 static int list_step(const struct proj *p, const struct lfilter *f, uint64_t id, uint64_t key,
 		     struct lpage *pg, struct lrun *r)
 {
+	uint64_t size;
+
 	if (!list_match(&p->entries[id - 1], f, &r->work))
 		return 0;
 	if (pg->n == f->limit) {
 		r->next = pg->last;
 		return 1;
 	}
+	size = entry_size(&p->entries[id - 1]) + 1;
+	if (r->size + size > pg->size_max) {
+		r->next = key + 1;
+		r->partial = r->cut = 1;
+		r->need = r->size + size;
+		return 1;
+	}
 	if (json_array_append_new(pg->arr, proj_entry_json(p, id))) {
 		pg->oom = 1;
 		return 1;
 	}
+	r->size += size;
 	pg->n++;
 	pg->last = key;
 	return 0;
@@ -281,13 +359,19 @@ static uint32_t act_lower_bound(const struct proj *p, uint64_t cursor)
  * walk goes down from the cursor; by activity it goes down the activity
  * index from the cursor's position, skipping superseded records (each
  * costs PROJ_WORK_STALE: there are at most as many as entries plus 1024).
+ * It also stops before a matching entry that would take the page's size
+ * bound past size_max (r->cut; next_cursor then starts at that entry,
+ * which may leave the page empty when size_max is below one entry: the
+ * caller asked for less than PROJ_ANSWER_MAX and must not send such a
+ * page).
  */
 static json_t *list_run(const struct proj *p, const struct lfilter *f, uint64_t work_max,
-			struct lrun *r)
+			uint64_t size_max, struct lrun *r)
 {
-	struct lpage pg = { json_array(), 0, 0, 0 };
+	struct lpage pg = { json_array(), 0, 0, size_max, 0 };
 
 	memset(r, 0, sizeof *r);
+	r->size = SIZE_FRAME + 2;
 	if (!pg.arr)
 		return NULL;
 	if (f->by_author && !f->author)
@@ -375,13 +459,11 @@ static int q_entries(struct proj *p, json_t *params, const struct proj_qctx *ctx
 	struct lfilter f;
 	struct lrun r;
 	json_t *arr;
-	int rc;
-
 	uint64_t total = 0;
-	int total_partial = 0;
+	int total_partial = 0, rc;
 
 	rc = list_params(p, params, &f, fail);
-	arr = rc ? NULL : list_run(p, &f, work_max, &r);
+	arr = rc ? NULL : list_run(p, &f, work_max, size_budget(ctx), &r);
 	if (arr && f.count)
 		total = list_count(p, &f, work_max, &r.work, &total_partial);
 	search_release(&f.q);
@@ -389,6 +471,10 @@ static int q_entries(struct proj *p, json_t *params, const struct proj_qctx *ctx
 		return rc;
 	if (ctx && ctx->work)
 		*ctx->work += r.work;
+	if (ctx && ctx->size)
+		*ctx->size = r.cut ? r.need : r.size;
+	if (ctx && ctx->cut && r.cut)
+		*ctx->cut = 1;
 	if (!arr)
 		return proj_i_fail(fail, CMD_INTERNAL, "out of memory");
 	*result = json_pack("{s:o,s:o}", "entries", arr, "next_cursor",
@@ -404,14 +490,25 @@ static int q_entries(struct proj *p, json_t *params, const struct proj_qctx *ctx
 	return *result ? 0 : proj_i_fail(fail, CMD_INTERNAL, "out of memory");
 }
 
-json_t *proj_seed_entries(struct proj *p)
+json_t *proj_seed_entries_in(struct proj *p, const struct proj_qctx *ctx)
 {
 	struct lfilter f;
 	struct lrun r;
+	json_t *arr;
 
 	memset(&f, 0, sizeof f);
 	f.limit = LIST_MAX;
-	return p ? list_run(p, &f, PROJ_QUERY_WORK, &r) : NULL;
+	arr = p ? list_run(p, &f, PROJ_QUERY_WORK, size_budget(ctx), &r) : NULL;
+	if (arr && ctx && ctx->size)
+		*ctx->size = r.cut ? r.need : r.size;
+	if (arr && ctx && ctx->cut && r.cut)
+		*ctx->cut = 1;
+	return arr;
+}
+
+json_t *proj_seed_entries(struct proj *p)
+{
+	return proj_seed_entries_in(p, NULL);
 }
 
 /* ---- getEntry, getEntryHistory -------------------------------------------- */
@@ -503,15 +600,32 @@ fail:
 	return NULL;
 }
 
-static int q_entry(struct proj *p, json_t *params, json_t **result, struct cl_fail *fail)
+/* getEntry's size bound: the entry, its status history, every comment. */
+static uint64_t entry_tree_size(const struct proj *p, const struct pentry *e)
+{
+	uint64_t size = SIZE_FRAME + entry_size(e) + (uint64_t)e->nhist * SIZE_STATUS;
+
+	for (uint32_t i = 0; i < e->comments.n; i++) {
+		const struct pcomment *c = &p->comments[e->comments.v[i] - 1];
+
+		size += SIZE_COMMENT + json_str_size(c->body, c->body_n);
+	}
+	return size;
+}
+
+static int q_entry(struct proj *p, json_t *params, const struct proj_qctx *ctx,
+		   json_t **result, struct cl_fail *fail)
 {
 	const struct pentry *e;
 	json_t *ej, *hist, *tree;
-	uint64_t id;
+	uint64_t id, size;
 	int rc;
 
 	if ((rc = entry_param(p, params, &e, &id, fail)))
 		return rc;
+	size = entry_tree_size(p, e);
+	if (size_report(ctx, size))
+		return size_refuse(ctx, size, fail);
 	ej = proj_entry_json(p, id);
 	hist = status_history_json(p, e);
 	tree = comment_tree(p, e);
@@ -560,7 +674,7 @@ static int q_history(struct proj *p, json_t *params, const struct proj_qctx *ctx
 {
 	const struct pentry *e;
 	json_t *events = NULL;
-	uint64_t id, *seqs = NULL;
+	uint64_t id, *seqs = NULL, size = SIZE_FRAME;
 	size_t n = 0;
 	int rc;
 
@@ -574,6 +688,11 @@ static int q_history(struct proj *p, json_t *params, const struct proj_qctx *ctx
 		rc = proj_i_fail(fail, CMD_INTERNAL, "out of memory");
 		goto out;
 	}
+	/*
+	 * The events' texts are not in the projection (an edit's old title and
+	 * body are only in the log): each is measured as it is loaded, so at
+	 * most the budget plus one event is held before a refusal.
+	 */
 	for (size_t i = 0; i < n; i++) {
 		json_t *ev = NULL;
 
@@ -585,8 +704,13 @@ static int q_history(struct proj *p, json_t *params, const struct proj_qctx *ctx
 				    (unsigned long long)seqs[i], cl_strerror(rc));
 			goto out;
 		}
+		size += json_dumpb(ev, NULL, 0, JSON_COMPACT) + 1;
 		if (json_array_append_new(events, ev)) {
 			rc = proj_i_fail(fail, CMD_INTERNAL, "out of memory");
+			goto out;
+		}
+		if (size_report(ctx, size)) {
+			rc = size_refuse(ctx, size, fail);
 			goto out;
 		}
 	}
@@ -625,11 +749,24 @@ static int q_users(struct proj *p, json_t *params, const struct proj_qctx *ctx,
 {
 	const struct puser *viewer = proj_i_user(p, ctx ? ctx->viewer : 0);
 	int with_tokens = !ctx || ctx->viewer == 0 || (viewer && viewer->role == ROLE_ADMIN);
+	uint64_t size = SIZE_FRAME;
 	json_t *arr;
 	int rc;
 
 	if ((rc = proj_i_params_known(params, no_params, fail)))
 		return rc;
+	for (uint32_t id = 1; id <= p->nusers; id++) {
+		const struct puser *u = &p->users[id - 1];
+
+		size += SIZE_USER + u->name_n;
+		for (uint32_t i = 0; with_tokens && i < u->tokens.n; i++) {
+			const struct ptoken *t = &p->tokens[u->tokens.v[i] - 1];
+
+			size += SIZE_TOKEN + json_str_size(t->label, t->label_n);
+		}
+	}
+	if (size_report(ctx, size))
+		return size_refuse(ctx, size, fail);
 	if (!(arr = json_array()))
 		return proj_i_fail(fail, CMD_INTERNAL, "out of memory");
 	for (uint32_t id = 1; id <= p->nusers; id++) {
@@ -718,7 +855,7 @@ int proj_query(struct proj *p, const char *name, json_t *params,
 	if (strcmp(name, "getChangelogEntries") == 0)
 		rc = q_entries(p, params, ctx, result, fail);
 	else if (strcmp(name, "getEntry") == 0)
-		rc = q_entry(p, params, result, fail);
+		rc = q_entry(p, params, ctx, result, fail);
 	else if (strcmp(name, "getEntryHistory") == 0)
 		rc = q_history(p, params, ctx, result, fail);
 	else if (strcmp(name, "getUsers") == 0)

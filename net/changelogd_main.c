@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdint.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,9 @@ static void usage(FILE *f)
 "  --max-msg BYTES     largest inbound message; more closes 1009 (default 64K)\n"
 "  --rate N            requests per second per connection (default 100)\n"
 "  --burst N           request burst per connection (default 200)\n"
+"  --user-rate N       requests per second per user, all its connections\n"
+"                      together (default 200)\n"
+"  --user-burst N      request burst per user (default 400)\n"
 "  --max-queue BYTES   outbound bytes owed to one session (default 8M)\n"
 "  --max-memory BYTES  outbound bytes owed to all sessions (default 512M)\n"
 "  --ring N            recent pushes kept in memory (default 4096 events)\n"
@@ -162,6 +166,7 @@ enum {
 	OPT_NOSYNC, OPT_CONFIG, OPT_CHECK, OPT_VERSION, OPT_MAPSIZE,
 	OPT_NATS, OPT_NATS_STREAM, OPT_NATS_CREDS, OPT_NATS_REPLICAS, OPT_NATS_MAXMSGS,
 	OPT_NATS_MAXBYTES, OPT_EDGE,
+	OPT_USERRATE, OPT_USERBURST,
 };
 
 static const struct option longopts[] = {
@@ -178,6 +183,8 @@ static const struct option longopts[] = {
 	{ "max-msg", required_argument, NULL, OPT_MAXMSG },
 	{ "rate", required_argument, NULL, OPT_RATE },
 	{ "burst", required_argument, NULL, OPT_BURST },
+	{ "user-rate", required_argument, NULL, OPT_USERRATE },
+	{ "user-burst", required_argument, NULL, OPT_USERBURST },
 	{ "max-queue", required_argument, NULL, OPT_MAXQUEUE },
 	{ "max-memory", required_argument, NULL, OPT_MAXMEM },
 	{ "ring", required_argument, NULL, OPT_RING },
@@ -253,6 +260,16 @@ static const char *apply(void *ctx, int c, const char *arg)
 		if (parse_u64(arg, 1000000, &v) || v == 0)
 			bad = "--burst wants 1..1000000";
 		o->burst = (double)v;
+		break;
+	case OPT_USERRATE:
+		if (parse_u64(arg, 1000000, &v) || v == 0)
+			bad = "--user-rate wants 1..1000000";
+		o->user_rate = (double)v;
+		break;
+	case OPT_USERBURST:
+		if (parse_u64(arg, 1000000, &v) || v == 0)
+			bad = "--user-burst wants 1..1000000";
+		o->user_burst = (double)v;
 		break;
 	case OPT_MAXQUEUE:
 		if (parse_bytes(arg, 64 * GIB, &b) || b < 4096)
@@ -334,6 +351,7 @@ int main(int argc, char **argv)
 	struct srv_opts o = {
 		.host = "127.0.0.1", .port = 8443, .admin_name = "admin",
 		.max_conns = 10000, .max_msg = 64 * KIB, .rate = 100, .burst = 200,
+		.user_rate = 200, .user_burst = 400,
 		.max_queue = 8 * MIB, .max_memory = 512 * MIB,
 		.ring_events = 4096, .ring_bytes = 64 * MIB, .ping_secs = 30,
 		.pong_secs = 10, .handshake_secs = 10,
@@ -346,6 +364,13 @@ int main(int argc, char **argv)
 	char err[8400];
 	int c, check = 0, rc;
 
+	/*
+	 * Big buffers (an answer of up to 16 MiB, its frame) from mmap, always:
+	 * glibc would otherwise raise the threshold after the first such free
+	 * and keep later ones in the heap, holding memory --max-memory counts
+	 * as returned (docs/operations.md "Memory").
+	 */
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 	/* pass 1: which file, and the flags that do no serving */
 	while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
 		switch (c) {

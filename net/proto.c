@@ -314,28 +314,92 @@ static int proto_qkey(struct pbuf *keyb, const struct req *r)
 	return 0;
 }
 
-/*
- * Run the query. On success 0 and *ans: the seed form's bare result, or
- * the envelope {"ok":true,"epoch","at","result"} that every asker of this
- * query at this seq shares ("id" and whoami's "token" are per request and
- * are spliced in by proto_answer_frame). 1 when refused, with r->reply
- * set to the error; CL_ENOMEM.
- */
-static int proto_compute(struct proto_ctx *c, struct req *r, json_t **ans)
+/* Refuse r: the answer memory (--max-memory) is in use. */
+static int proto_no_room(struct req *r)
 {
-	struct proj_qctx q = { .viewer = r->user, .load = c->load, .arg = c->arg };
+	r->reply = proto_error(r->kind == REQ_SEED ? NULL : r->id, CMD_UNAVAILABLE,
+			       "the server's memory for answers is in use; nothing was "
+			       "answered, retry later");
+	return r->reply ? 1 : CL_ENOMEM;
+}
+
+/* What proto_compute found (besides 0, 1 and CL_E* codes). */
+#define PROTO_NO_ROOM 2   /* the answer needs more room than it had: *need */
+
+/*
+ * An answer that core shaped to a room smaller than PROTO_ANSWER_MAX
+ * (cut). It waits if it may; on a first try it asks for room (returns
+ * PROTO_NO_ROOM); else it is refused as unavailable, unless it is a page
+ * with entries (a partial page, which the client continues from
+ * next_cursor). Returns 0 to keep result, else what proto_compute returns.
+ */
+static int proto_cut(struct req *r, json_t *result, int may_wait, int retry)
+{
+	if (may_wait) {
+		r->waiting = 1;
+		return 1;
+	}
+	if (retry)
+		return PROTO_NO_ROOM;
+	if (r->kind == REQ_QUERY && json_array_size(json_object_get(result, "entries")) > 0)
+		return 0;
+	return proto_no_room(r);
+}
+
+/*
+ * Run the query within room bytes (core's size bound, before anything is
+ * built). On success 0 and *ans: the seed form's bare result, or the
+ * envelope {"ok":true,"epoch","at","result"} that every asker of this
+ * query at this seq shares ("id" and whoami's "token" are per request and
+ * are spliced in by proto_answer_frame); *keep: the answer does not
+ * depend on the room, so it may be cached. 1 when refused, with r->reply
+ * set to the error, or when r is waiting (r->waiting); PROTO_NO_ROOM
+ * (retry set: the caller may find room and ask again); CL_ENOMEM.
+ */
+static int proto_compute(struct proto_ctx *c, struct req *r, size_t room, int may_wait,
+			 int retry, json_t **ans, int *keep, size_t *need)
+{
+	int cut = 0;
+	uint64_t size = 0;
+	struct proj_qctx q = { .viewer = r->user, .load = c->load, .arg = c->arg,
+			       .size_max = room, .size = &size, .cut = &cut };
 	struct cl_fail fail = { CMD_INTERNAL, "query failed" };
 	json_t *result = NULL;
+	int small = room < PROTO_ANSWER_MAX, rc = 0;
 
 	*ans = NULL;
+	*keep = 1;
 	if (r->kind == REQ_SEED && strcmp(r->name, "getChangelogEntries") == 0 &&
 	    json_object_size(r->params) == 0) {
-		*ans = proj_seed_entries(c->proj);
-		return *ans ? 0 : CL_ENOMEM;
+		result = proj_seed_entries_in(c->proj, &q);
+		if (!result)
+			return CL_ENOMEM;
+		if (cut) {   /* a bare array cannot say it is partial */
+			json_decref(result);
+			result = NULL;
+			if (!small) {
+				r->reply = proto_error(NULL, CMD_TOO_LARGE, "the newest 500 entries are "
+						       "too large for one answer; page with "
+						       "getChangelogEntries");
+				return r->reply ? 1 : CL_ENOMEM;
+			}
+			rc = proto_cut(r, NULL, may_wait, retry);
+		}
+	} else if (proj_query(c->proj, r->name, r->params, &q, &result, &fail) < 0) {
+		if (!(cut && small)) {
+			r->reply = proto_error(r->kind == REQ_SEED ? NULL : r->id, fail.code,
+					       fail.message);
+			return r->reply ? 1 : CL_ENOMEM;
+		}
+		rc = proto_cut(r, NULL, may_wait, retry);
+	} else if (cut && small) {
+		*keep = 0;   /* shaped by this moment's memory, not by the state */
+		rc = proto_cut(r, result, may_wait, retry);
 	}
-	if (proj_query(c->proj, r->name, r->params, &q, &result, &fail) < 0) {
-		r->reply = proto_error(r->kind == REQ_SEED ? NULL : r->id, fail.code, fail.message);
-		return r->reply ? 1 : CL_ENOMEM;
+	if (rc) {
+		json_decref(result);
+		*need = size > room ? (size_t)size : room + PROTO_ANSWER_SMALL;
+		return rc;
 	}
 	if (r->kind == REQ_SEED) {
 		*ans = result;
@@ -408,12 +472,28 @@ static struct frame *proto_answer_frame(struct pbuf *idb, const struct req *r,
 	return f;
 }
 
-/* A stored query, either form: r->frame, or r->reply when refused. */
+/* The room r's answer may take now, within PROTO_ANSWER_SMALL..MAX. */
+static size_t proto_room(struct proto_ctx *c, const struct req *r, int *may_wait)
+{
+	size_t room = c->room ? c->room(c->arg, r, may_wait) : PROTO_ANSWER_MAX;
+
+	if (room < PROTO_ANSWER_SMALL)
+		room = PROTO_ANSWER_SMALL;
+	return room > PROTO_ANSWER_MAX ? PROTO_ANSWER_MAX : room;
+}
+
+/*
+ * A stored query, either form: r->frame, or r->reply when refused, or
+ * neither when it waits (r->waiting). Its room is asked for first, and
+ * the answer is built only within it (core's size bound, proj.h). If it
+ * does not fit and may not wait, the owner may find room once
+ * (proto_ctx.reclaim) and the query runs again.
+ */
 static int proto_answer(struct proto_ctx *c, struct req *r)
 {
-	int cache = proto_cacheable(c), rc;
+	int cache = proto_cacheable(c), rc, may_wait = 0, keep, retry = c->reclaim != NULL;
+	size_t room = proto_room(c, r, &may_wait), len = 0, need = 0;
 	const char *text = NULL;
-	size_t len = 0;
 	json_t *ans;
 
 	if (cache) {
@@ -422,11 +502,28 @@ static int proto_answer(struct proto_ctx *c, struct req *r)
 			return CL_ENOMEM;
 		text = qcache_get(&c->qc, c->keyb.p, c->keyb.len, &len);
 		CL_ASSERT(c->qc.seq == proj_seq(c->proj));   /* kept at this very state */
+		if (text && len > room) {   /* kept, but no room for a copy now */
+			if (may_wait) {
+				r->waiting = 1;
+				return 0;
+			}
+			if (retry && c->reclaim(c->arg, r, len))
+				room = proto_room(c, r, &may_wait);
+			retry = 0;
+			if (len > room)
+				text = NULL;   /* computed again within the room there is */
+		}
 	} else {
 		c->qc.misses++;
 	}
 	if (!text) {
-		rc = proto_compute(c, r, &ans);
+		rc = proto_compute(c, r, room, may_wait, retry, &ans, &keep, &need);
+		if (rc == PROTO_NO_ROOM) {
+			CL_ASSERT(retry);
+			if (c->reclaim(c->arg, r, need))
+				room = proto_room(c, r, &may_wait);
+			rc = proto_compute(c, r, room, may_wait, 0, &ans, &keep, &need);
+		}
 		if (rc)
 			return rc == 1 ? 0 : rc;
 		c->outb.len = 0;
@@ -435,7 +532,7 @@ static int proto_answer(struct proto_ctx *c, struct req *r)
 		if (rc)
 			return rc;
 		/* not kept (too big, no memory) costs only the next miss */
-		if (cache)
+		if (cache && keep)
 			(void)qcache_put(&c->qc, c->keyb.p, c->keyb.len, c->outb.p, c->outb.len);
 		text = c->outb.p;
 		len = c->outb.len;
@@ -567,4 +664,5 @@ void proto_reset(struct req *r)
 	frame_unref(r->frame);
 	r->frame = NULL;
 	r->sub_next = 0;
+	r->waiting = 0;
 }

@@ -37,6 +37,15 @@ struct sess;
 #define PROTO_QCACHE_ENTRIES 1024
 #define PROTO_QCACHE_BYTES ((size_t)32 << 20)
 
+/*
+ * Answer memory (docs/protocol.md "Limits"): no answer is bigger than
+ * PROTO_ANSWER_MAX (core's size bound, plus the envelope), and each is
+ * admitted, before it is built, within the room the owner gives it
+ * (proto_ctx.room); an answer of at most PROTO_ANSWER_SMALL always is.
+ */
+#define PROTO_ANSWER_MAX ((size_t)PROJ_ANSWER_MAX)
+#define PROTO_ANSWER_SMALL ((size_t)4096)
+
 enum req_kind {
 	REQ_BAD = 0,   /* refused at parse time: fail */
 	REQ_QUERY,     /* {"op":"query","name":...,"params":{...}} */
@@ -68,6 +77,10 @@ struct req {
 	int poisoned;             /* broke the batch once: answer "internal" */
 	int unavailable;          /* the log could not be written: CL_E* code */
 	uint64_t sub_next;        /* subscribe: where the stream starts */
+	int waiting;              /* no reply: the answer did not fit the room it
+	                             had and may wait (proto_ctx.room); the owner
+	                             runs r again later, with those after it */
+	unsigned held;            /* the owner's: how often it held r back */
 };
 
 /* Parse one message. Never NULL except on ENOMEM. */
@@ -92,7 +105,17 @@ struct proto_ctx {
 	uint64_t committed;         /* last seq committed and applied to proj */
 	int (*load)(void *arg, uint64_t seq, json_t **out);   /* proj_qctx loader */
 	command_event_fn on_event;  /* after each event a command appended and applied */
-	void *arg;                  /* for load and on_event */
+	/*
+	 * The bytes r's answer may take now (NULL: PROTO_ANSWER_MAX), and in
+	 * *may_wait whether an answer that does not fit may wait (r->waiting)
+	 * instead: else it is shortened (a partial page) or refused as
+	 * unavailable. Asked before each query is built.
+	 */
+	size_t (*room)(void *arg, const struct req *r, int *may_wait);
+	/* r's answer needs need bytes, more than room gave, and may not wait:
+	 * make room if possible (1: room may now be bigger); NULL: never. */
+	int (*reclaim)(void *arg, const struct req *r, size_t need);
+	void *arg;                  /* for load, on_event and room */
 
 	/* proto's own */
 	int ahead;                  /* proj holds events of the open txn (speculative);

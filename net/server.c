@@ -62,6 +62,12 @@
 #define SRV_RX_CHUNK 1024
 #define SRV_COLLECT_SECS 0.002  /* a batch waits for more requests at most this */
 #define SRV_BATCH_MAX 4096      /* ... and stops collecting at this many */
+/*
+ * The answers one batch builds, in bytes: once a batch has built this
+ * much, its later queries wait for the next batch (proto_ctx.room), so one
+ * batch holds the loop for at most about one largest answer.
+ */
+#define SRV_BATCH_BYTES PROTO_ANSWER_MAX
 
 /*
  * The one piece of global state in net/: a signal handler has nowhere else
@@ -104,6 +110,8 @@ struct server {
 	struct req *q_head, *q_tail;   /* requests waiting for srv_flush */
 	size_t q_n, q_seen;        /* queued now / at the end of the last turn */
 	double q_since;            /* when the first request of the batch came */
+	uint64_t batch_no;         /* srv_run_batch runs (sess.wait_mark) */
+	size_t batch_bytes;        /* answers the running batch built (SRV_BATCH_BYTES) */
 
 	struct srv_staged *stg;    /* pushes of the batch being flushed */
 	struct evlog_txn *wtxn;    /* the batch's write txn while it runs, else NULL */
@@ -141,18 +149,59 @@ static void srv_enqueue(struct server *s, struct req *r)
 	s->q_n++;
 }
 
-/* sess_forget_fn: ss is closing with requests in the queue. */
+/*
+ * Requests held back for a session (ss->held_head, in order): an answer
+ * did not fit its room and waits, with every later request of ss, until
+ * ss has drained (srv_drained); the session does not read meanwhile.
+ */
+static void srv_hold(struct req *r)
+{
+	struct sess *ss = r->sess;
+
+	proto_reset(r);
+	r->next = NULL;
+	r->held++;
+	if (ss->held_tail)
+		((struct req *)ss->held_tail)->next = r;
+	else
+		ss->held_head = r;
+	ss->held_tail = r;
+	if (ss->held_head == r)
+		sess_hold(ss, 1);
+}
+
+/* sess_drained_fn: run ss's held requests in the next batch. */
+static void srv_drained(void *arg, struct sess *ss)
+{
+	struct server *s = arg;
+	struct req *r = ss->held_head, *nx;
+
+	ss->held_head = ss->held_tail = NULL;
+	for (; r; r = nx) {
+		nx = r->next;
+		srv_enqueue(s, r);
+	}
+	sess_hold(ss, 0);
+}
+
+/* sess_forget_fn: ss is closing with requests in the queue or held. */
 static void srv_forget_session(void *arg, struct sess *ss)
 {
 	struct server *s = arg;
-	struct req *r;
+	struct req *r, *nx;
 
 	for (r = s->q_head; r; r = r->next)
 		if (r->sess == ss)
 			r->sess = NULL;
+	for (r = ss->held_head; r; r = nx) {
+		nx = r->next;
+		req_free(r);
+	}
+	ss->held_head = ss->held_tail = NULL;
 }
 
-/* sess_message_fn: parse one complete message and queue it. */
+/* sess_message_fn: parse one complete message and queue it (or hold it
+ * behind the session's held requests). */
 static int srv_on_message(void *arg, struct sess *ss, const void *buf, size_t len,
 			  int limited)
 {
@@ -162,15 +211,49 @@ static int srv_on_message(void *arg, struct sess *ss, const void *buf, size_t le
 	if (!r)
 		return -1;
 	if (limited)
-		req_refuse(r, CMD_RATE_LIMITED, "too many requests; slow down");
+		req_refuse(r, CMD_RATE_LIMITED, limited == 2 ?
+			   "too many requests from this user (all its connections); slow down" :
+			   "too many requests; slow down");
 	else if (s->o.edge && req_writes(r))
 		req_refuse(r, CMD_UNAVAILABLE, "this node is a read-only edge: send commands to "
 			   "the writer (forwarding them is not built yet); nothing was applied");
 	r->sess = ss;
 	r->user = ss->user;
 	r->token = ss->token;
-	srv_enqueue(s, r);
+	if (ss->held_head)
+		srv_hold(r);
+	else
+		srv_enqueue(s, r);
 	return 0;
+}
+
+/*
+ * proto_ctx.room: what r's answer may take now (sess_room: its session's
+ * and the pool's room), within what is left of the batch's budget. It may
+ * wait if its session owes something (it drains), or if this batch has
+ * built answers already (it runs in the next; but only once, so that other
+ * sessions' big answers cannot keep it out of every batch).
+ */
+static size_t srv_room(void *arg, const struct req *r, int *may_wait)
+{
+	struct server *s = arg;
+	size_t left = s->batch_bytes >= SRV_BATCH_BYTES ? 0 : SRV_BATCH_BYTES - s->batch_bytes;
+	size_t room;
+	int owes;
+
+	room = sess_room(r->sess, PROTO_ANSWER_MAX, &owes);
+	if (r->held && !owes)
+		left = SIZE_MAX;   /* it waited for a batch already */
+	*may_wait = owes || (s->batch_bytes > 0 && left != SIZE_MAX);
+	return s->batch_bytes && left < room ? left : room;
+}
+
+/* proto_ctx.reclaim: close the sessions that hold the memory r needs. */
+static int srv_reclaim(void *arg, const struct req *r, size_t need)
+{
+	struct server *s = arg;
+
+	return sess_pool_reclaim(&s->pool, need, r->sess) > 0;
 }
 
 /* The projection is now p: every module that reads it follows. */
@@ -435,11 +518,25 @@ static int srv_run_batch(struct server *s, struct req *batch, struct req **culpr
 		}
 	}
 	s->wtxn = txn;
+	s->batch_no++;
+	s->batch_bytes = 0;
 	for (r = batch; r; r = r->next) {
+		if (r->sess && r->sess->wait_mark == s->batch_no) {
+			r->waiting = 1;   /* behind a request of its session that waits */
+			continue;
+		}
+		if (!r->sess && r->kind != REQ_CMD)
+			continue;         /* its reader has gone */
 		rc = proto_exec(&s->pc, r, txn);
 		if (rc) {
 			*culprit = command_log_failure(rc) ? NULL : r;
 			break;
+		}
+		if (r->waiting)
+			r->sess->wait_mark = s->batch_no;
+		else if (r->frame && r->sess) {
+			sess_reserve(r->sess, r->frame->len);
+			s->batch_bytes += r->frame->len;
 		}
 	}
 	s->wtxn = NULL;
@@ -458,9 +555,10 @@ static int srv_run_batch(struct server *s, struct req *batch, struct req **culpr
 /* After the commit: apply r's session effects and send its reply. */
 static void srv_deliver(struct req *r)
 {
-	if (!r->sess)
+	if (!r->sess || r->waiting)
 		return;
 	if (r->frame) {
+		sess_unreserve(r->sess, r->frame->len);
 		sess_send(r->sess, r->frame);   /* takes our reference */
 		r->frame = NULL;
 		return;
@@ -499,8 +597,11 @@ static void srv_flush(struct server *s)
 			break;
 		/* the batch failed: nothing of it was written; forget its effects */
 		srv_unstage(s);
-		for (r = batch; r; r = r->next)
+		for (r = batch; r; r = r->next) {
+			if (r->frame && r->sess)
+				sess_unreserve(r->sess, r->frame->len);
 			proto_reset(r);
+		}
 		if (s->pc.ahead && srv_rebuild(s))
 			break;
 		s->pc.ahead = 0;
@@ -545,6 +646,12 @@ static void srv_flush(struct server *s)
 	}
 	for (r = batch; r; r = nx) {
 		nx = r->next;
+		if (r->frame && r->sess)   /* built, not delivered (the batch failed) */
+			sess_unreserve(r->sess, r->frame->len);
+		if (r->sess && r->waiting) {
+			srv_hold(r);       /* still counted in the session's queued */
+			continue;
+		}
 		if (r->sess)
 			sess_request_done(r->sess);
 		req_free(r);
@@ -853,10 +960,14 @@ static void srv_wire(struct server *s)
 	s->pc.epoch = s->epoch;
 	s->pc.load = srv_load_event;
 	s->pc.on_event = srv_stage;
+	s->pc.room = srv_room;
+	s->pc.reclaim = srv_reclaim;
 	s->pc.arg = s;
 
 	s->pool.lim.rate = s->o.rate;
 	s->pool.lim.burst = s->o.burst;
+	s->pool.lim.user_rate = s->o.user_rate;
+	s->pool.lim.user_burst = s->o.user_burst;
 	s->pool.lim.max_msg = s->o.max_msg;
 	s->pool.lim.max_queue = s->o.max_queue;
 	s->pool.lim.max_memory = s->o.max_memory;
@@ -865,6 +976,7 @@ static void srv_wire(struct server *s)
 	s->pool.ring = &s->ring;
 	s->pool.on_message = srv_on_message;
 	s->pool.on_forget = srv_forget_session;
+	s->pool.on_drained = srv_drained;
 	s->pool.arg = s;
 }
 

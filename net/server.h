@@ -35,6 +35,7 @@ struct srv_opts {
 	unsigned max_conns;        /* websocket sessions; more get HTTP 503 */
 	size_t max_msg;            /* inbound message bytes; more closes 1009 */
 	double rate, burst;        /* per-connection requests/s and burst */
+	double user_rate, user_burst;  /* per-user (all its connections) */
 	size_t max_queue;          /* per-session outbound bytes; more: slow consumer */
 	size_t max_memory;         /* all sessions' outbound bytes; more: slow consumer */
 	size_t ring_events, ring_bytes;  /* recent pushes kept in memory */

@@ -251,7 +251,13 @@ void sess_closed(struct sess *ss)
 		pool->on_forget(pool->arg, ss);
 		ss->queued = 0;
 	}
+	CL_ASSERT(!ss->held_head);   /* on_forget freed what the owner held */
 	sess_drop_queues(ss);
+	pool->out_bytes -= ss->lws_bytes;
+	ss->lws_bytes = 0;
+	CL_ASSERT(pool->reserved >= ss->reserved);
+	pool->reserved -= ss->reserved;
+	ss->reserved = 0;
 	sess_set_subscribed(ss, 0);
 	free(ss->rx);
 	ss->rx = NULL;
@@ -274,19 +280,63 @@ void sess_request_done(struct sess *ss)
 
 /* ---- inbound ------------------------------------------------------- */
 
+static void sess_refill(double *tokens, int64_t *refill_us, double rate, double burst,
+			int64_t now)
+{
+	*tokens += (double)(now - *refill_us) * rate / 1e6;
+	if (*tokens > burst)
+		*tokens = burst;
+	*refill_us = now;
+}
+
+/* The bucket of ss's user, NULL without memory for it (then refused). */
+static struct sess_ubucket *sess_user_bucket(struct sess *ss, int64_t now)
+{
+	struct sess_pool *pool = ss->pool;
+	struct sess_ubucket *b;
+
+	if (ss->user >= pool->ub_cap) {
+		size_t cap = pool->ub_cap ? pool->ub_cap : 64;
+
+		while (cap <= ss->user)
+			cap *= 2;
+		b = realloc(pool->ub, cap * sizeof *b);
+		if (!b)
+			return NULL;
+		memset(b + pool->ub_cap, 0, (cap - pool->ub_cap) * sizeof *b);
+		pool->ub = b;
+		pool->ub_cap = cap;
+	}
+	b = &pool->ub[ss->user];
+	if (!b->refill_us) {
+		b->tokens = pool->lim.user_burst;
+		b->refill_us = now;
+	}
+	return b;
+}
+
+/*
+ * Take one request from the session's bucket and its user's (shared by
+ * every session of that user): 0 if both had one; else 1 (the session's
+ * rate) or 2 (the user's), and neither is taken.
+ */
 static int sess_rate_take(struct sess *ss)
 {
 	const struct sess_limits *o = &ss->pool->lim;
 	int64_t now = sess_mono_us();
+	struct sess_ubucket *ub = sess_user_bucket(ss, now);
 
-	ss->tokens += (double)(now - ss->refill_us) * o->rate / 1e6;
-	if (ss->tokens > o->burst)
-		ss->tokens = o->burst;
-	ss->refill_us = now;
+	sess_refill(&ss->tokens, &ss->refill_us, o->rate, o->burst, now);
 	if (ss->tokens < 1.0)
-		return 0;
+		return 1;
+	if (!ub)
+		return 2;
+	sess_refill(&ub->tokens, &ub->refill_us, o->user_rate, o->user_burst, now);
+	if (ub->tokens < 1.0)
+		return 2;
 	ss->tokens -= 1.0;
-	return 1;
+	ub->tokens -= 1.0;
+	return 0;
 }
 
 static void sess_dispatch(struct sess *ss, const void *buf, size_t len)
@@ -295,7 +345,7 @@ static void sess_dispatch(struct sess *ss, const void *buf, size_t len)
 	int limited, rc;
 
 	pool->m->messages_in++;
-	limited = !sess_rate_take(ss);
+	limited = sess_rate_take(ss);
 	if (limited)
 		pool->m->rate_limited++;
 	rc = pool->on_message(pool->arg, ss, buf, len, limited);
@@ -377,14 +427,15 @@ static int sess_stream_pending(const struct sess *ss)
 
 static void sess_wake(struct sess *ss)
 {
-	if (ss->doomed || ss->uq_head || ss->shutdown || sess_stream_pending(ss))
+	if (ss->doomed || ss->uq_head || ss->shutdown || sess_stream_pending(ss) ||
+	    ss->lws_bytes || ss->held_head)
 		lws_callback_on_writable(ss->wsi);
 }
 
 size_t sess_owed(const struct sess *ss)
 {
 	const struct ring *r = ss->pool->ring;
-	size_t owed = ss->uq_bytes + ss->chunk_bytes;
+	size_t owed = ss->uq_bytes + ss->chunk_bytes + ss->lws_bytes;
 
 	if (ss->subscribed && !ss->replaying && ss->next_seq >= r->first &&
 	    ss->next_seq <= r->last) {
@@ -405,24 +456,47 @@ static uint64_t sess_resume_seq(const struct sess *ss)
 	return ss->pool->ring->last;
 }
 
-/* Enforce max_queue and max_memory; 1 if ss was doomed. */
-static int sess_check_limits(struct sess *ss)
+/*
+ * What ss owes beyond the frame being written (or else its next reply):
+ * that frame does not count against the limits, so one legitimately large
+ * answer (a 500-entry page) never closes a reader.
+ */
+static size_t sess_excess(const struct sess *ss)
 {
-	struct sess_pool *pool = ss->pool;
+	size_t head = ss->lws_bytes ? ss->lws_bytes : ss->uq_head ? ss->uq_head->len : 0;
+
+	return sess_owed(ss) - head;
+}
+
+static void sess_doom_slow(struct sess *ss)
+{
 	char why[124];
 
-	if (ss->doomed)
-		return 1;
-	/* the next reply to write does not count against max_queue, so one
-	 * legitimately large answer (a 500-entry page) never closes a reader */
-	if (sess_owed(ss) - (ss->uq_head ? ss->uq_head->len : 0) <= pool->lim.max_queue &&
-	    pool->out_bytes <= pool->lim.max_memory)
-		return 0;
 	snprintf(why, sizeof why, "slow consumer: resume from seq %llu",
 		 (unsigned long long)sess_resume_seq(ss));
 	slog(SLOG_WARN, "session of user %llu: %s (owed %zu bytes, all sessions %zu)",
-	     (unsigned long long)ss->user, why, sess_owed(ss), pool->out_bytes);
+	     (unsigned long long)ss->user, why, sess_owed(ss), ss->pool->out_bytes);
 	sess_doom(ss, METRICS_CLOSE_SLOW, LWS_CLOSE_STATUS_POLICY_VIOLATION, why);
+}
+
+/*
+ * Enforce max_queue and max_memory; 1 if ss was doomed. The pool's limit
+ * closes only a session that itself holds more than SESS_POOL_FAIR beyond
+ * its head frame, never a bystander whose small reply came while others
+ * owed a lot.
+ */
+static int sess_check_limits(struct sess *ss)
+{
+	struct sess_pool *pool = ss->pool;
+	size_t excess;
+
+	if (ss->doomed)
+		return 1;
+	excess = sess_excess(ss);
+	if (excess <= pool->lim.max_queue &&
+	    (pool->out_bytes <= pool->lim.max_memory || excess <= SESS_POOL_FAIR))
+		return 0;
+	sess_doom_slow(ss);
 	return 1;
 }
 
@@ -548,8 +622,89 @@ void sess_pool_shutdown(struct sess_pool *pool)
 		sess_shutdown(ss);
 }
 
+/* ---- answer memory ------------------------------------------------- */
+
+/* What ss owes that a held request waits for: replies queued, being
+ * written, or built in the running batch (not stream lag: pushes go on). */
+static size_t sess_backlog(const struct sess *ss)
+{
+	return ss->uq_bytes + ss->lws_bytes + ss->reserved;
+}
+
+size_t sess_room(const struct sess *ss, size_t cap, int *owes)
+{
+	const struct sess_pool *pool = ss->pool;
+	size_t used = pool->out_bytes + pool->reserved, own = sess_backlog(ss);
+	size_t room = used >= pool->lim.max_memory ? 0 : pool->lim.max_memory - used;
+
+	*owes = own > 0;
+	if (own) {
+		size_t q = own >= pool->lim.max_queue ? 0 : pool->lim.max_queue - own;
+
+		if (q < room)
+			room = q;
+	}
+	return room < cap ? room : cap;
+}
+
+int sess_pool_reclaim(struct sess_pool *pool, size_t need, const struct sess *keep)
+{
+	int n = 0;
+
+	for (;;) {
+		size_t used = pool->out_bytes + pool->reserved, best_x = SESS_POOL_FAIR;
+		struct sess *ss, *best = NULL;
+
+		if (used + need <= pool->lim.max_memory)
+			break;
+		for (ss = pool->head; ss; ss = ss->next) {
+			size_t x = ss->doomed || ss == keep ? 0 : sess_excess(ss);
+
+			if (x > best_x) {
+				best_x = x;
+				best = ss;
+			}
+		}
+		if (!best)
+			break;
+		sess_doom_slow(best);
+		n++;
+	}
+	return n;
+}
+
+void sess_reserve(struct sess *ss, size_t n)
+{
+	ss->reserved += n;
+	ss->pool->reserved += n;
+}
+
+void sess_unreserve(struct sess *ss, size_t n)
+{
+	CL_ASSERT(ss->reserved >= n && ss->pool->reserved >= n);
+	ss->reserved -= n;
+	ss->pool->reserved -= n;
+}
+
+void sess_hold(struct sess *ss, int on)
+{
+	lws_rx_flow_control(ss->wsi, !on);
+	if (on)
+		sess_wake(ss);   /* if it owes nothing, the next WRITEABLE releases it */
+}
+
+/* Held requests and nothing owed any more: tell the owner. */
+static void sess_check_drained(struct sess *ss)
+{
+	if (ss->held_head && !ss->doomed && sess_backlog(ss) == 0)
+		ss->pool->on_drained(ss->pool->arg, ss);
+}
+
 void sess_pool_release(struct sess_pool *pool)
 {
+	free(pool->ub);
+	pool->ub = NULL;
+	pool->ub_cap = 0;
 	free(pool->scratch);
 	pool->scratch = NULL;
 	pool->scratch_cap = 0;
@@ -700,6 +855,21 @@ static void sess_consumed(struct sess *ss, size_t n)
  * serialized: the members are complete JSON texts, so the array is valid
  * JSON by construction, and each push is serialized once for everyone.
  */
+/*
+ * A frame of len bytes was handed to lws. What the socket did not take,
+ * lws copies and keeps (lws_partial_buffered) and sends before it calls
+ * WRITEABLE again: that copy is memory we caused, so it stays counted
+ * (at most len) until then (sess_writeable).
+ */
+static void sess_written(struct sess *ss, size_t len)
+{
+	ss->pool->m->messages_out++;
+	if (lws_partial_buffered(ss->wsi)) {
+		ss->lws_bytes = len;
+		ss->pool->out_bytes += len;
+	}
+}
+
 static const char sess_ev_head[] = "{\"op\":\"events\",\"events\":[";
 static const char sess_ev_tail[] = "]}";
 
@@ -728,7 +898,7 @@ static int sess_write_stream(struct sess *ss)
 		w = lws_write(ss->wsi, fr[0]->data, fr[0]->len, LWS_WRITE_TEXT);
 		if (w < (int)fr[0]->len)
 			return -1;
-		pool->m->messages_out++;
+		sess_written(ss, fr[0]->len);
 		sess_consumed(ss, 1);
 		return 0;
 	}
@@ -754,7 +924,7 @@ static int sess_write_stream(struct sess *ss)
 	w = lws_write(ss->wsi, pool->scratch + LWS_PRE, len, LWS_WRITE_TEXT);
 	if (w < (int)len)
 		return -1;
-	pool->m->messages_out++;
+	sess_written(ss, len);
 	sess_consumed(ss, n);
 	return 0;
 }
@@ -794,6 +964,14 @@ int sess_writeable(struct sess *ss)
 
 	if (ss->doomed)
 		return sess_send_close(ss, ss->close_code, ss->close_reason);
+	if (ss->lws_bytes) {
+		if (lws_partial_buffered(ss->wsi)) {   /* not yet: lws is still sending it */
+			lws_callback_on_writable(ss->wsi);
+			return 0;
+		}
+		pool->out_bytes -= ss->lws_bytes;
+		ss->lws_bytes = 0;
+	}
 	if (ss->uq_head) {
 		int sent;
 
@@ -819,13 +997,17 @@ int sess_writeable(struct sess *ss)
 				frame_unref(f);
 				return -1;
 			}
+			sess_written(ss, f->len);
 			frame_unref(f);
-			pool->m->messages_out++;
+			if (ss->lws_bytes)
+				break;
 		}
+		sess_check_drained(ss);
 		sess_wake(ss);
 		return 0;
 	}
-	if (ss->shutdown) {
+	sess_check_drained(ss);
+	if (ss->shutdown && !ss->queued) {   /* held requests are answered first */
 		ss->close_kind = METRICS_CLOSE_SHUTDOWN;
 		return sess_send_close(ss, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
 	}

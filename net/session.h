@@ -10,8 +10,19 @@
  *   binary frame                 close 1003 "text frames only"
  *   (invalid UTF-8 in text: lws closes 1007 itself)
  *   requests over the rate       error reply "rate_limited", stays open
+ *   (the connection's bucket, and its user's, shared by all its connections)
  *   owed bytes > max_queue, or
  *   all sessions > max_memory    close 1008 "slow consumer: resume from seq N"
+ *                                (beyond the frame being written; the pool
+ *                                limit only for a session that owes more
+ *                                than SESS_POOL_FAIR beyond it)
+ *   an answer that does not fit  the owner holds the request and those after
+ *   (sess_room)                  it, and stops reading the socket, until the
+ *                                session has drained (sess_pool.on_drained);
+ *                                if the session owes nothing, the sessions
+ *                                that owe most are closed as slow consumers
+ *                                (sess_pool_reclaim), else it is shortened
+ *                                or refused "unavailable"
  *   token revoked                close 1008 "token revoked"
  * A doomed session's queues are freed at once; it gets the close frame when
  * its socket next drains, or is dropped after SESS_DOOM_SECS.
@@ -40,6 +51,7 @@ struct sess;
 /* The per-session limits (docs/operations.md: the flags of the same names). */
 struct sess_limits {
 	double rate, burst;        /* requests per second and burst */
+	double user_rate, user_burst;  /* ... per user, all its sessions together */
 	size_t max_msg;            /* inbound message bytes */
 	size_t max_queue;          /* one session's owed bytes */
 	size_t max_memory;         /* all sessions' owed bytes */
@@ -58,6 +70,14 @@ typedef int (*sess_message_fn)(void *arg, struct sess *ss, const void *buf, size
 /* ss, with requests still queued (sess_request_done not yet called for
  * them), is closing: forget it in those requests. */
 typedef void (*sess_forget_fn)(void *arg, struct sess *ss);
+/* ss, which holds requests back (ss->held_head), owes nothing any more. */
+typedef void (*sess_drained_fn)(void *arg, struct sess *ss);
+
+/* A user's request bucket (sess_limits.user_rate), indexed by user id. */
+struct sess_ubucket {
+	double tokens;
+	int64_t refill_us;             /* 0: not used yet */
+};
 
 struct sess_pool {
 	/* wiring: set by the owner before the first session, kept current */
@@ -69,13 +89,18 @@ struct sess_pool {
 	                                  seq published, the end of every stream */
 	sess_message_fn on_message;
 	sess_forget_fn on_forget;
+	sess_drained_fn on_drained;
 	void *arg;                     /* for the hooks */
 
 	/* the pool's own */
 	struct sess *head;             /* every established session */
 	unsigned n;                    /* ... how many */
 	unsigned nsubs;                /* ... subscribed: pushes are built only if > 0 */
-	size_t out_bytes;              /* unicast queues + replay chunks, all sessions */
+	size_t out_bytes;              /* unicast queues + replay chunks + what lws
+	                                  still buffers, all sessions */
+	size_t reserved;               /* answers built, not yet queued (sess_reserve) */
+	struct sess_ubucket *ub;       /* per user id */
+	size_t ub_cap;
 	int stopping;                  /* shutting down: nothing more is read */
 	unsigned char *scratch;        /* LWS_PRE + one coalesced frame */
 	size_t scratch_cap;
@@ -101,6 +126,7 @@ void sess_pool_stop_reading(struct sess_pool *pool);
 #define SESS_COALESCE_BYTES (64 * 1024) /* ... and bytes */
 #define SESS_CHUNK_EVENTS 256           /* log catch-up: events per read */
 #define SESS_CHUNK_BYTES (256 * 1024)   /* ... and bytes */
+#define SESS_POOL_FAIR (64 * 1024)      /* see the limits above */
 
 struct sess {
 	struct sess_pool *pool;
@@ -120,6 +146,15 @@ struct sess {
 	/* outbound: unicast replies, written before stream frames */
 	struct frame *uq_head, *uq_tail;
 	size_t uq_bytes;
+	size_t lws_bytes;              /* the last frame written, while lws buffers
+	                                  part of it (lws_partial_buffered) */
+	size_t reserved;               /* answers built for us, not yet queued */
+
+	/* requests the pool's owner holds back, in order, until we drain
+	 * (owned by the owner; the session only keeps them and counts them in
+	 * `queued`); while any are held the socket is not read */
+	void *held_head, *held_tail;
+	uint64_t wait_mark;            /* the owner's: batch in which we began to wait */
 
 	/* subscription */
 	int subscribed;
@@ -183,7 +218,30 @@ void sess_unsubscribe(struct sess *ss);
 /* Close with code and reason once writable; frees its queues now. */
 void sess_doom(struct sess *ss, int kind, uint16_t code, const char *reason);
 
-/* Bytes this session is owed (unicast + chunk + stream lag). */
+/* Bytes this session is owed (unicast + chunk + stream lag + lws's). */
 size_t sess_owed(const struct sess *ss);
+
+/*
+ * Answer memory. sess_room: the bytes an answer for ss may take now, at
+ * most cap: the pool's room under max_memory (counting what is reserved),
+ * and, if ss owes anything (replies queued, being written, or reserved),
+ * its room under max_queue; *owes says whether it does (an answer that does
+ * not fit may then wait for ss to drain). sess_reserve: n bytes were built
+ * for ss and will be sent (sess_unreserve just before sess_send, or when
+ * the answer is dropped).
+ */
+size_t sess_room(const struct sess *ss, size_t cap, int *owes);
+void sess_reserve(struct sess *ss, size_t n);
+/*
+ * An answer of need bytes found no room in max_memory although its session
+ * (keep) owes nothing: close, as slow consumers, the sessions that owe the
+ * most beyond their head frame (more than SESS_POOL_FAIR) until it fits or
+ * none is left. Returns how many were closed (their queues are freed now).
+ */
+int sess_pool_reclaim(struct sess_pool *pool, size_t need, const struct sess *keep);
+void sess_unreserve(struct sess *ss, size_t n);
+/* The owner holds requests of ss back (on) or released them (off): the
+ * socket is not read meanwhile; when ss drains, on_drained is called. */
+void sess_hold(struct sess *ss, int on);
 
 #endif

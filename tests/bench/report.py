@@ -7,7 +7,8 @@ ours, peer, ratio, goal}). RESULTS_DIR (from tests/bench/run.sh) holds one
 JSON object per server case: changelog-bench --json output (fanout_ours,
 fanout_peer, latency_ours, latency_peer, idle_ours, idle_peer, writes_ours,
 writes100_ours, reads_ours) and seed_write_bench output
-(writes_sqlite, writes_mariadb, reads_mariadb). This turns them into rows
+(writes_sqlite, writes_mariadb, reads_mariadb) and tests/bench/attack.py
+output (attack_ours). This turns them into rows
 of the same shape, appends them to BENCH_JSON, and prints every row with its
 ratio and whether the goal was met. Exit 1 if a subscriber saw a gap, a
 duplicate or missed an event (a correctness failure, not a speed one).
@@ -67,6 +68,18 @@ def server_rows(d):
     ro, rm = load(d, "reads_ours"), load(d, "reads_mariadb")
     rows.append(row("reads getChangelogEntries (50 of 1000) vs MariaDB+JSON", "req/s",
                     g(ro, "reads_per_s"), g(rm, "per_s"), 20))
+    at = load(d, "attack_ours")
+    rows.append(row("bystander ping p99 while one member attacks (--max-memory 64M)", "us",
+                    None if g(at, "p99_ms") is None else g(at, "p99_ms") * 1000, None, 50000))
+    rows.append(row("server peak RSS during the attack, over RSS before", "bytes",
+                    None if at is None or g(at, "rss_peak_bytes") is None else
+                    g(at, "rss_peak_bytes") - g(at, "rss_before_bytes"), None,
+                    64 * 1024 * 1024 + 81 * 1024 * 1024))
+    if at is not None:
+        if g(at, "errors") or not g(at, "pings"):
+            bad += 1
+        rows.append({"name": "attack: bystander pings unanswered or refused", "unit": "events",
+                     "ours": g(at, "errors"), "peer": None, "ratio": None, "goal": 0})
     for name, o in (("fanout_ours", fo), ("fanout_peer", fp), ("latency_ours", lo),
                     ("latency_peer", lp), ("writes_ours", wo)):
         if o is None:

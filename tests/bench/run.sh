@@ -10,6 +10,9 @@
 #            MariaDB one INSERT per request and SQLite FULL one per command
 #   reads    getChangelogEntries over 1,000 entries, 8 connections x 4 in
 #            flight vs the same page from MariaDB per request, JSON-encoded
+#   attack   a bystander's ping p99 while one member's token does the worst
+#            the default limits allow (tests/bench/attack.py), and the
+#            server's peak RSS meanwhile
 #
 # prints ONE table with ratios (tests/bench/report.py) and writes the list
 # of {name, unit, ours, peer, ratio, goal} to $CL_BENCH_JSON (default
@@ -70,7 +73,8 @@ start_cl() {
 	cl_data="$work/$1"
 	cl_port=$(free_port)
 	"$bin/changelogd" --data "$cl_data" --listen "127.0.0.1:$cl_port" --no-web \
-		--rate 1000000 --burst 1000000 --max-conns 20000 \
+		--rate 1000000 --burst 1000000 --user-rate 1000000 --user-burst 1000000 \
+		--max-conns 20000 \
 		>"$work/$1.out" 2>"$work/$1.log" &
 	cl_pid=$!
 	pids="$pids $cl_pid"
@@ -185,6 +189,30 @@ echo "-- reads prefill (1,000 entries)"
 	cat "$work/prefill.log"; status=1; }
 case_run reads_ours --url "wss://127.0.0.1:$cl_port" --token "$cl_token" \
 	--writers 0 --readers 8 --depth 4 --duration "$secs" --server-pid "$cl_pid"
+stop_pid "$cl_pid"
+
+# attack: one member's token doing the worst the default limits allow while
+# a bystander pings (tests/bench/attack.py); seeded with 500 entries of
+# 32 KiB on a server with raised rates, then restarted on the same data with
+# the default limits and --max-memory 64M (Debian's python3: websockets)
+start_cl attack || exit 1
+echo "-- attack seed (500 entries of 32 KiB)"
+toks=$(/usr/bin/python3 "$repo/tests/bench/attack.py" seed --url "wss://127.0.0.1:$cl_port" \
+	--token "$cl_token" 2>"$work/attack-seed.log") || { cat "$work/attack-seed.log"; status=1; }
+stop_pid "$cl_pid"
+"$bin/changelogd" --data "$cl_data" --listen "127.0.0.1:$cl_port" --no-web --max-memory 64M \
+	>>"$work/attack.out" 2>>"$work/attack.log" &
+cl_pid=$!
+pids="$pids $cl_pid"
+i=0
+until curl -skf "https://127.0.0.1:$cl_port/healthz" >/dev/null 2>&1; do
+	sleep 0.1; i=$((i + 1)); [ $i -gt 150 ] && break
+done
+tok() { echo "$toks" | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+echo "-- attack_ours (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+/usr/bin/python3 "$repo/tests/bench/attack.py" attack --url "wss://127.0.0.1:$cl_port" \
+	--token "$(tok mallory)" --bystander-token "$(tok bob)" --secs "$secs" \
+	--server-pid "$cl_pid" >"$work/res/attack_ours.json" || { echo "!! attack failed"; status=1; }
 stop_pid "$cl_pid"
 
 for f in "$work"/res/*.json; do

@@ -397,7 +397,7 @@ def test_two_thousand_connections_at_once(make_server):
         if hard != resource.RLIM_INFINITY and hard < want:
             pytest.skip("RLIMIT_NOFILE hard limit %d < %d" % (hard, want))
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-    server = make_server("--handshake-timeout", "60")
+    server = make_server("--handshake-timeout", "60", "--user-burst", "100000")
     # changelogd raises its own soft limit to fit --max-conns (up to the hard one)
     with open("/proc/%d/limits" % server.proc.pid) as f:
         line = [l for l in f if l.startswith("Max open files")][0]

@@ -30,7 +30,8 @@ from conftest import BIN, Client, Server, run, sanitizer_reports
 ROUNDS = int(os.environ.get("CL_CRASH_ROUNDS", "20"))
 # a fixed default keeps `make test` the same every day; `make soak` varies it
 SEED = int(os.environ.get("CL_CRASH_SEED", "20261127"))
-FAST = ["--rate", "100000", "--burst", "100000"]
+FAST = ["--rate", "100000", "--burst", "100000", "--user-rate", "100000",
+        "--user-burst", "100000"]
 WRITERS = 4
 IN_FLIGHT = 3
 GONE = (websockets.exceptions.ConnectionClosed, OSError, EOFError)

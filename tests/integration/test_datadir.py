@@ -275,7 +275,8 @@ def test_copy_taken_mid_write(tmpdir_path):
     data pages from after (cp reads the head of the file first), and the
     opposite: refused or served alike, never a crash."""
     data = os.path.join(tmpdir_path, "data")
-    s = Server(data, ["--rate", "100000", "--burst", "100000"]).start()
+    s = Server(data, ["--rate", "100000", "--burst", "100000", "--user-rate", "100000",
+                      "--user-burst", "100000"]).start()
 
     async def write(n, start):
         c = await Client.connect(s, s.admin_token)
@@ -309,7 +310,8 @@ def test_copy_taken_mid_write(tmpdir_path):
 
 def test_map_full_refuses_writes_keeps_reads_loses_nothing(tmpdir_path):
     data = os.path.join(tmpdir_path, "data")
-    fast = ["--rate", "100000", "--burst", "100000"]
+    fast = ["--rate", "100000", "--burst", "100000", "--user-rate", "100000",
+            "--user-burst", "100000"]
     s = Server(data, fast + ["--map-size", "256K"]).start()
     token = s.admin_token
 

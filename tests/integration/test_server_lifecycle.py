@@ -75,7 +75,8 @@ def test_first_start_and_restart(tmpdir_path):
 
 def test_sigterm_loses_no_acknowledged_command(tmpdir_path):
     data = os.path.join(tmpdir_path, "data")
-    fast = ["--rate", "100000", "--burst", "100000"]
+    fast = ["--rate", "100000", "--burst", "100000", "--user-rate", "100000",
+            "--user-burst", "100000"]
     s = Server(data, fast).start()
     token = s.admin_token
     acked = {}        # cmd_id -> reply

@@ -1613,6 +1613,88 @@ static void t_upcast_v1(void)
 	proj_free(p);
 }
 
+/* The query with a size budget: the result, *size and *cut. */
+static json_t *sized(struct proj *p, const char *name, const char *params, uint64_t size_max,
+		     uint64_t *size, int *cut)
+{
+	struct proj_qctx ctx = { .viewer = 1, .size_max = size_max, .size = size, .cut = cut };
+	struct cl_fail fail = { 0, "" };
+	json_t *pj = json_loads(params, 0, NULL), *res = NULL;
+
+	*cut = 0;
+	if (proj_query(p, name, pj, &ctx, &res, &fail) != 0)
+		CHECK_EQ_INT(fail.code, CMD_TOO_LARGE);
+	json_decref(pj);
+	return res;
+}
+
+/*
+ * The size budget (core/proj.h PROJ_ANSWER_MAX): the bound is known before
+ * the answer is built and is never below what jansson writes, escapes
+ * included; a page stops before the entry that would pass the budget and
+ * continues there; a tree over it is refused as too_large.
+ */
+static void t_size_budget(void)
+{
+	char body[4001], *text;
+	uint64_t size = 0, one;
+	json_t *res;
+	struct fx f;
+	int cut;
+
+	fx_init(&f);
+	sys_user(&f, "alice", ROLE_MEMBER);
+	for (int i = 0; i < 4000; i++)   /* every kind of escape */
+		body[i] = "a\"\\\n\t\x01\x1f/"[i % 8];
+	body[4000] = '\0';
+	for (int i = 1; i <= 6; i++)
+		REQUIRE(fx_cmd(&f, 1, "createEntry", json_pack("{s:s,s:s,s:s}", "title", "t\"1",
+							       "body", body, "kind", "fix")) == 0);
+	for (int i = 0; i < 3; i++)
+		REQUIRE(fx_cmd(&f, 1, "addComment", json_pack("{s:i,s:s}", "entry", 6,
+							      "body", body)) == 0);
+	res = sized(f.p, "getChangelogEntries", "{}", 0, &size, &cut);
+	REQUIRE(res);
+	text = json_dumps(res, JSON_COMPACT);
+	CHECK(size >= strlen(text) && size < strlen(text) + 6 * 1024);
+	CHECK_EQ_INT(cut, 0);
+	CHECK(json_object_get(res, "partial") == NULL);
+	one = size / 6;
+	free(text);
+	json_decref(res);
+	/* room for 2.5 entries: 2, continued at the third */
+	res = sized(f.p, "getChangelogEntries", "{}", one * 5 / 2, &size, &cut);
+	CHECK_EQ_INT(json_array_size(json_object_get(res, "entries")), 2);
+	CHECK_EQ_INT(jint(res, "next_cursor"), 5);
+	CHECK(json_is_true(json_object_get(res, "partial")));
+	CHECK_EQ_INT(cut, 1);
+	CHECK(size > one * 5 / 2 && size < one * 4);   /* what the third would need */
+	json_decref(res);
+	res = sized(f.p, "getChangelogEntries", "{\"cursor\":5}", one * 5 / 2, &size, &cut);
+	CHECK_EQ_INT(jint(json_array_get(json_object_get(res, "entries"), 0), "id"), 4);
+	json_decref(res);
+	/* too small for one entry: an empty cut page (the caller must not send it) */
+	res = sized(f.p, "getChangelogEntries", "{}", 100, &size, &cut);
+	CHECK_EQ_INT(json_array_size(json_object_get(res, "entries")), 0);
+	CHECK_EQ_INT(jint(res, "next_cursor"), 7);
+	CHECK_EQ_INT(cut, 1);
+	json_decref(res);
+	/* getEntry: the bound covers the comments; under it, too_large */
+	res = sized(f.p, "getEntry", "{\"entry\":6}", 0, &size, &cut);
+	REQUIRE(res);
+	text = json_dumps(res, JSON_COMPACT);
+	CHECK(size >= strlen(text));
+	free(text);
+	json_decref(res);
+	res = sized(f.p, "getEntry", "{\"entry\":6}", size - 1, &size, &cut);
+	CHECK(res == NULL);
+	CHECK_EQ_INT(cut, 1);
+	res = sized(f.p, "getUsers", "{}", 64, &size, &cut);
+	CHECK(res == NULL);
+	CHECK_EQ_INT(cut, 1);
+	fx_done(&f);
+}
+
 int main(void)
 {
 	RUN(t_apply_refusals);
@@ -1622,6 +1704,7 @@ int main(void)
 	RUN(t_sort_activity);
 	RUN(t_count);
 	RUN(t_comment_edit_delete);
+	RUN(t_size_budget);
 	RUN(t_legacy_names_replay);
 	RUN(t_entry_shapes);
 	RUN(t_users_stats);

@@ -1692,6 +1692,42 @@ static void t_size_budget(void)
 	res = sized(f.p, "getUsers", "{}", 64, &size, &cut);
 	CHECK(res == NULL);
 	CHECK_EQ_INT(cut, 1);
+	/* by activity, cut pages followed by next_cursor visit every entry
+	 * once, newest activity (entry 6, commented) first */
+	{
+		char params[96];
+		uint64_t seen[8] = { 0 }, cursor = 0;
+		int pages = 0, total = 0;
+
+		do {
+			json_t *es;
+
+			if (cursor)
+				snprintf(params, sizeof params, "{\"sort\":\"activity\",\"cursor\":%llu}",
+					 (unsigned long long)cursor);
+			else
+				snprintf(params, sizeof params, "{\"sort\":\"activity\"}");
+			res = sized(f.p, "getChangelogEntries", params, one * 5 / 2, &size, &cut);
+			REQUIRE(res);
+			es = json_object_get(res, "entries");
+			CHECK(json_array_size(es) >= 1 && json_array_size(es) <= 2);
+			for (size_t i = 0; i < json_array_size(es); i++) {
+				json_int_t id = jint(json_array_get(es, i), "id");
+
+				if (pages == 0 && i == 0)
+					CHECK_EQ_INT(id, 6);
+				if (id >= 1 && id <= 6)
+					seen[id]++;
+				total++;
+			}
+			cursor = json_is_integer(json_object_get(res, "next_cursor")) ?
+				 (uint64_t)jint(res, "next_cursor") : 0;
+			json_decref(res);
+		} while (cursor && ++pages < 10);
+		CHECK_EQ_INT(total, 6);
+		for (int id = 1; id <= 6; id++)
+			CHECK_EQ_INT(seen[id], 1);
+	}
 	fx_done(&f);
 }
 

@@ -39,6 +39,16 @@ int http_serve(struct lws *wsi, const struct http_view *st);
 /* LWS_CALLBACK_ADD_HEADERS (static files): defensive headers. */
 int http_add_headers(struct lws *wsi, void *in);
 
+/*
+ * LWS_CALLBACK_FILTER_HTTP_CONNECTION, for every request: a method the
+ * path does not take is 405 with Allow (static paths take GET and HEAD);
+ * a request body where none is read (Transfer-Encoding, or a non-zero
+ * Content-Length on anything but a POST to /api/v1/commands/ or /session)
+ * is 400, and chunked POSTs 411. Each refusal closes the connection, so
+ * the bytes after the headers are never read as a request. 0 = go on.
+ */
+int http_filter(struct lws *wsi);
+
 /* Refuse a websocket handshake with a real HTTP status (401/403/404/503). */
 int http_refuse(struct lws *wsi, int status);
 

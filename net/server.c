@@ -676,6 +676,8 @@ static int srv_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 	case LWS_CALLBACK_HTTP:
 		srv_http_view(s, &st);
 		return http_serve(wsi, &st);
+	case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
+		return http_filter(wsi);
 	case LWS_CALLBACK_ADD_HEADERS:
 		return http_add_headers(wsi, in);
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:

@@ -24,7 +24,11 @@ const struct lws_http_mount *http_mounts_init(struct http_mounts *m, const char 
 	m->metrics = m->healthz;
 	m->metrics.mountpoint = "/metrics";
 	m->metrics.mountpoint_len = 8;
+	m->api = m->healthz;
+	m->api.mountpoint = "/api";
+	m->api.mountpoint_len = 4;
 	m->healthz.mount_next = &m->metrics;
+	m->metrics.mount_next = &m->api;
 	if (!web_dir || !*web_dir)
 		return &m->healthz;
 	snprintf(m->origin, sizeof m->origin, "%s", web_dir);
@@ -40,7 +44,7 @@ const struct lws_http_mount *http_mounts_init(struct http_mounts *m, const char 
 	m->root.cache_reusable = 1;
 	m->root.cache_revalidate = 1;
 	m->root.cache_intermediaries = 0;
-	m->metrics.mount_next = &m->root;
+	m->api.mount_next = &m->root;
 	return &m->healthz;
 }
 

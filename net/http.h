@@ -12,10 +12,11 @@
 
 #include "metrics.h"
 
-/* The mounts for the vhost: "/" -> web_dir (if not NULL), and the two
- * endpoints bound to our protocol so that the file mount cannot hide them. */
+/* The mounts for the vhost: "/" -> web_dir (if not NULL), and the
+ * endpoints bound to our protocol (/healthz, /metrics, /api: net/api.h) so
+ * that the file mount cannot hide them. */
 struct http_mounts {
-	struct lws_http_mount root, healthz, metrics;
+	struct lws_http_mount root, healthz, metrics, api;
 	char origin[4096];
 };
 /* Fill m for web_dir (NULL or "" = no web UI); returns the list head. */

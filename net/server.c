@@ -37,6 +37,7 @@
 #include "../store/command.h"
 #include "../store/evlog.h"
 #include "../store/token.h"
+#include "api.h"
 #include "http.h"
 #include "metrics.h"
 #include "proto.h"
@@ -91,6 +92,7 @@ struct server {
 
 	struct proto_ctx pc;       /* requests run over this */
 	struct sess_pool pool;     /* the websocket sessions */
+	struct api_pool api;       /* the HTTP API's requests */
 	struct metrics m;
 	struct tlsr *tls;           /* the certificate new handshakes get (SIGHUP) */
 
@@ -163,12 +165,36 @@ static int srv_on_message(void *arg, struct sess *ss, const void *buf, size_t le
 	return 0;
 }
 
+/* api_request_fn: an HTTP API request, parsed by api.c; queue it. */
+static int srv_on_api(void *arg, struct api_conn *c, struct req *r)
+{
+	struct server *s = arg;
+
+	r->api = c;
+	r->user = c->user;
+	r->token = c->token;
+	srv_enqueue(s, r);
+	return 0;
+}
+
+/* api_forget_fn: c is closing with its request in the queue. */
+static void srv_forget_api(void *arg, struct api_conn *c)
+{
+	struct server *s = arg;
+	struct req *r;
+
+	for (r = s->q_head; r; r = r->next)
+		if (r->api == c)
+			r->api = NULL;
+}
+
 /* The projection is now p: every module that reads it follows. */
 static void srv_set_proj(struct server *s, struct proj *p)
 {
 	s->proj = p;
 	s->pc.proj = p;
 	s->pool.proj = p;
+	s->api.proj = p;
 }
 
 /* ---- publishing ---------------------------------------------------- */
@@ -438,6 +464,10 @@ static int srv_run_batch(struct server *s, struct req *batch, struct req **culpr
 /* After the commit: apply r's session effects and send its reply. */
 static void srv_deliver(struct req *r)
 {
+	if (r->api) {
+		api_deliver(r->api, r);
+		return;
+	}
 	if (!r->sess)
 		return;
 	if (r->frame) {
@@ -674,8 +704,24 @@ static int srv_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 
 	switch (reason) {
 	case LWS_CALLBACK_HTTP:
+		if (api_path(wsi))
+			return api_http(&s->api, user, wsi);
 		srv_http_view(s, &st);
 		return http_serve(wsi, &st);
+	case LWS_CALLBACK_HTTP_BODY:
+		return api_body(user, in, len);
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		return api_body_done(user);
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		if (api_replying(user))
+			return api_writeable(user);
+		break;
+	case LWS_CALLBACK_CLOSED_HTTP:
+		api_wsi_closed(wsi);
+		/* fall through */
+	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+		api_closed(user);
+		break;
 	case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
 		return http_filter(wsi);
 	case LWS_CALLBACK_ADD_HEADERS:
@@ -689,6 +735,7 @@ static int srv_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return ss && ss->linked ? sess_writeable(ss) : 0;
 	case LWS_CALLBACK_CLOSED:
+		api_wsi_closed(wsi);   /* a connection that upgraded after an API request */
 		sess_closed(ss);
 		return 0;
 	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
@@ -722,6 +769,17 @@ static void srv_wire(struct server *s)
 	s->pool.on_message = srv_on_message;
 	s->pool.on_forget = srv_forget_session;
 	s->pool.arg = s;
+
+	s->api.lim.max_body = s->o.max_msg;
+	s->api.lim.rate = s->o.rate;
+	s->api.lim.burst = s->o.burst;
+	s->api.lim.max_memory = s->o.max_memory;
+	s->api.lim.body_secs = s->o.handshake_secs;
+	s->api.epoch = s->epoch;
+	s->api.published = &s->published;
+	s->api.on_request = srv_on_api;
+	s->api.on_forget = srv_forget_api;
+	s->api.arg = s;
 }
 
 static void srv_on_signal(int sig)
@@ -951,6 +1009,7 @@ static void srv_free(struct server *s)
 	ring_release(&s->ring);
 	proto_release(&s->pc);
 	sess_pool_release(&s->pool);
+	api_pool_release(&s->api);
 	pbuf_free(&s->fbuf);
 	proj_free(s->proj);
 	if (s->log)
@@ -997,6 +1056,10 @@ int srv_run(const struct srv_opts *o)
 	srv_web_dir(s, web, sizeof web);
 
 	memcpy(protos, protos_tpl, sizeof protos);
+	/* one lws allocation per connection: a websocket's struct sess, or an
+	 * HTTP connection's struct api_conn */
+	if (sizeof(struct api_conn) > protos[0].per_session_data_size)
+		protos[0].per_session_data_size = sizeof(struct api_conn);
 	memset(&retry, 0, sizeof retry);
 	retry.retry_ms_table = backoff;
 	retry.retry_ms_table_count = 1;
@@ -1068,6 +1131,7 @@ int srv_run(const struct srv_opts *o)
 	slog(SLOG_INFO, "stopping: finishing %s requests, closing %u sessions",
 	     s->q_head ? "queued" : "no", s->pool.n);
 	s->stopping = 1;
+	s->api.stopping = 1;
 	sess_pool_stop_reading(&s->pool);
 	srv_flush(s);
 	sess_pool_shutdown(&s->pool);

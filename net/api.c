@@ -112,7 +112,8 @@ static void api_reset(struct api_conn *c)
 		c->out = NULL;
 	}
 	c->state = API_IDLE;
-	c->get = c->close = c->www_auth = 0;
+	c->get = c->close = c->www_auth = c->session = 0;
+	c->set_cookie[0] = '\0';
 	c->status = c->retry_after = 0;
 	c->cmd_id_len = 0;
 	c->name[0] = '\0';
@@ -186,6 +187,11 @@ static int api_write_headers(struct api_conn *c)
 	if (c->www_auth &&
 	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_WWW_AUTHENTICATE,
 					 (const unsigned char *)"Bearer", 6, &p, end))
+		return -1;
+	if (c->set_cookie[0] &&
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_SET_COOKIE,
+					 (unsigned char *)c->set_cookie, (int)strlen(c->set_cookie),
+					 &p, end))
 		return -1;
 	if (c->close &&
 	    lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
@@ -321,20 +327,66 @@ int api_path(struct lws *wsi)
 
 	if (lws_http_get_uri_and_method(wsi, &uri, &len) < 0 || !uri)
 		return 0;
-	return strncmp(uri, "/api/", 5) == 0 || strcmp(uri, "/api") == 0;
+	return strncmp(uri, "/api/", 5) == 0 || strcmp(uri, "/api") == 0 ||
+	       strcmp(uri, "/session") == 0;
 }
 
-/* Authorization: Bearer <token>. 0 with the ids, 1 refused (401), -1. */
+/* The request carries the CSRF header (any value). */
+static int api_csrf_ok(struct lws *wsi)
+{
+	return lws_hdr_custom_length(wsi, API_CSRF_HEADER, sizeof API_CSRF_HEADER - 1) > 0;
+}
+
+/* The clg_session cookie's value into buf (cap bytes); its length, or 0. */
+static size_t api_cookie(struct lws *wsi, char *buf, size_t cap)
+{
+	size_t len = cap;
+
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COOKIE) <= 0 ||
+	    lws_http_cookie_get(wsi, WEBSESS_COOKIE, buf, &len) != 0)
+		return 0;
+	return len;
+}
+
+/* Cookie auth: only with the CSRF header. 0 with the ids, 1 refused, -1. */
+static int api_auth_cookie(struct api_conn *c, const char *v, size_t n)
+{
+	if (!api_csrf_ok(c->wsi))
+		return api_refuse(c, CMD_FORBIDDEN, "a request signed in by the session cookie "
+				  "needs an X-Requested-With header (docs/http-api.md)");
+	if (websess_find(c->pool->ws, c->pool->proj, v, n, cl_now_us(), &c->user,
+			 &c->token) != 0)
+		return api_refuse(c, CMD_UNAUTHORIZED, "the session has ended (signed out, "
+				  "expired or its token revoked); sign in again");
+	return 0;
+}
+
+/* A token given as text: 0 with the ids, -1 if unknown or revoked. */
+static int api_token_ids(struct api_conn *c, const char *tok, size_t tlen)
+{
+	uint8_t hash[EV_HASH_LEN];
+
+	if (tlen == 0 || tlen > TOKEN_MAX_INPUT)
+		return -1;
+	token_hash(tok, tlen, hash);
+	return proj_token_check(c->pool->proj, hash, &c->user, &c->token) != 0 ? -1 : 0;
+}
+
+/* Authorization: Bearer <token>, else the session cookie. 0 with the ids,
+ * 1 refused (401, or 403 for a cookie without the CSRF header), -1. */
 static int api_auth(struct api_conn *c)
 {
 	char buf[TOKEN_MAX_INPUT + 64];
-	uint8_t hash[EV_HASH_LEN];
 	const char *tok;
 	int n = lws_hdr_total_length(c->wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
 	size_t tlen;
 
-	if (n <= 0)
+	if (n <= 0) {
+		tlen = api_cookie(c->wsi, buf, sizeof buf);
+		if (tlen)
+			return api_auth_cookie(c, buf, tlen);
 		return api_refuse(c, CMD_UNAUTHORIZED, "this needs Authorization: Bearer <token>");
+	}
 	if (n >= (int)sizeof buf ||
 	    lws_hdr_copy(c->wsi, buf, sizeof buf, WSI_TOKEN_HTTP_AUTHORIZATION) < 0 ||
 	    strncasecmp(buf, "Bearer ", 7) != 0)
@@ -345,9 +397,7 @@ static int api_auth(struct api_conn *c)
 	tlen = strlen(tok);
 	while (tlen && tok[tlen - 1] == ' ')
 		tlen--;
-	token_hash(tok, tlen, hash);
-	if (tlen == 0 || tlen > TOKEN_MAX_INPUT ||
-	    proj_token_check(c->pool->proj, hash, &c->user, &c->token) != 0)
+	if (api_token_ids(c, tok, tlen))
 		return api_refuse(c, CMD_UNAUTHORIZED, "unknown or revoked token");
 	return 0;
 }
@@ -529,12 +579,12 @@ static int api_get(struct api_conn *c, const char *rest)
 	return root ? api_queue(c, req_build(root)) : -1;
 }
 
+static int api_read_body(struct api_conn *c, size_t cap);
+
 /* POST /api/v1/commands/{name}: check what can be checked before the body. */
 static int api_post(struct api_conn *c, const char *rest)
 {
-	char cl[32], msg[160];
 	int n;
-	unsigned long long len;
 
 	c->close = 1;   /* until the whole body has been read */
 	if (strncmp(rest, "commands/", 9) != 0 || !cmd_is_command(rest + 9) ||
@@ -549,16 +599,24 @@ static int api_post(struct api_conn *c, const char *rest)
 			return api_fail(c, CMD_BAD_REQUEST, "Idempotency-Key must be 1..128 bytes");
 		c->cmd_id_len = strlen(c->cmd_id);
 	}
-	n = lws_hdr_total_length(c->wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+	return api_read_body(c, c->pool->lim.max_body);
+}
+
+/* Start reading a body of Content-Length <= cap bytes (api_body, _done). */
+static int api_read_body(struct api_conn *c, size_t cap)
+{
+	char cl[32], msg[160];
+	int n = lws_hdr_total_length(c->wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+	unsigned long long len;
+
 	if (n <= 0 || n >= (int)sizeof cl ||
 	    lws_hdr_copy(c->wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) < 0 ||
 	    strspn(cl, "0123456789") != strlen(cl))
-		return api_fail(c, CMD_BAD_REQUEST, "a command needs a Content-Length "
-				"(the params as a JSON object)");
+		return api_fail(c, CMD_BAD_REQUEST, "a POST needs a Content-Length "
+				"(its body is a JSON object)");
 	len = strtoull(cl, NULL, 10);
-	if (len > c->pool->lim.max_body) {
-		snprintf(msg, sizeof msg, "the body is larger than %zu bytes",
-			 c->pool->lim.max_body);
+	if (len > cap) {
+		snprintf(msg, sizeof msg, "the body is larger than %zu bytes", cap);
 		return api_fail(c, CMD_TOO_LARGE, msg);
 	}
 	if (c->pool->bytes + len > c->pool->lim.max_memory) {
@@ -578,6 +636,75 @@ static int api_post(struct api_conn *c, const char *rest)
 		return api_body_done(c);
 	lws_set_timeout(c->wsi, PENDING_TIMEOUT_HTTP_CONTENT, c->pool->lim.body_secs);
 	return 0;
+}
+
+/* Set-Cookie for value v (NULL: the cookie is deleted) living max_age s. */
+static void api_cookie_set(struct api_conn *c, const char *v, long long max_age)
+{
+	snprintf(c->set_cookie, sizeof c->set_cookie,
+		 "%s=%s; Max-Age=%lld; Path=/; HttpOnly; Secure; SameSite=Strict",
+		 WEBSESS_COOKIE, v ? v : "", v ? max_age : 0);
+}
+
+/* POST /session, its body read: {"token": "..."} -> a session and its cookie. */
+static int api_session_new(struct api_conn *c, json_t *params)
+{
+	json_t *t = json_object_get(params, "token"), *j;
+	char v[WEBSESS_LEN + 1], iso[40];
+	int64_t now = cl_now_us(), expires;
+	struct frame *f;
+	int rc;
+
+	if (!json_is_string(t) || json_object_size(params) != 1) {
+		json_decref(params);
+		return api_fail(c, CMD_BAD_REQUEST, "the body must be {\"token\": \"clg_...\"}");
+	}
+	rc = api_token_ids(c, json_string_value(t), json_string_length(t));
+	json_decref(params);
+	c->www_auth = rc != 0;
+	if (rc)
+		return api_fail(c, CMD_UNAUTHORIZED, "unknown or revoked token");
+	rc = websess_new(c->pool->ws, c->user, c->token, now, v, &expires);
+	if (rc == CL_ETOOBIG) {
+		c->retry_after = 60;
+		return api_fail(c, CMD_UNAVAILABLE, "too many browser sessions; retry later");
+	}
+	if (rc)
+		return -1;
+	api_cookie_set(c, v, (long long)(c->pool->ws->ttl_us / 1000000));
+	memset(v, 0, sizeof v);
+	cl_iso_time(expires, iso);
+	j = json_pack("{s:b,s:I,s:I,s:s}", "ok", 1, "user", (json_int_t)c->user,
+		      "token", (json_int_t)c->token, "expires", iso);
+	f = j ? frame_from_json(&c->pool->fbuf, j) : NULL;
+	json_decref(j);
+	return api_send(c, 200, f);
+}
+
+/* /session: POST signs in (body), DELETE signs out. */
+static int api_session(struct api_conn *c, int meth)
+{
+	char v[TOKEN_MAX_INPUT + 64];
+	size_t n;
+	json_t *j;
+	struct frame *f;
+	int ended;
+
+	if (!api_csrf_ok(c->wsi))
+		return api_fail(c, CMD_FORBIDDEN, "/session needs an X-Requested-With header "
+				"(docs/http-api.md)");
+	if (meth == LWSHUMETH_POST) {
+		c->session = 1;
+		c->close = 1;
+		return api_read_body(c, API_SESSION_BODY);
+	}
+	n = api_cookie(c->wsi, v, sizeof v);
+	ended = n ? websess_end(c->pool->ws, v, n) : 0;
+	api_cookie_set(c, NULL, 0);
+	j = json_pack("{s:b,s:b}", "ok", 1, "ended", ended);
+	f = j ? frame_from_json(&c->pool->fbuf, j) : NULL;
+	json_decref(j);
+	return api_send(c, 200, f);
 }
 
 int api_http(struct api_pool *pool, struct api_conn *c, struct lws *wsi)
@@ -614,6 +741,8 @@ int api_http(struct api_pool *pool, struct api_conn *c, struct lws *wsi)
 		c->retry_after = 1;
 		return api_fail(c, CMD_UNAVAILABLE, "the server is busy; retry later");
 	}
+	if (uri && strcmp(uri, "/session") == 0)
+		return api_session(c, meth);
 	if (!uri || strncmp(uri, "/api/v1/", 8) != 0)
 		return api_fail(c, CMD_NOT_FOUND, "no such API path (docs/http-api.md)");
 	c->www_auth = 1;
@@ -666,6 +795,8 @@ int api_body_done(struct api_conn *c)
 		return api_fail(c, CMD_BAD_REQUEST, "the body must be a JSON object: the "
 				"command's params");
 	}
+	if (c->session)
+		return api_session_new(c, params);
 	root = json_pack("{s:s,s:s,s:o}", "op", "command", "name", c->name, "params", params);
 	if (root && c->cmd_id_len &&
 	    json_object_set_new(root, "cmd_id", json_stringn(c->cmd_id, c->cmd_id_len))) {

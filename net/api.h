@@ -7,6 +7,7 @@
  *   GET  /api/v1/users, /api/v1/stats                getUsers, getStats
  *   GET  /api/v1/queries/{name}[?param=..]           any stored query
  *   POST /api/v1/commands/{name}   body: the params  a command
+ *   POST /session {"token":...}, DELETE /session     browser sessions (websess.h)
  *
  * A new caller of the protocol, not a copy of it: each HTTP request becomes
  * one struct req (net/proto.h), handed to the owner through a hook and run
@@ -41,10 +42,13 @@
 #include "../core/proj.h"
 #include "proto.h"
 #include "push.h"
+#include "websess.h"
 
 #define API_MAX_ARGS 64        /* query-string parameters */
 #define API_ARG_MAX 1024       /* bytes of one name=value */
 #define API_WRITE_CHUNK 65536  /* reply bytes per write */
+#define API_SESSION_BODY 1024  /* POST /session: {"token":"..."} */
+#define API_CSRF_HEADER "x-requested-with:"   /* what a cross-site form cannot send */
 
 struct api_conn;
 
@@ -70,6 +74,7 @@ struct api_pool {
 	/* wiring: set by the owner, kept current */
 	struct api_limits lim;
 	const struct proj *proj;   /* bearer tokens are checked against it */
+	struct websess_store *ws;  /* browser sessions (POST /session, the cookie) */
 	const char *epoch;
 	const uint64_t *published; /* the last seq committed: the ETag of a GET now */
 	int stopping;              /* shutting down: 503 */
@@ -94,6 +99,7 @@ struct api_conn {
 	/* the current transaction */
 	int state;                 /* enum api_state */
 	int get;                   /* a query: ETag and 304 */
+	int session;               /* POST /session (else a command) */
 	int close;                 /* close after the reply (a body left unread) */
 	uint64_t user, token;
 	char name[64];             /* the command */
@@ -103,13 +109,14 @@ struct api_conn {
 	size_t blen, bexp;
 	int status, retry_after;   /* the reply */
 	int www_auth;              /* 401: add WWW-Authenticate */
+	char set_cookie[160];      /* "" or the Set-Cookie value */
 	uint64_t at;               /* the seq it was answered at */
 	struct frame *out;         /* the body */
 	size_t sent;
 	int hdr_sent;
 };
 
-/* 1 if wsi's request is the API's (under /api/). */
+/* 1 if wsi's request is the API's (under /api/, or /session). */
 int api_path(struct lws *wsi);
 
 /* LWS_CALLBACK_HTTP for an API path. Returns what the callback returns. */

@@ -59,6 +59,7 @@ static void usage(FILE *f)
 "  --handshake-timeout SECS  TLS + upgrade must finish in SECS (default 10)\n"
 "  --map-size BYTES    fix the log's LMDB map at BYTES: writes past it are\n"
 "                      refused as unavailable (default: 1G, grown as needed)\n"
+"  --session-days N    a browser stays signed in N days (default 30)\n"
 "  --nosync            no fsync on commit (benchmarks only: loses data on\n"
 "                      power failure)\n"
 "  -v, --verbose       debug logging\n"
@@ -149,7 +150,7 @@ enum {
 	OPT_DATA = 256, OPT_LISTEN, OPT_CERT, OPT_KEY, OPT_PLAIN, OPT_ADMIN, OPT_WEB,
 	OPT_NOWEB, OPT_ORIGIN, OPT_MAXCONNS, OPT_MAXMSG, OPT_RATE, OPT_BURST, OPT_MAXQUEUE,
 	OPT_MAXMEM, OPT_RING, OPT_RINGBYTES, OPT_SNDBUF, OPT_PING, OPT_PONG, OPT_HANDSHAKE,
-	OPT_NOSYNC, OPT_CONFIG, OPT_CHECK, OPT_VERSION, OPT_MAPSIZE,
+	OPT_NOSYNC, OPT_CONFIG, OPT_CHECK, OPT_VERSION, OPT_MAPSIZE, OPT_SESSDAYS,
 };
 
 static const struct option longopts[] = {
@@ -176,6 +177,7 @@ static const struct option longopts[] = {
 	{ "handshake-timeout", required_argument, NULL, OPT_HANDSHAKE },
 	{ "nosync", no_argument, NULL, OPT_NOSYNC },
 	{ "map-size", required_argument, NULL, OPT_MAPSIZE },
+	{ "session-days", required_argument, NULL, OPT_SESSDAYS },
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "check-config", no_argument, NULL, OPT_CHECK },
 	{ "version", no_argument, NULL, OPT_VERSION },
@@ -281,6 +283,11 @@ static const char *apply(void *ctx, int c, const char *arg)
 			bad = "--map-size wants 64K..64T";
 		o->map_size = b;
 		break;
+	case OPT_SESSDAYS:
+		if (parse_u64(arg, 3650, &v) || v < 1)
+			bad = "--session-days wants 1..3650";
+		o->session_days = (int)v;
+		break;
 	case 'v': o->verbose = 1; break;
 	default: bad = "not a setting"; break;
 	}
@@ -294,7 +301,7 @@ int main(int argc, char **argv)
 		.max_conns = 10000, .max_msg = 64 * KIB, .rate = 100, .burst = 200,
 		.max_queue = 8 * MIB, .max_memory = 512 * MIB,
 		.ring_events = 4096, .ring_bytes = 64 * MIB, .ping_secs = 30,
-		.pong_secs = 10, .handshake_secs = 10,
+		.pong_secs = 10, .handshake_secs = 10, .session_days = 30,
 	};
 	char listen_copy[LISTEN_MAX];   /* o.host points into it */
 	struct apply_ctx ac = { &o, listen_copy };

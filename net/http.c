@@ -27,6 +27,10 @@ const struct lws_http_mount *http_mounts_init(struct http_mounts *m, const char 
 	m->api = m->healthz;
 	m->api.mountpoint = "/api";
 	m->api.mountpoint_len = 4;
+	m->session = m->healthz;
+	m->session.mountpoint = "/session";
+	m->session.mountpoint_len = 8;
+	m->api.mount_next = &m->session;
 	m->healthz.mount_next = &m->metrics;
 	m->metrics.mount_next = &m->api;
 	if (!web_dir || !*web_dir)
@@ -44,7 +48,7 @@ const struct lws_http_mount *http_mounts_init(struct http_mounts *m, const char 
 	m->root.cache_reusable = 1;
 	m->root.cache_revalidate = 1;
 	m->root.cache_intermediaries = 0;
-	m->api.mount_next = &m->root;
+	m->session.mount_next = &m->root;
 	return &m->healthz;
 }
 
@@ -246,4 +250,24 @@ int http_filter(struct lws *wsi)
 			 strspn(cl, "0") != strlen(cl)))
 		return http_refuse(wsi, 400);
 	return 0;
+}
+
+int http_origin_is_own(struct lws *wsi, int tls)
+{
+	char origin[300], host[256];
+	const char *rest;
+	int n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN),
+	    h = lws_hdr_total_length(wsi, WSI_TOKEN_HOST);
+
+	if (n <= 0 || h <= 0 || n >= (int)sizeof origin || h >= (int)sizeof host ||
+	    lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) < 0 ||
+	    lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) < 0)
+		return 0;
+	if (strncasecmp(origin, "https://", 8) == 0)
+		rest = origin + 8;
+	else if (!tls && strncasecmp(origin, "http://", 7) == 0)
+		rest = origin + 7;
+	else
+		return 0;
+	return strcasecmp(rest, host) == 0;
 }

@@ -16,7 +16,7 @@
  * endpoints bound to our protocol (/healthz, /metrics, /api: net/api.h) so
  * that the file mount cannot hide them. */
 struct http_mounts {
-	struct lws_http_mount root, healthz, metrics, api;
+	struct lws_http_mount root, healthz, metrics, api, session;
 	char origin[4096];
 };
 /* Fill m for web_dir (NULL or "" = no web UI); returns the list head. */
@@ -49,6 +49,13 @@ int http_add_headers(struct lws *wsi, void *in);
  * the bytes after the headers are never read as a request. 0 = go on.
  */
 int http_filter(struct lws *wsi);
+
+/*
+ * 1 if the request's Origin is this server as the browser reached it:
+ * "https://" + the Host header (also "http://" when tls is 0: --plain runs
+ * behind a TLS proxy). 0 otherwise, and when either header is missing.
+ */
+int http_origin_is_own(struct lws *wsi, int tls);
 
 /* Refuse a websocket handshake with a real HTTP status (401/403/404/503). */
 int http_refuse(struct lws *wsi, int status);

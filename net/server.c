@@ -46,6 +46,7 @@
 #include "slog.h"
 #include "tlsgen.h"
 #include "tlsreload.h"
+#include "websess.h"
 
 #define SRV_PROTOCOL "changelogd"
 #define SRV_TAIL_US (250 * LWS_US_PER_MS)
@@ -93,6 +94,7 @@ struct server {
 	struct proto_ctx pc;       /* requests run over this */
 	struct sess_pool pool;     /* the websocket sessions */
 	struct api_pool api;       /* the HTTP API's requests */
+	struct websess_store websess;  /* signed-in browsers (the session cookie) */
 	struct metrics m;
 	struct tlsr *tls;           /* the certificate new handshakes get (SIGHUP) */
 
@@ -276,8 +278,10 @@ static int srv_publish(struct server *s, uint64_t seq, int type, uint64_t token,
 	s->pc.committed = seq;
 	CL_ASSERT(s->ring.last == s->published);   /* sessions read it as the stream end */
 	s->m.events++;
-	if (type == EV_TOKEN_REVOKED)
+	if (type == EV_TOKEN_REVOKED) {
 		sess_pool_revoked(&s->pool, token);
+		websess_revoked(&s->websess, token);
+	}
 	return 0;
 }
 
@@ -608,23 +612,22 @@ static void srv_tail(lws_sorted_usec_list_t *sul)
 
 /*
  * The Origin allow-list (--allow-origin): browsers always send Origin, other
- * clients usually do not. Tokens travel in the URL, not in cookies, so a
- * foreign page cannot borrow a user's session; the list is for sites that
- * want to pin which pages may embed their changelog anyway.
- * 1 = allowed, 0 = refused.
+ * clients usually do not. A token in the URL cannot be borrowed by a foreign
+ * page; the list is for sites that want to pin which pages may embed their
+ * changelog anyway. The session cookie is another matter (see srv_auth).
+ * Returns 1 if the request's Origin is in the list, else 0 (also when there
+ * is no list or no Origin).
  */
-static int srv_origin_ok(const struct server *s, struct lws *wsi)
+static int srv_origin_listed(const struct server *s, struct lws *wsi)
 {
 	char origin[256];
 	const char *p, *comma;
 	int n;
 
 	if (!s->o.allow_origin)
-		return 1;
+		return 0;
 	n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
-	if (n <= 0)
-		return 1;
-	if (n >= (int)sizeof origin ||
+	if (n <= 0 || n >= (int)sizeof origin ||
 	    lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) < 0)
 		return 0;
 	for (p = s->o.allow_origin; *p; p = comma + 1) {
@@ -642,6 +645,38 @@ static int srv_origin_ok(const struct server *s, struct lws *wsi)
 	return 0;
 }
 
+/* 1 = allowed (no list, no Origin, or listed), 0 = refused. */
+static int srv_origin_ok(const struct server *s, struct lws *wsi)
+{
+	return !s->o.allow_origin || lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) <= 0 ||
+	       srv_origin_listed(s, wsi);
+}
+
+/*
+ * Who a handshake is: the token (sess_auth), else the session cookie - but
+ * the cookie only from a page of our own origin or one in --allow-origin.
+ * A browser sends the cookie with a websocket opened by any site, so
+ * without this guard a foreign page could act as the signed-in user
+ * (cross-site websocket hijacking). 0 with the ids, or the HTTP status.
+ */
+static int srv_auth(struct server *s, struct lws *wsi, uint64_t *user, uint64_t *token)
+{
+	char v[WEBSESS_LEN + 8];
+	size_t len = sizeof v;
+	int rc = sess_auth(s->proj, wsi, user, token);
+
+	if (rc != 401 || lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COOKIE) <= 0 ||
+	    lws_http_cookie_get(wsi, WEBSESS_COOKIE, v, &len) != 0)
+		return rc;
+	if (!http_origin_is_own(wsi, !s->o.plain) && !srv_origin_listed(s, wsi)) {
+		slog(SLOG_WARN, "refusing a websocket signed in by cookie from a foreign origin");
+		return HTTP_STATUS_FORBIDDEN;
+	}
+	if (websess_find(&s->websess, s->proj, v, len, cl_now_us(), user, token) != 0)
+		return HTTP_STATUS_UNAUTHORIZED;
+	return 0;
+}
+
 static int srv_on_upgrade(struct server *s, struct lws *wsi)
 {
 	uint64_t user, token;
@@ -656,7 +691,7 @@ static int srv_on_upgrade(struct server *s, struct lws *wsi)
 		slog(SLOG_WARN, "refusing a websocket from an origin not in --allow-origin");
 		return http_refuse(wsi, HTTP_STATUS_FORBIDDEN);
 	}
-	rc = sess_auth(s->proj, wsi, &user, &token);
+	rc = srv_auth(s, wsi, &user, &token);
 	if (rc) {
 		s->m.handshakes_refused++;
 		return http_refuse(wsi, rc);
@@ -673,7 +708,7 @@ static int srv_on_established(struct server *s, struct lws *wsi, struct sess *ss
 {
 	uint64_t user, token;
 
-	if (sess_auth(s->proj, wsi, &user, &token) != 0)
+	if (srv_auth(s, wsi, &user, &token) != 0)
 		return -1;   /* revoked between upgrade and now */
 	sess_open(ss, &s->pool, wsi, user, token);
 	return 0;
@@ -775,6 +810,7 @@ static void srv_wire(struct server *s)
 	s->api.lim.burst = s->o.burst;
 	s->api.lim.max_memory = s->o.max_memory;
 	s->api.lim.body_secs = s->o.handshake_secs;
+	s->api.ws = &s->websess;
 	s->api.epoch = s->epoch;
 	s->api.published = &s->published;
 	s->api.on_request = srv_on_api;
@@ -1010,6 +1046,7 @@ static void srv_free(struct server *s)
 	proto_release(&s->pc);
 	sess_pool_release(&s->pool);
 	api_pool_release(&s->api);
+	websess_release(&s->websess);
 	pbuf_free(&s->fbuf);
 	proj_free(s->proj);
 	if (s->log)
@@ -1040,12 +1077,19 @@ int srv_run(const struct srv_opts *o)
 	if (!s)
 		return 1;
 	s->o = *o;
+	if (websess_init(&s->websess, (int64_t)o->session_days * 86400 * 1000000)) {
+		free(s);
+		return 1;
+	}
 	srv_wire(s);
 	slog_set_level(o->verbose ? SLOG_DEBUG : SLOG_INFO);
 	slog_hook_lws(o->verbose);
 	evlog_on_damage(srv_report_damage);
 	if (srv_open_log(s))
 		goto out;
+	if (websess_open(&s->websess, o->data_dir, s->epoch, cl_now_us()))
+		slog(SLOG_WARN, "cannot keep browser sessions in %s/sessions (%s); they last "
+		     "until a restart", o->data_dir, strerror(errno));
 	s->pool.log = s->log;
 	if (ring_init(&s->ring, o->ring_events, o->ring_bytes, s->published + 1))
 		goto out;

@@ -44,6 +44,7 @@ struct srv_opts {
 	size_t map_size;           /* 0: LMDB map grows; else fixed (EVLOG_FIXEDMAP) */
 	const char *allow_origin;  /* NULL: any; else comma-separated list of
 	                              Origin values a browser may connect from */
+	int session_days;          /* a browser session (the cookie) lives this long */
 	int verbose;
 };
 

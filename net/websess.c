@@ -123,7 +123,8 @@ static int websess_compact(struct websess_store *st)
 static struct websess **websess_at(struct websess_store *st, const uint8_t hash[EV_HASH_LEN]);
 static size_t websess_slot(const uint8_t hash[EV_HASH_LEN]);
 
-/* One journal line into the table; 0, or -1 when it is not a record. */
+/* One journal line into the table: 0; 1 when it is not a record (ignored);
+ * CL_ENOMEM. */
 static int websess_replay_line(struct websess_store *st, char *line, int64_t now, int *ours)
 {
 	char hex[2 * EV_HASH_LEN + 2];
@@ -140,15 +141,15 @@ static int websess_replay_line(struct websess_store *st, char *line, int64_t now
 		return 0;
 	}
 	if ((line[0] != '+' && line[0] != '-') || line[1] != ' ' || !strchr(line, '\n'))
-		return -1;
+		return 1;
 	if (!*ours)
 		return 0;
 	if (add ? sscanf(line + 2, "%64s %" SCNu64 " %" SCNu64 " %" SCNd64, hex, &user, &token,
 			 &expires) != 4 : sscanf(line + 2, "%64s", hex) != 1)
-		return -1;
+		return 1;
 	if (strlen(hex) != 2 * EV_HASH_LEN ||
 	    OPENSSL_hexstr2buf_ex(hash, sizeof hash, &n, hex, '\0') != 1 || n != EV_HASH_LEN)
-		return -1;
+		return 1;
 	at = websess_at(st, hash);
 	if (!add || *at) {
 		if (*at) {
@@ -190,6 +191,7 @@ int websess_open(struct websess_store *st, const char *dir, const char *epoch, i
 		return CL_EIO;
 	while (f && rc == 0 && fgets(line, sizeof line, f))
 		rc = websess_replay_line(st, line, now, &ours) == CL_ENOMEM ? CL_ENOMEM : 0;
+	/* and 1 (a torn or foreign line) is skipped */
 	if (f)
 		fclose(f);
 	return rc ? rc : websess_compact(st);

@@ -28,7 +28,9 @@ def call(server, method, path, token=None, body=None, headers=None, conn=None, r
         r = c.getresponse()
         text = r.read()
         hdrs = {k.lower(): v for k, v in r.getheaders()}
-        return r.status, hdrs, (json.loads(text) if text else None)
+        if text and hdrs.get("content-type", "").startswith("application/json"):
+            return r.status, hdrs, json.loads(text)
+        return r.status, hdrs, (text or None)
     finally:
         if own:
             c.close()

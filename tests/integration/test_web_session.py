@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import time
 
 import pytest
 import websockets
@@ -16,6 +17,7 @@ import websockets
 from conftest import (Client, Server, free_port, new_member, run, sanitizer_reports,
                       tls_context)
 from http_util import call
+from tools_util import run_admin
 
 CSRF = {"X-Requested-With": "test"}
 LIBFT = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
@@ -220,6 +222,29 @@ def test_a_restart_keeps_sessions_and_another_log_voids_them(make_server, tmpdir
     assert as_cookie(s, cookie)[0] == 401
 
 
+def test_invite_links_from_changelog_admin(server):
+    base = "https://127.0.0.1:%d" % server.port
+    a = run_admin("user", "add", "gus", "--url", base, "--data", server.data)
+    assert a.returncode == 0, a.stderr
+    m = re.fullmatch(re.escape(base) + r"/#token=(clg_[A-Za-z0-9_-]{43})\n", a.stdout)
+    assert m, a.stdout
+    # the server follows appends of other processes on its tail timer
+    deadline = time.monotonic() + 10
+    while True:
+        st, _, r, cookie = sign_in(server, m.group(1))
+        if st == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert st == 200 and as_cookie(server, cookie)[2]["result"]["user"]["name"] == "gus"
+    a = run_admin("token", "issue", "gus", "--url", base + "/sub/", "--data", server.data)
+    assert a.returncode == 0 and a.stdout.startswith(base + "/sub/#token=clg_"), a.stdout
+    for bad in ["ftp://x", "https://x/#frag", "127.0.0.1:8443", "https://a b"]:
+        a = run_admin("user", "add", "hal", "--url", bad, "--data", server.data)
+        assert a.returncode == 2 and "--url wants" in a.stderr and not a.stdout, (bad, a)
+    users = run_admin("user", "list", "--format", "json", "--data", server.data)
+    assert "hal" not in users.stdout
+
+
 def test_per_user_cap_replaces_the_oldest(server):
     cookies = [sign_in(server, server.admin_token)[3] for _ in range(33)]
     assert as_cookie(server, cookies[0])[0] == 401
@@ -274,9 +299,13 @@ def test_signed_in_once_per_browser_in_chromium(tmpdir_path):
     if not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "playwright-core")):
         pytest.fail("tests/node/node_modules/playwright-core missing: run tools/scripts/deps.sh test")
     s = Server(os.path.join(tmpdir_path, "data"), web=os.path.join(REPO, "web")).start()
+    base = "https://127.0.0.1:%d" % s.port
     try:
-        p = subprocess.run(["node", "browser_session.js", "https://127.0.0.1:%d" % s.port,
-                            s.admin_token], cwd=NODE_DIR, stdin=subprocess.DEVNULL,
+        a = run_admin("user", "add", "erin", "--url", base + "/", "--data", s.data)
+        assert a.returncode == 0, a.stderr
+        link = a.stdout.strip()
+        p = subprocess.run(["node", "browser_session.js", base, s.admin_token, link],
+                           cwd=NODE_DIR, stdin=subprocess.DEVNULL,
                            capture_output=True, text=True, timeout=180)
         print(p.stdout, p.stderr)
         assert p.returncode == 0, p.stdout + p.stderr

@@ -70,7 +70,7 @@ static int api_send(struct api_conn *c, int status, struct frame *f)
 	c->state = API_REPLY;
 	api_hold(c->pool, f);
 	if (status >= 400)
-		c->pool->refused++;
+		c->pool->m->api_refused++;
 	lws_callback_on_writable(c->wsi);
 	return 0;
 }
@@ -113,7 +113,7 @@ static void api_reset(struct api_conn *c)
 	}
 	c->state = API_IDLE;
 	c->get = c->close = c->www_auth = c->session = 0;
-	c->set_cookie[0] = '\0';
+	memset(c->set_cookie, 0, sizeof c->set_cookie);   /* it held a session value */
 	c->status = c->retry_after = 0;
 	c->cmd_id_len = 0;
 	c->name[0] = '\0';
@@ -718,7 +718,7 @@ int api_http(struct api_pool *pool, struct api_conn *c, struct lws *wsi)
 		api_reset(c);
 	c->pool = pool;
 	c->wsi = wsi;
-	pool->requests++;
+	pool->m->api_requests++;
 	meth = lws_http_get_uri_and_method(wsi, &uri, &ulen);
 	if (meth == LWSHUMETH_POST)
 		c->close = 1;

@@ -40,6 +40,7 @@
 
 #include "../core/cl.h"
 #include "../core/proj.h"
+#include "metrics.h"
 #include "proto.h"
 #include "push.h"
 #include "websess.h"
@@ -75,6 +76,7 @@ struct api_pool {
 	struct api_limits lim;
 	const struct proj *proj;   /* bearer tokens are checked against it */
 	struct websess_store *ws;  /* browser sessions (POST /session, the cookie) */
+	struct metrics *m;         /* api_requests, api_refused */
 	const char *epoch;
 	const uint64_t *published; /* the last seq committed: the ETag of a GET now */
 	int stopping;              /* shutting down: 503 */
@@ -87,7 +89,6 @@ struct api_pool {
 	size_t nusers;
 	size_t bytes;              /* bodies and replies held now */
 	struct pbuf fbuf;          /* serializing replies */
-	uint64_t requests, refused;   /* counted for /metrics */
 };
 
 enum api_state { API_IDLE = 0, API_BODY, API_QUEUED, API_REPLY };

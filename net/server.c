@@ -727,6 +727,7 @@ static void srv_http_view(const struct server *s, struct http_view *st)
 	st->g.queue_bytes = s->pool.out_bytes;
 	st->g.ring_bytes = s->ring.bytes;
 	st->g.seq = s->published;
+	st->g.websessions = s->websess.n;
 	st->g.qc = &s->pc.qc;
 }
 
@@ -811,6 +812,7 @@ static void srv_wire(struct server *s)
 	s->api.lim.max_memory = s->o.max_memory;
 	s->api.lim.body_secs = s->o.handshake_secs;
 	s->api.ws = &s->websess;
+	s->api.m = &s->m;
 	s->api.epoch = s->epoch;
 	s->api.published = &s->published;
 	s->api.on_request = srv_on_api;

@@ -71,12 +71,18 @@ static void websess_log(struct websess_store *st, int add, const struct websess 
 	char line[200];
 	int n;
 
-	if (!st->jf)
+	if (!st->jf) {
+		/* the first session of a directory that had none: write the file
+		 * whole (the table already holds the change) */
+		if (st->path[0] && !st->broken && websess_compact(st) != 0)
+			st->broken = 1;
 		return;
+	}
 	n = websess_line(line, sizeof line, add, w);
 	if (n <= 0 || fputs(line, st->jf) < 0 || fflush(st->jf) != 0) {
 		fclose(st->jf);
 		st->jf = NULL;
+		st->broken = 1;
 		return;
 	}
 	if (++st->records > 2 * st->n + 1024)
@@ -189,12 +195,16 @@ int websess_open(struct websess_store *st, const char *dir, const char *epoch, i
 	f = fopen(st->path, "re");
 	if (!f && errno != ENOENT)
 		return CL_EIO;
-	while (f && rc == 0 && fgets(line, sizeof line, f))
+	if (!f)
+		return 0;       /* made with the first session (websess_log) */
+	while (rc == 0 && fgets(line, sizeof line, f))
 		rc = websess_replay_line(st, line, now, &ours) == CL_ENOMEM ? CL_ENOMEM : 0;
 	/* and 1 (a torn or foreign line) is skipped */
-	if (f)
-		fclose(f);
-	return rc ? rc : websess_compact(st);
+	fclose(f);
+	if (!rc)
+		rc = websess_compact(st);
+	st->broken = rc != 0;
+	return rc;
 }
 
 static size_t websess_slot(const uint8_t hash[EV_HASH_LEN])

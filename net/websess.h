@@ -6,9 +6,9 @@
  * ("cls_" + 43 base64url characters of 32 bytes from OpenSSL, store/token.h)
  * sent once as the clg_session cookie. The server keeps only its SHA-256,
  * with the user and the token it was made from, in memory and in the
- * journal DATA/sessions (mode 0600: one line per new or ended session,
- * hashes only, never a cookie value; under a header naming the log's
- * epoch), so a restart keeps browsers signed
+ * journal DATA/sessions (made with the first session; mode 0600; one line
+ * per new or ended session, hashes only, never a cookie value; under a
+ * header naming the log's epoch), so a restart keeps browsers signed
  * in. The journal is read at startup (a torn last line, as a crash may
  * leave, is ignored), rewritten compacted then and whenever it holds more
  * than twice the live sessions (temp file, fsync, rename). Appends are not
@@ -54,6 +54,7 @@ struct websess_store {
 	char epoch[64];                /* the log's: another log's sessions are void */
 	FILE *jf;                      /* ... open for appending */
 	size_t records;                /* lines in it */
+	int broken;                    /* it could not be written: memory only now */
 };
 
 /* Empty store, in memory only. 0 or CL_ENOMEM. */

@@ -374,3 +374,26 @@ def test_client_gone_before_the_reply(server):
         sock.close()
     st, _, r = call(server, "GET", V1 + "/stats", t)
     assert st == 200 and r["result"]["entries"] <= 20
+
+
+def metric(server, name):
+    _, _, body = server.get("/metrics")
+    for line in body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError("no metric " + name)
+
+
+def test_metrics_count_api_requests(server):
+    t = server.admin_token
+    before = metric(server, "changelogd_api_requests_total")
+    refused = metric(server, "changelogd_api_refused_total")
+    assert call(server, "GET", V1 + "/stats", t)[0] == 200
+    assert call(server, "GET", V1 + "/stats")[0] == 401
+    assert call(server, "GET", V1 + "/entries/5", t)[0] == 404
+    assert metric(server, "changelogd_api_requests_total") == before + 3
+    assert metric(server, "changelogd_api_refused_total") == refused + 2
+    n = metric(server, "changelogd_browser_sessions")
+    st, _, _ = call(server, "POST", "/session", body={"token": t},
+                    headers={"X-Requested-With": "t"})
+    assert st == 200 and metric(server, "changelogd_browser_sessions") == n + 1

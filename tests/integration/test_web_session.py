@@ -211,15 +211,31 @@ def test_a_restart_keeps_sessions_and_another_log_voids_them(make_server, tmpdir
     s.stop()
     s.start()
     assert as_cookie(s, cookie)[0] == 200
-    # a new log in the same directory (data.mdb deleted): its token 1 is
-    # another admin's, and the old browser must not become it
+    # the file of another log (another epoch: a new log, or a restored
+    # backup): its token 1 is another admin's, which the old browser must
+    # not become
     s.stop()
+    other = make_server(name="other")
+    other.stop()
+    shutil.copy(os.path.join(s.data, "sessions"), os.path.join(other.data, "sessions"))
+    other.start()
+    assert as_cookie(other, cookie)[0] == 401
+    assert as_cookie(s.start(), cookie)[0] == 200
+
+
+def test_the_journal_is_made_with_the_first_session(server):
+    path = os.path.join(server.data, "sessions")
+    assert not os.path.exists(path)
+    _, _, _, cookie = sign_in(server, server.admin_token)
+    assert os.path.exists(path)
+    # a directory whose log is gone but whose sessions file is left is refused
+    server.stop()
     for name in ("data.mdb", "lock.mdb", "admin-token"):
-        os.unlink(os.path.join(s.data, name))
-    shutil.rmtree(os.path.join(s.data, "tls"))
-    s.admin_token = None
-    s.start()
-    assert as_cookie(s, cookie)[0] == 401
+        os.unlink(os.path.join(server.data, name))
+    shutil.rmtree(os.path.join(server.data, "tls"))
+    with pytest.raises(RuntimeError) as e:
+        server.start()
+    assert "has no data.mdb, but sessions" in str(e.value)
 
 
 def test_invite_links_from_changelog_admin(server):

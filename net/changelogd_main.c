@@ -73,6 +73,7 @@ static void usage(FILE *f)
 "  --nats-max-bytes BYTES  ... and at most BYTES (default: all)\n"
 "  --edge              a read-only edge node: its log in DIR is a copy of the\n"
 "                      writer's, fed from the --nats stream\n"
+"  --session-days N    a browser stays signed in N days (default 30)\n"
 "  --nosync            no fsync on commit (benchmarks only: loses data on\n"
 "                      power failure)\n"
 "  -v, --verbose       debug logging\n"
@@ -163,7 +164,7 @@ enum {
 	OPT_DATA = 256, OPT_LISTEN, OPT_CERT, OPT_KEY, OPT_PLAIN, OPT_ADMIN, OPT_WEB,
 	OPT_NOWEB, OPT_ORIGIN, OPT_MAXCONNS, OPT_MAXMSG, OPT_RATE, OPT_BURST, OPT_MAXQUEUE,
 	OPT_MAXMEM, OPT_RING, OPT_RINGBYTES, OPT_SNDBUF, OPT_PING, OPT_PONG, OPT_HANDSHAKE,
-	OPT_NOSYNC, OPT_CONFIG, OPT_CHECK, OPT_VERSION, OPT_MAPSIZE,
+	OPT_NOSYNC, OPT_CONFIG, OPT_CHECK, OPT_VERSION, OPT_MAPSIZE, OPT_SESSDAYS,
 	OPT_NATS, OPT_NATS_STREAM, OPT_NATS_CREDS, OPT_NATS_REPLICAS, OPT_NATS_MAXMSGS,
 	OPT_NATS_MAXBYTES, OPT_EDGE,
 	OPT_USERRATE, OPT_USERBURST,
@@ -202,6 +203,7 @@ static const struct option longopts[] = {
 	{ "nats-max-msgs", required_argument, NULL, OPT_NATS_MAXMSGS },
 	{ "nats-max-bytes", required_argument, NULL, OPT_NATS_MAXBYTES },
 	{ "edge", no_argument, NULL, OPT_EDGE },
+	{ "session-days", required_argument, NULL, OPT_SESSDAYS },
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "check-config", no_argument, NULL, OPT_CHECK },
 	{ "version", no_argument, NULL, OPT_VERSION },
@@ -340,6 +342,11 @@ static const char *apply(void *ctx, int c, const char *arg)
 		o->nats.max_bytes = (int64_t)b;
 		break;
 	case OPT_EDGE: o->edge = 1; break;
+	case OPT_SESSDAYS:
+		if (parse_u64(arg, 3650, &v) || v < 1)
+			bad = "--session-days wants 1..3650";
+		o->session_days = (int)v;
+		break;
 	case 'v': o->verbose = 1; break;
 	default: bad = "not a setting"; break;
 	}
@@ -354,7 +361,7 @@ int main(int argc, char **argv)
 		.user_rate = 200, .user_burst = 400,
 		.max_queue = 8 * MIB, .max_memory = 512 * MIB,
 		.ring_events = 4096, .ring_bytes = 64 * MIB, .ping_secs = 30,
-		.pong_secs = 10, .handshake_secs = 10,
+		.pong_secs = 10, .handshake_secs = 10, .session_days = 30,
 		.nats = { .stream = "changelog", .replicas = 1, .max_msgs = -1, .max_bytes = -1 },
 	};
 	char listen_copy[LISTEN_MAX];   /* o.host points into it */

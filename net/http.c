@@ -24,7 +24,15 @@ const struct lws_http_mount *http_mounts_init(struct http_mounts *m, const char 
 	m->metrics = m->healthz;
 	m->metrics.mountpoint = "/metrics";
 	m->metrics.mountpoint_len = 8;
+	m->api = m->healthz;
+	m->api.mountpoint = "/api";
+	m->api.mountpoint_len = 4;
+	m->session = m->healthz;
+	m->session.mountpoint = "/session";
+	m->session.mountpoint_len = 8;
+	m->api.mount_next = &m->session;
 	m->healthz.mount_next = &m->metrics;
+	m->metrics.mount_next = &m->api;
 	if (!web_dir || !*web_dir)
 		return &m->healthz;
 	snprintf(m->origin, sizeof m->origin, "%s", web_dir);
@@ -40,7 +48,7 @@ const struct lws_http_mount *http_mounts_init(struct http_mounts *m, const char 
 	m->root.cache_reusable = 1;
 	m->root.cache_revalidate = 1;
 	m->root.cache_intermediaries = 0;
-	m->metrics.mount_next = &m->root;
+	m->session.mount_next = &m->root;
 	return &m->healthz;
 }
 
@@ -144,10 +152,10 @@ int http_add_headers(struct lws *wsi, void *in)
  * which strict clients such as Python's websockets refuse to read. So the
  * refusal is written here: a complete HTTP/1.1 response that closes.
  */
-int http_refuse(struct lws *wsi, int status)
+static int http_refuse_allow(struct lws *wsi, int status, const char *allow)
 {
-	unsigned char buf[LWS_PRE + 512];
-	char *p = (char *)buf + LWS_PRE;
+	unsigned char buf[LWS_PRE + 640];
+	char *p = (char *)buf + LWS_PRE, extra[96] = "";
 	const char *reason;
 	int n;
 
@@ -155,23 +163,111 @@ int http_refuse(struct lws *wsi, int status)
 	case 401: reason = "Unauthorized"; break;
 	case 403: reason = "Forbidden"; break;
 	case 404: reason = "Not Found"; break;
+	case 405: reason = "Method Not Allowed"; break;
+	case 411: reason = "Length Required"; break;
+	case 413: reason = "Payload Too Large"; break;
 	case 414: reason = "URI Too Long"; break;
 	case 503: reason = "Service Unavailable"; break;
 	default: status = 400; reason = "Bad Request"; break;
 	}
-	n = snprintf(p, 512,
+	if (allow)
+		snprintf(extra, sizeof extra, "allow: %s\r\n", allow);
+	n = snprintf(p, 640,
 		     "HTTP/1.1 %d %s\r\n"
 		     "server: changelogd\r\n"
+		     "%s"
 		     "content-type: text/plain; charset=utf-8\r\n"
 		     "content-length: %zu\r\n"
 		     "cache-control: no-store\r\n"
 		     "connection: close\r\n"
 		     "\r\n"
 		     "%s\n",
-		     status, reason, strlen(reason) + 1, reason);
-	if (n <= 0 || n >= 512)
+		     status, reason, extra, strlen(reason) + 1, reason);
+	if (n <= 0 || n >= 640)
 		return -1;
 	if (lws_write(wsi, (unsigned char *)p, (size_t)n, LWS_WRITE_HTTP_HEADERS) != n)
 		return -1;
 	return 1;   /* lws completes the transaction: no keep-alive, so it closes */
+}
+
+int http_refuse(struct lws *wsi, int status)
+{
+	return http_refuse_allow(wsi, status, NULL);
+}
+
+/* What a path takes: its methods (the Allow header) and whether a POST body. */
+static const char *http_allowed(const char *uri, int *post)
+{
+	*post = 0;
+	if (strncmp(uri, "/api/v1/commands/", 17) == 0) {
+		*post = 1;
+		return "POST";
+	}
+	if (strncmp(uri, "/api/", 5) == 0)
+		return "GET";
+	if (strcmp(uri, "/session") == 0) {
+		*post = 1;
+		return "POST, DELETE";
+	}
+	return "GET, HEAD";
+}
+
+static int http_method_in(int meth, const char *allow)
+{
+	static const char *const names[] = { "GET", "POST", "OPTIONS", "PUT", "PATCH",
+					     "DELETE", "CONNECT", "HEAD" };
+	const char *p;
+	size_t n;
+
+	if (meth < 0 || meth >= (int)(sizeof names / sizeof names[0]))
+		return 0;
+	n = strlen(names[meth]);
+	for (p = allow; (p = strstr(p, names[meth])); p += n)
+		if ((p == allow || p[-1] == ' ') && (p[n] == ',' || p[n] == '\0'))
+			return 1;
+	return 0;
+}
+
+int http_filter(struct lws *wsi)
+{
+	char *uri = NULL, cl[32];
+	int ulen = 0, post, meth = lws_http_get_uri_and_method(wsi, &uri, &ulen);
+	const char *allow;
+	int clen = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+
+	if (meth < 0 || !uri)
+		return http_refuse(wsi, 400);
+	allow = http_allowed(uri, &post);
+	if (!http_method_in(meth, allow))
+		return http_refuse_allow(wsi, 405, allow);
+	/* a body we do not read would be parsed as the next request */
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0)
+		return http_refuse(wsi, post && meth == LWSHUMETH_POST ? 411 : 400);
+	if (meth == LWSHUMETH_POST && post)
+		return 0;
+	if (clen > 0 && (clen >= (int)sizeof cl ||
+			 lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) < 0 ||
+			 strspn(cl, "0") != strlen(cl)))
+		return http_refuse(wsi, 400);
+	return 0;
+}
+
+int http_origin_is_own(struct lws *wsi, int tls)
+{
+	char origin[300], host[256];
+	const char *rest;
+	int n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN),
+	    h = lws_hdr_total_length(wsi, WSI_TOKEN_HOST);
+
+	if (n <= 0 || h <= 0 || n >= (int)sizeof origin || h >= (int)sizeof host ||
+	    lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) < 0 ||
+	    lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) < 0)
+		return 0;
+	if (strncasecmp(origin, "https://", 8) == 0)
+		rest = origin + 8;
+	else if (!tls && strncasecmp(origin, "http://", 7) == 0)
+		rest = origin + 7;
+	else
+		return 0;
+	return strcasecmp(rest, host) == 0;
 }

@@ -157,6 +157,12 @@ char *metrics_render(const struct metrics *m, const struct metrics_gauges *g, si
 	mb_counter(&b, "changelogd_handshakes_refused_total",
 		   "Websocket handshakes refused (401, 403, 404, 503).", "counter",
 		   m->handshakes_refused);
+	mb_counter(&b, "changelogd_api_requests_total", "HTTP API requests (/api/v1, /session).",
+		   "counter", m->api_requests);
+	mb_counter(&b, "changelogd_api_refused_total",
+		   "HTTP API requests answered 4xx or 5xx.", "counter", m->api_refused);
+	mb_counter(&b, "changelogd_browser_sessions", "Signed-in browser sessions.", "gauge",
+		   g->websessions);
 	mb_counter(&b, "changelogd_queue_bytes",
 		   "Outbound bytes queued for sessions (replies and log catch-up).", "gauge",
 		   g->queue_bytes);

@@ -41,6 +41,7 @@ struct metrics {
 	uint64_t commit_count;
 	double commit_sum;
 	uint64_t handshakes_refused;
+	uint64_t api_requests, api_refused;   /* HTTP API (net/api.c): all, and 4xx/5xx */
 };
 
 /* A commit took secs: count it and put it in its bucket. */
@@ -69,6 +70,7 @@ struct metrics_gauges {
 	size_t queue_bytes;            /* outbound bytes queued for sessions */
 	size_t ring_bytes;             /* bytes of recent pushes in memory */
 	uint64_t seq;                  /* last committed seq */
+	size_t websessions;            /* signed-in browser sessions */
 	const struct qcache *qc;       /* the query cache's counters */
 	const struct metrics_nats *nats;   /* NULL: not publishing to NATS */
 	const struct metrics_edge *edge;   /* NULL: not an edge */

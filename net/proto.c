@@ -151,11 +151,12 @@ static void req_parse_op(struct req *r, const char *op)
 	}
 }
 
+static void req_read(struct req *r);
+
 struct req *req_parse(const char *buf, size_t len)
 {
 	struct req *r = calloc(1, sizeof *r);
 	json_error_t err;
-	json_t *op, *id, *sqn;
 	char msg[200];
 
 	if (!r)
@@ -170,15 +171,37 @@ struct req *req_parse(const char *buf, size_t len)
 		req_refuse(r, CMD_BAD_REQUEST, msg);
 		return r;
 	}
+	req_read(r);
+	return r;
+}
+
+struct req *req_build(json_t *root)
+{
+	struct req *r = calloc(1, sizeof *r);
+
+	if (!r) {
+		json_decref(root);
+		return NULL;
+	}
+	r->root = root;
+	req_read(r);
+	return r;
+}
+
+/* r->root parsed: tell the forms apart and check their members. */
+static void req_read(struct req *r)
+{
+	json_t *op, *id, *sqn;
+
 	if (!json_is_object(r->root)) {
 		req_refuse(r, CMD_BAD_REQUEST, "a request must be a JSON object");
-		return r;
+		return;
 	}
 	id = json_object_get(r->root, "id");
 	if (id && !json_is_null(id)) {
 		if (!json_is_string(id) && !json_is_integer(id)) {
 			req_refuse(r, CMD_BAD_REQUEST, "id must be a string or an integer");
-			return r;
+			return;
 		}
 		r->id = id;
 	}
@@ -187,23 +210,23 @@ struct req *req_parse(const char *buf, size_t len)
 		sqn = json_object_get(r->root, "stored_query_name");
 		if (!sqn) {
 			req_refuse(r, CMD_BAD_REQUEST, "missing \"op\"");
-			return r;
+			return;
 		}
 		if (!json_is_string(sqn)) {
 			req_refuse(r, CMD_BAD_REQUEST, "stored_query_name must be a string");
-			return r;
+			return;
 		}
 		r->kind = REQ_SEED;
 		r->name = json_string_value(sqn);
 		req_params(r);
-		return r;
+		return;
 	}
 	if (!json_is_string(op)) {
 		req_refuse(r, CMD_BAD_REQUEST, "op must be a string");
-		return r;
+		return;
 	}
 	req_parse_op(r, json_string_value(op));
-	return r;
+	return;
 }
 
 /* ---- replies ---------------------------------------------------------- */
@@ -584,6 +607,8 @@ static int proto_on_event(void *arg, const struct event *ev)
 	return c->on_event ? c->on_event(c->arg, ev) : 0;
 }
 
+static int proto_run(struct proto_ctx *c, struct req *r, struct evlog_txn *txn);
+
 static int proto_command(struct proto_ctx *ctx, struct req *r, struct evlog_txn *txn)
 {
 	struct command c = { .actor = r->user, .token = r->token, .name = r->name,
@@ -622,6 +647,14 @@ static int proto_command(struct proto_ctx *ctx, struct req *r, struct evlog_txn 
 }
 
 int proto_exec(struct proto_ctx *c, struct req *r, struct evlog_txn *txn)
+{
+	int rc = proto_run(c, r, txn);
+
+	r->at = proj_seq(c->proj);
+	return rc;
+}
+
+static int proto_run(struct proto_ctx *c, struct req *r, struct evlog_txn *txn)
 {
 	if (r->poisoned && r->kind != REQ_CMD) {
 		r->reply = proto_error(r->id, CMD_INTERNAL, "the server could not answer this request");
@@ -665,4 +698,5 @@ void proto_reset(struct req *r)
 	r->frame = NULL;
 	r->sub_next = 0;
 	r->waiting = 0;
+	r->at = 0;
 }

@@ -32,6 +32,7 @@
 #include "qcache.h"
 
 struct sess;
+struct api_conn;
 
 /* The query cache's caps (docs/operations.md "Query cache"). */
 #define PROTO_QCACHE_ENTRIES 1024
@@ -60,6 +61,7 @@ struct req {
 	struct req *next;
 	int kind;
 	struct sess *sess;        /* the sender (opaque here), NULL once it has gone */
+	struct api_conn *api;     /* ... or the HTTP API request (net/api.h), likewise */
 	uint64_t user, token;     /* the sender, copied when queued */
 	json_t *root;             /* the parsed message; owns what is below */
 	json_t *id;               /* borrowed, or NULL */
@@ -81,10 +83,13 @@ struct req {
 	                             had and may wait (proto_ctx.room); the owner
 	                             runs r again later, with those after it */
 	unsigned held;            /* the owner's: how often it held r back */
+	uint64_t at;              /* the projection's seq when it was answered */
 };
 
 /* Parse one message. Never NULL except on ENOMEM. */
 struct req *req_parse(const char *buf, size_t len);
+/* The same from a message already parsed (takes root). NULL on ENOMEM. */
+struct req *req_build(json_t *root);
 void req_free(struct req *r);
 /* Turn r into a refusal (REQ_BAD) with a code and message. */
 void req_refuse(struct req *r, int code, const char *message);

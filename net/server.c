@@ -37,6 +37,7 @@
 #include "../store/command.h"
 #include "../store/evlog.h"
 #include "../store/token.h"
+#include "api.h"
 #include "http.h"
 #include "edge.h"
 #include "metrics.h"
@@ -47,6 +48,7 @@
 #include "slog.h"
 #include "tlsgen.h"
 #include "tlsreload.h"
+#include "websess.h"
 
 #define SRV_PROTOCOL "changelogd"
 #define SRV_TAIL_US (250 * LWS_US_PER_MS)
@@ -100,6 +102,8 @@ struct server {
 
 	struct proto_ctx pc;       /* requests run over this */
 	struct sess_pool pool;     /* the websocket sessions */
+	struct api_pool api;       /* the HTTP API's requests */
+	struct websess_store websess;  /* signed-in browsers (the session cookie) */
 	struct metrics m;
 	struct tlsr *tls;           /* the certificate new handshakes get (SIGHUP) */
 	struct natspub *np;        /* --nats: the publisher thread, else NULL */
@@ -232,7 +236,9 @@ static int srv_on_message(void *arg, struct sess *ss, const void *buf, size_t le
  * and the pool's room), within what is left of the batch's budget. It may
  * wait if its session owes something (it drains), or if this batch has
  * built answers already (it runs in the next; but only once, so that other
- * sessions' big answers cannot keep it out of every batch).
+ * sessions' big answers cannot keep it out of every batch). An HTTP API
+ * request has no session: it gets the pool's room and never waits (api.c
+ * bounds what the API's own requests and replies hold).
  */
 static size_t srv_room(void *arg, const struct req *r, int *may_wait)
 {
@@ -241,6 +247,11 @@ static size_t srv_room(void *arg, const struct req *r, int *may_wait)
 	size_t room;
 	int owes;
 
+	if (!r->sess) {
+		*may_wait = 0;
+		room = sess_pool_room(&s->pool, PROTO_ANSWER_MAX);
+		return s->batch_bytes && left < room ? left : room;
+	}
 	room = sess_room(r->sess, PROTO_ANSWER_MAX, &owes);
 	if (r->held && !owes)
 		left = SIZE_MAX;   /* it waited for a batch already */
@@ -256,12 +267,36 @@ static int srv_reclaim(void *arg, const struct req *r, size_t need)
 	return sess_pool_reclaim(&s->pool, need, r->sess) > 0;
 }
 
+/* api_request_fn: an HTTP API request, parsed by api.c; queue it. */
+static int srv_on_api(void *arg, struct api_conn *c, struct req *r)
+{
+	struct server *s = arg;
+
+	r->api = c;
+	r->user = c->user;
+	r->token = c->token;
+	srv_enqueue(s, r);
+	return 0;
+}
+
+/* api_forget_fn: c is closing with its request in the queue. */
+static void srv_forget_api(void *arg, struct api_conn *c)
+{
+	struct server *s = arg;
+	struct req *r;
+
+	for (r = s->q_head; r; r = r->next)
+		if (r->api == c)
+			r->api = NULL;
+}
+
 /* The projection is now p: every module that reads it follows. */
 static void srv_set_proj(struct server *s, struct proj *p)
 {
 	s->proj = p;
 	s->pc.proj = p;
 	s->pool.proj = p;
+	s->api.proj = p;
 }
 
 /* ---- publishing ---------------------------------------------------- */
@@ -351,8 +386,10 @@ static int srv_publish(struct server *s, uint64_t seq, int type, uint64_t token,
 	s->pc.committed = seq;
 	CL_ASSERT(s->ring.last == s->published);   /* sessions read it as the stream end */
 	s->m.events++;
-	if (type == EV_TOKEN_REVOKED)
+	if (type == EV_TOKEN_REVOKED) {
 		sess_pool_revoked(&s->pool, token);
+		websess_revoked(&s->websess, token);
+	}
 	return 0;
 }
 
@@ -555,6 +592,10 @@ static int srv_run_batch(struct server *s, struct req *batch, struct req **culpr
 /* After the commit: apply r's session effects and send its reply. */
 static void srv_deliver(struct req *r)
 {
+	if (r->api) {
+		api_deliver(r->api, r);
+		return;
+	}
 	if (!r->sess || r->waiting)
 		return;
 	if (r->frame) {
@@ -804,23 +845,22 @@ static void srv_tail(lws_sorted_usec_list_t *sul)
 
 /*
  * The Origin allow-list (--allow-origin): browsers always send Origin, other
- * clients usually do not. Tokens travel in the URL, not in cookies, so a
- * foreign page cannot borrow a user's session; the list is for sites that
- * want to pin which pages may embed their changelog anyway.
- * 1 = allowed, 0 = refused.
+ * clients usually do not. A token in the URL cannot be borrowed by a foreign
+ * page; the list is for sites that want to pin which pages may embed their
+ * changelog anyway. The session cookie is another matter (see srv_auth).
+ * Returns 1 if the request's Origin is in the list, else 0 (also when there
+ * is no list or no Origin).
  */
-static int srv_origin_ok(const struct server *s, struct lws *wsi)
+static int srv_origin_listed(const struct server *s, struct lws *wsi)
 {
 	char origin[256];
 	const char *p, *comma;
 	int n;
 
 	if (!s->o.allow_origin)
-		return 1;
+		return 0;
 	n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
-	if (n <= 0)
-		return 1;
-	if (n >= (int)sizeof origin ||
+	if (n <= 0 || n >= (int)sizeof origin ||
 	    lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) < 0)
 		return 0;
 	for (p = s->o.allow_origin; *p; p = comma + 1) {
@@ -838,6 +878,38 @@ static int srv_origin_ok(const struct server *s, struct lws *wsi)
 	return 0;
 }
 
+/* 1 = allowed (no list, no Origin, or listed), 0 = refused. */
+static int srv_origin_ok(const struct server *s, struct lws *wsi)
+{
+	return !s->o.allow_origin || lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) <= 0 ||
+	       srv_origin_listed(s, wsi);
+}
+
+/*
+ * Who a handshake is: the token (sess_auth), else the session cookie - but
+ * the cookie only from a page of our own origin or one in --allow-origin.
+ * A browser sends the cookie with a websocket opened by any site, so
+ * without this guard a foreign page could act as the signed-in user
+ * (cross-site websocket hijacking). 0 with the ids, or the HTTP status.
+ */
+static int srv_auth(struct server *s, struct lws *wsi, uint64_t *user, uint64_t *token)
+{
+	char v[WEBSESS_LEN + 8];
+	size_t len = sizeof v;
+	int rc = sess_auth(s->proj, wsi, user, token);
+
+	if (rc != 401 || lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COOKIE) <= 0 ||
+	    lws_http_cookie_get(wsi, WEBSESS_COOKIE, v, &len) != 0)
+		return rc;
+	if (!http_origin_is_own(wsi, !s->o.plain) && !srv_origin_listed(s, wsi)) {
+		slog(SLOG_WARN, "refusing a websocket signed in by cookie from a foreign origin");
+		return HTTP_STATUS_FORBIDDEN;
+	}
+	if (websess_find(&s->websess, s->proj, v, len, cl_now_us(), user, token) != 0)
+		return HTTP_STATUS_UNAUTHORIZED;
+	return 0;
+}
+
 static int srv_on_upgrade(struct server *s, struct lws *wsi)
 {
 	uint64_t user, token;
@@ -852,7 +924,7 @@ static int srv_on_upgrade(struct server *s, struct lws *wsi)
 		slog(SLOG_WARN, "refusing a websocket from an origin not in --allow-origin");
 		return http_refuse(wsi, HTTP_STATUS_FORBIDDEN);
 	}
-	rc = sess_auth(s->proj, wsi, &user, &token);
+	rc = srv_auth(s, wsi, &user, &token);
 	if (rc) {
 		s->m.handshakes_refused++;
 		return http_refuse(wsi, rc);
@@ -869,7 +941,7 @@ static int srv_on_established(struct server *s, struct lws *wsi, struct sess *ss
 {
 	uint64_t user, token;
 
-	if (sess_auth(s->proj, wsi, &user, &token) != 0)
+	if (srv_auth(s, wsi, &user, &token) != 0)
 		return -1;   /* revoked between upgrade and now */
 	sess_open(ss, &s->pool, wsi, user, token);
 	return 0;
@@ -889,6 +961,7 @@ static void srv_http_view(struct server *s, struct http_view *st)
 	st->g.queue_bytes = s->pool.out_bytes;
 	st->g.ring_bytes = s->ring.bytes;
 	st->g.seq = s->published;
+	st->g.websessions = s->websess.n;
 	st->g.qc = &s->pc.qc;
 	if (s->np) {
 		struct natspub_stats ns;
@@ -927,8 +1000,26 @@ static int srv_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 
 	switch (reason) {
 	case LWS_CALLBACK_HTTP:
+		if (api_path(wsi))
+			return api_http(&s->api, user, wsi);
 		srv_http_view(s, &st);
 		return http_serve(wsi, &st);
+	case LWS_CALLBACK_HTTP_BODY:
+		return api_body(user, in, len);
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		return api_body_done(user);
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		if (api_replying(user))
+			return api_writeable(user);
+		break;
+	case LWS_CALLBACK_CLOSED_HTTP:
+		api_wsi_closed(wsi);
+		/* fall through */
+	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+		api_closed(user);
+		break;
+	case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
+		return http_filter(wsi);
 	case LWS_CALLBACK_ADD_HEADERS:
 		return http_add_headers(wsi, in);
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
@@ -940,6 +1031,7 @@ static int srv_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return ss && ss->linked ? sess_writeable(ss) : 0;
 	case LWS_CALLBACK_CLOSED:
+		api_wsi_closed(wsi);   /* a connection that upgraded after an API request */
 		sess_closed(ss);
 		return 0;
 	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
@@ -978,6 +1070,19 @@ static void srv_wire(struct server *s)
 	s->pool.on_forget = srv_forget_session;
 	s->pool.on_drained = srv_drained;
 	s->pool.arg = s;
+
+	s->api.lim.max_body = s->o.max_msg;
+	s->api.lim.rate = s->o.rate;
+	s->api.lim.burst = s->o.burst;
+	s->api.lim.max_memory = s->o.max_memory;
+	s->api.lim.body_secs = s->o.handshake_secs;
+	s->api.ws = &s->websess;
+	s->api.m = &s->m;
+	s->api.epoch = s->epoch;
+	s->api.published = &s->published;
+	s->api.on_request = srv_on_api;
+	s->api.on_forget = srv_forget_api;
+	s->api.arg = s;
 }
 
 static void srv_on_signal(int sig)
@@ -1211,6 +1316,8 @@ static void srv_free(struct server *s)
 	ring_release(&s->ring);
 	proto_release(&s->pc);
 	sess_pool_release(&s->pool);
+	api_pool_release(&s->api);
+	websess_release(&s->websess);
 	pbuf_free(&s->fbuf);
 	proj_free(s->proj);
 	if (s->log)
@@ -1241,12 +1348,19 @@ int srv_run(const struct srv_opts *o)
 	if (!s)
 		return 1;
 	s->o = *o;
+	if (websess_init(&s->websess, (int64_t)o->session_days * 86400 * 1000000)) {
+		free(s);
+		return 1;
+	}
 	srv_wire(s);
 	slog_set_level(o->verbose ? SLOG_DEBUG : SLOG_INFO);
 	slog_hook_lws(o->verbose);
 	evlog_on_damage(srv_report_damage);
 	if (srv_open_log(s))
 		goto out;
+	if (websess_open(&s->websess, o->data_dir, s->epoch, cl_now_us()))
+		slog(SLOG_WARN, "cannot keep browser sessions in %s/sessions (%s); they last "
+		     "until a restart", o->data_dir, strerror(errno));
 	s->pool.log = s->log;
 	if (o->nats.url && !o->edge &&
 	    natspub_start(&s->np, &o->nats, s->log, s->epoch, s->published))
@@ -1260,6 +1374,10 @@ int srv_run(const struct srv_opts *o)
 	srv_web_dir(s, web, sizeof web);
 
 	memcpy(protos, protos_tpl, sizeof protos);
+	/* one lws allocation per connection: a websocket's struct sess, or an
+	 * HTTP connection's struct api_conn */
+	if (sizeof(struct api_conn) > protos[0].per_session_data_size)
+		protos[0].per_session_data_size = sizeof(struct api_conn);
 	memset(&retry, 0, sizeof retry);
 	retry.retry_ms_table = backoff;
 	retry.retry_ms_table_count = 1;
@@ -1338,6 +1456,7 @@ int srv_run(const struct srv_opts *o)
 	slog(SLOG_INFO, "stopping: finishing %s requests, closing %u sessions",
 	     s->q_head ? "queued" : "no", s->pool.n);
 	s->stopping = 1;
+	s->api.stopping = 1;
 	sess_pool_stop_reading(&s->pool);
 	srv_flush(s);
 	sess_pool_shutdown(&s->pool);

@@ -49,6 +49,7 @@ struct srv_opts {
 	                              Origin values a browser may connect from */
 	struct natspub_opts nats;  /* nats.url NULL: no publishing to NATS */
 	int edge;                  /* --edge: a read-only copy fed from nats.url */
+	int session_days;          /* a browser session (the cookie) lives this long */
 	int verbose;
 };
 

@@ -631,15 +631,21 @@ static size_t sess_backlog(const struct sess *ss)
 	return ss->uq_bytes + ss->lws_bytes + ss->reserved;
 }
 
+size_t sess_pool_room(const struct sess_pool *pool, size_t cap)
+{
+	size_t used = pool->out_bytes + pool->reserved;
+	size_t room = used >= pool->lim.max_memory ? 0 : pool->lim.max_memory - used;
+
+	return room < cap ? room : cap;
+}
+
 size_t sess_room(const struct sess *ss, size_t cap, int *owes)
 {
-	const struct sess_pool *pool = ss->pool;
-	size_t used = pool->out_bytes + pool->reserved, own = sess_backlog(ss);
-	size_t room = used >= pool->lim.max_memory ? 0 : pool->lim.max_memory - used;
+	size_t own = sess_backlog(ss), room = sess_pool_room(ss->pool, SIZE_MAX);
 
 	*owes = own > 0;
 	if (own) {
-		size_t q = own >= pool->lim.max_queue ? 0 : pool->lim.max_queue - own;
+		size_t q = own >= ss->pool->lim.max_queue ? 0 : ss->pool->lim.max_queue - own;
 
 		if (q < room)
 			room = q;

@@ -221,6 +221,10 @@ void sess_doom(struct sess *ss, int kind, uint16_t code, const char *reason);
 /* Bytes this session is owed (unicast + chunk + stream lag + lws's). */
 size_t sess_owed(const struct sess *ss);
 
+/* Room within --max-memory for an answer that belongs to no session (an
+ * HTTP API request), at most cap. */
+size_t sess_pool_room(const struct sess_pool *pool, size_t cap);
+
 /*
  * Answer memory. sess_room: the bytes an answer for ss may take now, at
  * most cap: the pool's room under max_memory (counting what is reserved),

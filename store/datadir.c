@@ -43,7 +43,7 @@
 #define LM_META_BYTES   (LM_M_TXNID + LM_W)
 
 /* Names of ours in a data directory, besides data.mdb (docs/operations.md). */
-static const char *const leftovers[] = { "lock.mdb", "admin-token", "tls" };
+static const char *const leftovers[] = { "lock.mdb", "admin-token", "tls", "sessions" };
 
 struct meta {
 	uint32_t psize;
@@ -159,7 +159,7 @@ static int check_missing(const char *dir, struct datadir_check *c)
 		if (lstat(path, &st) != 0)
 			continue;
 		k += (size_t)snprintf(found + k, sizeof found - k, "%s%s%s", k ? ", " : "",
-				      leftovers[i], i == 2 ? "/" : "");
+				      leftovers[i], strcmp(leftovers[i], "tls") == 0 ? "/" : "");
 	}
 	if (!k) {
 		c->state = DATADIR_NEW;

@@ -41,13 +41,15 @@ void token_hash(const char *s, size_t n, uint8_t hash[EV_HASH_LEN])
 		memset(hash, 0xff, EV_HASH_LEN);
 }
 
-int token_generate(char out[TOKEN_LEN + 1], uint8_t hash[EV_HASH_LEN])
+int token_secret(const char *prefix, char *out, size_t cap, uint8_t hash[EV_HASH_LEN])
 {
 	unsigned char raw[TOKEN_RAW];
 	unsigned char b64[4 * ((TOKEN_RAW + 2) / 3) + 1];   /* 44 + NUL */
-	size_t pre = sizeof TOKEN_PREFIX - 1;
+	size_t pre = strlen(prefix);
 	int n, rc;
 
+	if (cap < pre + TOKEN_B64 + 1)
+		return CL_EINVAL;
 	out[0] = '\0';
 	rc = token_random(raw, sizeof raw);
 	if (rc)
@@ -62,10 +64,15 @@ int token_generate(char out[TOKEN_LEN + 1], uint8_t hash[EV_HASH_LEN])
 		else if (b64[i] == '/')
 			b64[i] = '_';
 	}
-	memcpy(out, TOKEN_PREFIX, pre);
+	memcpy(out, prefix, pre);
 	memcpy(out + pre, b64, TOKEN_B64);
 	out[pre + TOKEN_B64] = '\0';
 	OPENSSL_cleanse(b64, sizeof b64);
-	token_hash(out, TOKEN_LEN, hash);
+	token_hash(out, pre + TOKEN_B64, hash);
 	return CL_OK;
+}
+
+int token_generate(char out[TOKEN_LEN + 1], uint8_t hash[EV_HASH_LEN])
+{
+	return token_secret(TOKEN_PREFIX, out, TOKEN_LEN + 1, hash);
 }

@@ -19,6 +19,11 @@
 /* New random token into out (TOKEN_LEN + 1 bytes) and its hash. */
 int token_generate(char out[TOKEN_LEN + 1], uint8_t hash[EV_HASH_LEN]);
 
+/* The same shape with another prefix (a web session's "cls_"): prefix +
+ * 43 base64url characters of 32 random bytes into out (cap bytes, NUL
+ * included), and its SHA-256. CL_EINVAL if cap is too small. */
+int token_secret(const char *prefix, char *out, size_t cap, uint8_t hash[EV_HASH_LEN]);
+
 /* SHA-256 of the n bytes at s. */
 void token_hash(const char *s, size_t n, uint8_t hash[EV_HASH_LEN]);
 

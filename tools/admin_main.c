@@ -25,7 +25,7 @@
 
 enum opt_id {
 	O_DATA, O_AS, O_LABEL, O_FORMAT, O_ADMIN, O_EVENTS, O_SEED, O_BATCH,
-	O_ID, O_USER, O_HELP, O_VERSION, O__COUNT
+	O_ID, O_USER, O_URL, O_HELP, O_VERSION, O__COUNT
 };
 #define OB(o) (1u << (o))
 
@@ -38,6 +38,7 @@ static const struct {
 	[O_ADMIN] = { "--admin", -1 },  [O_EVENTS] = { "--events", 1 },
 	[O_SEED] = { "--seed", 1 },     [O_BATCH] = { "--batch", 1 },
 	[O_ID] = { "--id", 0 },         [O_USER] = { "--user", 0 },
+	[O_URL] = { "--url", 1 },
 	[O_HELP] = { "--help", 0 },     [O_VERSION] = { "--version", 0 },
 };
 
@@ -109,15 +110,42 @@ static int exec_cmd(struct admin *a, const char *op, json_t *params, struct admi
 	return rc;
 }
 
-/* Print the token of out->secret alone on stdout. */
-static void print_secret_token(const struct admin_out *out)
+/*
+ * --url BASE: the server's address as browsers reach it. 0 if usable
+ * (http(s)://, no fragment, no spaces), else CL_EUSAGE with a message.
+ */
+static int check_url(const char *url)
+{
+	if (!url)
+		return 0;
+	if ((strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0) ||
+	    strpbrk(url, "# \t\r\n") || strlen(url) > 2000) {
+		cli_msg(PROG, "--url wants the server's address, https://HOST[:PORT][/PATH] "
+			"(got \"%s\")", url);
+		return CL_EUSAGE;
+	}
+	return 0;
+}
+
+/*
+ * Print the token of out->secret alone on stdout; with --url, the invite
+ * link instead: BASE/#token=TOKEN (the web UI trades it for a session and
+ * drops it from the address bar, docs/http-api.md).
+ */
+static void print_secret_token(const struct admin_out *out, const char *url)
 {
 	const char *tok = json_string_value(json_object_get(out->secret, "token"));
+	size_t n = url ? strlen(url) : 0;
 
-	if (tok) {
+	if (!tok)
+		return;
+	while (n && url[n - 1] == '/')
+		n--;
+	if (url)
+		printf("%.*s/#token=%s\n", (int)n, url, tok);
+	else
 		printf("%s\n", tok);
-		fflush(stdout);
-	}
+	fflush(stdout);
 }
 
 /* A string member or "" (also for a missing one). */
@@ -160,12 +188,12 @@ static int run_user_add(const struct command *cmd, struct cli *c)
 	struct admin_out out;
 	int rc;
 
-	if ((rc = open_admin(&a, c, 1, 0)) != 0)
+	if ((rc = check_url(c->val[O_URL])) != 0 || (rc = open_admin(&a, c, 1, 0)) != 0)
 		return rc;
 	rc = exec_cmd(&a, "createUser", json_pack("{s:s, s:s}", "name", name, "role", role),
 		      &out);
 	if (rc == 0) {
-		print_secret_token(&out);
+		print_secret_token(&out, c->val[O_URL]);
 		cli_msg(PROG, "created user '%s' (id %" JSON_INTEGER_FORMAT ", %s) at seq %" PRIu64
 		    "; the token on stdout is shown only once", name, reply_int(&out, "user"),
 		    role, out.first_seq);
@@ -268,12 +296,12 @@ static int run_token_issue(const struct command *cmd, struct cli *c)
 	struct admin_out out;
 	int rc;
 
-	if ((rc = open_admin(&a, c, 1, 0)) != 0)
+	if ((rc = check_url(c->val[O_URL])) != 0 || (rc = open_admin(&a, c, 1, 0)) != 0)
 		return rc;
 	rc = exec_cmd(&a, "issueToken", json_pack("{s:s, s:s}", "user", name, "label", label),
 		      &out);
 	if (rc == 0) {
-		print_secret_token(&out);
+		print_secret_token(&out, c->val[O_URL]);
 		cli_msg(PROG, "issued token %" JSON_INTEGER_FORMAT " to '%s' (seq %" PRIu64 "); the token "
 		    "on stdout is shown only once", reply_int(&out, "token_id"), name,
 		    out.first_seq);
@@ -452,19 +480,23 @@ static const struct command commands[] = {
 	  "Create a new log in DIR (a new epoch) and its first admin (default name\n"
 	  "\"admin\"). Prints the admin's token alone on stdout, once. Refuses a\n"
 	  "directory that already holds a log with events.", 0 },
-	{ "user", "add", 1, 1, OB(O_DATA) | OB(O_ADMIN) | OB(O_AS), run_user_add,
-	  "user add NAME [--admin] --data DIR",
+	{ "user", "add", 1, 1, OB(O_DATA) | OB(O_ADMIN) | OB(O_AS) | OB(O_URL), run_user_add,
+	  "user add NAME [--admin] [--url BASE] --data DIR",
 	  "Create a user (a member, or an admin with --admin) and its first token,\n"
-	  "printed alone on stdout, once. NAME: 1-64 of A-Z a-z 0-9 . _ -", 0 },
+	  "printed alone on stdout, once. NAME: 1-64 of A-Z a-z 0-9 . _ -\n"
+	  "--url BASE prints an invite link instead, BASE/#token=TOKEN: opened in a\n"
+	  "browser it signs in once and leaves no token in the address bar.", 0 },
 	{ "user", "list", 0, 0, OB(O_DATA) | OB(O_FORMAT), run_user_list,
 	  "user list [--format text|json] --data DIR",
 	  "List users with their role, tokens (active/issued) and creation time.", 0 },
 	{ "user", "role", 2, 2, OB(O_DATA) | OB(O_AS), run_user_role,
 	  "user role NAME admin|member --data DIR",
 	  "Change a user's role. The last admin cannot be demoted.", 0 },
-	{ "token", "issue", 1, 1, OB(O_DATA) | OB(O_LABEL) | OB(O_AS), run_token_issue,
-	  "token issue NAME [--label L] --data DIR",
-	  "Issue another token to a user; printed alone on stdout, once.", 0 },
+	{ "token", "issue", 1, 1, OB(O_DATA) | OB(O_LABEL) | OB(O_AS) | OB(O_URL),
+	  run_token_issue,
+	  "token issue NAME [--label L] [--url BASE] --data DIR",
+	  "Issue another token to a user; printed alone on stdout, once.\n"
+	  "--url BASE prints an invite link instead (see user add).", 0 },
 	{ "token", "revoke", 1, 1, OB(O_DATA) | OB(O_ID) | OB(O_USER) | OB(O_AS),
 	  run_token_revoke,
 	  "token revoke TOKEN|ID|NAME [--id|--user] --data DIR",

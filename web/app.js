@@ -1,7 +1,8 @@
 /*
  * app.js - the changelogd browser UI. Plain modern JavaScript, no build step.
  *
- * One WebSocket to wss://<host>/ws/<token>. The page asks for a snapshot
+ * One WebSocket to wss://<host>/ws/, signed in by the session cookie that
+ * POST /session gave for a token once per browser. It asks for a snapshot
  * (getChangelogEntries / getEntry, each answered with the log position "at")
  * and subscribes since that position, so the snapshot and the live stream
  * join exactly. Every push carries the new state of the entry it touched;
@@ -186,8 +187,23 @@ function setConn(state, text) {
 /* ---- connection ----------------------------------------------------- */
 
 function wsURL() {
+  // no token in the URL: the session cookie (HttpOnly) signs the handshake in
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  return `${proto}//${location.host}/ws/${encodeURIComponent(S.token)}`;
+  return `${proto}//${location.host}/ws/`;
+}
+
+// The browser session (docs/http-api.md): POST /session trades a token for
+// the clg_session cookie once per browser; X-Requested-With is the header
+// a cross-site form cannot send.
+function session(method, body) {
+  return fetch('/session', { method, credentials: 'same-origin', cache: 'no-store',
+    headers: { 'Content-Type': 'application/json', 'X-Requested-With': 'changelog-web' },
+    body: body ? JSON.stringify(body) : undefined });
+}
+
+function signedIn() {
+  return fetch('/api/v1/queries/whoami', { credentials: 'same-origin', cache: 'no-store',
+    headers: { 'X-Requested-With': 'changelog-web' } }).then((r) => r.ok, () => false);
 }
 
 function connect() {
@@ -217,7 +233,7 @@ function connect() {
       // The handshake failed: is the server down, or was the token refused?
       fetch('/healthz', { cache: 'no-store' }).then((r) => {
         if (r.ok) {
-          signOut('The server refused this token. Ask an admin for a new one.');
+          signOut('Signed out: the session ended or its token was revoked. Sign in again.');
         } else {
           scheduleReconnect();
         }
@@ -952,9 +968,17 @@ function route() {
   }
 }
 
-function signIn(token) {
-  S.token = token;
-  sessionStorage.setItem('changelog-token', token);
+async function signIn(token) {
+  if (token) {
+    let r = null;
+    try { r = await session('POST', { token }); } catch (e) { r = null; }
+    if (!r || !r.ok) {
+      signOut(r && r.status === 401 ? 'The server refused this token. Ask an admin for a new one.'
+        : 'Could not sign in; try again.');
+      return;
+    }
+  }
+  S.token = true;   // signed in: the cookie holds the session
   S.stopped = false;
   $('#signin').hidden = true;
   $('#app').hidden = false;
@@ -962,10 +986,10 @@ function signIn(token) {
   connect();
 }
 
-function signOut(message) {
+function signOut(message, end) {
+  if (end) session('DELETE').catch(() => {});
   S.stopped = true;
   S.token = null;
-  sessionStorage.removeItem('changelog-token');
   clearTimeout(S.retryTimer);
   if (S.ws) S.ws.close(1000, 'signed out');
   S.ws = null;
@@ -979,19 +1003,18 @@ function signOut(message) {
 }
 
 function init() {
-  // A link may carry the token in the fragment: #token=clg_…
+  // An invite link carries the token in the fragment: #token=clg_…; it is
+  // traded for a session and replaced in the address bar and history at once
   const m = location.hash.match(/(?:^#|&)token=([^&]+)/);
-  if (m) {
-    sessionStorage.setItem('changelog-token', decodeURIComponent(m[1]));
-    history.replaceState(null, '', location.pathname + location.search + '#/');
-  }
+  const invite = m ? decodeURIComponent(m[1]) : null;
+  if (m) history.replaceState(null, '', location.pathname + location.search + '#/');
   $('#signin-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     const t = $('#token').value.trim();
     $('#token').value = '';
     if (t) signIn(t);
   });
-  $('#signout').addEventListener('click', () => signOut());
+  $('#signout').addEventListener('click', () => signOut(null, true));
   const nf = $('#new-form');
   const checkTitle = attachCounter(nf.querySelector('input[name=title]'), LIMITS.title, 'title');
   const checkBody = attachCounter(nf.querySelector('textarea'), LIMITS.body, 'text');
@@ -1039,8 +1062,8 @@ function init() {
   $('#more').addEventListener('click', () => loadList(true).catch((err) => showError(describe(err))));
   window.addEventListener('hashchange', route);
   route();
-  const saved = sessionStorage.getItem('changelog-token');
-  if (saved) signIn(saved); else signOut();
+  if (invite) signIn(invite);
+  else signedIn().then((yes) => (yes ? signIn(null) : signOut()));
 }
 
 init();

@@ -83,6 +83,32 @@ static void t_parse_forms(void)
 	req_free(r);
 }
 
+/* req_build: the same request from JSON already parsed (the HTTP API). */
+static void t_build(void)
+{
+	struct req *r;
+
+	r = req_build(json_pack("{s:s,s:s,s:{s:s},s:s}", "op", "command", "name", "createEntry",
+				"params", "title", "t", "cmd_id", "k-1"));
+	REQUIRE(r);
+	CHECK_EQ_INT(r->kind, REQ_CMD);
+	CHECK(strcmp(r->name, "createEntry") == 0 && r->cmd_id.n == 3);
+	CHECK(r->api == NULL && r->sess == NULL);
+	req_free(r);
+	r = req_build(json_pack("{s:s,s:s}", "op", "command", "name", "noSuchThing"));
+	REQUIRE(r);
+	CHECK(r->kind == REQ_BAD && r->fail.code == CMD_BAD_REQUEST);
+	req_free(r);
+	r = req_build(json_pack("[i]", 1));
+	REQUIRE(r);
+	CHECK(r->kind == REQ_BAD && strstr(r->fail.message, "JSON object"));
+	req_free(r);
+	r = req_build(json_pack("{s:s,s:s,s:i}", "op", "query", "name", "getStats", "params", 3));
+	REQUIRE(r);
+	CHECK(r->kind == REQ_BAD && strstr(r->fail.message, "params must be an object"));
+	req_free(r);
+}
+
 static void t_parse_refusals(void)
 {
 	CHECK(refused("", "empty message"));
@@ -197,6 +223,7 @@ static void t_exec_ping_subscribe(void)
 	r = run(&fx, "{\"id\":1,\"op\":\"ping\"}", NULL);
 	CHECK(json_is_true(json_object_get(r->reply, "pong")));
 	CHECK_EQ_INT(json_integer_value(json_object_get(r->reply, "at")), 2);
+	CHECK_EQ_INT(r->at, 2);        /* the seq it was answered at, for every kind */
 	req_free(r);
 
 	/* the same epoch and a seq we have: resumed there */
@@ -212,7 +239,7 @@ static void t_exec_ping_subscribe(void)
 	CHECK_EQ_INT(r->sub_next, 3);
 	CHECK_EQ_INT(json_integer_value(json_object_get(r->reply, "head")), 2);
 	proto_reset(r);
-	CHECK(r->reply == NULL && r->sub_next == 0);
+	CHECK(r->reply == NULL && r->sub_next == 0 && r->at == 0);
 	req_free(r);
 	fx_close(&fx);
 }
@@ -399,6 +426,7 @@ int main(void)
 {
 	RUN(t_parse_forms);
 	RUN(t_parse_refusals);
+	RUN(t_build);
 	RUN(t_refuse_and_error);
 	RUN(t_exec_ping_subscribe);
 	RUN(t_exec_query_cache);

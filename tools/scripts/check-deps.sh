@@ -80,6 +80,8 @@ net_allowed() {
 	metrics) echo "qcache" ;;
 	proto) echo "push qcache" ;;
 	http) echo "metrics qcache" ;;
+	api) echo "proto push qcache websess metrics" ;;
+	websess) echo "" ;;
 	session) echo "push metrics qcache slog" ;;
 	changelogd_main) echo "server slog config libver tlsreload" ;;
 	server) echo "*" ;;

@@ -562,7 +562,7 @@ static int srv_run_batch(struct server *s, struct req *batch, struct req **culpr
 			r->waiting = 1;   /* behind a request of its session that waits */
 			continue;
 		}
-		if (!r->sess && r->kind != REQ_CMD)
+		if (!r->sess && !r->api && r->kind != REQ_CMD)
 			continue;         /* its reader has gone */
 		rc = proto_exec(&s->pc, r, txn);
 		if (rc) {
@@ -571,8 +571,9 @@ static int srv_run_batch(struct server *s, struct req *batch, struct req **culpr
 		}
 		if (r->waiting)
 			r->sess->wait_mark = s->batch_no;
-		else if (r->frame && r->sess) {
-			sess_reserve(r->sess, r->frame->len);
+		else if (r->frame) {
+			if (r->sess)
+				sess_reserve(r->sess, r->frame->len);
 			s->batch_bytes += r->frame->len;
 		}
 	}

@@ -48,6 +48,9 @@ const S = {
 };
 
 const $ = (sel) => document.querySelector(sel);
+/* The admin page (web/admin.js, loaded before this file) is told of the
+ * route, the connection, sign-out and pushes through these calls. */
+const adminHook = (name, arg) => window.CLAdmin && window.CLAdmin[name](arg);
 
 function el(tag, attrs, ...kids) {
   const n = document.createElement(tag);
@@ -292,6 +295,7 @@ async function start() {
   S.me = who.result.user;
   S.tokenId = who.token;
   $('#me').textContent = `${S.me.name} (${S.me.role})`;
+  adminHook('started');
   await loadUsers();
   if (S.epoch !== null) {
     const sub = await send({ op: 'subscribe', since: S.lastSeq, epoch: S.epoch });
@@ -883,6 +887,7 @@ function onPush(p) {
   if (p.user) {
     S.users.set(p.user.id, p.user);
     fillAuthors();
+    adminHook('push', p);
   }
   if (p.event && (p.event.type === 'comment.edited' || p.event.type === 'comment.deleted')) {
     if (S.view === 'entry' && S.entry && p.event.entry === S.entry.id) commentChanged(p);
@@ -955,6 +960,10 @@ function route() {
     $('#list-view').hidden = true;
     $('#entry-view').hidden = false;
     $('#back').setAttribute('href', S.listHash);
+  } else if (/^#\/admin(?:$|[/?])/.test(location.hash) && window.CLAdmin) {
+    S.view = 'admin';
+    $('#list-view').hidden = true;
+    $('#entry-view').hidden = true;
   } else {
     S.view = 'list';
     filtersFromURL();
@@ -962,6 +971,8 @@ function route() {
     $('#entry-view').hidden = true;
   }
   setTitle();
+  adminHook('route', S.view === 'admin');
+  if (S.view === 'admin') return;
   if (S.ws && S.ws.readyState === WebSocket.OPEN) {
     const load = S.view === 'entry' ? loadEntry(S.entryId) : loadList(false);
     load.catch((err) => showError(describe(err)));
@@ -995,6 +1006,7 @@ function signOut(message, end) {
   S.ws = null;
   S.epoch = null; S.lastSeq = 0; S.everOpened = false;
   $('#me').textContent = '';
+  adminHook('signedOut');
   $('#app').hidden = true;
   $('#signout').hidden = true;
   $('#signin').hidden = false;

@@ -152,3 +152,20 @@ def test_edit_and_delete_comments_in_chromium(tmpdir_path):
                         os.path.join(tmpdir_path, "data")], capture_output=True, text=True,
                        timeout=30)
     assert v.returncode == 0, v.stdout + v.stderr
+
+
+def test_admin_page_in_chromium(tmpdir_path):
+    """issue 18: the admin page - users, roles, tokens, invite links and
+    revocation through the protocol's commands; bad names refused in plain
+    words; a member gets "admins only" and, forcing the page, the server's
+    refusal; live updates; phone and dark mode; screenshots in build/."""
+    from conftest import BIN
+    out = run_browser_script(tmpdir_path, "browser_admin.js")
+    assert "browser admin: all checks passed" in out
+    for name in ("admin-desktop.png", "admin-phone-light.png", "admin-phone-dark.png",
+                 "admin-member-desktop.png"):
+        assert os.path.getsize(os.path.join(OUT, name)) > 1000
+    v = subprocess.run([os.path.join(BIN, "changelog-audit"), "verify", "--data",
+                        os.path.join(tmpdir_path, "data")], capture_output=True, text=True,
+                       timeout=30)
+    assert v.returncode == 0, v.stdout + v.stderr

@@ -1,7 +1,8 @@
 // a11y_audit.js - what the browser tests check for accessibility, as a
 // function Playwright runs in the page (page.evaluate(audit)): WCAG 2.1
 // contrast computed from the computed colours (text and badges 4.5:1,
-// input borders 3:1) and an accessible name for every shown control.
+// input borders 3:1) and an accessible name for every shown control; and
+// headerLine, the measure of the one-line phone header.
 // Shared by browser_a11y.js and browser_admin.js.
 'use strict';
 
@@ -53,4 +54,14 @@ function audit() {
   return { bad, low, bg: lum(parse(getComputedStyle(document.body).backgroundColor)) };
 }
 
-module.exports = { audit };
+/* Runs in the page: the header's shown children, how far their middles
+ * spread (one line: a few px), its height, and the page's scroll width. */
+function headerLine() {
+  const bar = document.querySelector('header.bar');
+  const kids = [...bar.children].filter((k) => k.getClientRects().length);
+  const tops = kids.map((k) => k.getBoundingClientRect()).map((r) => r.top + r.height / 2);
+  return { height: bar.getBoundingClientRect().height, spread: Math.max(...tops) - Math.min(...tops),
+    n: kids.length, width: document.documentElement.scrollWidth };
+}
+
+module.exports = { audit, headerLine };

@@ -9,7 +9,7 @@
 'use strict';
 const { chromium } = require('playwright-core');
 const { connect } = require('./wsclient');
-const { audit } = require('./a11y_audit');
+const { audit, headerLine } = require('./a11y_audit');
 
 const [base, adminToken, outDir] = process.argv.slice(2);
 const wsBase = base.replace(/^http/, 'ws');
@@ -80,13 +80,7 @@ async function main() {
       check(dark ? a.bg < 0.05 : a.bg > 0.8, `${where}: the page follows prefers-color-scheme (background luminance ${a.bg.toFixed(3)})`);
       check(a.bad.length === 0, `${where}, list: contrast and names hold (lowest: text ${a.low.text.toFixed(2)}, badges ${a.low.badge.toFixed(2)}, borders ${a.low.border.toFixed(2)}) ${a.bad.join('; ')}`);
       if (phone) {
-        const h = await P.evaluate(() => {
-          const bar = document.querySelector('header.bar');
-          const kids = [...bar.children].filter((k) => k.getClientRects().length);
-          const tops = kids.map((k) => k.getBoundingClientRect()).map((r) => r.top + r.height / 2);
-          return { height: bar.getBoundingClientRect().height, spread: Math.max(...tops) - Math.min(...tops),
-            n: kids.length, width: document.documentElement.scrollWidth };
-        });
+        const h = await P.evaluate(headerLine);
         check(h.n === 4 && h.spread < 4 && h.height < 56, `${where}: the header is one line, even with a 61-character name (${JSON.stringify(h)})`);
         check(h.width <= 390, `${where}: nothing is wider than the phone (${h.width} px)`);
       }

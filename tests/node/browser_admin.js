@@ -14,7 +14,7 @@
 'use strict';
 const { chromium } = require('playwright-core');
 const { connect } = require('./wsclient');
-const { audit } = require('./a11y_audit');
+const { audit, headerLine } = require('./a11y_audit');
 
 const [base, adminToken, outDir] = process.argv.slice(2);
 const wsBase = base.replace(/^http/, 'ws');
@@ -240,13 +240,7 @@ async function main() {
     a = await P.evaluate(audit);
     check(dark ? a.bg < 0.05 : a.bg > 0.8, `${mode}, phone: the page follows prefers-color-scheme`);
     check(a.bad.length === 0, `${mode}, phone, admin page: contrast and names hold (lowest: text ${a.low.text.toFixed(2)}, badges ${a.low.badge.toFixed(2)}, borders ${a.low.border.toFixed(2)}) ${a.bad.join('; ')}`);
-    const h = await P.evaluate(() => {
-      const bar = document.querySelector('header.bar');
-      const kids = [...bar.children].filter((k) => k.getClientRects().length);
-      const tops = kids.map((k) => k.getBoundingClientRect()).map((r) => r.top + r.height / 2);
-      return { height: bar.getBoundingClientRect().height, spread: Math.max(...tops) - Math.min(...tops),
-        n: kids.length, width: document.documentElement.scrollWidth };
-    });
+    const h = await P.evaluate(headerLine);
     check(h.n === 5 && h.spread < 4 && h.height < 56, `${mode}, phone: the header with the Admin link is one line (${JSON.stringify(h)})`);
     check(h.width <= 390, `${mode}, phone: nothing is wider than the phone (${h.width} px)`);
     await P.screenshot({ path: `${outDir}/admin-phone-${mode}.png`, fullPage: true });

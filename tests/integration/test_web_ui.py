@@ -24,7 +24,7 @@ OUT = os.path.join(REPO, "build", "ui-screenshots")
 def test_static_files(tmpdir_path):
     s = Server(os.path.join(tmpdir_path, "data"), web=WEB).start()
     try:
-        for path, ctype in (("/", "text/html"), ("/app.js", "javascript"),
+        for path, ctype in (("/", "text/html"), ("/app.js", "javascript"), ("/admin.js", "javascript"),
                             ("/style.css", "text/css")):
             status, headers, body = s.get(path)
             assert status == 200, path

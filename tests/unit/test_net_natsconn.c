@@ -7,7 +7,7 @@
 
 static void t_records_roundtrip(void)
 {
-	uint8_t buf[3 * NATSCONN_REC_HDR + 16];
+	uint8_t buf[3 * NATSCONN_REC_HDR + 3 + 16];
 	const uint8_t *val;
 	size_t off = 0, len = 0, vlen;
 	uint64_t seq;

@@ -9,8 +9,10 @@
  * The consumer is an ordered push consumer (libnats re-creates it from
  * the last delivered seq after a gap, a missed heartbeat or a reconnect).
  * A message whose stream seq is not the next one is never queued: a seq
- * already held is skipped, a jump forward stops the edge (state "gap":
- * the stream no longer holds what the edge lacks).
+ * already held is skipped; on a jump forward (the stream no longer holds
+ * what the edge lacks) the thread fetches the missing events from the
+ * writer's "<stream>.fetch" service (natssvc.h) and queues them the same
+ * way, retrying every second (state "gap") while the writer cannot answer.
  *
  * Threads: edge_start and edge_take / edge_applied / edge_stats / edge_stop
  * on the service thread; the consumer thread owns the subscription. The
@@ -37,7 +39,8 @@ struct edge_opts {
 enum edge_state {
 	EDGE_CONNECTING = 0,       /* no broker connection */
 	EDGE_LIVE,                 /* consuming */
-	EDGE_GAP,                  /* the stream skips seqs the edge lacks: stopped */
+	EDGE_GAP,                  /* the stream skips seqs the edge lacks and the
+	                              writer cannot hand them out now: retrying */
 	EDGE_DIVERGED,             /* a message broke the edge's hash chain: stopped */
 	EDGE__COUNT
 };
@@ -57,6 +60,7 @@ struct edge_stats {
 	uint64_t applied;          /* the edge's last seq */
 	uint64_t behind;           /* seqs the stream holds that the edge has not applied */
 	double lag_secs;           /* stream store -> applied here, of the last event */
+	uint64_t fetches, fetched; /* catch-up requests to the writer, events they brought */
 };
 
 struct edge;

@@ -239,3 +239,36 @@ def test_read_marks_follow_the_user(server):
     assert out.returncode == 0, out.stderr
     assert "marked everything read up to seq" in out.stdout
     assert "read #" in out.stdout
+
+
+def test_over_the_http_api(server):
+    """getPresence, getUnread and markRead through /api/v1 (docs/http-api.md)."""
+    from http_util import call
+
+    async def go():
+        admin = await Client.connect(server, server.admin_token)
+        uid, tok = await new_member(admin, "alice")
+        e = await admin.command("createEntry", {"title": "t", "kind": "fix"})
+        watcher = await join(server, server.admin_token)
+        await wait_presence(watcher, lambda p: 1 in p)
+        await watcher.close()
+        await admin.close()
+        return tok, e
+
+    tok, e = run(go())
+    st, _, body = call(server, "GET", "/api/v1/queries/getUnread", token=None)
+    assert st == 401
+    st, _, body = call(server, "GET", "/api/v1/queries/getPresence", token=server.admin_token)
+    assert st == 200 and "users" in body["result"], (st, body)
+    st, _, body = call(server, "GET", "/api/v1/queries/getUnread", token=server.admin_token)
+    assert st == 200 and body["result"]["unread"] == [], (st, body)   # his own entry
+    st, _, body = call(server, "GET", "/api/v1/queries/getUnread", token=tok)
+    assert st == 200 and body["result"]["unread"] == [{"entry": e["entry"], "seq": e["seq"]}]
+    st, _, body = call(server, "POST", "/api/v1/commands/markRead", token=tok,
+                       body={"entry": e["entry"]})
+    assert st == 200 and body["upto"] >= e["seq"], (st, body)
+    st, _, body = call(server, "POST", "/api/v1/commands/markRead", token=tok,
+                       body={"entry": e["entry"]})
+    assert st == 400 and body["error"]["code"] == "bad_request", (st, body)
+    st, _, body = call(server, "GET", "/api/v1/queries/getUnread", token=tok)
+    assert st == 200 and body["result"]["count"] == 0

@@ -165,6 +165,21 @@ def test_admin_page_in_chromium(tmpdir_path):
     for name in ("admin-desktop.png", "admin-phone-light.png", "admin-phone-dark.png",
                  "admin-member-desktop.png"):
         assert os.path.getsize(os.path.join(OUT, name)) > 1000
+
+
+def test_presence_unread_and_notifications_in_chromium(tmpdir_path):
+    """issue 18: presence (hidden users never shown), unread marks with the
+    title count, read on open, mark all read, marks that follow the user to
+    a second browser, and opt-in notifications for the three cases and not
+    for one's own actions; changelog-audit then verifies the log."""
+    from conftest import BIN
+    out = run_browser_script(tmpdir_path, "browser_social.js")
+    assert "browser social: all checks passed" in out
+    r = subprocess.run([os.path.join(BIN, "changelog-audit"), "log", "--data",
+                        os.path.join(tmpdir_path, "data"), "--type", "read"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert "marked everything read up to seq" in r.stdout and "read #2 up to seq" in r.stdout
     v = subprocess.run([os.path.join(BIN, "changelog-audit"), "verify", "--data",
                         os.path.join(tmpdir_path, "data")], capture_output=True, text=True,
                        timeout=30)

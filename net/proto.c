@@ -612,7 +612,8 @@ static int proto_run(struct proto_ctx *c, struct req *r, struct evlog_txn *txn);
 static int proto_command(struct proto_ctx *ctx, struct req *r, struct evlog_txn *txn)
 {
 	struct command c = { .actor = r->user, .token = r->token, .name = r->name,
-			     .params = r->params, .cmd_id = r->cmd_id, .now = cl_now_us() };
+			     .params = r->params, .cmd_id = r->cmd_id, .now = cl_now_us(),
+			     .hook_key = ctx->hook_key };
 	struct command_out out;
 	json_t *o;
 	int rc;

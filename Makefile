@@ -24,7 +24,7 @@ BIN     ?= bin
 SAN     ?=
 WERROR  ?= $(if $(CI),-Werror,)
 
-PKGS    := libwebsockets msgpack jansson lmdb sqlite3 libmariadb openssl libnats
+PKGS    := libwebsockets msgpack jansson lmdb sqlite3 libmariadb openssl libnats libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

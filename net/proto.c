@@ -612,8 +612,7 @@ static int proto_run(struct proto_ctx *c, struct req *r, struct evlog_txn *txn);
 static int proto_command(struct proto_ctx *ctx, struct req *r, struct evlog_txn *txn)
 {
 	struct command c = { .actor = r->user, .token = r->token, .name = r->name,
-			     .params = r->params, .cmd_id = r->cmd_id, .now = cl_now_us(),
-			     .hook_key = ctx->hook_key };
+			     .params = r->params, .cmd_id = r->cmd_id, .now = cl_now_us() };
 	struct command_out out;
 	json_t *o;
 	int rc;
@@ -627,6 +626,8 @@ static int proto_command(struct proto_ctx *ctx, struct req *r, struct evlog_txn 
 		r->reply = proto_unavailable(r->id, r->unavailable ? r->unavailable : CL_EIO);
 		return r->reply ? 0 : CL_ENOMEM;
 	}
+	if (ctx->hook_key && strcmp(r->name, "createWebhook") == 0)
+		c.hook_key = ctx->hook_key(ctx->arg);
 	rc = command_run_txn(txn, ctx->proj, &c, proto_on_event, ctx, &out);
 	if (rc)
 		return rc;

@@ -50,6 +50,8 @@ struct srv_opts {
 	struct natspub_opts nats;  /* nats.url NULL: no publishing to NATS */
 	int edge;                  /* --edge: a read-only copy fed from nats.url */
 	int session_days;          /* a browser session (the cookie) lives this long */
+	long webhook_timeout_ms;   /* one webhook request (net/webhook.h) */
+	long webhook_retry_min_ms, webhook_retry_max_ms;   /* its backoff */
 	int verbose;
 };
 

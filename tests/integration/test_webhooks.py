@@ -14,8 +14,11 @@ import os
 import re
 import signal
 import socketserver
+import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -379,3 +382,59 @@ def test_limits_and_permissions(make_server):
     st, _, a = command(s, s.admin_token, "deleteWebhook", {"webhook": ids[2]}, key="del-2")
     st2, _, b = command(s, s.admin_token, "deleteWebhook", {"webhook": ids[2]}, key="del-2")
     assert st == st2 == 200 and a["seq"] == b["seq"]
+
+
+def slack_adapter_source():
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "..", "..", "docs", "http-api.md")) as f:
+        doc = f.read()
+    part = doc.split("### Example: a Slack adapter", 1)[1]
+    return part.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_documented_slack_adapter(make_server, tmpdir_path):
+    texts = []                        # what a stand-in for Slack was sent
+
+    class Slack(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            texts.append(json.loads(self.rfile.read(int(self.headers["Content-Length"])))["text"])
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+    slack_srv = http.server.HTTPServer(("127.0.0.1", free_port()), Slack)
+    threading.Thread(target=slack_srv.serve_forever, daemon=True).start()
+    src = os.path.join(tmpdir_path, "slack.py")
+    with open(src, "w") as f:
+        f.write(slack_adapter_source())
+    assert len(slack_adapter_source().strip().splitlines()) <= 25
+    port = free_port()
+    s = make_server(*FAST)
+    r = ok(s, s.admin_token, "createWebhook", {"url": "http://127.0.0.1:%d/" % port,
+                                                "events": ["entry.created", "comment.added"]})
+    env = dict(os.environ, WHSEC=r["secret"], PORT=str(port),
+               SLACK_URL="http://127.0.0.1:%d/services/x" % slack_srv.server_port)
+    adapter = subprocess.Popen(["/usr/bin/python3", src], env=env, stderr=subprocess.PIPE)
+    try:
+        make_entries(s, 1)
+        ok(s, s.admin_token, "addComment", {"entry": 1, "body": "ship it"})
+        deadline = time.monotonic() + 60
+        while len(texts) < 2 and time.monotonic() < deadline:
+            assert adapter.poll() is None, adapter.stderr.read()
+            time.sleep(0.02)
+        assert texts == ["entry.created on #1 entry 0 (open)", "comment.added on #1 entry 0 (open)"]
+        # a forged delivery (wrong secret) is refused by the adapter: 401
+        body = b'{"op":"event","seq":99,"entry":{"id":1,"title":"x","status":"open"}}'
+        req = urllib.request.Request("http://127.0.0.1:%d/" % port, body, {
+            "X-Changelogd-Seq": "99", "X-Changelogd-Epoch": "e",
+            "X-Changelogd-Signature": "sha256=" + hmac.new(b"whsec_wrong", body,
+                                                           hashlib.sha256).hexdigest()})
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req, timeout=10)
+        assert e.value.code == 401 and len(texts) == 2
+    finally:
+        adapter.kill()
+        adapter.wait()
+        slack_srv.shutdown()
+        slack_srv.server_close()

@@ -118,6 +118,8 @@ static int wh_cursor_write(const struct webhook *wh, uint64_t id, uint64_t seq)
 	snprintf(tmp, sizeof tmp, "%s/.%" PRIu64 ".tmp", wh->dir, id);
 	n = snprintf(line, sizeof line, "%s %" PRIu64 "\n", wh->o.epoch, seq);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == ENOENT && mkdir(wh->dir, 0700) == 0)   /* the first cursor */
+		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -1;
 	if (write(fd, line, (size_t)n) != n || fsync(fd) != 0) {
@@ -551,12 +553,6 @@ int webhook_start(struct webhook **out, const struct webhook_opts *o, const stru
 	}
 	wh->o = *o;
 	snprintf(wh->dir, sizeof wh->dir, "%s/webhooks", o->data_dir);
-	if (mkdir(wh->dir, 0700) != 0 && errno != EEXIST) {
-		slog(SLOG_ERR, "webhooks: cannot make %s (%s)", wh->dir, strerror(errno));
-		free(wh);
-		curl_global_cleanup();
-		return CL_EIO;
-	}
 	pthread_mutex_init(&wh->mu, NULL);
 	wh->committed = committed;
 	if (!(wh->multi = curl_multi_init())) {

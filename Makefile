@@ -57,6 +57,7 @@ existing    = $(filter $(LIBS),$(1))
 # it links libs_<directory>)
 BIN_SPECS := changelogd:net:changelogd changelog-replay:replay:replay \
              changelog-admin:tools:admin changelog-audit:tools:audit \
+             changelog-post:tools:post \
              changelog-bench:tests/bench:bench
 spec_name  = $(word 1,$(subst :, ,$(1)))
 spec_layer = $(word 2,$(subst :, ,$(1)))

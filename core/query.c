@@ -841,10 +841,11 @@ static int q_webhooks(struct proj *p, json_t *params, const struct proj_qctx *ct
 		return proj_i_fail(fail, CMD_INTERNAL, "out of memory");
 	for (uint32_t id = 1; id <= p->nwebhooks; id++) {
 		const struct pwebhook *w = &p->webhooks[id - 1];
-		json_t *types = json_array(), *o;
+		json_t *types, *o;
 
 		if (!w->url)
 			continue;
+		types = json_array();
 		for (int t = EV_NONE + 1; types && t < EV__COUNT; t++)
 			if ((w->mask & (1u << t)) && json_array_append_new(types,
 									   json_string(ev_type_name(t))))

@@ -463,7 +463,11 @@ int main(int argc, char **argv)
 			return EXIT_OK;
 		}
 		if (strcmp(a, "--version") == 0) {
-			store_version_print(PROG);
+			struct cl_libver v[CL_LIBVER_MAX];
+			size_t nv = store_libvers(v, 0);
+
+			nv = cl_libver_add(v, nv, "libcurl", curl_version_info(CURLVERSION_NOW)->version);
+			cl_version_print(stdout, PROG, v, nv);
 			return EXIT_OK;
 		}
 		if (strcmp(a, "--insecure") == 0) {

@@ -24,7 +24,7 @@ BIN     ?= bin
 SAN     ?=
 WERROR  ?= $(if $(CI),-Werror,)
 
-PKGS    := libwebsockets msgpack jansson lmdb sqlite3 libmariadb openssl libnats
+PKGS    := libwebsockets msgpack jansson lmdb sqlite3 libmariadb openssl libnats libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -57,6 +57,7 @@ existing    = $(filter $(LIBS),$(1))
 # it links libs_<directory>)
 BIN_SPECS := changelogd:net:changelogd changelog-replay:replay:replay \
              changelog-admin:tools:admin changelog-audit:tools:audit \
+             changelog-post:tools:post \
              changelog-bench:tests/bench:bench
 spec_name  = $(word 1,$(subst :, ,$(1)))
 spec_layer = $(word 2,$(subst :, ,$(1)))

@@ -605,6 +605,9 @@ void proj_free(struct proj *p)
 	array_free(p->tokens, (size_t)p->cap_tokens * sizeof *p->tokens);
 	array_free(p->entries, (size_t)p->cap_entries * sizeof *p->entries);
 	array_free(p->comments, (size_t)p->cap_comments * sizeof *p->comments);
+	for (uint32_t i = 0; i < p->nwebhooks; i++)
+		free(p->webhooks[i].url);
+	array_free(p->webhooks, (size_t)p->cap_webhooks * sizeof *p->webhooks);
 	free(p->act);
 	free(p->name_tab);
 	free(p->tok_tab);
@@ -764,6 +767,76 @@ static int apply_token_issued(struct proj *p, const struct event *ev)
 	t->created = ev->ts;
 	table_put(p->tok_tab, p->tok_cap, token_hash_of(p, p->ntokens), p->ntokens);
 	u->tokens.v[u->tokens.n++] = p->ntokens;
+	return 0;
+}
+
+static int apply_webhook_created(struct proj *p, const struct event *ev)
+{
+	struct pwebhook *w;
+	uint32_t mask;
+	char *url;
+	int rc;
+
+	if (!actor_admin(p, ev->actor) || !id_next(ev->ids.webhook, p->nwebhooks) ||
+	    p->live_webhooks >= CL_MAX_WEBHOOKS || !text_ok(ev->url, 1, CL_MAX_URL) ||
+	    cl_url_check(ev->url.p, ev->url.n) ||
+	    ev_types_mask(ev->types.p, ev->types.n, &mask))
+		return CL_ESTATE;
+	if ((rc = grow((void **)&p->webhooks, p->nwebhooks, &p->cap_webhooks,
+		       sizeof *p->webhooks, 4)))
+		return rc;
+	if (!(url = malloc(ev->url.n + 1)))
+		return CL_ENOMEM;
+	memcpy(url, ev->url.p, ev->url.n);
+	url[ev->url.n] = '\0';
+	w = &p->webhooks[p->nwebhooks++];
+	memset(w, 0, sizeof *w);
+	w->url = url;
+	w->url_n = (uint32_t)ev->url.n;
+	w->mask = mask;
+	memcpy(w->nonce, ev->token_hash, EV_HASH_LEN);
+	w->seq = ev->seq;
+	w->created = ev->ts;
+	w->creator = (uint32_t)ev->actor;
+	p->live_webhooks++;
+	return 0;
+}
+
+static int apply_webhook_deleted(struct proj *p, const struct event *ev)
+{
+	struct pwebhook *w;
+
+	if (!actor_admin(p, ev->actor) || ev->ids.webhook < 1 ||
+	    ev->ids.webhook > p->nwebhooks)
+		return CL_ESTATE;
+	w = &p->webhooks[ev->ids.webhook - 1];
+	if (!w->url)
+		return CL_ESTATE;
+	free(w->url);
+	w->url = NULL;
+	w->deleted_seq = ev->seq;
+	p->live_webhooks--;
+	return 0;
+}
+
+uint64_t proj_webhook_count(const struct proj *p)
+{
+	return p ? p->nwebhooks : 0;
+}
+
+int proj_webhook_get(const struct proj *p, uint64_t id, struct proj_webhook_info *out)
+{
+	const struct pwebhook *w;
+
+	if (!p || id < 1 || id > p->nwebhooks)
+		return CL_ENOTFOUND;
+	w = &p->webhooks[id - 1];
+	out->id = id;
+	out->url = w->url;
+	out->mask = w->mask;
+	out->nonce = w->nonce;
+	out->seq = w->seq;
+	out->deleted_seq = w->deleted_seq;
 	return 0;
 }
 
@@ -1061,6 +1134,8 @@ int proj_apply(struct proj *p, const struct event *ev)
 	case EV_COMMENT_EDITED:   rc = apply_comment_edited(p, ev); break;
 	case EV_COMMENT_DELETED:  rc = apply_comment_deleted(p, ev); break;
 	case EV_READ_MARKED:      rc = proj_i_apply_read_marked(p, ev); break;
+	case EV_WEBHOOK_CREATED:  rc = apply_webhook_created(p, ev); break;
+	case EV_WEBHOOK_DELETED:  rc = apply_webhook_deleted(p, ev); break;
 	default:                  rc = CL_ESTATE; break;
 	}
 	if (rc == 0 && entry_activity((int)ev->type))

@@ -95,6 +95,22 @@ struct proj_comment_info {
 };
 int proj_comment_get(const struct proj *p, uint64_t id, struct proj_comment_info *out);
 
+/*
+ * Webhook endpoints (webhook.created / webhook.deleted). Ids run from 1 to
+ * proj_webhook_count; a deleted one keeps its id (info.deleted_seq set,
+ * url NULL). 0 or CL_ENOTFOUND.
+ */
+struct proj_webhook_info {
+	uint64_t id;
+	const char *url;      /* NUL-terminated, owned by p; NULL once deleted */
+	uint32_t mask;        /* event types it gets: bit 1u << type */
+	const uint8_t *nonce; /* EV_HASH_LEN bytes (the secret's derivation input) */
+	uint64_t seq;         /* its webhook.created */
+	uint64_t deleted_seq; /* its webhook.deleted, or 0 */
+};
+uint64_t proj_webhook_count(const struct proj *p);
+int proj_webhook_get(const struct proj *p, uint64_t id, struct proj_webhook_info *out);
+
 /* ---- JSON views (shared by queries, pushes and the replay equivalence) -- */
 
 /* Entry summary as listed by getChangelogEntries (no comments). NULL if absent. */

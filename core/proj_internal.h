@@ -125,6 +125,18 @@ struct ptoken {
 	uint8_t revoked;
 };
 
+/* A webhook endpoint (webhook.created); deleted ones stay, url freed. */
+struct pwebhook {
+	char *url;            /* malloc'd, NUL-terminated; NULL once deleted */
+	uint32_t url_n;
+	uint32_t mask;        /* event types it gets (ev_types_mask) */
+	uint8_t nonce[EV_HASH_LEN];
+	uint64_t seq;         /* its webhook.created */
+	uint64_t deleted_seq; /* its webhook.deleted, or 0 */
+	int64_t created;
+	uint32_t creator;
+};
+
 struct parena_chunk;
 
 #define POOL_CLASSES 128          /* pooled block sizes 8, 16, .. 1024 bytes */
@@ -155,6 +167,8 @@ struct proj {
 	uint64_t by_status[5];       /* entries per enum cl_status */
 	uint64_t by_kind[4];         /* entries per enum cl_kind */
 	uint32_t admins;             /* users with ROLE_ADMIN */
+	struct pwebhook *webhooks;   /* by id - 1 */
+	uint32_t nwebhooks, cap_webhooks, live_webhooks;
 	struct pact *act;            /* the activity index, see struct pact */
 	uint32_t nact, cap_act;
 	struct parena arena;

@@ -821,6 +821,48 @@ static int q_stats(struct proj *p, json_t *params, json_t **result, struct cl_fa
 	return *result ? 0 : proj_i_fail(fail, CMD_INTERNAL, "out of memory");
 }
 
+/*
+ * getWebhooks (admins): the configured endpoints, without their secrets
+ * (which never reach the projection). At most CL_MAX_WEBHOOKS live ones,
+ * so the answer is bounded by CL_MAX_WEBHOOKS * (CL_MAX_URL + types).
+ */
+static int q_webhooks(struct proj *p, json_t *params, const struct proj_qctx *ctx,
+		      json_t **result, struct cl_fail *fail)
+{
+	const struct puser *viewer = proj_i_user(p, ctx ? ctx->viewer : 0);
+	json_t *arr;
+	int rc;
+
+	if ((rc = proj_i_params_known(params, no_params, fail)))
+		return rc;
+	if (ctx && ctx->viewer && !(viewer && viewer->role == ROLE_ADMIN))
+		return proj_i_fail(fail, CMD_FORBIDDEN, "only an admin can getWebhooks");
+	if (!(arr = json_array()))
+		return proj_i_fail(fail, CMD_INTERNAL, "out of memory");
+	for (uint32_t id = 1; id <= p->nwebhooks; id++) {
+		const struct pwebhook *w = &p->webhooks[id - 1];
+		json_t *types, *o;
+
+		if (!w->url)
+			continue;
+		types = json_array();
+		for (int t = EV_NONE + 1; types && t < EV__COUNT; t++)
+			if ((w->mask & (1u << t)) && json_array_append_new(types,
+									   json_string(ev_type_name(t))))
+				break;
+		o = json_pack("{s:I,s:s%,s:o,s:b,s:o,s:I,s:I}", "id", (json_int_t)id, "url", w->url,
+			      (size_t)w->url_n, "events", types, "all", w->mask == EV_TYPES_ALL,
+			      "created", proj_i_iso(w->created), "created_by", (json_int_t)w->creator,
+			      "seq", (json_int_t)w->seq);
+		if (json_array_append_new(arr, o)) {
+			json_decref(arr);
+			return proj_i_fail(fail, CMD_INTERNAL, "out of memory");
+		}
+	}
+	*result = json_pack("{s:o}", "webhooks", arr);
+	return *result ? 0 : proj_i_fail(fail, CMD_INTERNAL, "out of memory");
+}
+
 /* ---- dispatch --------------------------------------------------------------- */
 
 int proj_query_by_viewer(const char *name)
@@ -867,6 +909,8 @@ int proj_query(struct proj *p, const char *name, json_t *params,
 	else if (strcmp(name, "getUnread") == 0)
 		rc = (rc = proj_i_params_known(params, no_params, fail)) ? rc
 		     : proj_i_q_unread(p, ctx, result, fail);
+	else if (strcmp(name, "getWebhooks") == 0)
+		rc = q_webhooks(p, params, ctx, result, fail);
 	else
 		rc = proj_i_fail(fail, CMD_BAD_REQUEST, "unknown query \"%.60s\"", name);
 	json_decref(empty);

@@ -664,6 +664,8 @@ static int proto_command(struct proto_ctx *ctx, struct req *r, struct evlog_txn 
 		r->reply = proto_unavailable(r->id, r->unavailable ? r->unavailable : CL_EIO);
 		return r->reply ? 0 : CL_ENOMEM;
 	}
+	if (ctx->hook_key && strcmp(r->name, "createWebhook") == 0)
+		c.hook_key = ctx->hook_key(ctx->arg);
 	rc = command_run_txn(txn, ctx->proj, &c, proto_on_event, ctx, &out);
 	if (rc)
 		return rc;

@@ -114,6 +114,9 @@ struct proto_ctx {
 	uint64_t committed;         /* last seq committed and applied to proj */
 	int (*load)(void *arg, uint64_t seq, json_t **out);   /* proj_qctx loader */
 	command_event_fn on_event;  /* after each event a command appended and applied */
+	/* createWebhook: the data directory's webhook key, made on first use
+	 * (store/hookkey.h); NULL if it cannot be had. NULL hook: none. */
+	const uint8_t *(*hook_key)(void *arg);
 	/*
 	 * The bytes r's answer may take now (NULL: PROTO_ANSWER_MAX), and in
 	 * *may_wait whether an answer that does not fit may wait (r->waiting)

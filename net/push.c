@@ -256,7 +256,9 @@ int push_restrict(struct pbuf *buf, struct frame *f, int type, uint64_t user)
 {
 	json_t *stub;
 
-	if (type != EV_TOKEN_ISSUED && type != EV_TOKEN_REVOKED && type != EV_READ_MARKED)
+	/* webhook.*: about no user (owner 0), so for admins only */
+	if (type != EV_TOKEN_ISSUED && type != EV_TOKEN_REVOKED && type != EV_READ_MARKED &&
+	    type != EV_WEBHOOK_CREATED && type != EV_WEBHOOK_DELETED)
 		return 0;
 	stub = json_pack("{s:s,s:I,s:b}", "op", "event", "seq", (json_int_t)f->seq,
 			 "redacted", 1);

@@ -37,6 +37,7 @@
 #include "../store/datadir.h"
 #include "../store/command.h"
 #include "../store/evlog.h"
+#include "../store/hookkey.h"
 #include "../store/token.h"
 #include "api.h"
 #include "http.h"
@@ -46,6 +47,7 @@
 #include "natspub.h"
 #include "natssvc.h"
 #include "presence.h"
+#include "webhook.h"
 #include "proto.h"
 #include "push.h"
 #include "session.h"
@@ -138,6 +140,11 @@ struct server {
 	struct srv_fwd *fwd_head;  /* ... in flight */
 	unsigned nfwd;
 	uint64_t fwd_ids;
+	struct webhook *wh;        /* webhook deliveries (the writer only), else NULL */
+	struct webhook_stat whs[CL_MAX_WEBHOOKS];   /* their figures for the page */
+	struct metrics_webhook mw[CL_MAX_WEBHOOKS];
+	uint8_t hook_key[HOOKKEY_LEN];   /* DATA/webhook.key, once loaded */
+	int hook_key_ok;
 
 	struct req *q_head, *q_tail;   /* requests waiting for srv_flush */
 	size_t q_n, q_seen;        /* queued now / at the end of the last turn */
@@ -425,6 +432,8 @@ static int srv_publish(struct server *s, uint64_t seq, int type, uint64_t token,
 	s->pc.committed = seq;
 	CL_ASSERT(s->ring.last == s->published);   /* sessions read it as the stream end */
 	s->m.events++;
+	if (type == EV_WEBHOOK_CREATED || type == EV_WEBHOOK_DELETED)
+		webhook_config(s->wh, s->proj);
 	if (type == EV_TOKEN_REVOKED) {
 		sess_pool_revoked(&s->pool, token);
 		websess_revoked(&s->websess, token);
@@ -1442,6 +1451,21 @@ static void srv_http_view(struct server *s, struct http_view *st)
 		}
 		st->g.nats = &s->mn;
 	}
+	if (s->wh) {
+		size_t i, n = webhook_stats(s->wh, s->whs, CL_MAX_WEBHOOKS);
+
+		for (i = 0; i < n; i++) {
+			s->mw[i].id = s->whs[i].id;
+			s->mw[i].cursor = s->whs[i].cursor;
+			s->mw[i].lag = s->whs[i].lag;
+			s->mw[i].deliveries = s->whs[i].deliveries;
+			s->mw[i].failures = s->whs[i].failures;
+			s->mw[i].last_status = s->whs[i].last_status;
+		}
+		st->g.webhooks = s->mw;
+		st->g.nwebhooks = n;
+		st->g.webhooks_on = 1;
+	}
 	if (s->edge) {
 		struct edge_stats es;
 
@@ -1515,6 +1539,30 @@ static int srv_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 
 /* ---- startup ------------------------------------------------------- */
 
+/* proto_ctx.hook_key: DATA/webhook.key, made by the first createWebhook. */
+static const uint8_t *srv_hook_key(void *arg)
+{
+	struct server *s = arg;
+	int rc;
+
+	if (!s->hook_key_ok) {
+		rc = hookkey_load(s->o.data_dir, 1, s->hook_key);
+		if (rc) {
+			slog(SLOG_ERR, "cannot read or make %s/webhook.key (%s); createWebhook is "
+			     "refused", s->o.data_dir, cl_strerror(rc));
+			return NULL;
+		}
+		s->hook_key_ok = 1;
+	}
+	return s->hook_key;
+}
+
+/* Called on the webhook delivery thread: "feed me" (webhook.h). */
+static void srv_webhook_wake(void *arg)
+{
+	lws_cancel_service(((struct server *)arg)->ctx);
+}
+
 /* Connect the modules: what each reads, and the hooks they call. */
 static void srv_wire(struct server *s)
 {
@@ -1525,6 +1573,7 @@ static void srv_wire(struct server *s)
 	s->pc.room = srv_room;
 	s->pc.reclaim = srv_reclaim;
 	s->pc.presence = srv_presence_list;
+	s->pc.hook_key = srv_hook_key;
 	s->pc.arg = s;
 	presence_init(&s->pres);
 
@@ -1785,6 +1834,7 @@ static void srv_free(struct server *s)
 	natspub_stop(s->np);        /* its thread reads the log: before it closes */
 	edgefwd_stop(s->fwd);       /* likewise before edge_stop */
 	edge_stop(s->edge);
+	webhook_stop(s->wh);
 	srv_unstage(s);
 	free(s->stg);
 	ring_release(&s->ring);
@@ -1928,6 +1978,14 @@ int srv_run(const struct srv_opts *o)
 			goto out;
 		}
 	}
+	if (!o->edge) {            /* edges never deliver webhooks: their writer does */
+		struct webhook_opts wo = { o->data_dir, s->epoch, o->webhook_timeout_ms,
+					   o->webhook_retry_min_ms, o->webhook_retry_max_ms,
+					   srv_webhook_wake, s };
+
+		if (webhook_start(&s->wh, &wo, s->proj, s->published))
+			goto out;
+	}
 
 	while (!srv_stop_flag && !s->fatal) {
 		if (lws_service(s->ctx, 0) < 0)
@@ -1941,6 +1999,7 @@ int srv_run(const struct srv_opts *o)
 		tlsr_poll(s->tls);
 		if (!srv_collecting(s))
 			srv_flush(s);
+		webhook_feed(s->wh, s->proj, s->log, s->published);
 	}
 
 	/* commands in flight to the writer: their clients learn it now */
@@ -1948,11 +2007,14 @@ int srv_run(const struct srv_opts *o)
 		srv_fwd_fail(s, s->fwd_head, "this edge is stopping; the command may have been "
 			     "applied: resend it to another node with the same cmd_id (%s)",
 			     s->fwd_head->r->cmd_id.n ? "yours" : s->fwd_head->cmd_id);
-	/* the edge's threads wake the lws context: gone before the context */
+	/* the edge's threads and the webhook thread wake the lws context: gone
+	 * before the context (deliveries in flight are sent again after a restart) */
 	edgefwd_stop(s->fwd);
 	s->fwd = NULL;
 	edge_stop(s->edge);
 	s->edge = NULL;
+	webhook_stop(s->wh);
+	s->wh = NULL;
 	/* shutdown: commit and answer what was received, then close 1001 */
 	slog(SLOG_INFO, "stopping: finishing %s requests, closing %u sessions",
 	     s->q_head ? "queued" : "no", s->pool.n);

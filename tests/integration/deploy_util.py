@@ -10,6 +10,7 @@ BINARIES = {            # binary: man section (changelogd is a daemon: 8)
     "changelogd": 8,
     "changelog-admin": 1,
     "changelog-audit": 1,
+    "changelog-post": 1,
     "changelog-replay": 1,
     "changelog-bench": 1,
 }

@@ -19,6 +19,7 @@
 #   natsconn      (NATS connection options; a leaf)
 #   natspub       natsconn slog (the NATS publisher thread)
 #   edge          natsconn slog (an edge's NATS consumer thread)
+#   webhook       push slog (the webhook delivery thread)
 #   server        anything in net/: the one file that wires them
 #   changelogd_main  server slog
 # Only server.c and changelogd_main.c include server.h, and net/ holds no
@@ -78,6 +79,7 @@ net_allowed() {
 	tlsreload) echo "slog" ;;
 	natspub|edge|natssvc) echo "natsconn slog" ;;
 	edgefwd) echo "edge natsconn slog" ;;
+	webhook) echo "push slog" ;;
 	metrics) echo "qcache" ;;
 	proto) echo "push qcache" ;;
 	http) echo "metrics qcache" ;;

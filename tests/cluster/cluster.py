@@ -93,6 +93,8 @@ class Proc:
     """One child process with its log file; start() may be called again
     after stop()/kill() (same ports, same storage)."""
 
+    stop_signal = signal.SIGTERM
+
     def __init__(self, name, log_path):
         self.name = name
         self.log_path = log_path
@@ -128,18 +130,17 @@ class Proc:
         except OSError:
             return ""
 
-    def stop(self, sig=signal.SIGTERM, timeout=15):
+    def stop(self, sig=None, timeout=15):
         """Signal and reap; the exit status (None if it was not running)."""
         rc = None
         if self.proc is not None:
             if self.proc.poll() is None:
-                self.proc.send_signal(sig)
+                self.proc.send_signal(sig or self.stop_signal)
                 try:
-                    self.proc.wait(timeout=timeout)
+                    rc = self.proc.wait(timeout=timeout)
                 except subprocess.TimeoutExpired:
                     self.proc.kill()
-                    self.proc.wait()
-            rc = self.proc.returncode
+                    rc = self.proc.wait()
             for f in (self.proc.stdout,):
                 if f:
                     f.close()
@@ -202,6 +203,18 @@ class NatsNode(Proc):
     def jsz(self):
         st, body = http_get("http://127.0.0.1:%d/jsz" % self.mport)
         return json.loads(body) if st == 200 else None
+
+    def stream(self, name=STREAM):
+        """This node's view of the stream (the /jsz stream_detail: config,
+        state, cluster), or None."""
+        st, body = http_get("http://127.0.0.1:%d/jsz?streams=true&config=true" % self.mport)
+        if st != 200:
+            return None
+        for a in json.loads(body).get("account_details") or []:
+            for sd in a.get("stream_detail") or []:
+                if sd["name"] == name:
+                    return sd
+        return None
 
     def healthy(self):
         """Up, JetStream on, and a meta leader known (the cluster formed)."""
@@ -327,6 +340,7 @@ backend writer
 
 class HAProxy(Proc):
     plain = False
+    stop_signal = signal.SIGUSR1     # soft stop: exit 0 once connections are gone
 
     def __init__(self, work, writer, edges, inter="500ms"):
         super().__init__("haproxy", os.path.join(work, "haproxy.log"))
@@ -498,6 +512,20 @@ class Cluster:
         return wait_for("the stream and every edge to hold the writer's log", _quiet(done),
                         timeout, every=0.1)
 
+    def wait_replicas(self, seq, timeout=60):
+        """Until every running NATS node's copy of the stream ends at seq, and
+        the stream has 3 replicas."""
+        def done():
+            for n in self.nats:
+                if n.alive():
+                    sd = n.stream()
+                    if not sd or sd["config"]["num_replicas"] != 3 or \
+                            sd["state"]["last_seq"] != seq:
+                        return False
+            return True
+        return wait_for("every NATS node to hold the stream up to seq %d" % seq, _quiet(done),
+                        timeout, every=0.1)
+
     def stop(self):
         """Everything, HAProxy and edges first; the exit statuses by name."""
         if self._timer:
@@ -540,6 +568,7 @@ def main():
         c.start()
         print("changelogd cluster up in %s (stops in %d s, or on Ctrl-C):" % (c.work, a.secs))
         print("  HAProxy      %s/   (self-signed certificate: accept it once)" % c.haproxy.http)
+        print("  web UI       %s/#token=%s" % (c.haproxy.http, c.writer.admin_token))
         print("  websocket    %s" % c.haproxy.url("TOKEN"))
         print("  admin token  %s" % c.writer.admin_token)
         print("  writer       %s   edges %s" % (c.writer.http,

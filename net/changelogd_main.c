@@ -73,6 +73,9 @@ static void usage(FILE *f)
 "  --nats-max-bytes BYTES  ... and at most BYTES (default: all)\n"
 "  --edge              a read-only edge node: its log in DIR is a copy of the\n"
 "                      writer's, fed from the --nats stream\n"
+"  --forward-max N     commands an edge forwards to the writer at once (256)\n"
+"  --forward-user-max N  ... of one user (8)\n"
+"  --forward-timeout SECS  an edge's wait for the writer's reply (5)\n"
 "  --session-days N    a browser stays signed in N days (default 30)\n"
 "  --nosync            no fsync on commit (benchmarks only: loses data on\n"
 "                      power failure)\n"
@@ -166,7 +169,7 @@ enum {
 	OPT_MAXMEM, OPT_RING, OPT_RINGBYTES, OPT_SNDBUF, OPT_PING, OPT_PONG, OPT_HANDSHAKE,
 	OPT_NOSYNC, OPT_CONFIG, OPT_CHECK, OPT_VERSION, OPT_MAPSIZE, OPT_SESSDAYS,
 	OPT_NATS, OPT_NATS_STREAM, OPT_NATS_CREDS, OPT_NATS_REPLICAS, OPT_NATS_MAXMSGS,
-	OPT_NATS_MAXBYTES, OPT_EDGE,
+	OPT_NATS_MAXBYTES, OPT_EDGE, OPT_FWDMAX, OPT_FWDUSER, OPT_FWDSECS,
 	OPT_USERRATE, OPT_USERBURST,
 };
 
@@ -203,6 +206,9 @@ static const struct option longopts[] = {
 	{ "nats-max-msgs", required_argument, NULL, OPT_NATS_MAXMSGS },
 	{ "nats-max-bytes", required_argument, NULL, OPT_NATS_MAXBYTES },
 	{ "edge", no_argument, NULL, OPT_EDGE },
+	{ "forward-max", required_argument, NULL, OPT_FWDMAX },
+	{ "forward-user-max", required_argument, NULL, OPT_FWDUSER },
+	{ "forward-timeout", required_argument, NULL, OPT_FWDSECS },
 	{ "session-days", required_argument, NULL, OPT_SESSDAYS },
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "check-config", no_argument, NULL, OPT_CHECK },
@@ -342,6 +348,21 @@ static const char *apply(void *ctx, int c, const char *arg)
 		o->nats.max_bytes = (int64_t)b;
 		break;
 	case OPT_EDGE: o->edge = 1; break;
+	case OPT_FWDMAX:
+		if (parse_u64(arg, 65536, &v) || v < 1)
+			bad = "--forward-max wants 1..65536";
+		o->fwd_max = (unsigned)v;
+		break;
+	case OPT_FWDUSER:
+		if (parse_u64(arg, 65536, &v) || v < 1)
+			bad = "--forward-user-max wants 1..65536";
+		o->fwd_user_max = (unsigned)v;
+		break;
+	case OPT_FWDSECS:
+		if (parse_u64(arg, 600, &v) || v < 1)
+			bad = "--forward-timeout wants 1..600 seconds";
+		o->fwd_secs = (int)v;
+		break;
 	case OPT_SESSDAYS:
 		if (parse_u64(arg, 3650, &v) || v < 1)
 			bad = "--session-days wants 1..3650";
@@ -363,6 +384,7 @@ int main(int argc, char **argv)
 		.ring_events = 4096, .ring_bytes = 64 * MIB, .ping_secs = 30,
 		.pong_secs = 10, .handshake_secs = 10, .session_days = 30,
 		.nats = { .stream = "changelog", .replicas = 1, .max_msgs = -1, .max_bytes = -1 },
+		.fwd_max = 256, .fwd_user_max = 8, .fwd_secs = 5,
 	};
 	char listen_copy[LISTEN_MAX];   /* o.host points into it */
 	struct apply_ctx ac = { &o, listen_copy };

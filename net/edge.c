@@ -30,6 +30,8 @@ const char *const edge_state_names[EDGE__COUNT + 1] = {
 struct edge {
 	struct edge_opts o;
 	char subject[300];
+	char fetch_subject[300];
+	char epoch[EVLOG_EPOCH_STRLEN + 1];
 	natsOptions *nopts;
 	natsConnection *nc;
 	jsCtx *js;
@@ -46,6 +48,7 @@ struct edge {
 	uint64_t next;             /* the seq the consumer expects */
 	uint64_t stream_pending;   /* what the stream holds past the last delivery */
 	uint64_t applied;
+	uint64_t fetches, fetched;
 	double lag_secs;
 	int state;
 	int stop;
@@ -71,53 +74,29 @@ static void edge_on_disconnected(natsConnection *nc, void *arg)
 	edge_set_state(arg, EDGE_CONNECTING);
 }
 
-/* Queue one message (the consumer thread). 0, or -1 to stop consuming. */
-static int edge_queue(struct edge *e, natsMsg *m)
+/*
+ * Queue one event (the consumer thread), waiting while the queue is full;
+ * seq must be e->next. Called and returns with e->mu held. 0, or -1 when
+ * stopping.
+ */
+static int edge_push(struct edge *e, uint64_t seq, int64_t stored_ns, const void *data,
+		     size_t len)
 {
-	jsMsgMetaData *meta = NULL;
 	struct edge_msg *q;
-	int len = natsMsg_GetDataLength(m);
-	uint64_t seq;
 
-	if (natsMsg_GetMetaData(&meta, m) != NATS_OK)
-		return 0;                       /* not a stream message: ignore */
-	seq = meta->Sequence.Stream;
-	pthread_mutex_lock(&e->mu);
-	e->stream_pending = meta->NumPending;
-	if (seq < e->next) {                    /* held already (a redelivery) */
-		pthread_mutex_unlock(&e->mu);
-		jsMsgMetaData_Destroy(meta);
-		return 0;
-	}
-	if (seq > e->next) {
-		slog(SLOG_ERR, "edge: the stream %s jumps from seq %" PRIu64 " to %" PRIu64
-		     " (it no longer holds what this edge lacks); not applying anything more: "
-		     "start this edge from a copy of the writer's log (docs/operations.md)",
-		     e->o.stream, e->next - 1, seq);
-		e->state = EDGE_GAP;
-		pthread_mutex_unlock(&e->mu);
-		jsMsgMetaData_Destroy(meta);
-		return -1;
-	}
-	while (!e->stop && (e->qn >= EDGE_QUEUE_MAX || e->qbytes + (size_t)len > EDGE_QUEUE_BYTES) &&
+	while (!e->stop && (e->qn >= EDGE_QUEUE_MAX || e->qbytes + len > EDGE_QUEUE_BYTES) &&
 	       e->qn > 0)
 		pthread_cond_wait(&e->room, &e->mu);
-	if (e->stop) {
-		pthread_mutex_unlock(&e->mu);
-		jsMsgMetaData_Destroy(meta);
+	if (e->stop || e->state == EDGE_DIVERGED)
 		return -1;
-	}
-	q = malloc(sizeof *q + (size_t)len);
-	if (!q) {
-		pthread_mutex_unlock(&e->mu);
-		jsMsgMetaData_Destroy(meta);
+	q = malloc(sizeof *q + len);
+	if (!q)
 		return 0;                       /* the ordered consumer redelivers later */
-	}
 	q->next = NULL;
 	q->seq = seq;
-	q->stored_ns = meta->Timestamp;
-	q->len = (size_t)len;
-	memcpy(q->data, natsMsg_GetData(m), (size_t)len);
+	q->stored_ns = stored_ns;
+	q->len = len;
+	memcpy(q->data, data, len);
 	if (e->tail)
 		e->tail->next = q;
 	else
@@ -126,10 +105,174 @@ static int edge_queue(struct edge *e, natsMsg *m)
 	e->qn++;
 	e->qbytes += q->len;
 	e->next = seq + 1;
+	return 0;
+}
+
+static int64_t edge_now_ns(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+}
+
+/*
+ * One catch-up request to the writer (natssvc.h: "<stream>.fetch") for the
+ * events from e->next on; each is queued like a stream message (the
+ * service thread checks seq continuity and the hash chain). 1: some came,
+ * 0: not now (why says it), -1: stop (diverged, or stopping).
+ */
+static int edge_fetch(struct edge *e, char *why, size_t cap)
+{
+	char req[96];
+	natsMsg *rep = NULL;
+	natsStatus s;
+	const char *epoch = NULL, *err = NULL;
+	const uint8_t *buf, *val;
+	size_t off = 0, vlen, len;
+	uint64_t seq, from, got = 0;
+	int rc;
+
+	pthread_mutex_lock(&e->mu);
+	from = e->next;
+	pthread_mutex_unlock(&e->mu);
+	snprintf(req, sizeof req, "{\"from\":%" PRIu64 ",\"max_bytes\":%u}", from,
+		 NATSCONN_FETCH_BYTES);
+	s = natsConnection_Request(&rep, e->nc, e->fetch_subject, req, (int)strlen(req), 5000);
+	if (s != NATS_OK) {
+		snprintf(why, cap, "%s", s == NATS_NO_RESPONDERS ? "no writer serves it (down or "
+			 "not connected)" : natsStatus_GetText(s));
+		return 0;
+	}
+	natsMsgHeader_Get(rep, NATSCONN_HDR_EPOCH, &epoch);
+	natsMsgHeader_Get(rep, NATSCONN_HDR_ERROR, &err);
+	if (!epoch || strcmp(epoch, e->epoch) != 0) {
+		slog(SLOG_ERR, "edge: the writer answering %s serves the log of epoch %s, this edge "
+		     "holds epoch %s; not applying anything more", e->fetch_subject,
+		     epoch ? epoch : "(none)", e->epoch);
+		natsMsg_Destroy(rep);
+		pthread_mutex_lock(&e->mu);
+		e->state = EDGE_DIVERGED;
+		pthread_mutex_unlock(&e->mu);
+		return -1;
+	}
+	if (err) {
+		snprintf(why, cap, "the writer says: %s", err);
+		natsMsg_Destroy(rep);
+		return 0;
+	}
+	buf = (const uint8_t *)natsMsg_GetData(rep);
+	len = (size_t)natsMsg_GetDataLength(rep);
+	pthread_mutex_lock(&e->mu);
+	e->fetches++;
+	while ((rc = natsconn_rec_next(buf, len, &off, &seq, &val, &vlen)) == 1) {
+		if (seq != e->next) {
+			rc = -1;
+			break;
+		}
+		if (edge_push(e, seq, edge_now_ns(), val, vlen) != 0) {
+			pthread_mutex_unlock(&e->mu);
+			natsMsg_Destroy(rep);
+			return -1;
+		}
+		got++;
+		e->fetched++;
+	}
+	pthread_mutex_unlock(&e->mu);
+	natsMsg_Destroy(rep);
+	if (got)
+		e->wake(e->wake_arg);
+	if (rc < 0) {
+		snprintf(why, cap, "its reply is cut short or out of order");
+		return got ? 1 : 0;
+	}
+	if (!got)
+		snprintf(why, cap, "it has no event %" PRIu64 " (is its log behind the stream?)",
+			 from);
+	return got ? 1 : 0;
+}
+
+/*
+ * The stream jumps from e->next to seq (it no longer holds what this edge
+ * lacks): fetch the rest from the writer, retrying every second while it
+ * cannot answer. 0 once the edge is at seq, -1 to stop.
+ */
+static int edge_catch_up(struct edge *e, uint64_t seq)
+{
+	char why[200];
+	int said = 0;
+
+	slog(SLOG_INFO, "edge: the stream %s jumps from seq %" PRIu64 " to %" PRIu64
+	     "; catching up from the writer (%s)", e->o.stream, e->next - 1, seq,
+	     e->fetch_subject);
+	for (;;) {
+		uint64_t next;
+		int rc, stop;
+
+		pthread_mutex_lock(&e->mu);
+		next = e->next;
+		stop = e->stop;
+		pthread_mutex_unlock(&e->mu);
+		if (stop)
+			return -1;
+		if (next >= seq)
+			break;
+		rc = edge_fetch(e, why, sizeof why);
+		if (rc < 0)
+			return -1;
+		if (rc == 0) {
+			struct timespec ts = { 1, 0 };
+
+			if (!said)
+				slog(SLOG_WARN, "edge: cannot catch up from the writer on %s: %s; "
+				     "retrying every second", e->fetch_subject, why);
+			said = 1;
+			pthread_mutex_lock(&e->mu);
+			if (e->state != EDGE_DIVERGED)
+				e->state = EDGE_GAP;
+			pthread_mutex_unlock(&e->mu);
+			nanosleep(&ts, NULL);
+		}
+	}
+	pthread_mutex_lock(&e->mu);
+	if (e->state == EDGE_GAP)
+		e->state = EDGE_LIVE;
+	pthread_mutex_unlock(&e->mu);
+	if (said)
+		slog(SLOG_INFO, "edge: caught up from the writer to seq %" PRIu64, seq - 1);
+	return 0;
+}
+
+/* Queue one stream message (the consumer thread). 0, or -1 to stop consuming. */
+static int edge_queue(struct edge *e, natsMsg *m)
+{
+	jsMsgMetaData *meta = NULL;
+	int len = natsMsg_GetDataLength(m), rc;
+	uint64_t seq, next;
+
+	if (natsMsg_GetMetaData(&meta, m) != NATS_OK)
+		return 0;                       /* not a stream message: ignore */
+	seq = meta->Sequence.Stream;
+	pthread_mutex_lock(&e->mu);
+	e->stream_pending = meta->NumPending;
+	next = e->next;
+	pthread_mutex_unlock(&e->mu);
+	if (seq > next && edge_catch_up(e, seq) != 0) {
+		jsMsgMetaData_Destroy(meta);
+		return -1;
+	}
+	pthread_mutex_lock(&e->mu);
+	if (seq < e->next) {                    /* held already (a redelivery, or fetched) */
+		pthread_mutex_unlock(&e->mu);
+		jsMsgMetaData_Destroy(meta);
+		return 0;
+	}
+	rc = edge_push(e, seq, meta->Timestamp, natsMsg_GetData(m), (size_t)len);
 	pthread_mutex_unlock(&e->mu);
 	jsMsgMetaData_Destroy(meta);
-	e->wake(e->wake_arg);
-	return 0;
+	if (rc == 0)
+		e->wake(e->wake_arg);
+	return rc;
 }
 
 static void *edge_main(void *arg)
@@ -142,7 +285,7 @@ static void *edge_main(void *arg)
 		int stop;
 
 		pthread_mutex_lock(&e->mu);
-		stop = e->stop || e->state == EDGE_GAP || e->state == EDGE_DIVERGED;
+		stop = e->stop || e->state == EDGE_DIVERGED;
 		pthread_mutex_unlock(&e->mu);
 		if (stop)
 			break;
@@ -217,6 +360,8 @@ void edge_stats(struct edge *e, struct edge_stats *st)
 	st->applied = e->applied;
 	st->behind = e->stream_pending + (e->next - 1 - e->applied);
 	st->lag_secs = e->lag_secs;
+	st->fetches = e->fetches;
+	st->fetched = e->fetched;
 	pthread_mutex_unlock(&e->mu);
 }
 
@@ -257,6 +402,7 @@ int edge_connect(struct edge **out, const struct edge_opts *o,
 		return CL_ENOMEM;
 	e->o = *o;
 	snprintf(e->subject, sizeof e->subject, "%s.events", o->stream);
+	snprintf(e->fetch_subject, sizeof e->fetch_subject, "%s" NATSCONN_FETCH, o->stream);
 	pthread_mutex_init(&e->mu, NULL);
 	pthread_cond_init(&e->room, NULL);
 	if (natsconn_options(&e->nopts, o->url, o->creds, edge_on_connected,
@@ -292,6 +438,7 @@ int edge_connect(struct edge **out, const struct edge_opts *o,
 		rc = CL_ECORRUPT;
 	} else {
 		memcpy(epoch, desc + sizeof NATSCONN_DESC - 1, EVLOG_EPOCH_STRLEN + 1);
+		memcpy(e->epoch, epoch, EVLOG_EPOCH_STRLEN + 1);
 	}
 	jsStreamInfo_Destroy(si);
 	if (rc) {

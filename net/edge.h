@@ -37,7 +37,8 @@ struct edge_opts {
 enum edge_state {
 	EDGE_CONNECTING = 0,       /* no broker connection */
 	EDGE_LIVE,                 /* consuming */
-	EDGE_GAP,                  /* the stream skips seqs the edge lacks: stopped */
+	EDGE_GAP,                  /* the stream skips seqs the edge lacks and the
+	                              writer cannot hand them out now: retrying */
 	EDGE_DIVERGED,             /* a message broke the edge's hash chain: stopped */
 	EDGE__COUNT
 };
@@ -57,6 +58,7 @@ struct edge_stats {
 	uint64_t applied;          /* the edge's last seq */
 	uint64_t behind;           /* seqs the stream holds that the edge has not applied */
 	double lag_secs;           /* stream store -> applied here, of the last event */
+	uint64_t fetches, fetched; /* catch-up requests to the writer, events they brought */
 };
 
 struct edge;

@@ -109,6 +109,16 @@ static void metrics_nats_render(struct mbuf *b, const struct metrics_nats *n)
 	mb_counter(b, "changelogd_nats_publish_errors_total",
 		   "Publishes the NATS stream refused or did not acknowledge.", "counter",
 		   n->errors);
+	mb_counter(b, "changelogd_nats_forwarded_total",
+		   "Commands edges forwarded that this writer answered.", "counter",
+		   n->svc_commands);
+	mb_counter(b, "changelogd_nats_forwarded_refused_total",
+		   "Forwarded commands refused before they ran (queue full, too big).", "counter",
+		   n->svc_refused);
+	mb_counter(b, "changelogd_nats_fetches_total",
+		   "Catch-up requests of edges answered from the log.", "counter", n->svc_fetches);
+	mb_counter(b, "changelogd_nats_fetched_events_total",
+		   "Events handed to edges by catch-up requests.", "counter", n->svc_fetched);
 	mb_printf(b, "# HELP changelogd_nats_state The publisher's state (1 for the current one).\n"
 		     "# TYPE changelogd_nats_state gauge\n");
 	for (i = 0; n->states[i]; i++)
@@ -127,6 +137,24 @@ static void metrics_edge_render(struct mbuf *b, const struct metrics_edge *e)
 		     "applied event to this edge applying it.\n"
 		     "# TYPE changelogd_edge_lag_seconds gauge\n"
 		     "changelogd_edge_lag_seconds %.6f\n", e->lag_secs);
+	mb_counter(b, "changelogd_edge_fetches_total",
+		   "Catch-up requests this edge made to the writer.", "counter", e->fetches);
+	mb_counter(b, "changelogd_edge_fetched_events_total",
+		   "Events this edge got from the writer's catch-up service.", "counter",
+		   e->fetched);
+	mb_counter(b, "changelogd_edge_forwarded_in_flight",
+		   "Commands forwarded to the writer, not yet answered.", "gauge",
+		   e->fwd_in_flight);
+	mb_printf(b, "# HELP changelogd_edge_forwarded_total Commands forwarded to the writer, by "
+		     "outcome: answered (the writer's reply, after this edge applied its event), "
+		     "unavailable (no writer, no reply or not caught up in time), refused (over "
+		     "--forward-max or --forward-user-max).\n"
+		     "# TYPE changelogd_edge_forwarded_total counter\n"
+		     "changelogd_edge_forwarded_total{result=\"answered\"} %llu\n"
+		     "changelogd_edge_forwarded_total{result=\"unavailable\"} %llu\n"
+		     "changelogd_edge_forwarded_total{result=\"refused\"} %llu\n",
+		     (unsigned long long)e->fwd_answered, (unsigned long long)e->fwd_unavailable,
+		     (unsigned long long)e->fwd_refused);
 	mb_printf(b, "# HELP changelogd_edge_state The edge consumer's state (1 for the current one).\n"
 		     "# TYPE changelogd_edge_state gauge\n");
 	for (i = 0; e->states[i]; i++)

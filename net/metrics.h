@@ -54,6 +54,8 @@ struct metrics_nats {
 	uint64_t published;            /* last seq the stream acknowledged */
 	uint64_t lag;                  /* committed seqs not yet acknowledged */
 	uint64_t republished, checks, errors;
+	/* the services for edges (net/natssvc.c) */
+	uint64_t svc_commands, svc_refused, svc_fetches, svc_fetched;
 };
 
 /* An edge node's figures (net/edge.c), copied by the caller. */
@@ -62,6 +64,12 @@ struct metrics_edge {
 	const char *const *states;     /* every state name, NULL-terminated */
 	uint64_t behind;               /* seqs the stream holds that are not applied */
 	double lag_secs;               /* stream store -> applied here, last event */
+	uint64_t fetches, fetched;     /* catch-up from the writer: requests, events */
+	/* commands forwarded to the writer (the server keeps these counters) */
+	uint64_t fwd_in_flight;
+	uint64_t fwd_answered;         /* the writer's reply reached the client */
+	uint64_t fwd_unavailable;      /* answered "unavailable" by this edge */
+	uint64_t fwd_refused;          /* over --forward-max / --forward-user-max */
 };
 
 /* The gauges of one page, read by the caller from their owners. */

@@ -52,12 +52,53 @@ int natsconn_options(natsOptions **out, const char *url, const char *creds,
 	return 0;
 }
 
-void natsconn_free(natsConnection *nc, jsCtx *js, natsOptions *no)
+void natsconn_close(natsConnection *nc, jsCtx *js, natsOptions *no)
 {
 	if (nc)
 		natsConnection_Close(nc);
 	jsCtx_Destroy(js);
 	natsConnection_Destroy(nc);
 	natsOptions_Destroy(no);
+}
+
+void natsconn_free(natsConnection *nc, jsCtx *js, natsOptions *no)
+{
+	natsconn_close(nc, js, no);
 	nats_CloseAndWait(2000);
+}
+
+void natsconn_rec_put(uint8_t *p, uint64_t seq, const uint8_t *val, size_t len)
+{
+	int i;
+
+	for (i = 0; i < 8; i++)
+		p[i] = (uint8_t)(seq >> (56 - 8 * i));
+	for (i = 0; i < 4; i++)
+		p[8 + i] = (uint8_t)((uint32_t)len >> (24 - 8 * i));
+	memcpy(p + NATSCONN_REC_HDR, val, len);
+}
+
+int natsconn_rec_next(const uint8_t *buf, size_t len, size_t *off, uint64_t *seq,
+		      const uint8_t **val, size_t *vlen)
+{
+	const uint8_t *p = buf + *off;
+	uint64_t s = 0;
+	size_t n = 0;
+	int i;
+
+	if (*off >= len)
+		return 0;
+	if (len - *off < NATSCONN_REC_HDR)
+		return -1;
+	for (i = 0; i < 8; i++)
+		s = s << 8 | p[i];
+	for (i = 0; i < 4; i++)
+		n = n << 8 | p[8 + i];
+	if (len - *off - NATSCONN_REC_HDR < n)
+		return -1;
+	*seq = s;
+	*val = p + NATSCONN_REC_HDR;
+	*vlen = n;
+	*off += NATSCONN_REC_HDR + n;
+	return 1;
 }

@@ -62,6 +62,8 @@ struct req {
 	int kind;
 	struct sess *sess;        /* the sender (opaque here), NULL once it has gone */
 	struct api_conn *api;     /* ... or the HTTP API request (net/api.h), likewise */
+	void *nats;               /* ... or a command an edge forwarded: where the
+	                             writer answers (net/natssvc.h), else NULL */
 	uint64_t user, token;     /* the sender, copied when queued */
 	json_t *root;             /* the parsed message; owns what is below */
 	json_t *id;               /* borrowed, or NULL */

@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,8 +41,10 @@
 #include "api.h"
 #include "http.h"
 #include "edge.h"
+#include "edgefwd.h"
 #include "metrics.h"
 #include "natspub.h"
+#include "natssvc.h"
 #include "proto.h"
 #include "push.h"
 #include "session.h"
@@ -87,6 +90,25 @@ struct srv_staged {
 };
 
 /*
+ * A command this edge forwarded to the writer (edgefwd.h), until its
+ * client has the reply: first waiting for the writer's reply, then for
+ * this edge to apply the event at the reply's seq (read-your-writes).
+ */
+struct srv_fwd {
+	struct srv_fwd *next;
+	struct req *r;             /* the client's request (its session or API
+	                              request cleared if the client left) */
+	uint64_t id;               /* the reply subject's suffix */
+	uint64_t user;
+	double deadline, resend_at;
+	char cmd_id[48];           /* the cmd_id the writer sees (ours if it had none) */
+	char *text;                /* the request as sent, for a resend */
+	size_t len;
+	json_t *reply;             /* the writer's reply, once it came and says ok */
+	uint64_t seq;              /* ... its seq, for the edge to reach */
+};
+
+/*
  * The server: owns the log, the projection, the ring and the request
  * queue, and holds the modules' contexts (proto, sessions), whose wiring
  * fields it sets and keeps current (srv_set_proj, srv_publish).
@@ -110,6 +132,11 @@ struct server {
 	struct metrics_nats mn;    /* its figures for the page being rendered */
 	struct edge *edge;         /* --edge: the stream consumer, else NULL */
 	struct metrics_edge me;
+	struct natssvc *svc;       /* --nats writer: commands and fetches for edges */
+	struct edgefwd *fwd;       /* --edge: commands forwarded to the writer */
+	struct srv_fwd *fwd_head;  /* ... in flight */
+	unsigned nfwd;
+	uint64_t fwd_ids;
 
 	struct req *q_head, *q_tail;   /* requests waiting for srv_flush */
 	size_t q_n, q_seen;        /* queued now / at the end of the last turn */
@@ -174,12 +201,17 @@ static void srv_hold(struct req *r)
 		sess_hold(ss, 1);
 }
 
-/* sess_drained_fn: run ss's held requests in the next batch. */
+static int srv_fwd_busy(const struct server *s, const struct sess *ss);
+
+/* sess_drained_fn: run ss's held requests in the next batch (on an edge:
+ * once its command in flight is answered, srv_fwd_finish). */
 static void srv_drained(void *arg, struct sess *ss)
 {
 	struct server *s = arg;
 	struct req *r = ss->held_head, *nx;
 
+	if (srv_fwd_busy(s, ss))
+		return;
 	ss->held_head = ss->held_tail = NULL;
 	for (; r; r = nx) {
 		nx = r->next;
@@ -193,10 +225,14 @@ static void srv_forget_session(void *arg, struct sess *ss)
 {
 	struct server *s = arg;
 	struct req *r, *nx;
+	struct srv_fwd *f;
 
 	for (r = s->q_head; r; r = r->next)
 		if (r->sess == ss)
 			r->sess = NULL;
+	for (f = s->fwd_head; f; f = f->next)
+		if (f->r->sess == ss)
+			f->r->sess = NULL;
 	for (r = ss->held_head; r; r = nx) {
 		nx = r->next;
 		req_free(r);
@@ -218,9 +254,6 @@ static int srv_on_message(void *arg, struct sess *ss, const void *buf, size_t le
 		req_refuse(r, CMD_RATE_LIMITED, limited == 2 ?
 			   "too many requests from this user (all its connections); slow down" :
 			   "too many requests; slow down");
-	else if (s->o.edge && req_writes(r))
-		req_refuse(r, CMD_UNAVAILABLE, "this node is a read-only edge: send commands to "
-			   "the writer (forwarding them is not built yet); nothing was applied");
 	r->sess = ss;
 	r->user = ss->user;
 	r->token = ss->token;
@@ -284,10 +317,14 @@ static void srv_forget_api(void *arg, struct api_conn *c)
 {
 	struct server *s = arg;
 	struct req *r;
+	struct srv_fwd *f;
 
 	for (r = s->q_head; r; r = r->next)
 		if (r->api == c)
 			r->api = NULL;
+	for (f = s->fwd_head; f; f = f->next)
+		if (f->r->api == c)
+			f->r->api = NULL;
 }
 
 /* The projection is now p: every module that reads it follows. */
@@ -614,13 +651,19 @@ static void srv_deliver(struct req *r)
 	sess_send_json(r->sess, r->reply);   /* closes the session if it fails */
 }
 
+static void srv_fwd_divert(struct server *s);
+static void srv_svc_answer(struct server *s, struct req *r);
+
 static void srv_flush(struct server *s)
 {
-	struct req *batch = s->q_head, *r, *culprit, *nx;
+	struct req *batch, *r, *culprit, *nx;
 	uint64_t before = s->published;
 	int attempt, rc = 0;
 	size_t i;
 
+	if (s->fwd)
+		srv_fwd_divert(s);
+	batch = s->q_head;
 	if (!batch)
 		return;
 	s->q_head = s->q_tail = NULL;
@@ -675,8 +718,12 @@ static void srv_flush(struct server *s)
 				break;
 		}
 		srv_unstage(s);
-		for (r = batch; r; r = r->next)
-			srv_deliver(r);
+		for (r = batch; r; r = r->next) {
+			if (r->nats)
+				srv_svc_answer(s, r);   /* a command an edge forwarded */
+			else
+				srv_deliver(r);
+		}
 		if (s->published != before) {
 			sess_pool_published(&s->pool);
 			natspub_committed(s->np, s->published);
@@ -688,6 +735,8 @@ static void srv_flush(struct server *s)
 	}
 	for (r = batch; r; r = nx) {
 		nx = r->next;
+		if (r->nats)               /* not answered: the batch failed */
+			srv_svc_answer(s, r);
 		if (r->frame && r->sess)   /* built, not delivered (the batch failed) */
 			sess_unreserve(r->sess, r->frame->len);
 		if (r->sess && r->waiting) {
@@ -820,6 +869,337 @@ static int srv_edge_open(struct server *s)
 		return rc;
 	}
 	return 0;
+}
+
+/* ---- the writer's side of forwarded commands (natssvc.h) ------------ */
+
+/* Called on a libnats thread when a forwarded command was queued. */
+static void srv_wake(void *arg)
+{
+	struct server *s = arg;
+
+	if (s->ctx)
+		lws_cancel_service(s->ctx);
+}
+
+/* Answer a forwarded command with r's reply (or the refusal it became). */
+static void srv_svc_answer(struct server *s, struct req *r)
+{
+	json_t *own = NULL, *reply = r->reply;
+	char *txt;
+
+	if (!reply) {
+		own = r->kind == REQ_BAD ? proto_error(NULL, r->fail.code, r->fail.message) :
+		      proto_error(NULL, CMD_UNAVAILABLE, "the writer could not run this command; "
+				  "nothing was applied, retry later");
+		reply = own;
+	}
+	txt = reply ? json_dumps(reply, JSON_COMPACT) : NULL;
+	if (txt)
+		natssvc_reply(s->svc, r->nats, txt, strlen(txt));
+	else
+		natssvc_req_free(r->nats);
+	r->nats = NULL;
+	free(txt);
+	json_decref(own);
+}
+
+/*
+ * Queue the commands edges forwarded as requests of the next batch: run
+ * as user U with token T (both judged against this log by the command
+ * path), answered after the commit (srv_svc_answer).
+ */
+static void srv_svc_take(struct server *s)
+{
+	struct natssvc_req *q = natssvc_take(s->svc), *nx;
+
+	for (; q; q = nx) {
+		json_error_t err;
+		json_t *j = json_loadb(q->data, q->len, JSON_REJECT_DUPLICATES, &err);
+		json_t *user = json_object_get(j, "user"), *token = json_object_get(j, "token");
+		json_t *name = json_object_get(j, "name"), *params = json_object_get(j, "params");
+		json_t *cmd_id = json_object_get(j, "cmd_id"), *root = NULL;
+		struct req *r = NULL;
+
+		nx = q->next;
+		q->next = NULL;
+		if (json_is_integer(user) && json_integer_value(user) > 0 &&
+		    json_is_integer(token) && json_integer_value(token) > 0 &&
+		    json_is_string(name) && (!params || json_is_object(params)) &&
+		    (!cmd_id || json_is_string(cmd_id))) {
+			root = json_pack("{s:s,s:O,s:O?,s:O?}", "op", "command", "name", name,
+					 "params", params, "cmd_id", cmd_id);
+			r = root ? req_build(root) : NULL;
+		}
+		if (r) {
+			r->user = (uint64_t)json_integer_value(user);
+			r->token = (uint64_t)json_integer_value(token);
+		}
+		json_decref(j);
+		if (!r) {
+			struct req bad = { .kind = REQ_BAD, .nats = q };
+
+			bad.fail.code = CMD_BAD_REQUEST;
+			snprintf(bad.fail.message, sizeof bad.fail.message, "a forwarded command is "
+				 "{\"user\":U,\"token\":T,\"name\":N,\"params\":{},\"cmd_id\":C}");
+			srv_svc_answer(s, &bad);
+			continue;
+		}
+		r->nats = q;
+		if (r->kind != REQ_CMD) {      /* refused by the parser: answer it now */
+			srv_svc_answer(s, r);
+			req_free(r);
+			continue;
+		}
+		srv_enqueue(s, r);
+	}
+}
+
+/* ---- an edge's side: forwarding commands to the writer ----------------- */
+
+static int srv_fwd_busy(const struct server *s, const struct sess *ss)
+{
+	const struct srv_fwd *f;
+
+	for (f = s->fwd_head; f; f = f->next)
+		if (f->r->sess == ss)
+			return 1;
+	return 0;
+}
+
+static unsigned srv_fwd_of_user(const struct server *s, uint64_t user)
+{
+	const struct srv_fwd *f;
+	unsigned n = 0;
+
+	for (f = s->fwd_head; f; f = f->next)
+		n += f->user == user;
+	return n;
+}
+
+/* The client gets its reply (consumes reply): in request order, after
+ * which its session's held requests may run. */
+static void srv_fwd_finish(struct server *s, struct srv_fwd *f, json_t *reply, int answered)
+{
+	struct srv_fwd **pp;
+	struct req *r = f->r;
+	struct sess *ss = r->sess;
+	json_t *o = json_object();
+
+	for (pp = &s->fwd_head; *pp != f; pp = &(*pp)->next)
+		;
+	*pp = f->next;
+	s->nfwd--;
+	if (answered)
+		s->me.fwd_answered++;
+	else
+		s->me.fwd_unavailable++;
+	/* the writer's reply carries no id: the client's comes first, as on the writer */
+	if (o && r->id && json_object_set(o, "id", r->id))
+		json_decref(o), o = NULL;
+	if (o && reply && json_object_update(o, reply))
+		json_decref(o), o = NULL;
+	json_decref(reply);
+	r->reply = o;
+	r->at = s->published;
+	if (o)
+		srv_deliver(r);
+	else if (ss)
+		sess_doom(ss, METRICS_CLOSE_ERROR, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+			  "internal error");
+	if (ss) {
+		sess_request_done(ss);
+		if (ss->held_head)
+			sess_hold(ss, 1);      /* it releases them when it owes nothing */
+	}
+	req_free(r);
+	json_decref(f->reply);
+	free(f->text);
+	free(f);
+}
+
+static void srv_fwd_fail(struct server *s, struct srv_fwd *f, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void srv_fwd_fail(struct server *s, struct srv_fwd *f, const char *fmt, ...)
+{
+	char msg[300];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	srv_fwd_finish(s, f, proto_error(NULL, CMD_UNAVAILABLE, msg), 0);
+}
+
+/*
+ * Send r (a command) to the writer. 0 once it is in flight (it has left
+ * the batch), or 1 after turning r into a refusal its batch answers.
+ */
+static int srv_forward(struct server *s, struct req *r)
+{
+	struct srv_fwd *f;
+	unsigned char rnd[16];
+	int i;
+
+	if (s->nfwd >= s->o.fwd_max) {
+		s->me.fwd_refused++;
+		req_refuse(r, CMD_UNAVAILABLE, "this edge has too many commands in flight to the "
+			   "writer; nothing was applied, retry later");
+		return 1;
+	}
+	if (srv_fwd_of_user(s, r->user) >= s->o.fwd_user_max) {
+		s->me.fwd_refused++;
+		req_refuse(r, CMD_RATE_LIMITED, "too many commands of this user in flight through "
+			   "this edge; wait for their replies");
+		return 1;
+	}
+	if (!edgefwd_connected(s->fwd)) {
+		s->me.fwd_unavailable++;
+		req_refuse(r, CMD_UNAVAILABLE, "this edge is not connected to NATS, so it cannot "
+			   "reach the writer; nothing was applied, retry later");
+		return 1;
+	}
+	f = calloc(1, sizeof *f);
+	if (!f)
+		goto nomem;
+	if (r->cmd_id.n) {
+		f->cmd_id[0] = '\0';    /* the client's own */
+	} else {
+		/* ours, so that a resend to the writer is applied once */
+		if (token_random(rnd, sizeof rnd))
+			goto nomem;
+		memcpy(f->cmd_id, "edge-", 5);
+		for (i = 0; i < 16; i++)
+			snprintf(f->cmd_id + 5 + 2 * i, 3, "%02x", rnd[i]);
+	}
+	{
+		json_t *j = json_pack("{s:I,s:I,s:s,s:O,s:s#}", "user", (json_int_t)r->user,
+				      "token", (json_int_t)r->token, "name", r->name,
+				      "params", r->params, "cmd_id",
+				      r->cmd_id.n ? r->cmd_id.p : f->cmd_id,
+				      r->cmd_id.n ? (int)r->cmd_id.n : (int)strlen(f->cmd_id));
+
+		f->text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+		json_decref(j);
+	}
+	if (!f->text)
+		goto nomem;
+	f->len = strlen(f->text);
+	f->r = r;
+	f->user = r->user;
+	f->id = ++s->fwd_ids;
+	f->deadline = srv_mono() + s->o.fwd_secs;
+	f->resend_at = srv_mono() + 1.0;
+	if (edgefwd_send(s->fwd, f->id, f->text, f->len))
+		goto nomem;
+	f->next = s->fwd_head;
+	s->fwd_head = f;
+	s->nfwd++;
+	return 0;
+nomem:
+	if (f)
+		free(f->text);
+	free(f);
+	req_refuse(r, CMD_UNAVAILABLE, "this edge could not forward the command; nothing was "
+		   "applied, retry later");
+	return 1;
+}
+
+/*
+ * On an edge, before a batch runs: its commands go to the writer, and the
+ * requests of a session with a command in flight wait behind it (held:
+ * replies stay in request order), so a query sent after a command sees it.
+ */
+static void srv_fwd_divert(struct server *s)
+{
+	struct req *r = s->q_head, *nx, *head = NULL, *tail = NULL;
+	size_t n = 0;
+
+	for (; r; r = nx) {
+		nx = r->next;
+		r->next = NULL;
+		if (r->sess && srv_fwd_busy(s, r->sess)) {
+			srv_hold(r);
+			continue;
+		}
+		if (req_writes(r) && srv_forward(s, r) == 0)
+			continue;
+		if (tail)
+			tail->next = r;
+		else
+			head = r;
+		tail = r;
+		n++;
+	}
+	s->q_head = head;
+	s->q_tail = tail;
+	s->q_n = n;
+}
+
+/* Each turn on an edge: the writer's replies, then the deadlines. */
+static void srv_fwd_poll(struct server *s)
+{
+	struct edgefwd_reply *list = edgefwd_take(s->fwd), *rep;
+	struct srv_fwd *f, *nx;
+	double now = srv_mono();
+
+	for (rep = list; rep; rep = rep->next) {
+		json_error_t err;
+		json_t *j, *seq;
+
+		for (f = s->fwd_head; f && f->id != rep->id; f = f->next)
+			;
+		if (!f || f->reply)
+			continue;               /* answered already, or given up */
+		if (rep->no_responders) {
+			srv_fwd_fail(s, f, "no writer serves commands on NATS (%s.cmd"
+				     "): it is down or not connected; nothing was applied, retry later",
+				     s->o.nats.stream);
+			continue;
+		}
+		j = json_loadb(rep->data, rep->len, 0, &err);
+		if (!json_is_object(j)) {
+			json_decref(j);
+			srv_fwd_fail(s, f, "the writer's reply was not understood; the command may "
+				     "have been applied: resend it with the same cmd_id (%s)",
+				     f->r->cmd_id.n ? "yours" : f->cmd_id);
+			continue;
+		}
+		seq = json_object_get(j, "seq");
+		if (json_is_true(json_object_get(j, "ok")) && json_is_integer(seq) &&
+		    (uint64_t)json_integer_value(seq) > s->published) {
+			f->reply = j;           /* read-your-writes: wait for the event */
+			f->seq = (uint64_t)json_integer_value(seq);
+			continue;
+		}
+		srv_fwd_finish(s, f, j, 1);
+	}
+	edgefwd_replies_free(list);
+	for (f = s->fwd_head; f; f = nx) {
+		nx = f->next;
+		if (f->reply && s->published >= f->seq) {
+			json_t *j = f->reply;
+
+			f->reply = NULL;
+			srv_fwd_finish(s, f, j, 1);
+		} else if (now >= f->deadline) {
+			if (f->reply)
+				srv_fwd_fail(s, f, "the writer applied this command at seq %llu, but this "
+					     "edge has not caught up with it within %d s; resend it with "
+					     "the same cmd_id (%s) for its reply",
+					     (unsigned long long)f->seq, s->o.fwd_secs,
+					     f->r->cmd_id.n ? "yours" : f->cmd_id);
+			else
+				srv_fwd_fail(s, f, "the writer did not answer within %d s (it or NATS "
+					     "is down); the command may have been applied: resend it "
+					     "with the same cmd_id (%s)", s->o.fwd_secs,
+					     f->r->cmd_id.n ? "yours" : f->cmd_id);
+		} else if (!f->reply && now >= f->resend_at) {
+			/* the writer may have missed it (restarting): the cmd_id dedupes */
+			f->resend_at = now + 1.0;
+			edgefwd_send(s->fwd, f->id, f->text, f->len);
+		}
+	}
 }
 
 /* ---- tailing other writers ---------------------------------------- */
@@ -975,6 +1355,15 @@ static void srv_http_view(struct server *s, struct http_view *st)
 		s->mn.republished = ns.republished;
 		s->mn.checks = ns.checks;
 		s->mn.errors = ns.errors;
+		if (s->svc) {
+			struct natssvc_stats vs;
+
+			natssvc_stats(s->svc, &vs);
+			s->mn.svc_commands = vs.commands;
+			s->mn.svc_refused = vs.refused;
+			s->mn.svc_fetches = vs.fetches;
+			s->mn.svc_fetched = vs.fetched;
+		}
 		st->g.nats = &s->mn;
 	}
 	if (s->edge) {
@@ -985,6 +1374,9 @@ static void srv_http_view(struct server *s, struct http_view *st)
 		s->me.states = edge_state_names;
 		s->me.behind = es.behind;
 		s->me.lag_secs = es.lag_secs;
+		s->me.fetched = es.fetched;
+		s->me.fetches = es.fetches;
+		s->me.fwd_in_flight = s->nfwd;
 		st->g.edge = &s->me;
 		/* a stuck edge serves an old state: load balancers should skip it */
 		if (es.state == EDGE_GAP || es.state == EDGE_DIVERGED)
@@ -1310,7 +1702,9 @@ static void srv_free(struct server *s)
 		nx = r->next;
 		req_free(r);
 	}
+	natssvc_stop(s->svc);       /* before natspub_stop: that one shuts libnats down */
 	natspub_stop(s->np);        /* its thread reads the log: before it closes */
+	edgefwd_stop(s->fwd);       /* likewise before edge_stop */
 	edge_stop(s->edge);
 	srv_unstage(s);
 	free(s->stg);
@@ -1366,6 +1760,12 @@ int srv_run(const struct srv_opts *o)
 	if (o->nats.url && !o->edge &&
 	    natspub_start(&s->np, &o->nats, s->log, s->epoch, s->published))
 		goto out;
+	if (o->nats.url && !o->edge) {
+		struct natssvc_opts so = { o->nats.url, o->nats.stream, o->nats.creds };
+
+		if (natssvc_start(&s->svc, &so, s->log, s->epoch, srv_wake, s))
+			goto out;
+	}
 	if (ring_init(&s->ring, o->ring_events, o->ring_bytes, s->published + 1))
 		goto out;
 	if (!o->plain && srv_tls_paths(s, cert, key, sizeof cert))
@@ -1439,18 +1839,38 @@ int srv_run(const struct srv_opts *o)
 	lws_sul_schedule(s->ctx, 0, &s->tail_sul, srv_tail, SRV_TAIL_US);
 	if (s->edge && edge_start(s->edge, s->published, srv_edge_wake, s))
 		goto out;
+	if (s->edge) {
+		struct edge_opts eo = { o->nats.url, o->nats.stream, o->nats.creds };
+		char why[600];
+
+		if (edgefwd_start(&s->fwd, &eo, srv_wake, s, why, sizeof why)) {
+			slog(SLOG_ERR, "refusing to start the edge: %s", why);
+			goto out;
+		}
+	}
 
 	while (!srv_stop_flag && !s->fatal) {
 		if (lws_service(s->ctx, 0) < 0)
 			break;
+		if (s->svc)
+			srv_svc_take(s);
 		if (s->edge)
 			srv_edge_apply(s);
+		if (s->fwd)
+			srv_fwd_poll(s);
 		tlsr_poll(s->tls);
 		if (!srv_collecting(s))
 			srv_flush(s);
 	}
 
-	/* the edge's consumer wakes the lws context: gone before the context */
+	/* commands in flight to the writer: their clients learn it now */
+	while (s->fwd_head)
+		srv_fwd_fail(s, s->fwd_head, "this edge is stopping; the command may have been "
+			     "applied: resend it to another node with the same cmd_id (%s)",
+			     s->fwd_head->r->cmd_id.n ? "yours" : s->fwd_head->cmd_id);
+	/* the edge's threads wake the lws context: gone before the context */
+	edgefwd_stop(s->fwd);
+	s->fwd = NULL;
 	edge_stop(s->edge);
 	s->edge = NULL;
 	/* shutdown: commit and answer what was received, then close 1001 */

@@ -49,6 +49,10 @@ struct srv_opts {
 	                              Origin values a browser may connect from */
 	struct natspub_opts nats;  /* nats.url NULL: no publishing to NATS */
 	int edge;                  /* --edge: a read-only copy fed from nats.url */
+	unsigned fwd_max;          /* --forward-max: commands an edge forwards at once */
+	unsigned fwd_user_max;     /* --forward-user-max: ... of one user */
+	int fwd_secs;              /* --forward-timeout: an edge waits this long for
+	                              the writer's reply and its event */
 	int session_days;          /* a browser session (the cookie) lives this long */
 	int verbose;
 };

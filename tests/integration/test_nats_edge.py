@@ -2,8 +2,8 @@
 fed from the writer's JetStream stream through a real nats-server. It
 serves the same epoch, seqs and bytes (changelog-audit verify on its log
 ends at the writer's head hash), resumes from its own last seq after
-kill -9, refuses what does not continue its hash chain, and refuses
-commands (forwarding them to the writer is not built yet)."""
+kill -9, refuses what does not continue its hash chain, and forwards commands
+to the writer (tests/integration/test_nats_forward.py)."""
 import os
 import shutil
 import signal
@@ -113,10 +113,9 @@ def test_an_edge_serves_the_writers_log(nats, writers, tmpdir_path):
             r = await c.command("createEntry", {"title": "on the edge", "kind": "fix"})
             await c.close()
             return r
-        r = run(command_on_edge())
-        assert r["ok"] is False and r["error"]["code"] == "unavailable"
-        assert "read-only edge" in r["error"]["message"]
-        assert metrics(e)["changelogd_seq"] == 8
+        r = run(command_on_edge())           # forwarded to the writer
+        assert r["ok"] and r["seq"] == 9, r    # (tests/integration/test_nats_forward.py)
+        assert metrics(e)["changelogd_seq"] == 9 and metrics(w)["changelogd_seq"] == 9
     finally:
         stop_edge(e)
 
@@ -166,17 +165,25 @@ def test_an_edge_refuses_what_does_not_continue_its_chain(nats, writers, tmpdir_
         stop_edge(e)
 
 
-def test_a_new_edge_the_stream_cannot_fill_stops_at_the_gap(nats, writers, tmpdir_path):
+def test_a_new_edge_the_stream_cannot_fill_waits_at_the_gap_for_the_writer(
+        nats, writers, tmpdir_path):
     w = writers(nats.url, "data", "--nats-max-msgs", "3")
     write(w, 5)
     wait_published(w)                    # the stream keeps seqs 5..7 only
+    assert w.stop() == 0                 # and the writer cannot hand out 1..4
     e = start_edge(tmpdir_path, nats, w)
     try:
-        wait_for("the gap", lambda: "jumps from seq 0 to 5" in e.log())
+        wait_for("the gap", lambda: "jumps from seq 0 to 5" in e.log() and
+                 "cannot catch up from the writer on changelog.fetch: no writer serves it"
+                 in e.log())
         m = metrics(e)
         assert edge_state(m) == "gap" and m["changelogd_seq"] == 0
         _, _, hz = e.get("/healthz")
         assert b'"ok":false' in hz                # load balancers skip it
+        w.start()                                 # the writer is back: it catches up
+        wait_edge_at(e, 7)
+        assert edge_state(metrics(e)) == "live"
+        assert head_of(e.data) == head_of(w.data)
     finally:
         stop_edge(e)
     # the way in: a live backup of the writer's log (it keeps the epoch) as

@@ -6,11 +6,18 @@
  *   nats-jsdump URL STREAM
  *   nats-jsdump URL STREAM publish SUBJECT HEX
  *   nats-jsdump URL STREAM delete|purge
+ *   nats-jsdump URL STREAM request SUBJECT TEXT
+ *   nats-jsdump URL STREAM serve SUBJECT HEX EPOCH
  *
  * The second form plays a foreign publisher: it stores the bytes HEX on SUBJECT
  * (no expectations) and prints {"seq":N} or {"error":"..."}. The third
  * deletes the stream, or purges its messages (its last seq stays), and
- * prints {"ok":true} or {"error":"..."}.
+ * prints {"ok":true} or {"error":"..."}. "request" sends TEXT to SUBJECT
+ * (request/reply: a writer's service, net/natssvc.h) and prints
+ * {"data":"<the reply>"} or {"error":"..."}. "serve" plays a writer's
+ * fetch service: it prints {"ready":true}, then answers every request on
+ * SUBJECT with the bytes HEX and the header Changelog-Epoch: EPOCH, for at
+ * most 120 s (the test stops it sooner).
  *
  * First line: {"stream","description","first_seq","last_seq","messages"}
  * (or {"error":"..."}); then one line per stored message, in order:
@@ -42,6 +49,67 @@ static json_t *header(natsMsg *m, const char *name)
 	return natsMsgHeader_Get(m, name, &v) == NATS_OK && v ? json_string(v) : json_null();
 }
 
+static char *unhex(const char *h, size_t *n)
+{
+	char *bytes;
+
+	*n = strlen(h) / 2;
+	bytes = malloc(*n + 1);
+	for (size_t i = 0; bytes && i < *n; i++) {
+		unsigned v;
+
+		if (sscanf(h + 2 * i, "%2x", &v) != 1)
+			v = 0;
+		bytes[i] = (char)v;
+	}
+	return bytes;
+}
+
+/* "request" and "serve" (see the top). */
+static int service(natsConnection *nc, char **argv)
+{
+	if (strcmp(argv[3], "request") == 0) {
+		natsMsg *m = NULL;
+		natsStatus s = natsConnection_RequestString(&m, nc, argv[4], argv[5], 10000);
+
+		if (s != NATS_OK) {
+			put(json_pack("{ss}", "error", natsStatus_GetText(s)));
+			return 1;
+		}
+		put(json_pack("{ss#}", "data", natsMsg_GetData(m), natsMsg_GetDataLength(m)));
+		natsMsg_Destroy(m);
+		return 0;
+	} else {
+		natsSubscription *sub = NULL;
+		size_t n;
+		char *bytes = unhex(argv[5], &n);
+		int turns = 0;
+
+		if (!bytes || natsConnection_SubscribeSync(&sub, nc, argv[4]) != NATS_OK ||
+		    natsConnection_Flush(nc) != NATS_OK)
+			return 1;
+		put(json_pack("{sb}", "ready", 1));
+		fflush(stdout);
+		while (turns++ < 480) {
+			natsMsg *req = NULL, *rep = NULL;
+
+			if (natsSubscription_NextMsg(&req, sub, 250) != NATS_OK)
+				continue;
+			if (natsMsg_GetReply(req) &&
+			    natsMsg_Create(&rep, natsMsg_GetReply(req), NULL, bytes, (int)n) == NATS_OK) {
+				natsMsgHeader_Set(rep, "Changelog-Epoch", argv[6]);
+				natsConnection_PublishMsg(nc, rep);
+				natsConnection_Flush(nc);
+			}
+			natsMsg_Destroy(rep);
+			natsMsg_Destroy(req);
+		}
+		natsSubscription_Destroy(sub);
+		free(bytes);
+		return 0;
+	}
+}
+
 static json_t *hex(const char *p, int n)
 {
 	static const char digits[] = "0123456789abcdef";
@@ -69,6 +137,16 @@ int main(int argc, char **argv)
 	natsStatus s;
 	int rc = 0;
 
+	if ((argc == 6 && strcmp(argv[3], "request") == 0) ||
+	    (argc == 7 && strcmp(argv[3], "serve") == 0)) {
+		s = natsConnection_ConnectTo(&nc, argv[1]);
+		rc = s == NATS_OK ? service(nc, argv) : 1;
+		if (s != NATS_OK)
+			put(json_pack("{ss}", "error", natsStatus_GetText(s)));
+		natsConnection_Destroy(nc);
+		nats_CloseAndWait(2000);
+		return rc;
+	}
 	if (argc != 3 && !(argc == 6 && strcmp(argv[3], "publish") == 0) &&
 	    !(argc == 4 && (strcmp(argv[3], "delete") == 0 || strcmp(argv[3], "purge") == 0))) {
 		fprintf(stderr, "usage: nats-jsdump URL STREAM [publish SUBJECT HEX | delete | "
@@ -80,16 +158,8 @@ int main(int argc, char **argv)
 		s = natsConnection_JetStream(&js, nc, NULL);
 	if (s == NATS_OK && argc == 6) {
 		jsPubAck *pa = NULL;
-		size_t n = strlen(argv[5]) / 2;
-		char *bytes = malloc(n + 1);
-
-		for (size_t i = 0; bytes && i < n; i++) {
-			unsigned v;
-
-			if (sscanf(argv[5] + 2 * i, "%2x", &v) != 1)
-				v = 0;
-			bytes[i] = (char)v;
-		}
+		size_t n;
+		char *bytes = unhex(argv[5], &n);
 		s = bytes ? js_Publish(&pa, js, argv[4], bytes, (int)n, NULL, &jerr) : NATS_NO_MEMORY;
 		free(bytes);
 		if (s == NATS_OK)

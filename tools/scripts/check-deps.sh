@@ -76,7 +76,8 @@ net_allowed() {
 	case $1 in
 	push|qcache|slog|tlsgen|config|libver|natsconn) echo "" ;;
 	tlsreload) echo "slog" ;;
-	natspub|edge) echo "natsconn slog" ;;
+	natspub|edge|natssvc) echo "natsconn slog" ;;
+	edgefwd) echo "edge natsconn slog" ;;
 	metrics) echo "qcache" ;;
 	proto) echo "push qcache" ;;
 	http) echo "metrics qcache" ;;

@@ -5,7 +5,8 @@ and HAProxy in front (TLS terminated, leastconn on /ws/, /healthz checks).
 One cluster for the module; the tests run in file order and each leaves it
 whole again (what it killed restarted, everything converged):
 
-- writes through HAProxy make one sequence: subscribers on every node, and
+- writes through HAProxy (landing on the writer and on each edge, which
+  forwards them) make one sequence: subscribers on every node, and
   through HAProxy on every node, see the same (epoch, seq) order with no gap
   and no duplicate, and each edge's log ends at the writer's head hash
   (changelog-audit verify);
@@ -38,13 +39,6 @@ from tools_util import LmdbDump
 
 sys.path.insert(0, os.path.join(REPO, "tests", "cluster"))
 from cluster import Cluster, wait_for  # noqa: E402
-
-# Commands that HAProxy hands to an edge are refused (`unavailable`) until
-# the edges forward them to the writer (issue 20, the edgefwd branch). Until
-# then the writes of these tests go straight to the writer, and
-# test_a_command_through_haproxy_on_an_edge is an expected failure; switch
-# this on when forwarding is merged.
-EDGES_FORWARD = False
 
 
 @pytest.fixture(scope="module")
@@ -132,11 +126,9 @@ def test_writes_make_one_sequence_seen_alike_on_every_node(cluster):
         proxied = [await subscriber(c.haproxy, tok, seq0, epoch) for _ in range(6)]
         # leastconn over three idle servers: two each
         assert sorted(served_by(p) for p in proxied) == sorted(list(names) * 2)
-        if EDGES_FORWARD:     # three connections: one on each node (leastconn)
-            writes = [write_on(c.haproxy, tok, 10, "through haproxy %d" % i)
-                      for i in range(3)]
-        else:
-            writes = [write_on(c.writer, tok, 10, "writer %d" % i) for i in range(3)]
+        # three writers through HAProxy: one on each node (leastconn); an
+        # edge forwards its commands to the writer
+        writes = [write_on(c.haproxy, tok, 10, "through haproxy %d" % i) for i in range(3)]
         seqs = [s for ss in await asyncio.gather(*writes) for s in ss]
         assert sorted(seqs) == list(range(seq0 + 1, seq0 + 31))
         seen = []
@@ -156,9 +148,6 @@ def test_writes_make_one_sequence_seen_alike_on_every_node(cluster):
     c.wait_replicas(head)
 
 
-@pytest.mark.xfail(not EDGES_FORWARD, strict=True,
-                   reason="an edge refuses commands until it forwards them to the writer "
-                          "(issue 20, branch edgefwd)")
 def test_a_command_through_haproxy_on_an_edge(cluster):
     c = cluster
     tok = c.writer.admin_token

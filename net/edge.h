@@ -9,8 +9,10 @@
  * The consumer is an ordered push consumer (libnats re-creates it from
  * the last delivered seq after a gap, a missed heartbeat or a reconnect).
  * A message whose stream seq is not the next one is never queued: a seq
- * already held is skipped, a jump forward stops the edge (state "gap":
- * the stream no longer holds what the edge lacks).
+ * already held is skipped; on a jump forward (the stream no longer holds
+ * what the edge lacks) the thread fetches the missing events from the
+ * writer's "<stream>.fetch" service (natssvc.h) and queues them the same
+ * way, retrying every second (state "gap") while the writer cannot answer.
  *
  * Threads: edge_start and edge_take / edge_applied / edge_stats / edge_stop
  * on the service thread; the consumer thread owns the subscription. The

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <nats/nats.h>
 
@@ -43,6 +44,8 @@ struct edgefwd {
 	struct fwd_out *out_head, *out_tail;
 	struct edgefwd_reply *in_head, *in_tail;
 	int connected, stop;
+	int closed;                /* libnats is done with our callbacks */
+	int sub_done;              /* ... and with the inbox's handler */
 };
 
 static void fwd_set_connected(void *arg, int on)
@@ -64,6 +67,29 @@ static void fwd_on_disconnected(natsConnection *nc, void *arg)
 {
 	(void)nc;
 	fwd_set_connected(arg, 0);
+}
+
+/* The last connection callback: after it, libnats no longer calls us. */
+static void fwd_on_closed(natsConnection *nc, void *arg)
+{
+	struct edgefwd *f = arg;
+
+	(void)nc;
+	pthread_mutex_lock(&f->mu);
+	f->closed = 1;
+	pthread_cond_broadcast(&f->cv);
+	pthread_mutex_unlock(&f->mu);
+}
+
+/* natsOnCompleteCB: the inbox's handler will not run again. */
+static void fwd_on_sub_done(void *arg)
+{
+	struct edgefwd *f = arg;
+
+	pthread_mutex_lock(&f->mu);
+	f->sub_done = 1;
+	pthread_cond_broadcast(&f->cv);
+	pthread_mutex_unlock(&f->mu);
 }
 
 /* A reply on "<inbox>.<id>": queue it for the service thread. */
@@ -205,8 +231,23 @@ void edgefwd_stop(struct edgefwd *f)
 		pthread_mutex_unlock(&f->mu);
 		pthread_join(f->th, NULL);
 	}
-	if (f->sub)
-		natsSubscription_Unsubscribe(f->sub);
+	if (f->nc) {
+		/* the inbox's handler and the disconnected callback run on libnats'
+		 * threads even after Unsubscribe and Close: wait (at most ~2 s) for
+		 * the calls that say they are done before freeing f */
+		struct timespec ts;
+
+		if (f->sub)
+			natsSubscription_Unsubscribe(f->sub);
+		natsConnection_Close(f->nc);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 2;
+		pthread_mutex_lock(&f->mu);
+		while ((!f->closed || (f->sub && !f->sub_done)) &&
+		       pthread_cond_timedwait(&f->cv, &f->mu, &ts) == 0)
+			;
+		pthread_mutex_unlock(&f->mu);
+	}
 	natsSubscription_Destroy(f->sub);
 	natsconn_close(f->nc, NULL, f->nopts);
 	natsInbox_Destroy(f->inbox);
@@ -236,7 +277,8 @@ int edgefwd_start(struct edgefwd **out, const struct edge_opts *o, void (*wake)(
 	pthread_mutex_init(&f->mu, NULL);
 	pthread_cond_init(&f->cv, NULL);
 	if (natsconn_options(&f->nopts, o->url, o->creds, fwd_on_connected, fwd_on_disconnected,
-			     f, why, cap)) {
+			     f, why, cap) ||
+	    natsOptions_SetClosedCB(f->nopts, fwd_on_closed, f) != NATS_OK) {
 		edgefwd_stop(f);
 		return CL_EINVAL;
 	}
@@ -254,6 +296,8 @@ int edgefwd_start(struct edgefwd **out, const struct edge_opts *o, void (*wake)(
 		snprintf(f->inbox_sub, sizeof f->inbox_sub, "%s.*", (const char *)f->inbox);
 		s = natsConnection_Subscribe(&f->sub, f->nc, f->inbox_sub, fwd_on_reply, f);
 	}
+	if (s == NATS_OK)
+		s = natsSubscription_SetOnCompleteCB(f->sub, fwd_on_sub_done, f);
 	if (s != NATS_OK || pthread_create(&f->th, NULL, fwd_main, f) != 0) {
 		snprintf(why, cap, "cannot start forwarding commands (%s)", natsStatus_GetText(s));
 		edgefwd_stop(f);

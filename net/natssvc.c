@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 #include <nats/nats.h>
@@ -51,6 +52,7 @@ struct natssvc {
 	size_t nin;
 	struct svc_out *out_head, *out_tail;
 	int busy;                  /* fetch callbacks running */
+	int subs, subs_done;       /* subscriptions made / whose handler is done for good */
 	int closing, stop;
 	struct natssvc_stats st;
 };
@@ -237,6 +239,17 @@ static void svc_on_fetch(natsConnection *nc, natsSubscription *sub, natsMsg *m, 
 	pthread_mutex_unlock(&v->mu);
 }
 
+/* natsOnCompleteCB: a subscription's handler will not run again. */
+static void svc_on_sub_done(void *arg)
+{
+	struct natssvc *v = arg;
+
+	pthread_mutex_lock(&v->mu);
+	v->subs_done++;
+	pthread_cond_broadcast(&v->cv);
+	pthread_mutex_unlock(&v->mu);
+}
+
 /* The module's thread: publish the replies the service thread hands over. */
 static void *svc_main(void *arg)
 {
@@ -339,6 +352,18 @@ void natssvc_stop(struct natssvc *v)
 		natsSubscription_Unsubscribe(v->cmd_sub);
 	if (v->fetch_sub)
 		natsSubscription_Unsubscribe(v->fetch_sub);
+	{
+		/* their handlers use v: wait (at most ~2 s) until libnats is done */
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 2;
+		pthread_mutex_lock(&v->mu);
+		while (v->subs_done < v->subs &&
+		       pthread_cond_timedwait(&v->cv, &v->mu, &ts) == 0)
+			;
+		pthread_mutex_unlock(&v->mu);
+	}
 	natsSubscription_Destroy(v->cmd_sub);
 	natsSubscription_Destroy(v->fetch_sub);
 	natsconn_close(v->nc, NULL, v->nopts);
@@ -385,8 +410,14 @@ int natssvc_start(struct natssvc **out, const struct natssvc_opts *o, struct evl
 	}
 	/* subscriptions made before the first connect are sent when it comes */
 	s = natsConnection_Subscribe(&v->cmd_sub, v->nc, v->cmd_subject, svc_on_cmd, v);
+	if (s == NATS_OK && (s = natsSubscription_SetOnCompleteCB(v->cmd_sub, svc_on_sub_done,
+								  v)) == NATS_OK)
+		v->subs++;
 	if (s == NATS_OK)
 		s = natsConnection_Subscribe(&v->fetch_sub, v->nc, v->fetch_subject, svc_on_fetch, v);
+	if (s == NATS_OK && (s = natsSubscription_SetOnCompleteCB(v->fetch_sub, svc_on_sub_done,
+								  v)) == NATS_OK)
+		v->subs++;
 	if (s != NATS_OK || pthread_create(&v->th, NULL, svc_main, v) != 0) {
 		slog(SLOG_ERR, "NATS: cannot serve %s and %s (%s)", v->cmd_subject, v->fetch_subject,
 		     natsStatus_GetText(s));

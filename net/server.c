@@ -661,7 +661,7 @@ static void srv_flush(struct server *s)
 	int attempt, rc = 0;
 	size_t i;
 
-	if (s->fwd)
+	if (s->o.edge)              /* an edge never writes commands itself */
 		srv_fwd_divert(s);
 	batch = s->q_head;
 	if (!batch)
@@ -1041,6 +1041,11 @@ static int srv_forward(struct server *s, struct req *r)
 	unsigned char rnd[16];
 	int i;
 
+	if (!s->fwd) {
+		req_refuse(r, CMD_UNAVAILABLE, "this edge is stopping; nothing was applied: send "
+			   "the command to another node");
+		return 1;
+	}
 	if (s->nfwd >= s->o.fwd_max) {
 		s->me.fwd_refused++;
 		req_refuse(r, CMD_UNAVAILABLE, "this edge has too many commands in flight to the "

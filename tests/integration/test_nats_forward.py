@@ -267,3 +267,33 @@ def test_a_fetched_event_that_breaks_the_chain_is_refused(nats, writers, tmpdir_
         fake.wait(timeout=10)
         fake.stdout.close()
     assert not os.path.exists(os.path.join(tmpdir_path, "edge", "admin-token"))
+
+
+def test_a_writer_that_does_not_answer_in_time_means_unavailable(nats, writers, tmpdir_path):
+    w = writers(nats.url)
+    e = start_edge(tmpdir_path, nats, w, "edge", "--forward-timeout", "1")
+    try:
+        wait_edge_at(e, 2)
+        w.proc.send_signal(signal.SIGSTOP)
+        try:
+            async def one(cmd_id=None):
+                c = await Client.connect(e, w.admin_token)
+                r = await c.command("createEntry", entry("late"), cmd_id=cmd_id)
+                await c.close()
+                return r
+            r = run(one())
+        finally:
+            w.proc.send_signal(signal.SIGCONT)
+        assert r["ok"] is False and r["error"]["code"] == "unavailable", r
+        msg = r["error"]["message"]
+        assert "the writer did not answer within 1 s" in msg, msg
+        # the edge named the cmd_id it sent: resending with it gets the one
+        # result, whether the writer applied the late request or not
+        cmd_id = msg.split("same cmd_id (")[1].split(")")[0]
+        assert cmd_id.startswith("edge-") and len(cmd_id) == 37
+        again = run(one(cmd_id))
+        assert again["ok"], again
+        wait_edge_at(e, again["seq"])
+        assert metrics(w)["changelogd_seq"] == 3        # applied once
+    finally:
+        stop_edge(e)

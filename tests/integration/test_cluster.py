@@ -104,15 +104,19 @@ def assert_edges_are_the_log(c, head):
         assert LmdbDump(e.data).events() == w_events, e.name
 
 
-async def write_on(node, token, n, title):
-    c = await Client.connect(node, token)
+async def write_with(c, n, title):
+    """n createEntry on the connection c, each acknowledged; their seqs."""
     seqs = []
     for i in range(n):
         r = await c.command("createEntry", {"title": "%s %d" % (title, i), "kind": "fix"})
-        assert r["ok"], (node.name if hasattr(node, "name") else "", r)
+        assert r["ok"], (served_by(c), r)
         seqs.append(r["seq"])
     await c.close()
     return seqs
+
+
+async def write_on(node, token, n, title):
+    return await write_with(await Client.connect(node, token), n, title)
 
 
 def test_writes_make_one_sequence_seen_alike_on_every_node(cluster):
@@ -128,7 +132,9 @@ def test_writes_make_one_sequence_seen_alike_on_every_node(cluster):
         assert sorted(served_by(p) for p in proxied) == sorted(list(names) * 2)
         # three writers through HAProxy: one on each node (leastconn); an
         # edge forwards its commands to the writer
-        writes = [write_on(c.haproxy, tok, 10, "through haproxy %d" % i) for i in range(3)]
+        wconns = [await Client.connect(c.haproxy, tok) for _ in range(3)]
+        assert sorted(served_by(k) for k in wconns) == sorted(names)
+        writes = [write_with(k, 10, "through haproxy %d" % i) for i, k in enumerate(wconns)]
         seqs = [s for ss in await asyncio.gather(*writes) for s in ss]
         assert sorted(seqs) == list(range(seq0 + 1, seq0 + 31))
         seen = []
@@ -313,3 +319,16 @@ def test_the_whole_nats_cluster_lost_is_rebuilt_from_the_log(cluster):
     seqs, seen = run(go())
     assert seen == [seqs, seqs] == [list(range(head + 1, head + 4))] * 2
     assert_edges_are_the_log(c, c.wait_converged())
+
+
+def test_the_haproxy_config_in_the_docs_is_the_one_tested():
+    """docs/scaling.md shows the config cluster.py generates (its addresses
+    and paths aside)."""
+    from cluster import haproxy_config
+    with open(os.path.join(REPO, "docs", "scaling.md")) as f:
+        doc = f.read()
+    block = doc.split("```haproxy\n", 1)[1].split("```", 1)[0]
+    assert block == haproxy_config("*:443", "/etc/haproxy/changelog.pem",
+                                   "/run/haproxy/changelog.sock", "1s",
+                                   [("writer", "127.0.0.1:8081"), ("edge1", "127.0.0.1:8082"),
+                                    ("edge2", "127.0.0.1:8083")])

@@ -106,8 +106,11 @@ class Proc:
 
     def spawn(self, stdout=None):
         self.logf = open(self.log_path, "ab")
+        # a session of its own: a Ctrl-C in the terminal reaches only this
+        # script, which then stops the processes in order (edges first, NATS last)
         self.proc = subprocess.Popen(self.cmd(), stdout=stdout or self.logf, stderr=self.logf,
-                                     stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+                                     stdin=subprocess.DEVNULL, start_new_session=True,
+                                     preexec_fn=_die_with_parent)
         return self.proc
 
     @property
@@ -312,6 +315,7 @@ defaults
     timeout server 60s
     timeout tunnel 1h
     timeout http-request 10s
+    timeout check 5s
     default-server check inter {inter} fall 2 rise 2
 
 frontend changelog

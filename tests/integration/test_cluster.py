@@ -16,8 +16,10 @@ whole again (what it killed restarted, everything converged):
   writing: nothing is lost, the stream is the log;
 - kill -9 of the writer between commit and publish (the NATS cluster is
   stopped first, so its acknowledged events cannot reach the stream; the
-  restarted cluster shows the stream without them): the restarted writer
-  refills the stream and the edges converge;
+  restarted cluster shows the stream without them); meanwhile HAProxy
+  sends the writer's paths to an edge, which answers commands
+  `unavailable`; the restarted writer refills the stream and the edges
+  converge;
 - kill -9 of the whole NATS cluster and a restart with empty storage: the
   writer rebuilds the stream from its log, the edges follow.
 """
@@ -28,10 +30,11 @@ import shutil
 import signal
 import subprocess
 import sys
+import urllib.request
 
 import pytest
 
-from conftest import REPO, Client, missing, run, sanitizer_reports
+from conftest import REPO, Client, missing, run, sanitizer_reports, tls_context
 from nats_util import JSDUMP, need_nats
 from test_nats_edge import head_of, verify
 from test_nats_publish import assert_stream_is_log
@@ -279,6 +282,23 @@ def test_writer_killed_between_commit_and_publish_refills_the_stream(cluster):
     assert info["last_seq"] == seq0                  # the stream lacks them
     for e in c.edges:
         assert e.metrics()["changelogd_seq"] == seq0
+    # meanwhile HAProxy serves the other paths from an edge, and an edge
+    # answers a command it cannot forward with `unavailable`
+    wait_for("haproxy to take the writer out",
+             lambda: c.haproxy.servers("writer")["writer"]["status"] == "DOWN", 30)
+    req = urllib.request.Request(c.haproxy.http + "/healthz")
+    with urllib.request.urlopen(req, context=tls_context(), timeout=10) as r:
+        assert r.headers["X-Changelog-Node"] in {e.name for e in c.edges}
+        assert json.loads(r.read())["seq"] == seq0
+
+    async def command():
+        k = await Client.connect(c.haproxy, tok)
+        r = await k.command("createEntry", {"title": "no writer", "kind": "fix"})
+        await k.close()
+        return served_by(k), r
+    node, r = run(command())
+    assert node != c.writer.name
+    assert r["ok"] is False and r["error"]["code"] == "unavailable", r
     c.writer.start()
     head = c.wait_converged(timeout=90)
     assert head == seq0 + 6

@@ -91,6 +91,14 @@ async def subscriber(node, token, since, epoch):
     return c
 
 
+def haproxy_idle(c):
+    """Until HAProxy holds no session on any node (leastconn then spreads
+    new connections evenly)."""
+    wait_for("haproxy's sessions to end",
+             lambda: all(v["scur"] == 0 and v["status"] == "UP"
+                         for v in c.haproxy.servers().values()), 30)
+
+
 def seq_event(pushes):
     return [(p["seq"], json.dumps(p["event"], sort_keys=True)) for p in pushes]
 
@@ -127,6 +135,7 @@ def test_writes_make_one_sequence_seen_alike_on_every_node(cluster):
     tok, epoch = c.writer.admin_token, epoch_of(c.writer)
     seq0 = c.wait_converged()
     names = {n.name for n in c.nodes}
+    haproxy_idle(c)
 
     async def go():
         direct = [await subscriber(n, tok, seq0, epoch) for n in c.nodes]
@@ -161,6 +170,7 @@ def test_a_command_through_haproxy_on_an_edge(cluster):
     c = cluster
     tok = c.writer.admin_token
     seq0 = c.wait_converged()
+    haproxy_idle(c)
 
     async def go():
         conns = [await Client.connect(c.haproxy, tok) for _ in range(3)]
@@ -184,6 +194,7 @@ def test_clients_of_a_killed_edge_resume_on_another_node(cluster):
     tok, epoch = c.writer.admin_token, epoch_of(c.writer)
     seq0 = c.wait_converged()
     edge1, edge2 = c.edges
+    haproxy_idle(c)
 
     async def go():
         subs = [await subscriber(c.haproxy, tok, seq0, epoch) for _ in range(6)]

@@ -34,7 +34,7 @@ import urllib.request
 
 import pytest
 
-from conftest import REPO, Client, missing, run, sanitizer_reports, tls_context
+from conftest import BIN, REPO, Client, missing, run, sanitizer_reports, tls_context
 from nats_util import JSDUMP, need_nats
 from test_nats_edge import head_of, verify
 from test_nats_publish import assert_stream_is_log
@@ -60,6 +60,59 @@ def cluster():
         problems += sanitizer_reports(n.log())
     c.cleanup()
     assert not problems, "\n".join(problems)
+
+
+def test_the_script_of_make_cluster_serves_and_stops_on_ctrl_c(tmpdir_path):
+    """tests/cluster/cluster.py as `make cluster` runs it: it prints the
+    HAProxy URL and an admin token that work, and Ctrl-C (SIGINT) stops
+    every process it started and removes its directory."""
+    need_nats()
+    for tool in ("haproxy", "openssl"):
+        if not shutil.which(tool):
+            missing("%s is not installed (tools/scripts/deps.sh test)" % tool)
+    p = subprocess.Popen(["/usr/bin/python3", os.path.join(REPO, "tests", "cluster",
+                                                          "cluster.py"), "--for", "300"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         env=dict(os.environ, CL_BIN=BIN))
+    try:
+        out = []
+        for line in p.stdout:
+            out.append(line)
+            if "admin token" in line or "Traceback" in line:
+                break
+        text = "".join(out)
+        assert "admin token" in text, text + p.stdout.read()
+        work = text.split("cluster up in ", 1)[1].split(" ", 1)[0]
+        url = text.split("HAProxy", 1)[1].split()[0].rstrip("/")
+        token = text.split("admin token", 1)[1].split()[0]
+        with open("/proc/%d/task/%d/children" % (p.pid, p.pid)) as f:
+            kids = [int(x) for x in f.read().split()]
+        assert len(kids) == 7          # 3 nats-server, 3 changelogd, haproxy
+
+        class Front:
+            plain = False
+
+            def url(self, tok, prefix=""):
+                return url.replace("https://", "wss://") + prefix + "/ws/" + tok
+
+        async def ask():
+            k = await Client.connect(Front(), token)
+            r = await k.query("getChangelogEntries", {"limit": 5})
+            await k.close()
+            return r
+        assert run(ask())["ok"]
+        p.send_signal(signal.SIGINT)
+        assert p.wait(timeout=60) == 0
+        assert "cluster.py: stopping" in p.stdout.read()
+        for pid in kids:
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+        assert not os.path.exists(work)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdout.close()
 
 
 class Stream:

@@ -138,7 +138,7 @@ static int edge_fetch(struct edge *e, char *why, size_t cap)
 	pthread_mutex_unlock(&e->mu);
 	snprintf(req, sizeof req, "{\"from\":%" PRIu64 ",\"max_bytes\":%u}", from,
 		 NATSCONN_FETCH_BYTES);
-	s = natsConnection_Request(&rep, e->nc, e->fetch_subject, req, (int)strlen(req), 5000);
+	s = natsConnection_Request(&rep, e->nc, e->fetch_subject, req, (int)strlen(req), 3000);
 	if (s != NATS_OK) {
 		snprintf(why, cap, "%s", s == NATS_NO_RESPONDERS ? "no writer serves it (down or "
 			 "not connected)" : natsStatus_GetText(s));

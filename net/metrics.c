@@ -137,6 +137,10 @@ static void metrics_edge_render(struct mbuf *b, const struct metrics_edge *e)
 		     "applied event to this edge applying it.\n"
 		     "# TYPE changelogd_edge_lag_seconds gauge\n"
 		     "changelogd_edge_lag_seconds %.6f\n", e->lag_secs);
+	mb_printf(b, "# HELP changelogd_edge_commit_lag_seconds From the writer committing the "
+		     "last applied event (its timestamp) to this edge applying it.\n"
+		     "# TYPE changelogd_edge_commit_lag_seconds gauge\n"
+		     "changelogd_edge_commit_lag_seconds %.6f\n", e->commit_lag_secs);
 	mb_counter(b, "changelogd_edge_fetches_total",
 		   "Catch-up requests this edge made to the writer.", "counter", e->fetches);
 	mb_counter(b, "changelogd_edge_fetched_events_total",

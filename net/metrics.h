@@ -64,6 +64,7 @@ struct metrics_edge {
 	const char *const *states;     /* every state name, NULL-terminated */
 	uint64_t behind;               /* seqs the stream holds that are not applied */
 	double lag_secs;               /* stream store -> applied here, last event */
+	double commit_lag_secs;        /* its commit on the writer (its ts) -> applied here */
 	uint64_t fetches, fetched;     /* catch-up from the writer: requests, events */
 	/* commands forwarded to the writer (the server keeps these counters) */
 	uint64_t fwd_in_flight;

@@ -437,6 +437,11 @@ static int srv_publish_followed(void *arg, const struct event *ev)
 	json_t *push;
 	int rc = srv_push_of(s, ev, &push);
 
+	if (s->edge) {              /* the writer's commit -> applied here */
+		int64_t d = cl_now_us() - ev->ts;
+
+		s->me.commit_lag_secs = d > 0 ? (double)d / 1e6 : 0;
+	}
 	return rc ? rc : srv_publish(s, ev->seq, (int)ev->type, ev->ids.token, ev->ids.user,
 				     push);
 }

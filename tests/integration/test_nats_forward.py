@@ -9,7 +9,7 @@ import os
 import signal
 import subprocess
 
-from conftest import Client, run
+from conftest import BIN, Client, run
 from http_util import call
 from nats_util import (JSDUMP, epoch_of, metrics, nats, wait_for, wait_published,  # noqa: F401
                        write, writers)
@@ -231,6 +231,16 @@ def test_a_new_edge_the_stream_cannot_fill_catches_up_from_the_writer(
         assert "ok: 9 events" in verify(e.data)
         m = metrics(e)
         assert edge_state(m) == "live" and m["changelogd_edge_fetched_events_total"] == 7
+        assert m["changelogd_edge_commit_lag_seconds"] >= 0 and m["changelogd_edge_behind_seqs"] == 0
+        # the commit lag comes from the event's own timestamp: one stamped in
+        # 2020 (another process appends to the writer's log) shows years
+        p = subprocess.run([os.path.join(BIN, "changelog-admin"), "dev-exec", "createEntry",
+                            json.dumps(entry("from the past")), "--data", w.data],
+                           capture_output=True, text=True, timeout=30,
+                           env=dict(os.environ, CHANGELOG_FAKE_TIME="2020-01-01T00:00:00Z"))
+        assert p.returncode == 0 and json.loads(p.stdout)["seq"] == 10, p.stdout + p.stderr
+        m = wait_edge_at(e, 10)
+        assert m["changelogd_edge_commit_lag_seconds"] > 3 * 365 * 86400
         assert metrics(w)["changelogd_nats_fetched_events_total"] == 7
     finally:
         stop_edge(e)

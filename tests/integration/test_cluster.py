@@ -21,7 +21,9 @@ whole again (what it killed restarted, everything converged):
   `unavailable`; the restarted writer refills the stream and the edges
   converge;
 - kill -9 of the whole NATS cluster and a restart with empty storage: the
-  writer rebuilds the stream from its log, the edges follow.
+  writer rebuilds the stream from its log, the edges follow;
+- last, a foreign message in the stream stops both edges: HAProxy's
+  /healthz body check takes them out, new connections go to the writer.
 """
 import asyncio
 import json
@@ -403,6 +405,40 @@ def test_the_whole_nats_cluster_lost_is_rebuilt_from_the_log(cluster):
     seqs, seen = run(go())
     assert seen == [seqs, seqs] == [list(range(head + 1, head + 4))] * 2
     assert_edges_are_the_log(c, c.wait_converged())
+
+
+def test_haproxy_takes_stuck_edges_out_by_the_body_of_healthz(cluster):
+    """Last (it leaves the stream unusable): a message someone else stores
+    in the stream stops both edges (`diverged`: /healthz answers 200 with
+    "ok":false); HAProxy's check reads the body, so it takes them out and
+    sends every new connection to the writer, which keeps serving."""
+    c = cluster
+    tok = c.writer.admin_token
+    head = c.wait_converged()
+    haproxy_idle(c)
+    third = LmdbDump(c.writer.data).events()[2][1]     # an event that does not continue
+    p = subprocess.run([JSDUMP, c.live_nats().url, "changelog", "publish", "changelog.events",
+                        third.hex()], capture_output=True, text=True, timeout=60)
+    assert json.loads(p.stdout) == {"seq": head + 1}, p.stdout + p.stderr
+    for e in c.edges:
+        wait_for("%s to stop at the foreign message" % e.name,
+                 lambda: e.state() == "diverged", 30)
+        st, body = e.get("/healthz")
+        assert st == 200 and json.loads(body)["ok"] is False
+    assert c.writer.healthz()["ok"] is True
+    wait_for("haproxy to take the edges out",
+             lambda: [v["status"] for _, v in sorted(c.haproxy.servers().items())] ==
+             ["DOWN", "DOWN", "UP"], 30)
+
+    async def go():
+        conns = [await Client.connect(c.haproxy, tok) for _ in range(3)]
+        out = [served_by(k) for k in conns]
+        r = await conns[0].query("getChangelogEntries", {"limit": 1})
+        for k in conns:
+            await k.close()
+        return out, r
+    served, r = run(go())
+    assert served == ["writer"] * 3 and r["ok"]
 
 
 def test_the_haproxy_config_in_the_docs_is_the_one_tested():

@@ -422,6 +422,46 @@ static int c_delete_comment(struct cmd_run *r)
 				      (json_int_t)c->entry));
 }
 
+/*
+ * markRead {entry, upto?} / markAllRead {upto?}: the caller has read one
+ * entry, or everything, up to seq upto (default: the last seq). Refused
+ * when it would move no mark on (core/read.c says why that bounds them).
+ */
+static int mark_read(struct cmd_run *r, int one)
+{
+	static const char *const allowed_one[] = { "entry", "upto", NULL };
+	static const char *const allowed_all[] = { "upto", NULL };
+	struct cl_fail *f = &r->res->fail;
+	uint64_t entry = 0, upto;
+	struct event *ev;
+	int rc;
+
+	if ((rc = known(r, one ? allowed_one : allowed_all)) ||
+	    (one && (rc = p_id(r->params, "entry", 1, &entry, f))) ||
+	    (rc = p_id(r->params, "upto", 0, &upto, f)))
+		return rc;
+	if (!upto)
+		upto = proj_seq(r->p);
+	if ((rc = proj_i_read_judge(r->p, r->ctx->actor, entry, upto, f)))
+		return rc;
+	ev = new_event(r, EV_READ_MARKED);
+	ev->ids.entry = entry;
+	ev->upto = upto;
+	return set_reply(r, one ? json_pack("{s:I,s:I}", "entry", (json_int_t)entry, "upto",
+					    (json_int_t)upto)
+				: json_pack("{s:I}", "upto", (json_int_t)upto));
+}
+
+static int c_mark_read(struct cmd_run *r)
+{
+	return mark_read(r, 1);
+}
+
+static int c_mark_all_read(struct cmd_run *r)
+{
+	return mark_read(r, 0);
+}
+
 /* ---- users and tokens ---------------------------------------------------------- */
 
 /* The token.issued event for user uid with the caller's fresh token. */
@@ -554,6 +594,8 @@ static const struct {
 	{ "addComment", 0, c_add_comment },
 	{ "editComment", 0, c_edit_comment },
 	{ "deleteComment", 0, c_delete_comment },
+	{ "markRead", 0, c_mark_read },
+	{ "markAllRead", 0, c_mark_all_read },
 	{ "createUser", 1, c_create_user },
 	{ "setRole", 1, c_set_role },
 	{ "issueToken", 1, c_issue_token },

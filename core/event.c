@@ -49,6 +49,7 @@ static const struct key type_keys[EV__COUNT] = {
 	[EV_COMMENT_ADDED] = K("comment.added"),
 	[EV_COMMENT_EDITED] = K("comment.edited"),
 	[EV_COMMENT_DELETED] = K("comment.deleted"),
+	[EV_READ_MARKED] = K("read.marked"),
 };
 static const char *const role_names[] = { NULL, "member", "admin" };
 static const char *const kind_names[] = { NULL, "fix", "change", "feature" };
@@ -141,10 +142,10 @@ static const struct key id_keys[ID__COUNT] = { K("user"), K("token"), K("entry")
 
 /* Payload keys, in canonical order (the order they are written in "p"). */
 enum { PK_NAME, PK_ROLE, PK_HASH, PK_LABEL, PK_TITLE, PK_BODY, PK_KIND, PK_FROM,
-       PK_TO, PK__COUNT };
+       PK_TO, PK_UPTO, PK__COUNT };
 static const struct key p_keys[PK__COUNT] = { K("name"), K("role"), K("hash"),
 					      K("label"), K("title"), K("body"),
-					      K("kind"), K("from"), K("to") };
+					      K("kind"), K("from"), K("to"), K("upto") };
 
 #define B(x) (1u << (x))
 
@@ -174,6 +175,7 @@ static const struct shape shapes[] = {
 	{ EV_COMMENT_ADDED, 1, B(ID_COMMENT) | B(ID_ENTRY), B(ID_PARENT), B(PK_BODY), 0 },
 	{ EV_COMMENT_EDITED, 1, B(ID_COMMENT) | B(ID_ENTRY), 0, B(PK_BODY), 0 },
 	{ EV_COMMENT_DELETED, 1, B(ID_COMMENT) | B(ID_ENTRY), 0, 0, 0 },
+	{ EV_READ_MARKED, 1, 0, B(ID_ENTRY), B(PK_UPTO), 0 },
 };
 
 static const struct shape *shape_find(int type, uint64_t version)
@@ -371,6 +373,10 @@ static int ev_check(const struct event *ev)
 			break;
 		case PK_HASH:
 			break; /* any 32 bytes */
+		case PK_UPTO:
+			if (ev->upto == 0 || ev->upto > ID_MAX)
+				rc = CL_EDECODE;
+			break;
 		default:   /* the enums: a name must exist */
 			if (!payload_enum(ev, k))
 				rc = CL_EDECODE;
@@ -476,6 +482,8 @@ int ev_encode(const struct event *ev, struct ev_buf *b)
 		if (k == PK_HASH)
 			err |= msgpack_pack_bin(&pk, EV_HASH_LEN) |
 			       msgpack_pack_bin_body(&pk, ev->token_hash, EV_HASH_LEN);
+		else if (k == PK_UPTO)
+			err |= msgpack_pack_uint64(&pk, ev->upto);
 		else
 			err |= pack_str(&pk, payload_str(ev, k));
 	}
@@ -759,6 +767,11 @@ static int decode_payload(const struct mp *o, const uint8_t *end,
 				return CL_EDECODE;
 			memcpy(ev->token_hash, val->p, EV_HASH_LEN);
 			break;
+		case PK_UPTO:
+			if (val->kind != MP_UINT)
+				return CL_EDECODE;
+			ev->upto = val->u;
+			break;
 		default: /* the free-text strings; limits are checked by ev_check */
 			if (val->kind != MP_STR)
 				return CL_EDECODE;
@@ -1033,6 +1046,7 @@ static int fast_payload(struct rd *r, const struct shape *sh, struct event *ev)
 		case PK_ROLE:  ok = fast_enum(r, cl_role_parse, &ev->role); break;
 		case PK_KIND:  ok = fast_enum(r, cl_kind_parse, &ev->kind); ev->has_kind = 1; break;
 		case PK_FROM:  ok = fast_enum(r, cl_status_parse, &ev->status_from); break;
+		case PK_UPTO:  ok = rd_uint(r, &ev->upto); break;
 		default:       ok = fast_enum(r, cl_status_parse, &ev->status_to); break;
 		}
 		if (!ok)
@@ -1179,6 +1193,10 @@ json_t *ev_to_json(const struct event *ev)
 
 		if (!(keys & B(k)) || k == PK_HASH) /* token hashes never leave the log */
 			continue;
+		if (k == PK_UPTO) {
+			jset(data, p_keys[k].s, json_integer((json_int_t)ev->upto), &err);
+			continue;
+		}
 		s = payload_str(ev, k);
 		jset(data, p_keys[k].s, s.p ? json_stringn(s.p, s.n) : json_null(), &err);
 	}

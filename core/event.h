@@ -33,6 +33,7 @@ enum ev_type {
 	EV_COMMENT_ADDED,    /* ids.comment, ids.entry, ids.parent (0 = top level); body */
 	EV_COMMENT_EDITED,   /* ids.comment, ids.entry; body (the new text) */
 	EV_COMMENT_DELETED,  /* ids.comment, ids.entry; no payload (a tombstone stays) */
+	EV_READ_MARKED,      /* ids.entry (0 = every entry); upto: the actor has read up to that seq */
 	EV__COUNT
 };
 
@@ -77,6 +78,7 @@ struct event {
 	uint8_t kind;            /* enum cl_kind */
 	uint8_t status_from, status_to; /* enum cl_status */
 	unsigned has_title : 1, has_body : 1, has_kind : 1; /* entry.edited */
+	uint64_t upto;           /* read.marked: a seq, 1 .. 2^63-1 */
 	uint8_t token_hash[EV_HASH_LEN];  /* token.issued: SHA-256 of the token */
 	struct cl_str cmd_id;    /* client command id; n == 0 when none */
 	uint8_t prev_hash[EV_HASH_LEN]; /* hash of the previous event (zeros for seq 1) */

@@ -597,8 +597,10 @@ void proj_free(struct proj *p)
 		pool_drop(e->comments.v, (size_t)e->comments.cap * sizeof *e->comments.v);
 		pool_drop(e->hist, (size_t)e->caphist * sizeof *e->hist);
 	}
-	for (uint32_t i = 0; i < p->nusers; i++)
+	for (uint32_t i = 0; i < p->nusers; i++) {
 		pool_drop(p->users[i].tokens.v, (size_t)p->users[i].tokens.cap * sizeof(uint32_t));
+		free(p->users[i].reads);
+	}
 	array_free(p->users, (size_t)p->cap_users * sizeof *p->users);
 	array_free(p->tokens, (size_t)p->cap_tokens * sizeof *p->tokens);
 	array_free(p->entries, (size_t)p->cap_entries * sizeof *p->entries);
@@ -716,6 +718,7 @@ static int apply_user_created(struct proj *p, const struct event *ev)
 	u->name_n = (uint32_t)ev->name.n;
 	u->role = ev->role;
 	u->created = ev->ts;
+	u->read_all = ev->seq;    /* what came before the user is not news to them */
 	table_put(p->name_tab, p->name_cap, user_hash(p, p->nusers), p->nusers);
 	if (u->role == ROLE_ADMIN)
 		p->admins++;
@@ -1029,6 +1032,13 @@ static int apply_comment_deleted(struct proj *p, const struct event *ev)
 	return 0;
 }
 
+/* An event that is activity on an entry: its actor has read the entry. */
+static int entry_activity(int type)
+{
+	return type == EV_ENTRY_CREATED || type == EV_ENTRY_EDITED ||
+	       type == EV_ENTRY_STATUS_SET || type == EV_COMMENT_ADDED;
+}
+
 int proj_apply(struct proj *p, const struct event *ev)
 {
 	int rc;
@@ -1037,6 +1047,8 @@ int proj_apply(struct proj *p, const struct event *ev)
 		return CL_EINVAL;
 	if (ev->seq != p->seq + 1)
 		return CL_ESTATE;
+	if (entry_activity((int)ev->type) && (rc = proj_i_read_reserve(p, ev->actor)))
+		return rc;
 	switch (ev->type) {
 	case EV_USER_CREATED:     rc = apply_user_created(p, ev); break;
 	case EV_USER_ROLE_SET:    rc = apply_user_role_set(p, ev); break;
@@ -1048,8 +1060,11 @@ int proj_apply(struct proj *p, const struct event *ev)
 	case EV_COMMENT_ADDED:    rc = apply_comment_added(p, ev); break;
 	case EV_COMMENT_EDITED:   rc = apply_comment_edited(p, ev); break;
 	case EV_COMMENT_DELETED:  rc = apply_comment_deleted(p, ev); break;
+	case EV_READ_MARKED:      rc = proj_i_apply_read_marked(p, ev); break;
 	default:                  rc = CL_ESTATE; break;
 	}
+	if (rc == 0 && entry_activity((int)ev->type))
+		proj_i_read_note(p, ev->actor, (uint32_t)ev->ids.entry, ev->seq);
 	if (rc == 0)
 		p->seq = ev->seq;
 	return rc;
@@ -1466,6 +1481,8 @@ int proj_check(const struct proj *p, char *why, size_t why_len)
 		if ((rc = check_comment(p, id, why, why_len)))
 			return rc;
 	if ((rc = check_activity(p, why, why_len)))
+		return rc;
+	if ((rc = proj_i_read_check(p, why, why_len)))
 		return rc;
 	if (why && why_len)
 		why[0] = '\0';

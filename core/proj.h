@@ -156,7 +156,9 @@ struct cl_fail {
  * adds epoch and at). On refusal a negative code and *fail filled
  * (bad_request for unknown names or bad params, not_found, forbidden).
  * Queries: getChangelogEntries, getEntry, getEntryHistory, getUsers, whoami,
- * getStats. docs/protocol.md documents params and output.
+ * getStats, getUnread (the viewer's, core/read.c). docs/protocol.md documents
+ * params and output. (getPresence is the server's, not the projection's:
+ * net/presence.h.)
  */
 int proj_query(struct proj *p, const char *name, json_t *params,
 	       const struct proj_qctx *ctx, json_t **result, struct cl_fail *fail);

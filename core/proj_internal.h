@@ -97,12 +97,24 @@ struct pcomment {
 	uint8_t deleted;      /* comment.deleted: body "" (a tombstone; replies stay) */
 };
 
+/* One user's read mark on one entry (core/read.c). */
+struct pread {
+	uint64_t upto;        /* the user has read the entry up to this seq */
+	uint32_t entry;
+};
+
+#define PROJ_READ_MARKS  256u   /* entry marks kept per user (core/read.c) */
+#define PROJ_UNREAD_LIST 500u   /* entries getUnread lists at most */
+
 struct puser {
 	const char *name;     /* arena, NUL-terminated */
 	int64_t created;
 	uint32_t name_n;
 	uint8_t role;         /* enum cl_role */
 	struct pvec32 tokens; /* ids of its tokens, ascending */
+	uint64_t read_all;    /* read.marked: all read up to this seq (from user.created) */
+	struct pread *reads;  /* malloc'd; entry marks above read_all, sorted by entry */
+	uint32_t nreads, cap_reads;
 };
 
 struct ptoken {
@@ -214,6 +226,28 @@ static inline int proj_i_act_live(const struct proj *p, const struct pact *r)
 {
 	return p->entries[r->entry - 1].act_seq == r->seq;
 }
+
+/*
+ * Read marks (core/read.c). read_upto: u has read entry up to this seq;
+ * read_unread: 1 if e (id entry) has activity after that. read_reserve
+ * makes room for one more mark of user (before an apply changes anything;
+ * 0 or CL_ENOMEM), read_note then records "user read entry up to upto"
+ * (a no-op unless it moves the mark on), read_all "everything up to upto".
+ * apply_read_marked is proj_apply's step; read_judge refuses a mark that
+ * would not move anything on (markRead / markAllRead); q_unread answers
+ * getUnread; read_check is proj_check's part.
+ */
+uint64_t proj_i_read_upto(const struct puser *u, uint32_t entry);
+int proj_i_read_unread(const struct puser *u, const struct pentry *e, uint32_t entry);
+int proj_i_read_reserve(struct proj *p, uint64_t user);
+void proj_i_read_note(struct proj *p, uint64_t user, uint32_t entry, uint64_t upto);
+void proj_i_read_all(struct proj *p, uint64_t user, uint64_t upto);
+int proj_i_apply_read_marked(struct proj *p, const struct event *ev);
+int proj_i_read_judge(const struct proj *p, uint64_t user, uint64_t entry, uint64_t upto,
+		      struct cl_fail *fail);
+int proj_i_q_unread(const struct proj *p, const struct proj_qctx *ctx, json_t **result,
+		    struct cl_fail *fail);
+int proj_i_read_check(const struct proj *p, char *why, size_t wl);
 
 /* last_activity of an entry: max(updated, created of its last comment). */
 int64_t proj_i_last_activity(const struct proj *p, const struct pentry *e);

@@ -864,6 +864,9 @@ int proj_query(struct proj *p, const char *name, json_t *params,
 		rc = q_whoami(p, params, ctx, result, fail);
 	else if (strcmp(name, "getStats") == 0)
 		rc = q_stats(p, params, result, fail);
+	else if (strcmp(name, "getUnread") == 0)
+		rc = (rc = proj_i_params_known(params, no_params, fail)) ? rc
+		     : proj_i_q_unread(p, ctx, result, fail);
 	else
 		rc = proj_i_fail(fail, CMD_BAD_REQUEST, "unknown query \"%.60s\"", name);
 	json_decref(empty);

@@ -143,6 +143,13 @@ static void req_parse_op(struct req *r, const char *op)
 		r->kind = REQ_UNSUB;
 	} else if (strcmp(op, "ping") == 0) {
 		r->kind = REQ_PING;
+	} else if (strcmp(op, "presence") == 0) {
+		json_t *hidden = json_object_get(r->root, "hidden");
+
+		r->kind = REQ_PRESENCE;
+		if (hidden && !json_is_null(hidden) && !json_is_boolean(hidden))
+			req_refuse(r, CMD_BAD_REQUEST, "hidden must be true or false");
+		r->hidden = json_is_true(hidden);
 	} else if (cmd_is_command(op)) {
 		req_parse_command(r, op);
 	} else {
@@ -597,6 +604,37 @@ static json_t *proto_ping(struct proto_ctx *c, struct req *r)
 	return o;
 }
 
+/*
+ * Presence (not a stored query of the projection: the server's own
+ * sessions, net/presence.h): the getPresence query, answered like a query
+ * but never cached, and the reply of the presence op.
+ */
+static json_t *proto_presence(struct proto_ctx *c, struct req *r)
+{
+	json_t *o = proto_ok(r->id), *users = c->presence ? c->presence(c->arg) : json_array();
+	int err = !o || !users;
+
+	if (!err && r->kind == REQ_QUERY) {
+		if (r->params && json_object_size(r->params) > 0) {
+			json_decref(o);
+			json_decref(users);
+			return proto_error(r->id, CMD_BAD_REQUEST, "getPresence takes no params");
+		}
+		err = json_object_set_new(o, "epoch", json_string(c->epoch ? c->epoch : "")) ||
+		      json_object_set_new(o, "at", json_integer((json_int_t)proj_seq(c->proj))) ||
+		      json_object_set_new(o, "result", json_pack("{s:O}", "users", users));
+	} else if (!err) {
+		err = json_object_set_new(o, "hidden", json_boolean(r->hidden)) ||
+		      json_object_set(o, "users", users);
+	}
+	json_decref(users);
+	if (err) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
 /* Each event of a command, appended and applied: the projection is ahead
  * of the log now; the owner's hook stages the push. */
 static int proto_on_event(void *arg, const struct event *ev)
@@ -672,6 +710,11 @@ static int proto_run(struct proto_ctx *c, struct req *r, struct evlog_txn *txn)
 	case REQ_CMD:
 		return proto_command(c, r, txn);
 	case REQ_QUERY:
+		if (strcmp(r->name, "getPresence") == 0) {
+			r->reply = proto_presence(c, r);
+			break;
+		}
+		return proto_answer(c, r);
 	case REQ_SEED:
 		return proto_answer(c, r);
 	case REQ_SUB:
@@ -682,6 +725,9 @@ static int proto_run(struct proto_ctx *c, struct req *r, struct evlog_txn *txn)
 		break;
 	case REQ_PING:
 		r->reply = proto_ping(c, r);
+		break;
+	case REQ_PRESENCE:
+		r->reply = proto_presence(c, r);
 		break;
 	default:
 		r->reply = proto_error(r->id, r->fail.code, r->fail.message);

@@ -55,6 +55,7 @@ enum req_kind {
 	REQ_SUB,       /* {"op":"subscribe","since":N,"epoch":"..."} */
 	REQ_UNSUB,
 	REQ_PING,
+	REQ_PRESENCE,  /* {"op":"presence","hidden":bool?}: join presence (net/presence.h) */
 };
 
 struct req {
@@ -73,6 +74,7 @@ struct req {
 	uint64_t since;
 	int has_since;
 	const char *epoch;        /* subscribe: NULL if absent */
+	int hidden;               /* presence: "hidden": true */
 	struct cl_fail fail;      /* REQ_BAD: the refusal (enum cmd_code, message) */
 
 	/* set while the batch runs; reset on a retry */
@@ -122,7 +124,10 @@ struct proto_ctx {
 	/* r's answer needs need bytes, more than room gave, and may not wait:
 	 * make room if possible (1: room may now be bigger); NULL: never. */
 	int (*reclaim)(void *arg, const struct req *r, size_t need);
-	void *arg;                  /* for load, on_event and room */
+	/* The users present on this node ([{"id","name"}], a new reference;
+	 * net/presence.h), for getPresence and the presence op; NULL: none. */
+	json_t *(*presence)(void *arg);
+	void *arg;                  /* for load, on_event, room and presence */
 
 	/* proto's own */
 	int ahead;                  /* proj holds events of the open txn (speculative);

@@ -256,7 +256,7 @@ int push_restrict(struct pbuf *buf, struct frame *f, int type, uint64_t user)
 {
 	json_t *stub;
 
-	if (type != EV_TOKEN_ISSUED && type != EV_TOKEN_REVOKED)
+	if (type != EV_TOKEN_ISSUED && type != EV_TOKEN_REVOKED && type != EV_READ_MARKED)
 		return 0;
 	stub = json_pack("{s:s,s:I,s:b}", "op", "event", "seq", (json_int_t)f->seq,
 			 "redacted", 1);
@@ -268,6 +268,11 @@ int push_restrict(struct pbuf *buf, struct frame *f, int type, uint64_t user)
 	f->stub->seq = f->seq;
 	f->owner = user;
 	return 0;
+}
+
+uint64_t push_owner(const struct event *ev)
+{
+	return ev->type == EV_READ_MARKED ? ev->actor : ev->ids.user;
 }
 
 struct frame *push_for(struct frame *f, const struct proj *p, uint64_t viewer)

@@ -107,17 +107,19 @@ json_t *push_build(const struct proj *p, const struct event *ev, int replay);
  * Who sees which push. Every subscriber gets one frame per seq, so the
  * stream stays gapless, but token events (token.issued, token.revoked:
  * ids, owner, label) are for admins and the token's owner only, as
- * getUsers shows tokens to admins only: any other viewer gets the stub
+ * getUsers shows tokens to admins only, and a read mark (read.marked) for
+ * admins and the user who read: any other viewer gets the stub
  * {"op":"event","seq":N,"redacted":true} in their place.
  *
  * push_restrict: f, the push frame of an event of type `type` about user
- * `user` (ev->ids.user), gets its stub if the event is restricted.
+ * `user` (push_owner(ev)), gets its stub if the event is restricted.
  * 0 or CL_ENOMEM (buf: scratch, as for frame_from_json).
  * push_for: the frame viewer may see, f or its stub, judged by viewer's role
  * in p now. Live pushes (the ring) and catch-up from the log both go
  * through these two, so the rule is the same for both.
  */
 int push_restrict(struct pbuf *buf, struct frame *f, int type, uint64_t user);
+uint64_t push_owner(const struct event *ev);
 struct frame *push_for(struct frame *f, const struct proj *p, uint64_t viewer);
 
 #endif

@@ -45,6 +45,7 @@
 #include "metrics.h"
 #include "natspub.h"
 #include "natssvc.h"
+#include "presence.h"
 #include "proto.h"
 #include "push.h"
 #include "session.h"
@@ -148,6 +149,7 @@ struct server {
 	struct evlog_txn *wtxn;    /* the batch's write txn while it runs, else NULL */
 	size_t nstg, stgcap;
 	struct pbuf fbuf;          /* serializing pushes */
+	struct presence pres;      /* who looks on this node (net/presence.h) */
 
 	lws_sorted_usec_list_t tail_sul;
 	int stopping;              /* shutting down: no new sessions or requests */
@@ -374,7 +376,7 @@ static int srv_stage(void *arg, const struct event *ev)
 	s->stg[s->nstg].seq = ev->seq;
 	s->stg[s->nstg].type = (int)ev->type;
 	s->stg[s->nstg].token = ev->ids.token;
-	s->stg[s->nstg].user = ev->ids.user;
+	s->stg[s->nstg].user = push_owner(ev);
 	s->stg[s->nstg].push = push;
 	s->nstg++;
 	return 0;
@@ -632,8 +634,69 @@ static int srv_run_batch(struct server *s, struct req *batch, struct req **culpr
 	return rc;
 }
 
+/* ---- presence (net/presence.h) ------------------------------------- */
+
+static json_t *srv_presence_list(void *arg)
+{
+	struct server *s = arg;
+
+	return presence_list(&s->pres, s->proj);
+}
+
+/* ss joined presence (the presence op): it watches, visible unless hidden. */
+static void srv_presence_join(struct server *s, struct sess *ss, int hidden)
+{
+	ss->pres_watch = 1;
+	if (!hidden && !ss->pres_visible) {
+		if (presence_add(&s->pres, ss->user) == 0)
+			ss->pres_visible = 1;
+	} else if (hidden && ss->pres_visible) {
+		presence_remove(&s->pres, ss->user);
+		ss->pres_visible = 0;
+	}
+}
+
+static void srv_presence_gone(struct server *s, struct sess *ss)
+{
+	if (ss && ss->linked && ss->pres_visible) {
+		presence_remove(&s->pres, ss->user);
+		ss->pres_visible = 0;
+	}
+}
+
+/*
+ * The tail tick: the coalesced presence push, if one is due, to every
+ * watcher. A frame sits in one session's queue at a time (frame.next), so
+ * each watcher gets its own copy; at most one per PRESENCE_INTERVAL_US.
+ */
+static void srv_presence_push(struct server *s)
+{
+	json_t *push = presence_flush(&s->pres, s->proj, (int64_t)(srv_mono() * 1e6));
+	struct frame *f;
+
+	if (!push)
+		return;
+	f = frame_from_json(&s->fbuf, push);
+	json_decref(push);
+	if (!f) {
+		slog(SLOG_ERR, "out of memory for a presence push");
+		return;
+	}
+	for (struct sess *ss = s->pool.head; ss; ss = ss->next) {
+		struct frame *c;
+
+		if (!ss->pres_watch || ss->doomed)
+			continue;
+		if (!(c = frame_new(f->len)))
+			break;
+		memcpy(c->data, f->data, f->len + 1);
+		sess_send(ss, c);
+	}
+	frame_unref(f);
+}
+
 /* After the commit: apply r's session effects and send its reply. */
-static void srv_deliver(struct req *r)
+static void srv_deliver(struct server *s, struct req *r)
 {
 	if (r->api) {
 		api_deliver(r->api, r);
@@ -651,6 +714,8 @@ static void srv_deliver(struct req *r)
 		return;
 	if (r->kind == REQ_SUB && json_is_true(json_object_get(r->reply, "ok")))
 		sess_subscribe(r->sess, r->sub_next);
+	else if (r->kind == REQ_PRESENCE && json_is_true(json_object_get(r->reply, "ok")))
+		srv_presence_join(s, r->sess, r->hidden);
 	else if (r->kind == REQ_UNSUB)
 		sess_unsubscribe(r->sess);
 	sess_send_json(r->sess, r->reply);   /* closes the session if it fails */
@@ -727,7 +792,7 @@ static void srv_flush(struct server *s)
 			if (r->nats)
 				srv_svc_answer(s, r);   /* a command an edge forwarded */
 			else
-				srv_deliver(r);
+				srv_deliver(s, r);
 		}
 		if (s->published != before) {
 			sess_pool_published(&s->pool);
@@ -1008,7 +1073,7 @@ static void srv_fwd_finish(struct server *s, struct srv_fwd *f, json_t *reply, i
 	r->reply = o;
 	r->at = s->published;
 	if (o)
-		srv_deliver(r);
+		srv_deliver(s, r);
 	else if (ss)
 		sess_doom(ss, METRICS_CLOSE_ERROR, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
 			  "internal error");
@@ -1229,6 +1294,7 @@ static void srv_tail(lws_sorted_usec_list_t *sul)
 
 	if (rc)
 		slog(SLOG_ERR, "cannot follow the log (%s)", cl_strerror(rc));
+	srv_presence_push(s);
 	lws_sul_schedule(s->ctx, 0, &s->tail_sul, srv_tail, SRV_TAIL_US);
 }
 
@@ -1435,6 +1501,7 @@ static int srv_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 		return ss && ss->linked ? sess_writeable(ss) : 0;
 	case LWS_CALLBACK_CLOSED:
 		api_wsi_closed(wsi);   /* a connection that upgraded after an API request */
+		srv_presence_gone(s, ss);
 		sess_closed(ss);
 		return 0;
 	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
@@ -1457,7 +1524,9 @@ static void srv_wire(struct server *s)
 	s->pc.on_event = srv_stage;
 	s->pc.room = srv_room;
 	s->pc.reclaim = srv_reclaim;
+	s->pc.presence = srv_presence_list;
 	s->pc.arg = s;
+	presence_init(&s->pres);
 
 	s->pool.lim.rate = s->o.rate;
 	s->pool.lim.burst = s->o.burst;
@@ -1720,6 +1789,7 @@ static void srv_free(struct server *s)
 	free(s->stg);
 	ring_release(&s->ring);
 	proto_release(&s->pc);
+	presence_release(&s->pres);
 	sess_pool_release(&s->pool);
 	api_pool_release(&s->api);
 	websess_release(&s->websess);

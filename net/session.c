@@ -755,7 +755,7 @@ static int sess_load_chunk(struct sess *ss)
 			break;
 		}
 		f->seq = ev.seq;
-		if (push_restrict(&pool->fbuf, f, (int)ev.type, ev.ids.user)) {
+		if (push_restrict(&pool->fbuf, f, (int)ev.type, push_owner(&ev))) {
 			frame_unref(f);
 			rc = CL_ENOMEM;
 			break;

@@ -164,6 +164,10 @@ struct sess {
 	struct frame **chunk;          /* log catch-up frames */
 	size_t chunk_n, chunk_i, chunk_bytes;
 
+	/* presence (the owner's: net/presence.h): joined with the presence op,
+	 * and counted as visible there */
+	uint8_t pres_watch, pres_visible;
+
 	/* closing */
 	int doomed, shutdown;
 	int close_sent;             /* our close frame went out; waiting for the peer's */

@@ -819,6 +819,7 @@ static int apply_event(struct driver *d, const struct event *ev, struct cl_str j
 	case EV_COMMENT_ADDED:    rc = ev_comment_added(d, ev); break;
 	case EV_COMMENT_EDITED:
 	case EV_COMMENT_DELETED:  rc = ev_comment_changed(d, ev); break;
+	case EV_READ_MARKED:      rc = 0; break; /* only the events row (docs/sql-schema.md) */
 	default:
 		return cli_err(d->err, d->errlen, CL_ESTATE, "event %llu: unknown type %u",
 			   (unsigned long long)ev->seq, ev->type);

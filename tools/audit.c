@@ -437,6 +437,13 @@ void audit_event_summary(const struct event *ev, const char *subject_name, char 
 		snprintf(out, n, "deleted comment %" PRIu64 " on #%" PRIu64, ev->ids.comment,
 			 ev->ids.entry);
 		break;
+	case EV_READ_MARKED:
+		if (ev->ids.entry)
+			snprintf(out, n, "read #%" PRIu64 " up to seq %" PRIu64, ev->ids.entry,
+				 ev->upto);
+		else
+			snprintf(out, n, "marked everything read up to seq %" PRIu64, ev->upto);
+		break;
 	default:
 		snprintf(out, n, "%s", type_or_unknown(ev->type));
 		break;

@@ -16,6 +16,14 @@
  *
  * All user text goes into the DOM through textContent, or as the DOM nodes
  * web/md.js builds for the Markdown subset: never innerHTML.
+ *
+ * Presence, unread marks and notifications (docs/protocol.md "Presence",
+ * "Read marks"): the page joins presence before it subscribes (hidden if
+ * this browser said so), keeps the viewer's unread entries from getUnread
+ * plus the pushes, marks an entry read when it is opened, and, if this
+ * browser opted in, shows a Notification for others' comments on the
+ * viewer's entries, replies to the viewer's comments and status changes
+ * on entries the viewer took part in.
  */
 'use strict';
 
@@ -43,11 +51,15 @@ const S = {
   epoch: null, lastSeq: 0, me: null, tokenId: null, users: new Map(),
   entries: new Map(), cursor: null, partial: false, loading: null, listGen: 0,
   total: null, totalPartial: false, countTimer: null, listHash: '#/',
-  view: 'list', entryId: null, entry: null,
+  view: 'list', entryId: null, entry: null, entryAt: 0,
+  present: new Map(), unread: null, unreadAt: 0, unreadMore: 0, known: null,
   retry: 0, retryTimer: null, everOpened: false, stopped: false,
 };
 
 const $ = (sel) => document.querySelector(sel);
+/* The admin page (web/admin.js, loaded before this file) is told of the
+ * route, the connection, sign-out and pushes through these calls. */
+const adminHook = (name, arg) => window.CLAdmin && window.CLAdmin[name](arg);
 
 function el(tag, attrs, ...kids) {
   const n = document.createElement(tag);
@@ -277,6 +289,7 @@ function onMessage(text) {
   try { msg = JSON.parse(text); } catch (e) { return; }
   if (msg.op === 'event') { onPush(msg); return; }
   if (msg.op === 'events') { for (const p of msg.events || []) onPush(p); return; }
+  if (msg.op === 'presence') { onPresence(msg); return; }
   const p = msg.id !== undefined ? S.pending.get(msg.id) : null;
   if (!p) {
     if (msg.ok === false && msg.error) showError(describe(msg.error));
@@ -292,12 +305,17 @@ async function start() {
   S.me = who.result.user;
   S.tokenId = who.token;
   $('#me').textContent = `${S.me.name} (${S.me.role})`;
+  adminHook('started');
   await loadUsers();
+  loadKnown();
+  $('#social').hidden = false;
+  await joinPresence();                   // before subscribe: a hidden user never shows
   if (S.epoch !== null) {
     const sub = await send({ op: 'subscribe', since: S.lastSeq, epoch: S.epoch });
-    if (sub.recovered) return;            // the missed events are on their way
+    if (sub.recovered) { await loadUnread(); return; }   // the missed events are on their way
   }
   await reload();
+  await loadUnread();
 }
 
 async function loadUsers() {
@@ -549,7 +567,9 @@ function badges(e) {
 }
 
 function entryItem(e) {
-  const n = el('li', { class: 'entry', 'data-id': e.id },
+  const unread = !!(S.unread && S.unread.has(e.id));
+  const n = el('li', { class: unread ? 'entry unread' : 'entry', 'data-id': e.id },
+    ...(unread ? [el('span', { class: 'badge new', text: 'new' })] : []),
     ...badges(e),
     el('a', { class: 'title', href: `#/entry/${e.id}`, text: e.title }),
     el('div', { class: 'meta' },
@@ -569,11 +589,14 @@ async function loadEntry(id) {
   const r = await query('getEntry', { entry: id });
   if (S.view !== 'entry' || S.entryId !== id) return null;
   S.entry = r.result.entry;
+  S.entryAt = r.at;
   renderEntry();
   const ul = $('#comments');
   ul.replaceChildren();
   for (const c of r.result.comments) ul.append(commentNode(c));
   if (S.epoch === null) S.epoch = r.epoch;
+  learnEntry(r.result);
+  readOpenEntry();
   return r;
 }
 
@@ -592,9 +615,11 @@ function richText(text, cls) {
 }
 
 function setTitle() {
-  if (S.view === 'entry' && S.entry) document.title = `#${S.entry.id} ${S.entry.title} · Changelog`;
-  else if (S.view === 'entry') document.title = `#${S.entryId} · Changelog`;
-  else document.title = 'Changelog';
+  const n = unreadCount();
+  const pre = n ? `(${n}) ` : '';
+  if (S.view === 'entry' && S.entry) document.title = `${pre}#${S.entry.id} ${S.entry.title} · Changelog`;
+  else if (S.view === 'entry') document.title = `${pre}#${S.entryId} · Changelog`;
+  else document.title = `${pre}Changelog`;
 }
 
 function renderEntry() {
@@ -883,7 +908,10 @@ function onPush(p) {
   if (p.user) {
     S.users.set(p.user.id, p.user);
     fillAuthors();
+    adminHook('push', p);
   }
+  unreadPush(p);
+  notifyPush(p);
   if (p.event && (p.event.type === 'comment.edited' || p.event.type === 'comment.deleted')) {
     if (S.view === 'entry' && S.entry && p.event.entry === S.entry.id) commentChanged(p);
     return;
@@ -935,6 +963,205 @@ function onPush(p) {
   }
 }
 
+/* ---- presence (docs/protocol.md "Presence") --------------------------- */
+
+/* Settings of this browser (not of the user: each device decides). */
+const PREF_HIDDEN = 'clg.hidden';
+const PREF_NOTIFY = 'clg.notify';
+const PREF_KNOWN = 'clg.known';
+function pref(k) {
+  try { return localStorage.getItem(k); } catch (e) { return null; }
+}
+function setPref(k, v) {
+  try { if (v === null) localStorage.removeItem(k); else localStorage.setItem(k, v); } catch (e) { /* private mode */ }
+}
+
+async function joinPresence() {
+  const hidden = pref(PREF_HIDDEN) === '1';
+  $('#hide-me').checked = hidden;
+  const r = await send({ op: 'presence', hidden });
+  S.present = new Map(r.users.map((u) => [u.id, u.name]));
+  renderPresence();
+}
+
+function onPresence(msg) {
+  for (const u of msg.arrived || []) S.present.set(u.id, u.name);
+  for (const u of msg.left || []) S.present.delete(u.id);
+  renderPresence();
+}
+
+function renderPresence() {
+  const names = [...S.present].filter(([id]) => !S.me || id !== S.me.id)
+    .map(([id, n]) => n || userName(id) || `user ${id}`).sort();
+  const box = $('#presence');
+  const me = $('#hide-me').checked ? ' (you are hidden)' : '';
+  if (!names.length) box.replaceChildren(`Nobody else is here${me}`);
+  else box.replaceChildren('Here now: ', ...names.map((n) => el('span', { class: 'who', text: n })), me);
+}
+
+/* ---- unread marks (docs/protocol.md "Read marks") ---------------------- */
+
+const ACTIVITY = new Set(['entry.created', 'entry.edited', 'entry.status_set', 'comment.added']);
+
+function unreadCount() {
+  return S.unread ? S.unread.size + S.unreadMore : 0;
+}
+
+async function loadUnread() {
+  const r = await query('getUnread');
+  S.unread = new Map(r.result.unread.map((u) => [u.entry, u.seq]));
+  S.unreadAt = r.at;
+  S.unreadMore = Math.max(0, r.result.count - r.result.unread.length);
+  renderUnread();
+  readOpenEntry();
+}
+
+function renderUnread() {
+  const n = unreadCount();
+  $('#unread-count').textContent = n ? `${num(n)} unread` : '';
+  $('#mark-all').hidden = !n;
+  for (const li of document.querySelectorAll('#entries li.entry')) {
+    const id = Number(li.dataset.id);
+    const e = S.entries.get(id);
+    if (e && li.classList.contains('unread') !== S.unread.has(id)) li.replaceWith(entryItem(e));
+  }
+  setTitle();
+}
+
+/* The open entry is read as far as the page shows it. */
+function readOpenEntry() {
+  const id = S.entryId;
+  if (S.view !== 'entry' || !S.entry || S.entry.id !== id || !S.unread || !S.unread.has(id) ||
+      document.visibilityState === 'hidden') return;
+  S.unread.delete(id);
+  renderUnread();
+  // a refusal ("nothing unread": another tab was first) changes nothing
+  command('markRead', { entry: id, upto: Math.max(S.entryAt, S.lastSeq) }).catch(() => {});
+}
+
+function unreadPush(p) {
+  const ev = p.event;
+  if (!ev || !S.me || !S.unread || p.seq <= S.unreadAt) return;
+  if (ACTIVITY.has(ev.type) && ev.entry) {
+    if (ev.actor === S.me.id) S.unread.delete(ev.entry);   // one's own activity is read
+    else S.unread.set(ev.entry, p.seq);
+  } else if (ev.type === 'read.marked' && ev.actor === S.me.id) {
+    // this user, on another tab or device
+    const upto = ev.data.upto;
+    if (ev.entry) {
+      if ((S.unread.get(ev.entry) || 0) <= upto) S.unread.delete(ev.entry);
+    } else {
+      for (const [id, seq] of S.unread) if (seq <= upto) S.unread.delete(id);
+      S.unreadMore = 0;
+    }
+  } else {
+    return;
+  }
+  renderUnread();
+  if (ev.entry === S.entryId) readOpenEntry();   // open here: read as it arrives
+}
+
+async function markAllRead() {
+  const upto = S.lastSeq;
+  for (const [id, seq] of S.unread || []) if (seq <= upto) S.unread.delete(id);
+  S.unreadMore = 0;
+  renderUnread();
+  try { await command('markAllRead', { upto }); } catch (err) {
+    if (err && err.code !== 'bad_request') showError(describe(err));
+  }
+}
+
+/* ---- notifications (opt-in, per browser) ------------------------------ */
+
+/* What this browser knows the user took part in: entries (authored or
+ * commented) and the user's comments, so replies and status changes can
+ * be told apart; kept in localStorage, the newest 1000 of each. */
+const KNOWN_MAX = 1000;
+function loadKnown() {
+  let k = null;
+  try { k = JSON.parse(pref(PREF_KNOWN) || 'null'); } catch (e) { k = null; }
+  const ok = k && k.user === S.me.id && Array.isArray(k.entries) && Array.isArray(k.comments);
+  S.known = { user: S.me.id, entries: new Set(ok ? k.entries : []), comments: new Set(ok ? k.comments : []) };
+}
+function saveKnown() {
+  const last = (set) => [...set].slice(-KNOWN_MAX);
+  setPref(PREF_KNOWN, JSON.stringify({ user: S.known.user, entries: last(S.known.entries),
+    comments: last(S.known.comments) }));
+}
+function learn(entry, comment) {
+  if (!S.known) return;
+  const before = S.known.entries.size + S.known.comments.size;
+  if (entry) { S.known.entries.delete(entry); S.known.entries.add(entry); }
+  if (comment) S.known.comments.add(comment);
+  if (S.known.entries.size + S.known.comments.size !== before) saveKnown();
+}
+function learnEntry(res) {
+  if (!S.me) return;
+  if (res.entry.author_id === S.me.id) learn(res.entry.id);
+  const walk = (cs) => cs.forEach((c) => {
+    if (c.author_id === S.me.id) learn(res.entry.id, c.id);
+    walk(c.replies || []);
+  });
+  walk(res.comments || []);
+}
+
+function notifyOn() {
+  return 'Notification' in window && Notification.permission === 'granted' && pref(PREF_NOTIFY) === '1';
+}
+function renderNotify() {
+  const b = $('#notify');
+  b.hidden = !('Notification' in window) || Notification.permission === 'denied';
+  const on = notifyOn();
+  b.textContent = on ? 'Notifications on' : 'Notify me';
+  b.setAttribute('aria-pressed', on ? 'true' : 'false');
+  b.title = on ? 'Stop notifications in this browser'
+    : 'Notify me of comments on my entries, replies to me and status changes on entries I took part in';
+}
+function toggleNotify() {
+  if (notifyOn()) { setPref(PREF_NOTIFY, null); renderNotify(); return; }
+  // asked only here, on the click: browsers want a user gesture
+  Promise.resolve(Notification.requestPermission()).then((perm) => {
+    if (perm === 'granted') setPref(PREF_NOTIFY, '1');
+    renderNotify();
+  }).catch(() => renderNotify());
+}
+
+/* Which notification a push is for the viewer, or null. */
+function notification(p) {
+  const ev = p.event;
+  const e = p.entry;
+  if (!e || ev.actor === S.me.id) return null;
+  const who = userName(ev.actor) || 'someone';
+  const mine = e.author_id === S.me.id;
+  if (ev.type === 'comment.added' && p.comment) {
+    const body = p.comment.body.length > 140 ? `${p.comment.body.slice(0, 139)}…` : p.comment.body;
+    if (p.comment.parent && S.known.comments.has(p.comment.parent)) {
+      return { title: `${who} replied to you on #${e.id}`, body, entry: e.id };
+    }
+    if (mine) return { title: `${who} commented on your entry #${e.id}`, body, entry: e.id };
+  } else if (ev.type === 'entry.status_set' && (mine || S.known.entries.has(e.id))) {
+    return { title: `#${e.id} ${PAST[ev.data.to] || ev.data.to} by ${who}`, body: e.title, entry: e.id };
+  }
+  return null;
+}
+
+function notifyPush(p) {
+  const ev = p.event;
+  if (!ev || !S.me || !S.known) return;
+  if (ev.actor === S.me.id) {
+    if (ACTIVITY.has(ev.type) && ev.entry) learn(ev.entry, ev.type === 'comment.added' ? ev.comment : null);
+    return;                               // never for one's own actions
+  }
+  if (p.entry && p.entry.author_id === S.me.id) learn(p.entry.id);
+  if (p.replay || !notifyOn()) return;    // catch-up from the log: old news
+  const n = notification(p);
+  if (!n) return;
+  try {
+    const note = new Notification(n.title, { body: n.body, tag: `clg-${p.seq}` });
+    note.onclick = () => { window.focus(); location.hash = `#/entry/${n.entry}`; };
+  } catch (e) { /* a browser that only notifies from a service worker */ }
+}
+
 function addComment(c) {
   if (document.querySelector(`#comments li[data-cid="${c.id}"]`)) return;
   const parentLi = c.parent ? document.querySelector(`#comments li[data-cid="${c.parent}"]`) : null;
@@ -955,6 +1182,10 @@ function route() {
     $('#list-view').hidden = true;
     $('#entry-view').hidden = false;
     $('#back').setAttribute('href', S.listHash);
+  } else if (/^#\/admin(?:$|[/?])/.test(location.hash) && window.CLAdmin) {
+    S.view = 'admin';
+    $('#list-view').hidden = true;
+    $('#entry-view').hidden = true;
   } else {
     S.view = 'list';
     filtersFromURL();
@@ -962,6 +1193,8 @@ function route() {
     $('#entry-view').hidden = true;
   }
   setTitle();
+  adminHook('route', S.view === 'admin');
+  if (S.view === 'admin') return;
   if (S.ws && S.ws.readyState === WebSocket.OPEN) {
     const load = S.view === 'entry' ? loadEntry(S.entryId) : loadList(false);
     load.catch((err) => showError(describe(err)));
@@ -995,6 +1228,10 @@ function signOut(message, end) {
   S.ws = null;
   S.epoch = null; S.lastSeq = 0; S.everOpened = false;
   $('#me').textContent = '';
+  adminHook('signedOut');
+  $('#social').hidden = true;
+  S.unread = null; S.unreadMore = 0; S.present = new Map(); S.known = null;
+  setTitle();
   $('#app').hidden = true;
   $('#signout').hidden = true;
   $('#signin').hidden = false;
@@ -1060,6 +1297,16 @@ function init() {
   document.addEventListener('visibilitychange', refreshTimes);
   $('#filters').addEventListener('submit', (ev) => ev.preventDefault());
   $('#more').addEventListener('click', () => loadList(true).catch((err) => showError(describe(err))));
+  $('#mark-all').addEventListener('click', () => markAllRead());
+  $('#notify').addEventListener('click', toggleNotify);
+  $('#hide-me').addEventListener('change', () => {
+    const hidden = $('#hide-me').checked;
+    setPref(PREF_HIDDEN, hidden ? '1' : null);
+    renderPresence();
+    send({ op: 'presence', hidden }).catch(() => {});
+  });
+  document.addEventListener('visibilitychange', readOpenEntry);
+  renderNotify();
   window.addEventListener('hashchange', route);
   route();
   if (invite) signIn(invite);

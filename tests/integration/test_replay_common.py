@@ -469,6 +469,13 @@ async def drive(server, seed, ops, between=None):
                 r = await clients[who][1].command("setStatus", {"entry": eid, "status": to})
                 if r["ok"]:
                     e["status"] = to
+            elif roll < 0.92 and rng.random() < 0.06:
+                # read marks (read.marked): tables other than events ignore
+                # them; many are refused as "nothing unread"
+                if rng.random() < 0.3:
+                    r = await c.command("markAllRead", {})
+                else:
+                    r = await c.command("markRead", {"entry": rng.choice(list(entries))})
             elif roll < 0.92 and rng.random() < 0.08:
                 # edit or delete a comment: mostly by its writer or an admin
                 # (the others are refused, and must leave the tables alone)

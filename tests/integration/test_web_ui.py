@@ -24,7 +24,7 @@ OUT = os.path.join(REPO, "build", "ui-screenshots")
 def test_static_files(tmpdir_path):
     s = Server(os.path.join(tmpdir_path, "data"), web=WEB).start()
     try:
-        for path, ctype in (("/", "text/html"), ("/app.js", "javascript"),
+        for path, ctype in (("/", "text/html"), ("/app.js", "javascript"), ("/admin.js", "javascript"),
                             ("/style.css", "text/css")):
             status, headers, body = s.get(path)
             assert status == 200, path
@@ -148,6 +148,38 @@ def test_edit_and_delete_comments_in_chromium(tmpdir_path):
     assert r.returncode == 0, r.stderr
     assert "edited comment 1 on #1" in r.stdout
     assert "deleted comment 2 on #1" in r.stdout and "deleted comment 3 on #1" in r.stdout
+    v = subprocess.run([os.path.join(BIN, "changelog-audit"), "verify", "--data",
+                        os.path.join(tmpdir_path, "data")], capture_output=True, text=True,
+                       timeout=30)
+    assert v.returncode == 0, v.stdout + v.stderr
+
+
+def test_admin_page_in_chromium(tmpdir_path):
+    """issue 18: the admin page - users, roles, tokens, invite links and
+    revocation through the protocol's commands; bad names refused in plain
+    words; a member gets "admins only" and, forcing the page, the server's
+    refusal; live updates; phone and dark mode; screenshots in build/."""
+    from conftest import BIN
+    out = run_browser_script(tmpdir_path, "browser_admin.js")
+    assert "browser admin: all checks passed" in out
+    for name in ("admin-desktop.png", "admin-phone-light.png", "admin-phone-dark.png",
+                 "admin-member-desktop.png"):
+        assert os.path.getsize(os.path.join(OUT, name)) > 1000
+
+
+def test_presence_unread_and_notifications_in_chromium(tmpdir_path):
+    """issue 18: presence (hidden users never shown), unread marks with the
+    title count, read on open, mark all read, marks that follow the user to
+    a second browser, and opt-in notifications for the three cases and not
+    for one's own actions; changelog-audit then verifies the log."""
+    from conftest import BIN
+    out = run_browser_script(tmpdir_path, "browser_social.js")
+    assert "browser social: all checks passed" in out
+    r = subprocess.run([os.path.join(BIN, "changelog-audit"), "log", "--data",
+                        os.path.join(tmpdir_path, "data"), "--type", "read"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert "marked everything read up to seq" in r.stdout and "read #2 up to seq" in r.stdout
     v = subprocess.run([os.path.join(BIN, "changelog-audit"), "verify", "--data",
                         os.path.join(tmpdir_path, "data")], capture_output=True, text=True,
                        timeout=30)

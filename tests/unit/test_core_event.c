@@ -88,7 +88,7 @@ static int ev_same(const struct event *a, const struct event *b, int with_versio
 	       a->role == b->role && a->kind == b->kind &&
 	       a->status_from == b->status_from && a->status_to == b->status_to &&
 	       a->has_title == b->has_title && a->has_body == b->has_body &&
-	       a->has_kind == b->has_kind &&
+	       a->has_kind == b->has_kind && a->upto == b->upto &&
 	       memcmp(a->token_hash, b->token_hash, EV_HASH_LEN) == 0 &&
 	       str_eq(a->cmd_id, b->cmd_id) &&
 	       memcmp(a->prev_hash, b->prev_hash, EV_HASH_LEN) == 0;
@@ -275,6 +275,11 @@ static void fixture(int type, struct event *ev)
 		ev->ids.comment = 5;
 		ev->ids.entry = 12;
 		break;
+	case EV_READ_MARKED:
+		ev->ids.entry = 12;
+		ev->upto = 47;
+		ev->cmd_id = S("r-1");
+		break;
 	default:
 		break;
 	}
@@ -404,6 +409,7 @@ static void t_roundtrip_entry_status_set(void) { roundtrip_one(EV_ENTRY_STATUS_S
 static void t_roundtrip_comment_added(void) { roundtrip_one(EV_COMMENT_ADDED); }
 static void t_roundtrip_comment_edited(void) { roundtrip_one(EV_COMMENT_EDITED); }
 static void t_roundtrip_comment_deleted(void) { roundtrip_one(EV_COMMENT_DELETED); }
+static void t_roundtrip_read_marked(void) { roundtrip_one(EV_READ_MARKED); }
 
 /* The JSON form's specific promises, independent of the golden files. */
 static void t_json_details(void)
@@ -536,7 +542,7 @@ static const char *const golden_names[] = {
 	"user.created.msgpack", "user.role_set.msgpack", "token.issued.msgpack",
 	"token.revoked.msgpack", "entry.created.msgpack", "entry.edited.msgpack",
 	"entry.status_set.msgpack", "comment.added.msgpack", "entry.created.v1.msgpack",
-	"comment.edited.msgpack", "comment.deleted.msgpack",
+	"comment.edited.msgpack", "comment.deleted.msgpack", "read.marked.msgpack",
 };
 #define N_GOLDEN (sizeof golden_names / sizeof golden_names[0])
 
@@ -1045,6 +1051,56 @@ static void t_ids(void)
 				32u), CL_EDECODE);
 }
 
+/* read.marked: entry optional, upto a uint in 1 .. 2^63-1, required. */
+static void t_read_marked(void)
+{
+	struct event ev;
+	msgpack_sbuffer sb;
+
+	msgpack_sbuffer_init(&sb);
+	mp(&sb, "M7 su ss sI su sM0 sM1su sb", "v", 1u, "t", "read.marked", "ts", (int64_t)5,
+	   "a", 2u, "ids", "p", "upto", 9u, "ph", zero32, 32u);
+	CHECK_EQ_INT(ev_decode((const uint8_t *)sb.data, sb.size, &ev), 0);
+	CHECK(ev.type == EV_READ_MARKED && ev.upto == 9 && ev.ids.entry == 0 && ev.actor == 2);
+	msgpack_sbuffer_destroy(&sb);
+	CHECK_EQ_INT(dec_fmt_rc("M7 su ss sI su sM1su sM1su sb", "v", 1u, "t", "read.marked",
+				"ts", (int64_t)5, "a", 2u, "ids", "entry", 4u, "p", "upto", 9u,
+				"ph", zero32, 32u), 0);
+	/* upto 0, missing, a string, negative, above INT64_MAX; a comment id */
+	CHECK_EQ_INT(dec_fmt_rc("M7 su ss sI su sM0 sM1su sb", "v", 1u, "t", "read.marked",
+				"ts", (int64_t)5, "a", 2u, "ids", "p", "upto", 0u, "ph", zero32,
+				32u), CL_EDECODE);
+	CHECK_EQ_INT(dec_fmt_rc("M7 su ss sI su sM0 sM0 sb", "v", 1u, "t", "read.marked",
+				"ts", (int64_t)5, "a", 2u, "ids", "p", "ph", zero32, 32u),
+		     CL_EDECODE);
+	CHECK_EQ_INT(dec_fmt_rc("M7 su ss sI su sM0 sM1ss sb", "v", 1u, "t", "read.marked",
+				"ts", (int64_t)5, "a", 2u, "ids", "p", "upto", "9", "ph", zero32,
+				32u), CL_EDECODE);
+	CHECK_EQ_INT(dec_fmt_rc("M7 su ss sI su sM0 sM1si sb", "v", 1u, "t", "read.marked",
+				"ts", (int64_t)5, "a", 2u, "ids", "p", "upto", -3, "ph", zero32,
+				32u), CL_EDECODE);
+	CHECK_EQ_INT(dec_fmt_rc("M7 su ss sI su sM0 sM1sU sb", "v", 1u, "t", "read.marked",
+				"ts", (int64_t)5, "a", 2u, "ids", "p", "upto",
+				(uint64_t)INT64_MAX + 1, "ph", zero32, 32u), CL_EDECODE);
+	CHECK_EQ_INT(dec_fmt_rc("M7 su ss sI su sM1su sM1su sb", "v", 1u, "t", "read.marked",
+				"ts", (int64_t)5, "a", 2u, "ids", "comment", 4u, "p", "upto", 9u,
+				"ph", zero32, 32u), CL_EDECODE);
+	/* upto only on read.marked */
+	CHECK_EQ_INT(dec_fmt_rc("M7 su ss sI su sM1su sM1su sb", "v", 1u, "t", "token.revoked",
+				"ts", (int64_t)5, "a", 1u, "ids", "user", 2u, "p", "upto", 9u,
+				"ph", zero32, 32u), CL_EDECODE);
+	/* the encoder refuses what the decoder refuses */
+	fixture(EV_READ_MARKED, &ev);
+	ev.upto = 0;
+	{
+		struct ev_buf b;
+
+		ev_buf_init(&b);
+		CHECK_EQ_INT(ev_encode(&ev, &b), CL_EINVAL);
+		ev_buf_release(&b);
+	}
+}
+
 static void t_prev_hash(void)
 {
 	uint8_t h33[33] = { 0 };
@@ -1408,6 +1464,8 @@ int main(void)
 	RUN(t_roundtrip_comment_added);
 	RUN(t_roundtrip_comment_edited);
 	RUN(t_roundtrip_comment_deleted);
+	RUN(t_roundtrip_read_marked);
+	RUN(t_read_marked);
 	RUN(t_json_details);
 	RUN(t_upcast_entry_created_v1);
 	RUN(t_truncated_everywhere);

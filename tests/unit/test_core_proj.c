@@ -222,6 +222,8 @@ static char *snapshot(struct proj *p, struct rec *r)
 		snprintf(params, sizeof params, "{\"entry\":%llu}", (unsigned long long)id);
 		ADD(qtext(p, 0, r, "getEntry", params));
 	}
+	for (uint64_t id = 1; id <= proj_user_count(p); id++)
+		ADD(qtext(p, id, r, "getUnread", NULL));
 #undef ADD
 	return all;
 }
@@ -906,6 +908,129 @@ static void t_count(void)
 	fx_done(&f);
 }
 
+/* getUnread of viewer: the ids listed, as "1,4,2"; and the count. */
+static void unread_ids(struct fx *f, uint64_t viewer, char *out, size_t n, long long *count)
+{
+	json_t *res = NULL, *arr;
+	size_t o = 0;
+
+	out[0] = '\0';
+	*count = -1;
+	if (query(f->p, viewer, &f->rec, "getUnread", NULL, &res) != 0)
+		return;
+	arr = json_object_get(res, "unread");
+	for (size_t i = 0; i < json_array_size(arr) && o < n; i++)
+		o += (size_t)snprintf(out + o, n - o, "%s%lld", i ? "," : "",
+				      (long long)jint(json_array_get(arr, i), "entry"));
+	*count = jint(res, "count");
+	json_decref(res);
+}
+
+/* read.marked: unread entries are those with others' activity after the
+ * user's marks; own activity reads; markRead / markAllRead are refused
+ * when they would move nothing on; the per-user bound drops the oldest
+ * mark; impossible events are refused. */
+static void t_read_marks(void)
+{
+	struct fx f;
+	struct event ev;
+	char ids[4096];
+	long long count;
+	json_t *res = NULL;
+
+	fx_init(&f);
+	build_sample(&f);
+	/* alice (2): e1 (root commented after her), e4, e2 (bob's), e6 (root's);
+	 * e3 and e5: her own activity came last */
+	unread_ids(&f, 2, ids, sizeof ids, &count);
+	CHECK(strcmp(ids, "1,4,2,6") == 0 && count == 4);
+	unread_ids(&f, 3, ids, sizeof ids, &count);   /* bob: alice's and root's */
+	CHECK(strcmp(ids, "3,1,6,5") == 0 && count == 4);
+	CHECK_EQ_INT(query(f.p, 0, &f.rec, "getUnread", NULL, &res), CMD_UNAUTHORIZED);
+	CHECK_EQ_INT(query(f.p, 2, &f.rec, "getUnread", "{\"limit\":3}", &res), CMD_BAD_REQUEST);
+
+	CHECK_EQ_INT(fx_cmd(&f, 2, "markRead", json_pack("{s:i}", "entry", 1)), CMD_OK);
+	unread_ids(&f, 2, ids, sizeof ids, &count);
+	CHECK(strcmp(ids, "4,2,6") == 0 && count == 3);
+	CHECK_EQ_INT(fx_cmd(&f, 2, "markRead", json_pack("{s:i}", "entry", 1)), CMD_BAD_REQUEST);
+	CHECK_EQ_INT(fx_cmd(&f, 2, "markRead", json_pack("{s:i}", "entry", 3)), CMD_BAD_REQUEST);
+	/* e2's latest activity is seq 11: a mark before it is refused */
+	CHECK_EQ_INT(fx_cmd(&f, 2, "markRead", json_pack("{s:i,s:i}", "entry", 2, "upto", 10)),
+		     CMD_BAD_REQUEST);
+	CHECK_EQ_INT(fx_cmd(&f, 2, "markRead", json_pack("{s:i,s:i}", "entry", 2, "upto", 9999)),
+		     CMD_BAD_REQUEST);
+	CHECK_EQ_INT(fx_cmd(&f, 2, "markRead", json_pack("{s:i,s:i}", "entry", 2, "upto", 0)),
+		     CMD_BAD_REQUEST);
+	CHECK_EQ_INT(fx_cmd(&f, 2, "markRead", json_pack("{s:i}", "entry", 99)), CMD_NOT_FOUND);
+	CHECK_EQ_INT(fx_cmd(&f, 2, "markRead", json_pack("{s:s}", "entry", "2")), CMD_BAD_REQUEST);
+	CHECK_EQ_INT(fx_cmd(&f, 2, "markRead", json_pack("{}")), CMD_BAD_REQUEST);
+	CHECK_EQ_INT(fx_cmd(&f, 2, "markRead", json_pack("{s:i,s:i}", "entry", 2, "comment", 1)),
+		     CMD_BAD_REQUEST);
+	CHECK_EQ_INT(fx_cmd(&f, 2, "markAllRead", json_pack("{s:i}", "entry", 2)), CMD_BAD_REQUEST);
+	CHECK_EQ_INT(fx_cmd(&f, 2, "markRead", json_pack("{s:i,s:i}", "entry", 2, "upto", 11)),
+		     CMD_OK);
+	unread_ids(&f, 2, ids, sizeof ids, &count);
+	CHECK(strcmp(ids, "4,6") == 0 && count == 2);
+
+	/* bob comments on e1: unread for alice again, read for bob */
+	CHECK_EQ_INT(fx_cmd(&f, 3, "addComment", json_pack("{s:i,s:s}", "entry", 1, "body", "hm")),
+		     CMD_OK);
+	unread_ids(&f, 2, ids, sizeof ids, &count);
+	CHECK(strcmp(ids, "1,4,6") == 0 && count == 3);
+	unread_ids(&f, 3, ids, sizeof ids, &count);
+	CHECK(strcmp(ids, "3,6,5") == 0 && count == 3);
+	/* comment edits are not activity */
+	CHECK_EQ_INT(fx_cmd(&f, 2, "editComment", json_pack("{s:i,s:s}", "comment", 1, "body", "1st")),
+		     CMD_OK);
+	unread_ids(&f, 3, ids, sizeof ids, &count);
+	CHECK(strcmp(ids, "3,6,5") == 0 && count == 3);
+
+	/* mark all read up to a seq: what came after stays unread */
+	CHECK_EQ_INT(fx_cmd(&f, 2, "markAllRead", json_pack("{s:i}", "upto", 13)), CMD_OK);
+	unread_ids(&f, 2, ids, sizeof ids, &count);
+	CHECK(strcmp(ids, "1") == 0 && count == 1);
+	CHECK_EQ_INT(fx_cmd(&f, 2, "markAllRead", json_pack("{s:i}", "upto", 13)), CMD_BAD_REQUEST);
+	CHECK_EQ_INT(fx_cmd(&f, 2, "markAllRead", json_pack("{s:i}", "upto", 12)), CMD_BAD_REQUEST);
+	CHECK_EQ_INT(fx_cmd(&f, 2, "markAllRead", json_pack("{}")), CMD_OK);
+	unread_ids(&f, 2, ids, sizeof ids, &count);
+	CHECK(strcmp(ids, "") == 0 && count == 0);
+	/* nothing happened since: refused, however often it is asked */
+	CHECK_EQ_INT(fx_cmd(&f, 2, "markAllRead", json_pack("{}")), CMD_BAD_REQUEST);
+	/* the marks themselves are no activity: they cannot feed each other */
+	CHECK_EQ_INT(fx_cmd(&f, 3, "markAllRead", json_pack("{}")), CMD_OK);
+	CHECK_EQ_INT(fx_cmd(&f, 2, "markAllRead", json_pack("{}")), CMD_BAD_REQUEST);
+	CHECK_EQ_INT(fx_cmd(&f, 99, "markAllRead", json_pack("{}")), CMD_UNAUTHORIZED);
+
+	/* impossible events */
+	ev = mk(EV_READ_MARKED, 2);
+	ev.upto = proj_seq(f.p) + 1;      /* itself or later */
+	REFUSED(&f, ev);
+	ev.upto = 5;
+	ev.actor = 9;                      /* nobody */
+	REFUSED(&f, ev);
+	ev.actor = 0;                      /* the system reads nothing */
+	REFUSED(&f, ev);
+	ev.actor = 2;
+	ev.ids.entry = 77;
+	REFUSED(&f, ev);
+	ev.ids.entry = 0;
+	ev.upto = 0;
+	REFUSED(&f, ev);
+
+	/* the bound: bob writes 300 entries, alice reads each one; the 44
+	 * oldest marks are dropped, and those entries show unread again */
+	for (int i = 0; i < 300; i++)
+		CHECK_EQ_INT(fx_cmd(&f, 3, "createEntry", json_pack("{s:s,s:s}", "title", "t",
+								  "kind", "fix")), CMD_OK);
+	for (int i = 0; i < 300; i++)
+		CHECK_EQ_INT(fx_cmd(&f, 2, "markRead", json_pack("{s:i}", "entry", 7 + i)), CMD_OK);
+	CHECK_EQ_INT(f.p->users[1].nreads, PROJ_READ_MARKS);
+	unread_ids(&f, 2, ids, sizeof ids, &count);
+	CHECK_EQ_INT(count, 300 - PROJ_READ_MARKS);
+	CHECK(strncmp(ids, "50,49,48", 8) == 0);
+	fx_done(&f);
+}
+
 /* comment.edited / comment.deleted: the author or an admin; a tombstone
  * keeps its place and its replies; the entry's version and activity stay;
  * the history lists both; impossible events are refused. */
@@ -1344,6 +1469,13 @@ static int random_command(struct fx *f, uint64_t nusers)
 				   statuses[below(4)]);
 		return fx_cmd(f, actor, "setStatus", params);
 	}
+	if (op < 97 && below(10) == 0) {
+		/* read marks: one entry (often refused: nothing unread) or all */
+		if (below(4) == 0)
+			return fx_cmd(f, actor, "markAllRead", json_pack("{}"));
+		return fx_cmd(f, actor, "markRead", json_pack("{s:I}", "entry",
+							     (json_int_t)(1 + below(ne))));
+	}
 	if (op < 97 && nc && below(6) == 0) {
 		/* edit or delete a comment: mostly the author's own */
 		struct proj_comment_info ci;
@@ -1746,6 +1878,7 @@ int main(void)
 	RUN(t_users_stats);
 	RUN(t_seed);
 	RUN(t_check_detects);
+	RUN(t_read_marks);
 	RUN(t_random_rebuild);
 	RUN(t_upcast_v1);
 	return harness_done();

@@ -220,6 +220,18 @@ static void t_push_restrict(void)
 	CHECK(push_for(f, p, 99) == f->stub);   /* nobody known */
 	CHECK(push_restrict(&buf, f, EV_TOKEN_REVOKED, 3) == 0);   /* replaced, not leaked */
 	CHECK(push_for(f, p, 3) == f && push_for(f, p, 2) == f->stub);
+	/* a read mark is its reader's: the actor, not an id of the event */
+	memset(&ev, 0, sizeof ev);
+	ev.type = EV_READ_MARKED;
+	ev.actor = 3;
+	ev.ids.entry = 4;
+	ev.upto = 6;
+	CHECK_EQ_INT(push_owner(&ev), 3);
+	CHECK(push_restrict(&buf, f, EV_READ_MARKED, push_owner(&ev)) == 0);
+	CHECK(push_for(f, p, 3) == f && push_for(f, p, 1) == f && push_for(f, p, 2) == f->stub);
+	ev.type = EV_TOKEN_ISSUED;
+	ev.ids.user = 2;
+	CHECK_EQ_INT(push_owner(&ev), 2);
 	frame_unref(f);                        /* frees the stub too (asan) */
 	frame_unref(plain);
 	pbuf_free(&buf);

@@ -594,6 +594,14 @@ static void t_summaries(void)
 	ev.type = EV_COMMENT_DELETED;
 	audit_event_summary(&ev, NULL, out, sizeof out);
 	CHECK(strcmp(out, "deleted comment 9 on #12") == 0);
+	ev.type = EV_READ_MARKED;
+	ev.ids.comment = 0;
+	ev.upto = 30;
+	audit_event_summary(&ev, NULL, out, sizeof out);
+	CHECK(strcmp(out, "read #12 up to seq 30") == 0);
+	ev.ids.entry = 0;
+	audit_event_summary(&ev, NULL, out, sizeof out);
+	CHECK(strcmp(out, "marked everything read up to seq 30") == 0);
 
 	memset(&ev, 0, sizeof ev);
 	ev.type = EV_ENTRY_EDITED;

@@ -74,7 +74,7 @@ check() {
 # net_allowed STEM: the net/ modules STEM may include
 net_allowed() {
 	case $1 in
-	push|qcache|slog|tlsgen|config|libver|natsconn) echo "" ;;
+	push|qcache|slog|tlsgen|config|libver|natsconn|presence) echo "" ;;
 	tlsreload) echo "slog" ;;
 	natspub|edge|natssvc) echo "natsconn slog" ;;
 	edgefwd) echo "edge natsconn slog" ;;

@@ -552,7 +552,11 @@ class Cluster:
             shutil.rmtree(self.work, ignore_errors=True)
 
     def __enter__(self):
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.cleanup()      # start() stopped what it had started
+            raise
 
     def __exit__(self, *exc):
         self.stop()

@@ -46,21 +46,24 @@ sys.path.insert(0, os.path.join(REPO, "tests", "cluster"))
 from cluster import Cluster, wait_for  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def cluster():
+def need_cluster_tools():
     need_nats()
     for tool in ("haproxy", "openssl"):
         if not shutil.which(tool):
             missing("%s is not installed (tools/scripts/deps.sh test)" % tool)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    need_cluster_tools()
     c = Cluster(lifetime=900)
-    c.start()
-    yield c
-    rcs = c.stop()
-    problems = ["%s exited %s on SIGTERM" % (n.name, rcs[n.name]) for n in c.nodes
-                if rcs[n.name] not in (0, None)]
-    for n in c.nodes:
-        problems += sanitizer_reports(n.log())
-    c.cleanup()
+    with c:
+        yield c
+        rcs = c.stop()
+        problems = ["%s exited %s on SIGTERM" % (n.name, rcs[n.name]) for n in c.nodes
+                    if rcs[n.name] not in (0, None)]
+        for n in c.nodes:
+            problems += sanitizer_reports(n.log())
     assert not problems, "\n".join(problems)
 
 
@@ -68,10 +71,7 @@ def test_the_script_of_make_cluster_serves_and_stops_on_ctrl_c(tmpdir_path):
     """tests/cluster/cluster.py as `make cluster` runs it: it prints the
     HAProxy URL and an admin token that work, and Ctrl-C (SIGINT) stops
     every process it started and removes its directory."""
-    need_nats()
-    for tool in ("haproxy", "openssl"):
-        if not shutil.which(tool):
-            missing("%s is not installed (tools/scripts/deps.sh test)" % tool)
+    need_cluster_tools()
     p = subprocess.Popen(["/usr/bin/python3", os.path.join(REPO, "tests", "cluster",
                                                           "cluster.py"), "--for", "300"],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -6,6 +6,7 @@
 #   make clock      the time-related tests a year ahead, TZ far from UTC
 #   make asan       the same tests built with address+undefined sanitizers
 #   make bench      benchmarks with peers run beside them (prints ratios)
+#   make cluster    3 NATS nodes, the writer, two edges, HAProxy (tests/cluster)
 #   make check-deps layering check (tools/scripts/check-deps.sh)
 #
 # Layers (a directory is a layer; each links only the ones below it):
@@ -80,7 +81,7 @@ BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 BENCH_SUPPORT_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(BENCH_SRC) %_main.c,$(wildcard tests/bench/*.c)))
 
 .DEFAULT_GOAL := all
-.PHONY: all deps run test unit integration clock asan bench check-deps clean fuzz soak
+.PHONY: all deps run test unit integration clock asan bench cluster check-deps clean fuzz soak
 # fuzz targets and their corpus replay (tests/fuzz/fuzz.mk sets FUZZ_REPLAY_BINS
 # and the fuzz-run rule; the replay binaries run in `make unit`)
 FUZZ_REPLAY_BINS :=
@@ -160,6 +161,11 @@ bench:
 	@tools/scripts/deps.sh bench
 	@$(MAKE) --no-print-directory all
 	@CL_BIN=$(abspath $(BIN)) CL_BENCH=$(abspath $(BUILD)/bench) tests/bench/run.sh
+
+cluster:
+	@tools/scripts/deps.sh test
+	@$(MAKE) --no-print-directory all
+	@CL_BIN=$(abspath $(BIN)) /usr/bin/python3 tests/cluster/cluster.py
 
 fuzz:
 	@tools/scripts/deps.sh test

@@ -13,6 +13,9 @@
 #   attack   a bystander's ping p99 while one member's token does the worst
 #            the default limits allow (tests/bench/attack.py), and the
 #            server's peak RSS meanwhile
+#   cluster  1,000 subscribers on one node vs 500 on each of two edges behind
+#            a 3-node NATS JetStream cluster: server CPU per delivery on each
+#            node, write->delivered through an edge (tests/bench/cluster_bench.py)
 #
 # prints ONE table with ratios (tests/bench/report.py) and writes the list
 # of {name, unit, ours, peer, ratio, goal} to $CL_BENCH_JSON (default
@@ -214,6 +217,14 @@ echo "-- attack_ours (load average $(cut -d' ' -f1-3 /proc/loadavg))"
 	--token "$(tok mallory)" --bystander-token "$(tok bob)" --secs "$secs" \
 	--server-pid "$cl_pid" >"$work/res/attack_ours.json" || { echo "!! attack failed"; status=1; }
 stop_pid "$cl_pid"
+
+# the cluster: 1,000 subscribers on one node vs 500 on each of two edges fed
+# through a 3-node NATS JetStream cluster (tests/bench/cluster_bench.py: its
+# rows go straight into $out)
+echo "-- cluster (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+CL_BIN="$bin" /usr/bin/python3 "$repo/tests/bench/cluster_bench.py" --json "$out" \
+	--secs "$secs" --dir "$work/cluster" >"$work/res/cluster.json" 2>"$work/cluster.log" || {
+	echo "!! cluster failed"; tail -20 "$work/cluster.log"; status=1; }
 
 for f in "$work"/res/*.json; do
 	echo "$(basename "$f" .json): $(cat "$f")"

@@ -90,6 +90,29 @@ static void usage(FILE *f)
 "certificate and key; SIGTERM and SIGINT stop cleanly.\n");
 }
 
+/* --nats: one URL or "a,b,c" (net/natsconn.c hands a list to libnats) */
+static int nats_urls_ok(const char *arg)
+{
+	const char *p = arg;
+	int n = 0;
+
+	if (strlen(arg) >= 4096)
+		return 0;
+	for (;;) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+
+		while (len && *p == ' ')
+			p++, len--;
+		if (++n > 16 || !((len > 7 && strncmp(p, "nats://", 7) == 0) ||
+				  (len > 6 && strncmp(p, "tls://", 6) == 0)))
+			return 0;
+		if (!end)
+			return 1;
+		p = end + 1;
+	}
+}
+
 static int parse_u64(const char *s, unsigned long long max, unsigned long long *out)
 {
 	char *end;
@@ -332,8 +355,9 @@ static const char *apply(void *ctx, int c, const char *arg)
 		o->map_size = b;
 		break;
 	case OPT_NATS:
-		if (strncmp(arg, "nats://", 7) != 0 && strncmp(arg, "tls://", 6) != 0)
-			bad = "--nats wants nats://HOST:PORT (or tls://, comma-separated)";
+		if (!nats_urls_ok(arg))
+			bad = "--nats wants nats://HOST:PORT (or tls://), or a comma-separated "
+			      "list of at most 16 of them";
 		o->nats.url = arg;
 		break;
 	case OPT_NATS_STREAM: o->nats.stream = arg; break;

@@ -451,12 +451,11 @@ class Cluster:
         for i in range(3):
             self.nats.append(NatsNode(self.work, "nats%d" % (i + 1),
                                       lambda me: [n.rport for n in self.nats if n is not me]))
-        # Each changelogd is given ONE NATS node, a different one each, and
-        # learns the others from the cluster (the INFO the server sends lists
-        # every node's client URL): libnats fails over to them. A
-        # comma-separated --nats list is not usable yet: net/natsconn.c hands
-        # it to natsOptions_SetURL, which takes one URL, so the connection
-        # never comes up (see docs/scaling.md).
+        # Each changelogd is given ONE NATS node, a different one each, so
+        # the tests know which node it uses, and learns the others from the
+        # cluster (the INFO the server sends lists every node's client URL):
+        # libnats fails over to them. (A comma-separated --nats list works
+        # too; docs/scaling.md.)
         self.writer = Node(self.work, "writer", self.nats[0].url, extra=writer_args, web=web)
         self.edges = [Node(self.work, "edge%d" % (i + 1), self.nats[(i + 1) % 3].url,
                            edge=True, extra=edge_args, web=web) for i in range(edges)]

@@ -6,12 +6,10 @@
 #include "api.h"
 
 #include <ctype.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include <jansson.h>
 
@@ -259,66 +257,27 @@ void api_wsi_closed(struct lws *wsi)
 
 void api_pool_release(struct api_pool *pool)
 {
-	free(pool->users);
-	pool->users = NULL;
-	pool->nusers = 0;
 	pbuf_free(&pool->fbuf);
 }
 
-/* ---- limits -------------------------------------------------------------- */
-
-static int64_t api_mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-/*
- * Take one request from b. 0 if allowed, else the seconds until one is
- * (the Retry-After). The bucket starts full.
- */
-static int api_take(struct api_bucket *b, const struct api_limits *lim, int64_t now)
-{
-	double wait;
-
-	if (b->refill_us == 0) {
-		b->tokens = lim->burst;
-		b->refill_us = now;
-	}
-	b->tokens += (double)(now - b->refill_us) * lim->rate / 1e6;
-	if (b->tokens > lim->burst)
-		b->tokens = lim->burst;
-	b->refill_us = now;
-	if (b->tokens >= 1.0) {
-		b->tokens -= 1.0;
-		return 0;
-	}
-	wait = lim->rate > 0 ? ceil((1.0 - b->tokens) / lim->rate) : 3600;
-	return wait < 1 ? 1 : wait > 3600 ? 3600 : (int)wait;
-}
-
-/* The user's bucket (users are few: one slot per user id up to the highest). */
-static struct api_bucket *api_user_bucket(struct api_pool *pool, uint64_t user)
-{
-	if (user >= pool->nusers) {
-		size_t n = (size_t)user + 16;
-		struct api_bucket *b;
-
-		if (user > proj_user_count(pool->proj) + 16)
-			return NULL;
-		b = realloc(pool->users, n * sizeof *b);
-		if (!b)
-			return NULL;
-		memset(b + pool->nusers, 0, (n - pool->nusers) * sizeof *b);
-		pool->users = b;
-		pool->nusers = n;
-	}
-	return &pool->users[user];
-}
-
 /* ---- requests ------------------------------------------------------------ */
+
+/* One request from c->user's budget, shared with the user's websockets
+ * (net/ratelimit.h): 0; 1 refused (429, Retry-After); -1 out of memory. */
+static int api_user_take(struct api_conn *c, int64_t now)
+{
+	struct rl_users *t = c->pool->users;
+	struct rl_bucket *ub = rl_user(t, c->user, now);
+	int wait;
+
+	if (!ub)
+		return -1;
+	if (!(wait = rl_take(ub, &t->rate, now)))
+		return 0;
+	c->retry_after = wait;
+	return api_refuse(c, CMD_RATE_LIMITED, "too many requests from this user (all its "
+			  "connections); slow down");
+}
 
 int api_path(struct lws *wsi)
 {
@@ -664,6 +623,10 @@ static int api_session_new(struct api_conn *c, json_t *params)
 	c->www_auth = rc != 0;
 	if (rc)
 		return api_fail(c, CMD_UNAUTHORIZED, "unknown or revoked token");
+	/* a POST closes its connection, so only the user's budget bounds how
+	 * fast one token makes sessions */
+	if ((rc = api_user_take(c, rl_mono_us())))
+		return rc < 0 ? -1 : 0;
 	rc = websess_new(c->pool->ws, c->user, c->token, now, v, &expires);
 	if (rc == CL_ETOOBIG) {
 		c->retry_after = 60;
@@ -711,8 +674,9 @@ int api_http(struct api_pool *pool, struct api_conn *c, struct lws *wsi)
 {
 	char *uri = NULL;
 	int ulen = 0, meth, wait;
-	int64_t now = api_mono_us();
-	struct api_bucket *ub, *cb;
+	int64_t now = rl_mono_us();
+	struct rl_rate cr = { pool->lim.rate, pool->lim.burst };
+	struct rl_bucket *cb;
 
 	if (c->state != API_IDLE)
 		api_reset(c);
@@ -733,7 +697,7 @@ int api_http(struct api_pool *pool, struct api_conn *c, struct lws *wsi)
 			return -1;
 		lws_set_opaque_user_data(wsi, cb);
 	}
-	if ((wait = api_take(cb, &pool->lim, now))) {
+	if ((wait = rl_take(cb, &cr, now))) {
 		c->retry_after = wait;
 		return api_fail(c, CMD_RATE_LIMITED, "too many requests; slow down");
 	}
@@ -749,13 +713,8 @@ int api_http(struct api_pool *pool, struct api_conn *c, struct lws *wsi)
 	if ((wait = api_auth(c)))
 		return wait < 0 ? -1 : 0;     /* refused: the reply is set */
 	c->www_auth = 0;
-	ub = api_user_bucket(pool, c->user);
-	if (!ub)
-		return -1;
-	if ((wait = api_take(ub, &pool->lim, now))) {
-		c->retry_after = wait;
-		return api_fail(c, CMD_RATE_LIMITED, "too many requests from this user; slow down");
-	}
+	if ((wait = api_user_take(c, now)))
+		return wait < 0 ? -1 : 0;
 	if (meth == LWSHUMETH_POST)
 		return api_post(c, uri + 8);
 	return api_get(c, uri + 8);

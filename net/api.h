@@ -18,8 +18,9 @@
  * Every cost is bounded before the work (each limit in docs/http-api.md):
  * the body (Content-Length, at most lim.max_body; read into a buffer of
  * exactly that size), the query string (API_MAX_ARGS parameters of at most
- * API_ARG_MAX bytes), the request rate per connection and per user
- * (lim.rate, lim.burst: 429 with Retry-After), and the bytes all API
+ * API_ARG_MAX bytes), the request rate per connection (lim.rate,
+ * lim.burst) and per user (one budget with the user's websockets:
+ * net/ratelimit.h; 429 with Retry-After), and the bytes all API
  * requests hold at once (bodies and replies, lim.max_memory: 503). Headers
  * are bounded by lws (max_http_header_data).
  *
@@ -43,6 +44,7 @@
 #include "metrics.h"
 #include "proto.h"
 #include "push.h"
+#include "ratelimit.h"
 #include "websess.h"
 
 #define API_MAX_ARGS 64        /* query-string parameters */
@@ -55,7 +57,7 @@ struct api_conn;
 
 struct api_limits {
 	size_t max_body;           /* request body bytes (--max-msg): more is 413 */
-	double rate, burst;        /* requests/s and burst, per connection and per user */
+	double rate, burst;        /* requests/s and burst, per connection */
 	size_t max_memory;         /* bodies + replies of all requests: more is 503 */
 	int body_secs;             /* a body must arrive within this (--handshake-timeout) */
 };
@@ -66,17 +68,14 @@ typedef int (*api_request_fn)(void *arg, struct api_conn *c, struct req *r);
 /* c is closing with its request still queued: forget it there. */
 typedef void (*api_forget_fn)(void *arg, struct api_conn *c);
 
-struct api_bucket {
-	double tokens;
-	int64_t refill_us;         /* 0: not used yet (full) */
-};
-
 struct api_pool {
 	/* wiring: set by the owner, kept current */
 	struct api_limits lim;
 	const struct proj *proj;   /* bearer tokens are checked against it */
 	struct websess_store *ws;  /* browser sessions (POST /session, the cookie) */
 	struct metrics *m;         /* api_requests, api_refused */
+	struct rl_users *users;    /* the users' request buckets, shared with the
+	                              websocket sessions: the server's */
 	const char *epoch;
 	const uint64_t *published; /* the last seq committed: the ETag of a GET now */
 	int stopping;              /* shutting down: 503 */
@@ -85,8 +84,6 @@ struct api_pool {
 	void *arg;
 
 	/* the pool's own */
-	struct api_bucket *users;  /* per-user rate, indexed by user id */
-	size_t nusers;
 	size_t bytes;              /* bodies and replies held now */
 	struct pbuf fbuf;          /* serializing replies */
 };

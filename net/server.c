@@ -44,6 +44,7 @@
 #include "natspub.h"
 #include "proto.h"
 #include "push.h"
+#include "ratelimit.h"
 #include "session.h"
 #include "slog.h"
 #include "tlsgen.h"
@@ -104,6 +105,7 @@ struct server {
 	struct sess_pool pool;     /* the websocket sessions */
 	struct api_pool api;       /* the HTTP API's requests */
 	struct websess_store websess;  /* signed-in browsers (the session cookie) */
+	struct rl_users users;     /* each user's request budget: sessions and API */
 	struct metrics m;
 	struct tlsr *tls;           /* the certificate new handshakes get (SIGHUP) */
 	struct natspub *np;        /* --nats: the publisher thread, else NULL */
@@ -1059,8 +1061,10 @@ static void srv_wire(struct server *s)
 
 	s->pool.lim.rate = s->o.rate;
 	s->pool.lim.burst = s->o.burst;
-	s->pool.lim.user_rate = s->o.user_rate;
-	s->pool.lim.user_burst = s->o.user_burst;
+	rl_users_init(&s->users, 0);
+	s->users.rate.rate = s->o.user_rate;
+	s->users.rate.burst = s->o.user_burst;
+	s->pool.users = &s->users;
 	s->pool.lim.max_msg = s->o.max_msg;
 	s->pool.lim.max_queue = s->o.max_queue;
 	s->pool.lim.max_memory = s->o.max_memory;
@@ -1078,6 +1082,7 @@ static void srv_wire(struct server *s)
 	s->api.lim.max_memory = s->o.max_memory;
 	s->api.lim.body_secs = s->o.handshake_secs;
 	s->api.ws = &s->websess;
+	s->api.users = &s->users;
 	s->api.m = &s->m;
 	s->api.epoch = s->epoch;
 	s->api.published = &s->published;
@@ -1318,6 +1323,7 @@ static void srv_free(struct server *s)
 	proto_release(&s->pc);
 	sess_pool_release(&s->pool);
 	api_pool_release(&s->api);
+	rl_users_release(&s->users);
 	websess_release(&s->websess);
 	pbuf_free(&s->fbuf);
 	proj_free(s->proj);

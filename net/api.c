@@ -50,10 +50,75 @@ static int api_reply_status(const json_t *reply)
 	return 500;
 }
 
-static void api_hold(struct api_pool *pool, struct frame *f)
+/* ---- what requests hold ------------------------------------------------ */
+
+static struct api_user **api_user_at(struct api_pool *pool, uint64_t user)
 {
-	if (f)
-		pool->bytes += f->len;
+	struct api_user **at = &pool->held[(user * UINT64_C(0x9E3779B97F4A7C15)) >> 56 &
+					   (API_USER_SLOTS - 1)];
+
+	while (*at && (*at)->user != user)
+		at = &(*at)->next;
+	return at;
+}
+
+/* c is signed in as c->user: count what it holds there. 0, or -1. */
+static int api_owner_attach(struct api_conn *c)
+{
+	struct api_user **at = api_user_at(c->pool, c->user);
+
+	if (!*at) {
+		if (!(*at = calloc(1, sizeof **at)))
+			return -1;
+		(*at)->user = c->user;
+	}
+	(*at)->refs++;
+	c->owner = *at;
+	return 0;
+}
+
+/* c's transaction is over (it holds nothing now). */
+static void api_owner_detach(struct api_conn *c)
+{
+	struct api_user **at;
+
+	if (!c->owner)
+		return;
+	at = api_user_at(c->pool, c->owner->user);
+	if (*at == c->owner && --c->owner->refs == 0) {
+		*at = c->owner->next;
+		free(c->owner);
+	}
+	c->owner = NULL;
+}
+
+/* c holds n bytes more (add) or fewer. */
+static void api_bytes(struct api_conn *c, size_t n, int add)
+{
+	if (add) {
+		c->pool->bytes += n;
+		if (c->owner)
+			c->owner->bytes += n;
+	} else {
+		c->pool->bytes -= n;
+		if (c->owner)
+			c->owner->bytes -= n;
+	}
+}
+
+size_t api_room(const struct api_conn *c, size_t cap)
+{
+	const struct api_pool *pool = c->pool;
+	size_t room = pool->bytes >= pool->lim.max_memory ? 0 : pool->lim.max_memory - pool->bytes;
+
+	if (c->owner && c->owner->bytes) {
+		size_t q = c->owner->bytes >= pool->lim.max_queue ? 0 :
+			   pool->lim.max_queue - c->owner->bytes;
+
+		if (q < room)
+			room = q;
+	}
+	return room < cap ? room : cap;
 }
 
 /* Reply with f (taken) and status; write once the socket is writable. */
@@ -66,7 +131,7 @@ static int api_send(struct api_conn *c, int status, struct frame *f)
 	c->sent = 0;
 	c->hdr_sent = 0;
 	c->state = API_REPLY;
-	api_hold(c->pool, f);
+	api_bytes(c, f->len, 1);
 	if (status >= 400)
 		c->pool->m->api_refused++;
 	lws_callback_on_writable(c->wsi);
@@ -93,7 +158,7 @@ static int api_refuse(struct api_conn *c, int code, const char *message)
 static void api_release_body(struct api_conn *c)
 {
 	if (c->body) {
-		c->pool->bytes -= c->bexp;
+		api_bytes(c, c->bexp, 0);
 		free(c->body);
 		c->body = NULL;
 	}
@@ -105,10 +170,11 @@ static void api_reset(struct api_conn *c)
 {
 	api_release_body(c);
 	if (c->out) {
-		c->pool->bytes -= c->out->len;
+		api_bytes(c, c->out->len, 0);
 		frame_unref(c->out);
 		c->out = NULL;
 	}
+	api_owner_detach(c);
 	c->state = API_IDLE;
 	c->get = c->close = c->www_auth = c->session = 0;
 	memset(c->set_cookie, 0, sizeof c->set_cookie);   /* it held a session value */
@@ -257,6 +323,17 @@ void api_wsi_closed(struct lws *wsi)
 
 void api_pool_release(struct api_pool *pool)
 {
+	size_t i;
+
+	for (i = 0; i < API_USER_SLOTS; i++) {
+		struct api_user *u, *nx;
+
+		for (u = pool->held[i]; u; u = nx) {
+			nx = u->next;
+			free(u);
+		}
+		pool->held[i] = NULL;
+	}
 	pbuf_free(&pool->fbuf);
 }
 
@@ -582,6 +659,11 @@ static int api_read_body(struct api_conn *c, size_t cap)
 		c->retry_after = 1;
 		return api_fail(c, CMD_UNAVAILABLE, "the server is busy; retry later");
 	}
+	if (c->owner && c->owner->bytes && c->owner->bytes + len > c->pool->lim.max_queue) {
+		c->retry_after = 1;
+		return api_fail(c, CMD_UNAVAILABLE, "this user's earlier replies are still "
+				"unread (--max-queue); read them, then retry");
+	}
 	c->bexp = (size_t)len;
 	c->blen = 0;
 	c->body = malloc(c->bexp + 1);
@@ -589,7 +671,7 @@ static int api_read_body(struct api_conn *c, size_t cap)
 		c->bexp = 0;
 		return -1;
 	}
-	c->pool->bytes += c->bexp;
+	api_bytes(c, c->bexp, 1);
 	c->state = API_BODY;
 	if (len == 0)
 		return api_body_done(c);
@@ -715,6 +797,13 @@ int api_http(struct api_pool *pool, struct api_conn *c, struct lws *wsi)
 	c->www_auth = 0;
 	if ((wait = api_user_take(c, now)))
 		return wait < 0 ? -1 : 0;
+	if (api_owner_attach(c))
+		return -1;
+	if (c->owner->bytes >= pool->lim.max_queue) {
+		c->retry_after = 1;
+		return api_fail(c, CMD_UNAVAILABLE, "this user's earlier replies are still "
+				"unread (--max-queue); read them, then retry");
+	}
 	if (meth == LWSHUMETH_POST)
 		return api_post(c, uri + 8);
 	return api_get(c, uri + 8);

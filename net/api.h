@@ -21,7 +21,10 @@
  * API_ARG_MAX bytes), the request rate per connection (lim.rate,
  * lim.burst) and per user (one budget with the user's websockets:
  * net/ratelimit.h; 429 with Retry-After), and the bytes all API
- * requests hold at once (bodies and replies, lim.max_memory: 503). Headers
+ * requests hold at once (bodies and replies, lim.max_memory: 503), and
+ * those of one user's requests (lim.max_queue: 503, and its answers are cut
+ * to what is left, so that one member with unread replies cannot make the
+ * API busy for everyone). Headers
  * are bounded by lws (max_http_header_data).
  *
  * A struct api_conn is the lws per-session data of an HTTP transaction bound
@@ -59,6 +62,9 @@ struct api_limits {
 	size_t max_body;           /* request body bytes (--max-msg): more is 413 */
 	double rate, burst;        /* requests/s and burst, per connection */
 	size_t max_memory;         /* bodies + replies of all requests: more is 503 */
+	size_t max_queue;          /* ... of one user's requests (--max-queue): a user
+	                              that holds this much gets 503 until its
+	                              replies are read; one answer always fits */
 	int body_secs;             /* a body must arrive within this (--handshake-timeout) */
 };
 
@@ -67,6 +73,16 @@ struct api_limits {
 typedef int (*api_request_fn)(void *arg, struct api_conn *c, struct req *r);
 /* c is closing with its request still queued: forget it there. */
 typedef void (*api_forget_fn)(void *arg, struct api_conn *c);
+
+/* What one user's requests hold now (only while they hold something). */
+struct api_user {
+	uint64_t user;
+	size_t bytes;              /* bodies and replies */
+	unsigned refs;             /* transactions counted here */
+	struct api_user *next;     /* the chain of its slot */
+};
+
+#define API_USER_SLOTS 256     /* chains of the table of users (a power of two) */
 
 struct api_pool {
 	/* wiring: set by the owner, kept current */
@@ -85,6 +101,8 @@ struct api_pool {
 
 	/* the pool's own */
 	size_t bytes;              /* bodies and replies held now */
+	struct api_user *held[API_USER_SLOTS];  /* ... per user: one entry per user
+	                              with a transaction in progress */
 	struct pbuf fbuf;          /* serializing replies */
 };
 
@@ -100,6 +118,7 @@ struct api_conn {
 	int session;               /* POST /session (else a command) */
 	int close;                 /* close after the reply (a body left unread) */
 	uint64_t user, token;
+	struct api_user *owner;    /* user's entry in pool->held once signed in */
 	char name[64];             /* the command */
 	char cmd_id[CL_MAX_CMD_ID + 1];
 	size_t cmd_id_len;         /* 0: no Idempotency-Key */
@@ -133,6 +152,10 @@ void api_wsi_closed(struct lws *wsi);
 
 /* After the commit: r (queued by c) is answered; takes its reply. */
 void api_deliver(struct api_conn *c, struct req *r);
+
+/* Room for the answer to c's request, at most cap: what is left of
+ * lim.max_memory, and of lim.max_queue if c's user holds anything. */
+size_t api_room(const struct api_conn *c, size_t cap);
 
 /* The HTTP status for a protocol error code (enum cmd_code). */
 int api_status_of(int code);

@@ -239,8 +239,8 @@ static int srv_on_message(void *arg, struct sess *ss, const void *buf, size_t le
  * wait if its session owes something (it drains), or if this batch has
  * built answers already (it runs in the next; but only once, so that other
  * sessions' big answers cannot keep it out of every batch). An HTTP API
- * request has no session: it gets the pool's room and never waits (api.c
- * bounds what the API's own requests and replies hold).
+ * request has no session: it gets the pool's room, within what the API's
+ * requests and its user's may still hold (api_room), and never waits.
  */
 static size_t srv_room(void *arg, const struct req *r, int *may_wait)
 {
@@ -252,6 +252,8 @@ static size_t srv_room(void *arg, const struct req *r, int *may_wait)
 	if (!r->sess) {
 		*may_wait = 0;
 		room = sess_pool_room(&s->pool, PROTO_ANSWER_MAX);
+		if (r->api)
+			room = api_room(r->api, room);
 		return s->batch_bytes && left < room ? left : room;
 	}
 	room = sess_room(r->sess, PROTO_ANSWER_MAX, &owes);
@@ -1065,6 +1067,7 @@ static void srv_wire(struct server *s)
 	s->users.rate.rate = s->o.user_rate;
 	s->users.rate.burst = s->o.user_burst;
 	s->pool.users = &s->users;
+	s->pool.also = &s->api.bytes;
 	s->pool.lim.max_msg = s->o.max_msg;
 	s->pool.lim.max_queue = s->o.max_queue;
 	s->pool.lim.max_memory = s->o.max_memory;
@@ -1080,6 +1083,7 @@ static void srv_wire(struct server *s)
 	s->api.lim.rate = s->o.rate;
 	s->api.lim.burst = s->o.burst;
 	s->api.lim.max_memory = s->o.max_memory;
+	s->api.lim.max_queue = s->o.max_queue;
 	s->api.lim.body_secs = s->o.handshake_secs;
 	s->api.ws = &s->websess;
 	s->api.users = &s->users;

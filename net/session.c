@@ -578,9 +578,15 @@ static size_t sess_backlog(const struct sess *ss)
 	return ss->uq_bytes + ss->lws_bytes + ss->reserved;
 }
 
+/* What counts against max_memory: the sessions' and the HTTP API's. */
+static size_t sess_pool_used(const struct sess_pool *pool)
+{
+	return pool->out_bytes + pool->reserved + (pool->also ? *pool->also : 0);
+}
+
 size_t sess_pool_room(const struct sess_pool *pool, size_t cap)
 {
-	size_t used = pool->out_bytes + pool->reserved;
+	size_t used = sess_pool_used(pool);
 	size_t room = used >= pool->lim.max_memory ? 0 : pool->lim.max_memory - used;
 
 	return room < cap ? room : cap;
@@ -605,7 +611,7 @@ int sess_pool_reclaim(struct sess_pool *pool, size_t need, const struct sess *ke
 	int n = 0;
 
 	for (;;) {
-		size_t used = pool->out_bytes + pool->reserved, best_x = SESS_POOL_FAIR;
+		size_t used = sess_pool_used(pool), best_x = SESS_POOL_FAIR;
 		struct sess *ss, *best = NULL;
 
 		if (used + need <= pool->lim.max_memory)

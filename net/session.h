@@ -96,6 +96,9 @@ struct sess_pool {
 	size_t out_bytes;              /* unicast queues + replay chunks + what lws
 	                                  still buffers, all sessions */
 	size_t reserved;               /* answers built, not yet queued (sess_reserve) */
+	const size_t *also;            /* bytes held outside the sessions that count in
+	                                  max_memory too (the HTTP API's requests and
+	                                  replies: api_pool.bytes), or NULL */
 	int stopping;                  /* shutting down: nothing more is read */
 	unsigned char *scratch;        /* LWS_PRE + one coalesced frame */
 	size_t scratch_cap;

@@ -1,0 +1,133 @@
+"""An attacker's review of the HTTP surface (docs/http-api.md "Limits"),
+each bound tried through the real binary:
+
+- a member whose API replies are left unread holds at most --max-queue
+  (plus one answer) and gets 503 itself; the API and the websocket keep
+  answering everyone else, and the server's memory stays in its bound
+  (it used to answer every bystander 503 "busy");
+- POST /session takes from the user's request budget (a POST closes its
+  connection, so no connection budget ever bounded it): a sign-in flood
+  gets 429 and makes no sessions;
+- the sessions journal stays bounded however many sign-ins replace each
+  other.
+
+Nothing here asserts a time."""
+import os
+import re
+import socket
+import time
+
+from conftest import Client, new_member, run, tls_context
+from http_util import call
+from test_server_budget import MIB, bound, reset_peak, seeded, status, within
+
+V1 = "/api/v1"
+CSRF = {"X-Requested-With": "test"}
+
+
+def unread_page(server, token, limit=500):
+    """A TLS connection that asks for a big page and never reads it."""
+    raw = socket.create_connection(("127.0.0.1", server.port))
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    c = tls_context().wrap_socket(raw, server_hostname="127.0.0.1")
+    c.sendall(("GET %s/entries?limit=%d HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s"
+               "\r\n\r\n" % (V1, limit, token)).encode())
+    return c
+
+
+def metric(server, name):
+    _, _, body = server.get("/metrics")
+    m = re.search(r"^%s (\d+)$" % re.escape(name), body.decode(), re.M)
+    return int(m.group(1))
+
+
+def test_unread_replies_of_one_member_do_not_make_the_api_busy(tmpdir_path):
+    server, mt, bt = seeded(tmpdir_path, 500, ["--max-memory", "64M"])
+    try:
+        base = status(server.proc.pid)["VmRSS"]
+        reset_peak(server.proc.pid)
+        socks = [unread_page(server, mt) for _ in range(12)]
+        # the member's own requests are refused once its unread replies
+        # reach --max-queue (8 MiB: one ~16 MiB page is enough)
+        deadline = time.monotonic() + 60
+        while True:
+            st, h, r = call(server, "GET", V1 + "/stats", mt)
+            if st == 503 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert st == 503 and "still unread" in r["error"]["message"], r
+        assert r["error"]["code"] == "unavailable" and h["retry-after"] == "1"
+        # everyone else is served: HTTP queries, a page, a command, the socket
+        for _ in range(3):
+            assert call(server, "GET", V1 + "/stats", bt)[0] == 200
+            st, _, r = call(server, "GET", V1 + "/entries?limit=5", bt)
+            assert st == 200 and len(r["result"]["entries"]) == 5, r
+        st, _, r = call(server, "POST", V1 + "/commands/createEntry", bt,
+                        {"kind": "fix", "title": "bystander"})
+        assert st == 200 and r["ok"], r
+
+        async def ws():
+            c = await Client.connect(server, bt)
+            r = await c.query("getChangelogEntries", {"limit": 20})
+            assert r["ok"] and len(r["result"]["entries"]) == 20
+            assert (await c.request({"op": "ping"}))["ok"]
+            await c.close()
+        run(ws())
+        peak = status(server.proc.pid)["VmHWM"]
+        print("\n  12 unread pages: RSS %.0f MB before, peak %.0f MB (bound %.0f)"
+              % (base / MIB, peak / MIB, (bound(server, base) or 0) / MIB))
+        assert within(server, base, peak), (base, peak)
+        # once its connections are gone, the member is served again
+        for c in socks:
+            c.close()
+        deadline = time.monotonic() + 60
+        while call(server, "GET", V1 + "/stats", mt)[0] != 200:
+            assert time.monotonic() < deadline, "the member's held bytes were not released"
+            time.sleep(0.1)
+    finally:
+        assert server.stop() == 0
+
+
+def test_a_sign_in_flood_takes_from_the_user_budget(make_server):
+    server = make_server("--user-rate", "1", "--user-burst", "10")
+    t = server.admin_token
+    t0 = time.monotonic()
+    sts, last = [], None
+    for _ in range(30):
+        last = call(server, "POST", "/session", body={"token": t}, headers=CSRF)
+        sts.append(last[0])
+    refills = int(time.monotonic() - t0) + 1
+    made = sts.count(200)
+    assert 10 <= made <= 10 + refills, sts
+    assert set(sts) == {200, 429}, sts
+    st, h, r = last
+    assert st == 429 and r["error"]["code"] == "rate_limited", last
+    assert int(h["retry-after"]) >= 1 and "set-cookie" not in h, h
+    assert metric(server, "changelogd_browser_sessions") == made
+    # a bad token names no user: 401, not 429
+    st, _, r = call(server, "POST", "/session", body={"token": "clg_" + "x" * 43},
+                    headers=CSRF)
+    assert st == 401, r
+
+
+def test_the_sessions_journal_stays_bounded(make_server):
+    """Sign-ins past the per-user cap replace the oldest session: the
+    table holds 32, and the journal is rewritten whenever it holds more
+    than twice the live sessions plus 1024 lines."""
+    server = make_server("--user-rate", "100000", "--user-burst", "100000")
+    t = server.admin_token
+    path = os.path.join(server.data, "sessions")
+    most = 0
+    for i in range(700):
+        st, _, _ = call(server, "POST", "/session", body={"token": t}, headers=CSRF)
+        assert st == 200
+        with open(path) as f:
+            most = max(most, sum(1 for _ in f))
+    live = metric(server, "changelogd_browser_sessions")
+    assert live == 32
+    # 700 sign-ins wrote 1,368 records; the journal never held more than
+    # its rule allows (+ the epoch line)
+    assert most <= 2 * live + 1024 + 2, most
+    with open(path) as f:
+        lines = f.read().splitlines()
+    assert len(lines) < 700, len(lines)

@@ -471,16 +471,19 @@ static json_t *api_value(const char *name, const char *v)
 static int api_args(struct api_conn *c, json_t *params)
 {
 	char frag[API_ARG_MAX + 1], msg[200];
-	int i, n;
+	int i, n, nargs = 0;
 
-	for (i = 0;; i++) {
+	/* lws gives an empty fragment (length 0, as for none) for "&&" or a
+	 * leading "&": look at every one it may hold, not just up to the first
+	 * empty one (lws drops a request with more than it can hold) */
+	for (i = 0; i < API_MAX_FRAGS; i++) {
 		char *eq, *name, *val;
 		json_t *old, *v;
 		int flen = lws_hdr_fragment_length(c->wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
 
 		if (flen <= 0)
-			return 0;
-		if (i >= API_MAX_ARGS)
+			continue;
+		if (++nargs > API_MAX_ARGS)
 			return api_refuse(c, CMD_BAD_REQUEST, "too many query parameters (at most 64)");
 		if (flen > API_ARG_MAX)
 			return api_refuse(c, CMD_TOO_LARGE, "a query parameter is longer than 1024 "
@@ -488,8 +491,13 @@ static int api_args(struct api_conn *c, json_t *params)
 		n = lws_hdr_copy_fragment(c->wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i);
 		if (n < 0)
 			return -1;
-		if (n == 0)
+		/* lws 4.1.6 links a fragment "/" of its own after a trailing
+		 * "&": no parameter is named "/", so it is skipped */
+		if (n == 0 || (n == 1 && frag[0] == '/'))
 			continue;
+		if (!cl_utf8_valid(frag, (size_t)n))
+			return api_refuse(c, CMD_BAD_REQUEST, "a query parameter is not valid UTF-8 "
+					  "(after %-decoding)");
 		name = frag;
 		eq = strchr(frag, '=');
 		if (eq)
@@ -522,6 +530,7 @@ static int api_args(struct api_conn *c, json_t *params)
 		if (json_array_append_new(old, v))
 			return -1;
 	}
+	return 0;
 }
 
 /* A positive decimal id in a path segment of exactly len bytes, else 0. */
@@ -634,6 +643,10 @@ static int api_post(struct api_conn *c, const char *rest)
 					16) < 0)
 			return api_fail(c, CMD_BAD_REQUEST, "Idempotency-Key must be 1..128 bytes");
 		c->cmd_id_len = strlen(c->cmd_id);
+		if (!cl_utf8_valid(c->cmd_id, c->cmd_id_len)) {
+			c->cmd_id_len = 0;
+			return api_fail(c, CMD_BAD_REQUEST, "Idempotency-Key must be valid UTF-8");
+		}
 	}
 	return api_read_body(c, c->pool->lim.max_body);
 }

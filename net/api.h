@@ -52,6 +52,7 @@
 
 #define API_MAX_ARGS 64        /* query-string parameters */
 #define API_ARG_MAX 1024       /* bytes of one name=value */
+#define API_MAX_FRAGS 256      /* fragments looked at (empty ones too; lws holds fewer) */
 #define API_WRITE_CHUNK 65536  /* reply bytes per write */
 #define API_SESSION_BODY 1024  /* POST /session: {"token":"..."} */
 #define API_CSRF_HEADER "x-requested-with:"   /* what a cross-site form cannot send */

@@ -131,3 +131,45 @@ def test_the_sessions_journal_stays_bounded(make_server):
     with open(path) as f:
         lines = f.read().splitlines()
     assert len(lines) < 700, len(lines)
+
+
+def test_query_strings_with_empty_pieces_and_bad_bytes(make_server):
+    server = make_server("--rate", "10000", "--burst", "10000")
+    t = server.admin_token
+    for i in range(3):
+        assert call(server, "POST", V1 + "/commands/createEntry", t,
+                    {"kind": "fix", "title": "t%d" % i})[0] == 200
+    # empty pieces are skipped, never the parameters after them (a leading
+    # "&" used to hide every parameter that followed)
+    for q in ["limit=1", "&limit=1", "&&&limit=1", "limit=1&", "limit=1&&", "kind=fix&&limit=1",
+              "&" * 60 + "limit=1"]:
+        st, _, r = call(server, "GET", V1 + "/entries?" + q, t)
+        assert st == 200 and len(r["result"]["entries"]) == 1, (q, r)
+    st, _, r = call(server, "GET", V1 + "/entries?&&nosuch=1", t)
+    assert st == 400 and "nosuch" in r["error"]["message"], r
+    # %-decoded bytes that are not UTF-8, in a value or a name: 400 (the
+    # connection used to be dropped unanswered)
+    for q in ["q=%ff%fe", "%ff=1", "q=%ed%a0%80", "kind=fix&title=%c3"]:
+        st, _, r = call(server, "GET", V1 + "/entries?" + q, t)
+        assert st == 400 and r["error"]["code"] == "bad_request" and \
+            "UTF-8" in r["error"]["message"], (q, r)
+    # more than 64 parameters: 400 before any work
+    st, _, r = call(server, "GET", V1 + "/entries?" + "&".join(["kind=fix"] * 70), t)
+    assert st == 400 and "at most 64" in r["error"]["message"], r
+    assert call(server, "GET", V1 + "/stats", t)[0] == 200
+
+
+def test_idempotency_keys_that_are_not_utf8(server):
+    t = server.admin_token
+    body = {"kind": "fix", "title": "keyed"}
+    for key in [b"\xff\xfe", b"a\xc3", b"\xed\xa0\x80"]:
+        st, _, r = call(server, "POST", V1 + "/commands/createEntry", t, body,
+                        headers={"Idempotency-Key": key})
+        assert st == 400 and "UTF-8" in r["error"]["message"], (key, r)
+    # a UTF-8 key works, and answers again for a retry
+    h = {"Idempotency-Key": "d\u00e9ploy-1".encode()}
+    first = call(server, "POST", V1 + "/commands/createEntry", t, body, headers=h)
+    again = call(server, "POST", V1 + "/commands/createEntry", t, body, headers=h)
+    assert first[0] == again[0] == 200 and first[2]["entry"] == again[2]["entry"], (first, again)
+    # nothing but that one entry was made
+    assert call(server, "GET", V1 + "/stats", t)[2]["result"]["entries"] == 1

@@ -173,3 +173,57 @@ def test_idempotency_keys_that_are_not_utf8(server):
     assert first[0] == again[0] == 200 and first[2]["entry"] == again[2]["entry"], (first, again)
     # nothing but that one entry was made
     assert call(server, "GET", V1 + "/stats", t)[2]["result"]["entries"] == 1
+
+
+def tls_raw(server):
+    c = tls_context().wrap_socket(socket.create_connection(("127.0.0.1", server.port)),
+                                  server_hostname="127.0.0.1")
+    c.settimeout(60)
+    return c
+
+
+def read_all(c):
+    out = b""
+    try:
+        while True:
+            d = c.recv(65536)
+            if not d:
+                break
+            out += d
+    except (ConnectionResetError, OSError):
+        pass
+    return out
+
+
+def test_huge_headers_and_stalled_requests(make_server):
+    """Headers beyond 16 KiB are dropped by lws; requests that stop halfway
+    through their headers hold nothing past --handshake-timeout, and while
+    they wait, everyone else is served."""
+    server = make_server("--handshake-timeout", "2")
+    t = server.admin_token
+    c = tls_raw(server)
+    c.sendall(("GET %s/stats HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nX-Pad: %s\r\n"
+               "\r\n" % (V1, t, "a" * 20000)).encode())
+    assert not read_all(c).startswith(b"HTTP/1.1 200")
+    c.close()
+    # 16 KiB of headers in all still fit (a browser with big cookies)
+    st, _, r = call(server, "GET", V1 + "/stats", t, headers={"X-Pad": "a" * 12000})
+    assert st == 200, r
+    stalled = []
+    for _ in range(100):
+        s = tls_raw(server)
+        s.sendall(("GET %s/stats HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                   % (V1, t)).encode())
+        stalled.append(s)
+    assert call(server, "GET", V1 + "/stats", t)[0] == 200
+
+    async def ws():
+        c = await Client.connect(server, t)
+        assert (await c.request({"op": "ping"}))["ok"]
+        await c.close()
+    run(ws())
+    # the server closes each of them unanswered (they would wait forever)
+    for s in stalled:
+        assert read_all(s) == b""
+        s.close()
+    assert call(server, "GET", V1 + "/stats", t)[0] == 200

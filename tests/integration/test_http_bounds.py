@@ -14,11 +14,10 @@ each bound tried through the real binary:
 Nothing here asserts a time."""
 import os
 import re
-import socket
 import time
 
-from conftest import Client, new_member, run, tls_context
-from http_util import call
+from conftest import Client, run
+from http_util import call, read_all, tls_raw
 from test_server_budget import MIB, bound, reset_peak, seeded, status, within
 
 V1 = "/api/v1"
@@ -27,9 +26,7 @@ CSRF = {"X-Requested-With": "test"}
 
 def unread_page(server, token, limit=500):
     """A TLS connection that asks for a big page and never reads it."""
-    raw = socket.create_connection(("127.0.0.1", server.port))
-    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    c = tls_context().wrap_socket(raw, server_hostname="127.0.0.1")
+    c = tls_raw(server, rcvbuf=4096)
     c.sendall(("GET %s/entries?limit=%d HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s"
                "\r\n\r\n" % (V1, limit, token)).encode())
     return c
@@ -173,26 +170,6 @@ def test_idempotency_keys_that_are_not_utf8(server):
     assert first[0] == again[0] == 200 and first[2]["entry"] == again[2]["entry"], (first, again)
     # nothing but that one entry was made
     assert call(server, "GET", V1 + "/stats", t)[2]["result"]["entries"] == 1
-
-
-def tls_raw(server):
-    c = tls_context().wrap_socket(socket.create_connection(("127.0.0.1", server.port)),
-                                  server_hostname="127.0.0.1")
-    c.settimeout(60)
-    return c
-
-
-def read_all(c):
-    out = b""
-    try:
-        while True:
-            d = c.recv(65536)
-            if not d:
-                break
-            out += d
-    except (ConnectionResetError, OSError):
-        pass
-    return out
 
 
 def test_huge_headers_and_stalled_requests(make_server):

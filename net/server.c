@@ -50,6 +50,7 @@
 #include "webhook.h"
 #include "proto.h"
 #include "push.h"
+#include "ratelimit.h"
 #include "session.h"
 #include "slog.h"
 #include "tlsgen.h"
@@ -129,6 +130,7 @@ struct server {
 	struct sess_pool pool;     /* the websocket sessions */
 	struct api_pool api;       /* the HTTP API's requests */
 	struct websess_store websess;  /* signed-in browsers (the session cookie) */
+	struct rl_users users;     /* each user's request budget: sessions and API */
 	struct metrics m;
 	struct tlsr *tls;           /* the certificate new handshakes get (SIGHUP) */
 	struct natspub *np;        /* --nats: the publisher thread, else NULL */
@@ -279,8 +281,8 @@ static int srv_on_message(void *arg, struct sess *ss, const void *buf, size_t le
  * wait if its session owes something (it drains), or if this batch has
  * built answers already (it runs in the next; but only once, so that other
  * sessions' big answers cannot keep it out of every batch). An HTTP API
- * request has no session: it gets the pool's room and never waits (api.c
- * bounds what the API's own requests and replies hold).
+ * request has no session: it gets the pool's room, within what the API's
+ * requests and its user's may still hold (api_room), and never waits.
  */
 static size_t srv_room(void *arg, const struct req *r, int *may_wait)
 {
@@ -292,6 +294,8 @@ static size_t srv_room(void *arg, const struct req *r, int *may_wait)
 	if (!r->sess) {
 		*may_wait = 0;
 		room = sess_pool_room(&s->pool, PROTO_ANSWER_MAX);
+		if (r->api)
+			room = api_room(r->api, room);
 		return s->batch_bytes && left < room ? left : room;
 	}
 	room = sess_room(r->sess, PROTO_ANSWER_MAX, &owes);
@@ -1579,8 +1583,11 @@ static void srv_wire(struct server *s)
 
 	s->pool.lim.rate = s->o.rate;
 	s->pool.lim.burst = s->o.burst;
-	s->pool.lim.user_rate = s->o.user_rate;
-	s->pool.lim.user_burst = s->o.user_burst;
+	rl_users_init(&s->users, 0);
+	s->users.rate.rate = s->o.user_rate;
+	s->users.rate.burst = s->o.user_burst;
+	s->pool.users = &s->users;
+	s->pool.also = &s->api.bytes;
 	s->pool.lim.max_msg = s->o.max_msg;
 	s->pool.lim.max_queue = s->o.max_queue;
 	s->pool.lim.max_memory = s->o.max_memory;
@@ -1596,8 +1603,10 @@ static void srv_wire(struct server *s)
 	s->api.lim.rate = s->o.rate;
 	s->api.lim.burst = s->o.burst;
 	s->api.lim.max_memory = s->o.max_memory;
+	s->api.lim.max_queue = s->o.max_queue;
 	s->api.lim.body_secs = s->o.handshake_secs;
 	s->api.ws = &s->websess;
+	s->api.users = &s->users;
 	s->api.m = &s->m;
 	s->api.epoch = s->epoch;
 	s->api.published = &s->published;
@@ -1842,6 +1851,7 @@ static void srv_free(struct server *s)
 	presence_release(&s->pres);
 	sess_pool_release(&s->pool);
 	api_pool_release(&s->api);
+	rl_users_release(&s->users);
 	websess_release(&s->websess);
 	pbuf_free(&s->fbuf);
 	proj_free(s->proj);

@@ -149,14 +149,6 @@ int sess_auth(const struct proj *p, struct lws *wsi, uint64_t *user, uint64_t *t
 
 /* ---- lifecycle ------------------------------------------------------- */
 
-static int64_t sess_mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 void sess_open(struct sess *ss, struct sess_pool *pool, struct lws *wsi,
 	       uint64_t user, uint64_t token)
 {
@@ -165,8 +157,6 @@ void sess_open(struct sess *ss, struct sess_pool *pool, struct lws *wsi,
 	ss->wsi = wsi;
 	ss->user = user;
 	ss->token = token;
-	ss->tokens = pool->lim.burst;
-	ss->refill_us = sess_mono_us();
 	ss->close_kind = METRICS_CLOSE_PEER;
 	ss->next = pool->head;
 	if (pool->head)
@@ -280,63 +270,20 @@ void sess_request_done(struct sess *ss)
 
 /* ---- inbound ------------------------------------------------------- */
 
-static void sess_refill(double *tokens, int64_t *refill_us, double rate, double burst,
-			int64_t now)
-{
-	*tokens += (double)(now - *refill_us) * rate / 1e6;
-	if (*tokens > burst)
-		*tokens = burst;
-	*refill_us = now;
-}
-
-/* The bucket of ss's user, NULL without memory for it (then refused). */
-static struct sess_ubucket *sess_user_bucket(struct sess *ss, int64_t now)
-{
-	struct sess_pool *pool = ss->pool;
-	struct sess_ubucket *b;
-
-	if (ss->user >= pool->ub_cap) {
-		size_t cap = pool->ub_cap ? pool->ub_cap : 64;
-
-		while (cap <= ss->user)
-			cap *= 2;
-		b = realloc(pool->ub, cap * sizeof *b);
-		if (!b)
-			return NULL;
-		memset(b + pool->ub_cap, 0, (cap - pool->ub_cap) * sizeof *b);
-		pool->ub = b;
-		pool->ub_cap = cap;
-	}
-	b = &pool->ub[ss->user];
-	if (!b->refill_us) {
-		b->tokens = pool->lim.user_burst;
-		b->refill_us = now;
-	}
-	return b;
-}
-
 /*
  * Take one request from the session's bucket and its user's (shared by
- * every session of that user): 0 if both had one; else 1 (the session's
- * rate) or 2 (the user's), and neither is taken.
+ * every session and HTTP request of that user: net/ratelimit.h): 0 if both
+ * had one; else 1 (the session's rate) or 2 (the user's), and neither is
+ * taken.
  */
 static int sess_rate_take(struct sess *ss)
 {
-	const struct sess_limits *o = &ss->pool->lim;
-	int64_t now = sess_mono_us();
-	struct sess_ubucket *ub = sess_user_bucket(ss, now);
+	struct sess_pool *pool = ss->pool;
+	struct rl_rate cr = { pool->lim.rate, pool->lim.burst };
+	int64_t now = rl_mono_us();
 
-	sess_refill(&ss->tokens, &ss->refill_us, o->rate, o->burst, now);
-	if (ss->tokens < 1.0)
-		return 1;
-	if (!ub)
-		return 2;
-	sess_refill(&ub->tokens, &ub->refill_us, o->user_rate, o->user_burst, now);
-	if (ub->tokens < 1.0)
-		return 2;
-	ss->tokens -= 1.0;
-	ub->tokens -= 1.0;
-	return 0;
+	return rl_take2(&ss->bucket, &cr, rl_user(pool->users, ss->user, now),
+			&pool->users->rate, now);
 }
 
 static void sess_dispatch(struct sess *ss, const void *buf, size_t len)
@@ -631,9 +578,15 @@ static size_t sess_backlog(const struct sess *ss)
 	return ss->uq_bytes + ss->lws_bytes + ss->reserved;
 }
 
+/* What counts against max_memory: the sessions' and the HTTP API's. */
+static size_t sess_pool_used(const struct sess_pool *pool)
+{
+	return pool->out_bytes + pool->reserved + (pool->also ? *pool->also : 0);
+}
+
 size_t sess_pool_room(const struct sess_pool *pool, size_t cap)
 {
-	size_t used = pool->out_bytes + pool->reserved;
+	size_t used = sess_pool_used(pool);
 	size_t room = used >= pool->lim.max_memory ? 0 : pool->lim.max_memory - used;
 
 	return room < cap ? room : cap;
@@ -658,7 +611,7 @@ int sess_pool_reclaim(struct sess_pool *pool, size_t need, const struct sess *ke
 	int n = 0;
 
 	for (;;) {
-		size_t used = pool->out_bytes + pool->reserved, best_x = SESS_POOL_FAIR;
+		size_t used = sess_pool_used(pool), best_x = SESS_POOL_FAIR;
 		struct sess *ss, *best = NULL;
 
 		if (used + need <= pool->lim.max_memory)
@@ -708,9 +661,6 @@ static void sess_check_drained(struct sess *ss)
 
 void sess_pool_release(struct sess_pool *pool)
 {
-	free(pool->ub);
-	pool->ub = NULL;
-	pool->ub_cap = 0;
 	free(pool->scratch);
 	pool->scratch = NULL;
 	pool->scratch_cap = 0;

@@ -186,7 +186,7 @@ case_pinned latency_peer "$node_pid" --url "wss://127.0.0.1:$node_port" --token 
 # memory: 10,000 idle subscribers, RSS read once they are all connected and
 # again 2 s later (settled); each server has just run its fan-out case
 case_run idle_peer --url "wss://127.0.0.1:$node_port" --token peer \
-	--subscribers 10000 --writers 0 --duration 2 --server-pid "$node_pid"
+	--subscribers 10000 --writers 0 --duration 2 --procs 2 --server-pid "$node_pid"
 stop_pid "$node_pid"
 
 # the second fan-out peer: NATS's own WebSocket listener (TLS, the same
@@ -217,13 +217,13 @@ EOF
 		--token nats --subscribers 1000 --writers 1 --depth 32 --rate 100 \
 		--duration "$secs" --procs 2 --server-pid "$nats_pid" $perf_arg
 	case_run idle_nats --nats --url "wss://127.0.0.1:$nats_port" --token nats \
-		--subscribers 10000 --writers 0 --duration 2 --server-pid "$nats_pid"
+		--subscribers 10000 --writers 0 --duration 2 --procs 2 --server-pid "$nats_pid"
 	stop_pid "$nats_pid"
 else
 	echo "-- no nats-server: the NATS peer cases are skipped"
 fi
 case_run idle_ours --url "wss://127.0.0.1:$cl_port" --token "$cl_token" \
-	--subscribers 10000 --writers 0 --duration 2 --server-pid "$cl_pid"
+	--subscribers 10000 --writers 0 --duration 2 --procs 2 --server-pid "$cl_pid"
 
 # writes: 64 closed-loop writers on the same server, no subscribers (the
 # peers' case), then 100

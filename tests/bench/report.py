@@ -28,6 +28,9 @@ def load(d, name):
 
 
 def row(name, unit, ours, peer, goal, lower_is_better=False):
+    # changelog-bench writes -1 for a figure it could not take
+    ours = None if ours is not None and ours < 0 else ours
+    peer = None if peer is not None and peer < 0 else peer
     ratio = None
     if ours and peer:
         ratio = round((peer / ours) if lower_is_better else (ours / peer), 2)
@@ -179,10 +182,10 @@ def main(argv):
         if goal is not None and ours is not None:
             if r["unit"] == "events" and r.get("peer") is None:
                 met = "ok" if ours == goal else "FAIL"
+            elif r["unit"] in ("bytes", "us", "syscalls"):   # a cost: the goal is absolute
+                met = "met" if ours <= goal else "not met"
             elif ratio is not None and goal < 100:
                 met = "met" if ratio >= goal else "not met"
-            elif r["unit"] in ("bytes", "us", "syscalls"):
-                met = "met" if ours <= goal else "not met"
             elif r["unit"].endswith("/s"):
                 met = "met" if ours >= goal else "not met"
         print("%-*s %-13s %10s %10s %7s %6s %s" % (w, r["name"], r["unit"], fmt(r.get("ours")),

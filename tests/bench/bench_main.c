@@ -1359,12 +1359,14 @@ static int report(struct bench *b)
 	long rss_d = (b->rss_after_kb >= 0 && b->rss_before_kb >= 0) ? b->rss_after_kb - b->rss_before_kb : -1;
 	long rss_e = (b->rss_end_kb >= 0 && b->rss_before_kb >= 0) ? b->rss_end_kb - b->rss_before_kb : -1;
 	int live, kids_live, subs = b->subs_all ? b->subs_all : b->o.subs;
+	long rss_now;
 	int nconns = b->nconns + (subs - b->o.subs);
 	json_t *j;
 
 	undelivered = undelivered_of(b, &live);
 	undelivered += kids_collect(b, &kids_live);
 	live += kids_live;
+	rss_now = rss_kb(b->o.server_pid);
 	wsec = secs(b->t_run, b->t_last_ack);
 	dsec = secs(b->t_run, b->t_last_deliv);
 	rsec = secs(b->t_run, b->t_last_read);
@@ -1410,6 +1412,12 @@ static int report(struct bench *b)
 				    json_integer((json_int_t)((se - s0) * 1024 / nconns)) : json_null());
 		json_object_set_new(j, "server_syscalls", b->syscalls ? json_incref(b->syscalls) :
 				    json_null());
+		/* every connection still open, at the end (also when not all got in:
+		 * then the other RSS figures are -1) */
+		json_object_set_new(j, "rss_now_kb", json_integer(rss_now));
+		json_object_set_new(j, "rss_per_live_conn_bytes", rss_now >= 0 &&
+				    b->rss_before_kb >= 0 && live ? json_integer((json_int_t)(
+				    (rss_now - b->rss_before_kb) * 1024 / live)) : json_null());
 	}
 	if (j && b->o.json) {
 		char *s = json_dumps(j, JSON_COMPACT);

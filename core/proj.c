@@ -581,7 +581,11 @@ int64_t proj_i_last_activity(const struct proj *p, const struct pentry *e)
 
 struct proj *proj_new(void)
 {
-	return calloc(1, sizeof(struct proj));
+	struct proj *p = calloc(1, sizeof(struct proj));
+
+	if (p)
+		p->texts.max = PROJ_TEXTS_MAX;
+	return p;
 }
 
 void proj_free(struct proj *p)
@@ -603,6 +607,7 @@ void proj_free(struct proj *p)
 	array_free(p->tokens, (size_t)p->cap_tokens * sizeof *p->tokens);
 	array_free(p->entries, (size_t)p->cap_entries * sizeof *p->entries);
 	array_free(p->comments, (size_t)p->cap_comments * sizeof *p->comments);
+	proj_i_texts_free(p);
 	free(p->act);
 	free(p->name_tab);
 	free(p->tok_tab);
@@ -891,6 +896,7 @@ static int apply_entry_edited(struct proj *p, const struct event *ev)
 		e->text = text;
 		e->title_n = (uint32_t)t.n;
 		e->body_n = (uint32_t)b.n;
+		e->esc = 0;   /* measured again when a page needs it */
 	}
 	if (ev->has_kind) {
 		p->by_kind[e->kind]--;

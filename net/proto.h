@@ -47,6 +47,20 @@ struct api_conn;
 #define PROTO_ANSWER_MAX ((size_t)PROJ_ANSWER_MAX)
 #define PROTO_ANSWER_SMALL ((size_t)4096)
 
+/*
+ * Pages of getChangelogEntries are put together from the projection's
+ * entry text cache (core/proj.h, proj_entries_text). The entries' texts it
+ * does not hold are serialized within a budget of PROTO_FRESH_BATCH bytes
+ * per batch (proto_ctx.fresh_left, which the owner resets for each batch),
+ * so that one turn of the loop serializes at most that much. A page that
+ * needs more waits for a later batch (r->waiting; what it made stays
+ * cached), at most PROTO_FRESH_WAITS times; after that, or for a request
+ * that cannot wait (no session), the page ends where the budget did
+ * ("partial", docs/protocol.md).
+ */
+#define PROTO_FRESH_BATCH ((uint64_t)1 << 20)
+#define PROTO_FRESH_WAITS 16u
+
 enum req_kind {
 	REQ_BAD = 0,   /* refused at parse time: fail */
 	REQ_QUERY,     /* {"op":"query","name":...,"params":{...}} */
@@ -128,6 +142,10 @@ struct proto_ctx {
 	                               log again (after the commit, or a rebuild) */
 	struct qcache qc;           /* serialized answers (see proto_cacheable) */
 	struct pbuf outb, keyb, idb;   /* reused: the answer, the cache key, the id */
+	struct proj_text pageb;     /* reused: a page's answer (proj_entries_text) */
+	uint64_t fresh_left;        /* entry text this batch may still serialize;
+	                               the owner sets PROTO_FRESH_BATCH per batch */
+	uint64_t fresh_waits;       /* pages that waited for it (metrics) */
 };
 
 /* Zero c's own part and size the cache; the wiring is the caller's. */

@@ -279,7 +279,7 @@ void proto_init(struct proto_ctx *c)
 	memset(&c->keyb, 0, sizeof c->keyb);
 	memset(&c->idb, 0, sizeof c->idb);
 	memset(&c->pageb, 0, sizeof c->pageb);
-	c->fresh_left = PROTO_FRESH_BATCH;
+	proto_batch_begin(c);
 	c->fresh_waits = 0;
 	qcache_init(&c->qc, PROTO_QCACHE_ENTRIES, PROTO_QCACHE_BYTES);
 }
@@ -292,6 +292,12 @@ void proto_release(struct proto_ctx *c)
 	pbuf_free(&c->idb);
 	free(c->pageb.p);
 	memset(&c->pageb, 0, sizeof c->pageb);
+}
+
+void proto_batch_begin(struct proto_ctx *c)
+{
+	c->fresh_left = PROTO_FRESH_BATCH;
+	c->batch_work = 0;
 }
 
 /* Empty the page buffer; give it back once it has grown past 1 MiB. */
@@ -449,29 +455,69 @@ static int proto_is_page(const struct req *r)
  * proto_compute would make with a result of 0, and its last two bytes
  * ("0}") are left off; proto_page closes it after the page.
  */
-static int proto_page_head(struct proto_ctx *c)
+static int proto_page_head(struct proto_ctx *c, int seed)
 {
-	json_t *env = json_pack("{s:b,s:s,s:I,s:i}", "ok", 1, "epoch", c->epoch, "at",
-				(json_int_t)proj_seq(c->proj), "result", 0);
+	json_t *env = seed ? NULL : json_pack("{s:b,s:s,s:I,s:i}", "ok", 1, "epoch", c->epoch,
+					      "at", (json_int_t)proj_seq(c->proj), "result", 0);
 	char *t = env ? json_dumps(env, JSON_COMPACT) : NULL, *np;
-	size_t n = t ? strlen(t) : 0;
+	size_t n = t ? strlen(t) : 2, want = c->page_pre + n;
 
 	json_decref(env);
-	if (!t)
+	if (!seed && !t)
 		return CL_ENOMEM;
-	CL_ASSERT(n >= 2 && t[n - 2] == '0' && t[n - 1] == '}');
+	CL_ASSERT(seed || (n >= 2 && t[n - 2] == '0' && t[n - 1] == '}'));
 	n -= 2;
-	if (n > c->pageb.cap && !(np = realloc(c->pageb.p, n))) {
-		free(t);
-		return CL_ENOMEM;
-	} else if (n > c->pageb.cap) {
+	if (want > c->pageb.cap) {
+		if (!(np = realloc(c->pageb.p, want))) {
+			free(t);
+			return CL_ENOMEM;
+		}
 		c->pageb.p = np;
-		c->pageb.cap = n;
+		c->pageb.cap = want;
 	}
-	memcpy(c->pageb.p, t, n);
-	c->pageb.len = n;
+	if (n)
+		memcpy(c->pageb.p + c->page_pre, t, n);
+	c->pageb.len = c->page_pre + n;
 	free(t);
 	return 0;
+}
+
+/*
+ * A page's text goes into c->pageb after c->page_pre bytes of headroom:
+ * a frame's header, LWS_PRE and the reply's "{"id":ID" (in c->idb), so
+ * that the reply frame is made of the buffer itself (proto_page_frame):
+ * a 16 MiB page is not copied again (each copy of fresh memory cost
+ * ~5 ms here, most of it page faults).
+ */
+static int proto_page_pre(struct proto_ctx *c, const struct req *r)
+{
+	static const char idk[] = "{\"id\":";
+
+	c->idb.len = 0;
+	if (r->kind == REQ_QUERY && r->id &&
+	    (pbuf_add(&c->idb, idk, sizeof idk - 1) || pbuf_dump(&c->idb, r->id, JSON_ENCODE_ANY)))
+		return CL_ENOMEM;
+	c->page_pre = FRAME_HEAD + c->idb.len;
+	return 0;
+}
+
+/*
+ * The reply frame of the page in c->pageb (len bytes of shared text at
+ * page_pre): the text's "{" becomes the "," after the id, which goes in
+ * front; the buffer becomes the frame (c->pageb is left empty).
+ */
+static struct frame *proto_page_frame(struct proto_ctx *c, size_t len)
+{
+	char *base = c->pageb.p;
+	size_t idn = c->idb.len;
+
+	if (idn) {
+		CL_ASSERT(base[c->page_pre] == '{');
+		base[c->page_pre] = ',';
+		memcpy(base + FRAME_HEAD, c->idb.p, idn);
+	}
+	memset(&c->pageb, 0, sizeof c->pageb);
+	return frame_adopt(base, idn + len);
 }
 
 /*
@@ -488,21 +534,28 @@ static int proto_page(struct proto_ctx *c, struct req *r, size_t room, int may_w
 	static const char none[] = "{\"entries\":[]";
 	int cut = 0, unready = 0, fresh_cut = 0, seed = r->kind == REQ_SEED, rc = 0;
 	int can_wait = r->sess != NULL && r->held < PROTO_FRESH_WAITS;
-	uint64_t size = 0;
+	uint64_t size = 0, work = 0, fresh = c->fresh_left;
 	struct proj_qctx q = { .viewer = r->user, .load = c->load, .arg = c->arg,
-			       .size_max = room, .size = &size, .cut = &cut,
+			       .work = &work, .size_max = room, .size = &size, .cut = &cut,
 			       .fresh_left = &c->fresh_left, .unready = can_wait ? &unready : NULL,
 			       .fresh_cut = &fresh_cut };
 	struct cl_fail fail = { CMD_INTERNAL, "query failed" };
-	int small = room < PROTO_ANSWER_MAX, empty;
+	int small = room < PROTO_ANSWER_MAX, empty, failed;
 	size_t at;
 
 	*keep = 1;
 	c->pageb.len = 0;
-	if (!seed && proto_page_head(c))
+	if (can_wait && c->batch_work >= PROTO_WORK_BATCH) {
+		c->fresh_waits++;
+		r->waiting = 1;   /* this batch has done its pages' work */
+		return 1;
+	}
+	if (proto_page_pre(c, r) || proto_page_head(c, seed))
 		return CL_ENOMEM;
 	at = c->pageb.len;
-	if (proj_entries_text(c->proj, r->params, seed, &q, &c->pageb, &fail) < 0) {
+	failed = proj_entries_text(c->proj, r->params, seed, &q, &c->pageb, &fail) < 0;
+	c->batch_work += work + (c->pageb.len - at) / 4 + (fresh - c->fresh_left) * 4;
+	if (failed) {
 		c->pageb.len = 0;
 		if (!(cut && small)) {
 			r->reply = proto_error(seed ? NULL : r->id, fail.code, fail.message);
@@ -553,8 +606,10 @@ static int proto_build(struct proto_ctx *c, struct req *r, size_t room, int may_
 
 	if (proto_is_page(r)) {
 		rc = proto_page(c, r, room, may_wait, retry, keep, need);
-		*text = c->pageb.p;
-		*len = c->pageb.len;
+		if (rc == 0) {
+			*text = c->pageb.p + c->page_pre;
+			*len = c->pageb.len - c->page_pre;
+		}
 		return rc;
 	}
 	rc = proto_compute(c, r, room, may_wait, retry, &ans, keep, need);
@@ -690,7 +745,10 @@ static int proto_answer(struct proto_ctx *c, struct req *r)
 		if (cache && keep)
 			(void)qcache_put(&c->qc, c->keyb.p, c->keyb.len, text, len);
 	}
-	r->frame = proto_answer_frame(&c->idb, r, text, len);
+	if (c->pageb.p && text == c->pageb.p + c->page_pre)
+		r->frame = proto_page_frame(c, len);
+	else
+		r->frame = proto_answer_frame(&c->idb, r, text, len);
 	pbuf_trim(&c->outb);
 	proto_page_trim(c);
 	pbuf_trim(&c->keyb);

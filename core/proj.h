@@ -110,8 +110,9 @@ json_t *proj_user_json(const struct proj *p, uint64_t id);
  * Each entry's JSON view is kept serialized once made, for the pages of
  * getChangelogEntries (proj_entries_text), within a cap of bytes: the
  * least recently used texts are dropped first. A new projection keeps up
- * to PROJ_TEXTS_MAX; proj_texts_max changes the cap (0: keep nothing but
- * the page being put together). The cache may pass the cap by one page
+ * to PROJ_TEXTS_MAX; proj_texts_max changes the cap and drops the least
+ * recently used texts down to it at once (0: drop all, then keep nothing
+ * but the page being put together). The cache may pass the cap by one page
  * (PROJ_ANSWER_MAX) while a page uses its texts.
  */
 #define PROJ_TEXTS_MAX ((size_t)16 << 20)

@@ -29,9 +29,15 @@
 
 #define TEXT_OVERHEAD 16u   /* malloc's header, counted with each text */
 
+static void text_drop(struct ptexts *t, uint32_t id);
+
 void proj_texts_max(struct proj *p, size_t bytes)
 {
-	p->texts.max = bytes;
+	struct ptexts *t = &p->texts;
+
+	t->max = bytes;
+	while (t->bytes > t->max && t->tail)   /* between pages: no page to spare */
+		text_drop(t, t->tail);
 }
 
 void proj_texts_stats(const struct proj *p, struct proj_texts_stats *out)

@@ -112,8 +112,8 @@ json_t *proj_user_json(const struct proj *p, uint64_t id);
  * least recently used texts are dropped first. A new projection keeps up
  * to PROJ_TEXTS_MAX; proj_texts_max changes the cap and drops the least
  * recently used texts down to it at once (0: drop all, then keep nothing
- * but the page being put together). The cache may pass the cap by one page
- * (PROJ_ANSWER_MAX) while a page uses its texts.
+ * but the page being put together). The cache passes the cap only while a
+ * page is put together, by that page's texts (at most PROJ_ANSWER_MAX).
  */
 #define PROJ_TEXTS_MAX ((size_t)16 << 20)
 

@@ -249,12 +249,15 @@ static inline int proj_i_act_live(const struct proj *p, const struct pact *r)
  * texts it uses from then until the next call are not evicted for it.
  * proj_i_text: entry id's text if kept and current (marked used), else
  * NULL. proj_i_text_make: serialize it (proj_entry_json, compact) and keep
- * it; NULL on ENOMEM. proj_i_texts_free: at proj_free.
+ * it; NULL on ENOMEM. proj_i_texts_free: at proj_free. The page's texts
+ * stay valid until proj_i_texts_trim.
  */
 void proj_i_texts_page(struct proj *p);
 const char *proj_i_text(struct proj *p, uint32_t id, size_t *n);
 const char *proj_i_text_make(struct proj *p, uint32_t id, size_t *n);
 void proj_i_texts_free(struct proj *p);
+/* Drop the least recently used texts down to the cap (after a page). */
+void proj_i_texts_trim(struct proj *p);
 
 /* last_activity of an entry: max(updated, created of its last comment). */
 int64_t proj_i_last_activity(const struct proj *p, const struct pentry *e);

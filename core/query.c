@@ -651,8 +651,10 @@ int proj_entries_text(struct proj *p, json_t *params, int seed, const struct pro
 	if (rc)
 		return rc;
 	k = list_texts(p, &o, seed, ctx, txt, tn);
-	if (k == -1)
+	if (k == -1) {
+		proj_i_texts_trim(p);
 		return 0;
+	}
 	if (k < 0)
 		return proj_i_fail(fail, CMD_INTERNAL, "out of memory");
 	if ((uint32_t)k < o.pg.n) {
@@ -698,6 +700,7 @@ int proj_entries_text(struct proj *p, json_t *params, int seed, const struct pro
 	else
 		text_put(out, tail + hn, strlen(tail + hn));
 	free(tail);
+	proj_i_texts_trim(p);   /* the page is written: back under the cap */
 	return 0;
 }
 

@@ -17,8 +17,9 @@
  *  - Memory is capped (proj_texts_max, counted as the text plus 16 bytes
  *    of malloc's header): the least recently used texts go first, except
  *    those the page being put together uses (its stamp), so a page never
- *    evicts its own texts; the cache holds at most the cap plus one page
- *    (PROJ_ANSWER_MAX) plus one entry.
+ *    evicts its own texts; once the page is written the cache is trimmed
+ *    to the cap again. So it holds at most the cap, and while a page is
+ *    put together the cap plus that page (PROJ_ANSWER_MAX).
  *  - The view carries no per-viewer field (the same for every member), so
  *    one text serves everyone.
  */
@@ -33,9 +34,14 @@ static void text_drop(struct ptexts *t, uint32_t id);
 
 void proj_texts_max(struct proj *p, size_t bytes)
 {
+	p->texts.max = bytes;
+	proj_i_texts_trim(p);
+}
+
+void proj_i_texts_trim(struct proj *p)
+{
 	struct ptexts *t = &p->texts;
 
-	t->max = bytes;
 	while (t->bytes > t->max && t->tail)   /* between pages: no page to spare */
 		text_drop(t, t->tail);
 }

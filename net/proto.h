@@ -70,10 +70,11 @@ struct api_conn;
  * bytes it copies and four per byte of entry text it serializes. Once a
  * batch has done PROTO_WORK_BATCH, its later pages wait for the next batch
  * (r->waiting, at most PROTO_FRESH_WAITS times), so one turn of the loop
- * does about one worst query's work (~12 ms here) whatever the requests:
- * a page's own budget bounded one request, not the batch of them.
+ * does at most about one heavy page (a worst search, ~12 ms here; a 16 MiB
+ * copy; the fresh budget) whatever the requests: a query's own budget
+ * bounded one request, not a batch of them.
  */
-#define PROTO_WORK_BATCH ((uint64_t)PROJ_QUERY_WORK)
+#define PROTO_WORK_BATCH ((uint64_t)PROJ_QUERY_WORK / 2)
 
 enum req_kind {
 	REQ_BAD = 0,   /* refused at parse time: fail */

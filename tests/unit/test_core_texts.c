@@ -218,7 +218,8 @@ static void t_cache_is_bounded(void)
 	}
 	same_as_tree(p, "{\"limit\":40}", 0);   /* one page bigger than the cap */
 	proj_texts_stats(p, &st);
-	CHECK(st.bytes > 2000);
+	CHECK(st.bytes <= 2000);                 /* trimmed once it was written */
+	CHECK(st.bytes > 0);
 	same_as_tree(p, "{\"limit\":1}", 0);    /* warm: nothing made, nothing dropped */
 	proj_texts_max(p, 0);
 	proj_texts_stats(p, &st);

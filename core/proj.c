@@ -581,7 +581,11 @@ int64_t proj_i_last_activity(const struct proj *p, const struct pentry *e)
 
 struct proj *proj_new(void)
 {
-	return calloc(1, sizeof(struct proj));
+	struct proj *p = calloc(1, sizeof(struct proj));
+
+	if (p)
+		p->texts.max = PROJ_TEXTS_MAX;
+	return p;
 }
 
 void proj_free(struct proj *p)
@@ -608,6 +612,7 @@ void proj_free(struct proj *p)
 	for (uint32_t i = 0; i < p->nwebhooks; i++)
 		free(p->webhooks[i].url);
 	array_free(p->webhooks, (size_t)p->cap_webhooks * sizeof *p->webhooks);
+	proj_i_texts_free(p);
 	free(p->act);
 	free(p->name_tab);
 	free(p->tok_tab);
@@ -967,6 +972,7 @@ static int apply_entry_edited(struct proj *p, const struct event *ev)
 		e->text = text;
 		e->title_n = (uint32_t)t.n;
 		e->body_n = (uint32_t)b.n;
+		e->esc = 0;   /* measured again when a page needs it */
 	}
 	if (ev->has_kind) {
 		p->by_kind[e->kind]--;

@@ -12,11 +12,15 @@
 
 struct frame *frame_new(size_t len)
 {
-	struct frame *f;
-
-	if (len > SIZE_MAX - sizeof *f - LWS_PRE - 1)
+	if (len > SIZE_MAX - sizeof(struct frame) - LWS_PRE - 1)
 		return NULL;
-	f = malloc(sizeof *f + LWS_PRE + len + 1);
+	return frame_adopt(malloc(sizeof(struct frame) + LWS_PRE + len + 1), len);
+}
+
+struct frame *frame_adopt(void *mem, size_t len)
+{
+	struct frame *f = mem;
+
 	if (!f)
 		return NULL;
 	f->refs = 1;

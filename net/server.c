@@ -614,6 +614,7 @@ static int srv_run_batch(struct server *s, struct req *batch, struct req **culpr
 	s->wtxn = txn;
 	s->batch_no++;
 	s->batch_bytes = 0;
+	proto_batch_begin(&s->pc);
 	for (r = batch; r; r = r->next) {
 		if (r->sess && r->sess->wait_mark == s->batch_no) {
 			r->waiting = 1;   /* behind a request of its session that waits */

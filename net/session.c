@@ -13,6 +13,13 @@
 #include "session.h"
 
 #define SESS_REPLIES_PER_WRITE 16  /* unicast frames per WRITEABLE, at most */
+/*
+ * A reply bigger than this goes out as websocket fragments of this size,
+ * one per WRITEABLE: a 16 MiB page written at once held the loop while
+ * OpenSSL encrypted what the socket took and lws copied the rest (up to
+ * the whole page) into its own buffer; a fragment bounds both.
+ */
+#define SESS_FRAG_BYTES ((size_t)1 << 20)
 
 /*
  * lws keeps its close write type private (LWS_WRITE_CLOSE = 4 in
@@ -195,6 +202,7 @@ static void sess_drop_queues(struct sess *ss)
 	ss->pool->out_bytes -= ss->uq_bytes;
 	ss->uq_head = ss->uq_tail = NULL;
 	ss->uq_bytes = 0;
+	ss->frag_off = 0;
 	sess_drop_chunk(ss);
 }
 
@@ -410,7 +418,10 @@ static uint64_t sess_resume_seq(const struct sess *ss)
  */
 static size_t sess_excess(const struct sess *ss)
 {
-	size_t head = ss->lws_bytes ? ss->lws_bytes : ss->uq_head ? ss->uq_head->len : 0;
+	size_t head = ss->lws_bytes;
+
+	if (ss->uq_head && (ss->frag_off || !head))   /* a frame being written in pieces */
+		head += ss->uq_head->len;
 
 	return sess_owed(ss) - head;
 }
@@ -914,6 +925,41 @@ static int sess_send_close(struct sess *ss, uint16_t code, const char *reason)
 	return 0;
 }
 
+/*
+ * The next fragment of f, the head of ss's unicast queue, at ss->frag_off
+ * (SESS_FRAG_BYTES). lws writes each fragment's header into the LWS_PRE
+ * bytes before it, which are payload already handed to lws (sent, or
+ * copied into its buffer): hence only for a frame nobody else holds
+ * (refs 1). Returns 0 when this was the last fragment (*n: its size; the
+ * caller retires f), 1 when more are to come (next WRITEABLE; f stays at
+ * the head and counts, whole, until then), -1 to close.
+ */
+static int sess_write_piece(struct sess *ss, struct frame *f, size_t *n)
+{
+	size_t len = f->len - ss->frag_off;
+	int first = ss->frag_off == 0, last, w;
+
+	if (len > SESS_FRAG_BYTES)
+		len = SESS_FRAG_BYTES;
+	last = ss->frag_off + len == f->len;
+	w = lws_write(ss->wsi, f->data + ss->frag_off, len,
+		      (enum lws_write_protocol)lws_write_ws_flags(LWS_WRITE_TEXT, first, last));
+	if (w < (int)len)
+		return -1;
+	*n = len;
+	if (last) {
+		ss->frag_off = 0;
+		return 0;
+	}
+	ss->frag_off += len;
+	if (lws_partial_buffered(ss->wsi)) {
+		ss->lws_bytes = len;
+		ss->pool->out_bytes += len;
+	}
+	lws_callback_on_writable(ss->wsi);
+	return 1;
+}
+
 int sess_writeable(struct sess *ss)
 {
 	struct sess_pool *pool = ss->pool;
@@ -939,21 +985,25 @@ int sess_writeable(struct sess *ss)
 		 */
 		for (sent = 0; ss->uq_head && sent < SESS_REPLIES_PER_WRITE; sent++) {
 			struct frame *f = ss->uq_head;
+			size_t n = f->len;
 			int w;
 
 			if (sent && lws_send_pipe_choked(ss->wsi))
 				break;
+			if (f->len > SESS_FRAG_BYTES && f->refs == 1) {
+				if ((w = sess_write_piece(ss, f, &n)) != 0)
+					return w < 0 ? -1 : 0;
+			} else {
+				w = lws_write(ss->wsi, f->data, f->len, LWS_WRITE_TEXT);
+				if (w < (int)f->len)
+					return -1;
+			}
 			ss->uq_head = f->next;
 			if (!ss->uq_head)
 				ss->uq_tail = NULL;
 			ss->uq_bytes -= f->len;
 			pool->out_bytes -= f->len;
-			w = lws_write(ss->wsi, f->data, f->len, LWS_WRITE_TEXT);
-			if (w < (int)f->len) {
-				frame_unref(f);
-				return -1;
-			}
-			sess_written(ss, f->len);
+			sess_written(ss, n);
 			frame_unref(f);
 			if (ss->lws_bytes)
 				break;

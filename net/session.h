@@ -145,6 +145,8 @@ struct sess {
 	size_t uq_bytes;
 	size_t lws_bytes;              /* the last frame written, while lws buffers
 	                                  part of it (lws_partial_buffered) */
+	size_t frag_off;               /* uq_head goes out in fragments: bytes of it
+	                                  written so far (session.c, SESS_FRAG_BYTES) */
 	size_t reserved;               /* answers built for us, not yet queued */
 
 	/* requests the pool's owner holds back, in order, until we drain

@@ -119,7 +119,7 @@ def server_rows(d):
     rows.append(row("server peak RSS during the attack, over RSS before", "bytes",
                     None if at is None or g(at, "rss_peak_bytes") is None else
                     g(at, "rss_peak_bytes") - g(at, "rss_before_bytes"), None,
-                    64 * 1024 * 1024 + 81 * 1024 * 1024))
+                    64 * 1024 * 1024 + 97 * 1024 * 1024))
     if at is not None:
         if g(at, "errors") or not g(at, "pings"):
             bad += 1

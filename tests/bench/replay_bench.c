@@ -10,8 +10,8 @@
  *         replay_state) into a fresh SQLite file;
  *   peer  the final rows of those tables, read back into memory first, then
  *         inserted with plain prepared INSERTs (no upsert, no decoding, no
- *         lookups) into a fresh file with the same schema, indexes and
- *         PRAGMAs, committing every 10000 rows.
+ *         lookups) into a fresh file with the same schema, indexes, open
+ *         flags and PRAGMAs, committing every 10000 rows.
  * Both are reported in events/s (the peer's time is charged to the same
  * event count), and the ratio is ours / peer (goal >= 0.7); a second row
  * (*_cpu) charges the CPU time of every thread instead of wall time, which a
@@ -385,7 +385,9 @@ static __attribute__((noinline)) int sqlite_peer(const char *db, struct cost *co
 		if (b->ops->create(b, &rp_tables[t]))
 			rc = -1;
 	b->ops->close(b);
-	if (rc || sqlite3_open(db, &h) != SQLITE_OK)
+	/* and the same open flags as replay_sqlite_open */
+	if (rc || sqlite3_open_v2(db, &h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+				  SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
 		return -1;
 	sqlite3_exec(h, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; "
 		     "PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 10000", NULL, NULL,

@@ -412,12 +412,14 @@ static int comment_load(struct driver *d, const struct event *ev, uint64_t id,
 	return 0;
 }
 
-/* The path of comment id (its ancestors are all cached). */
+/* The path of comment id (its ancestors are all cached): one segment of
+ * RP_PATH_SEG zero-padded digits per level, written directly (a printf
+ * per level cost ~5% of the writer thread in replay_bench). */
 static int comment_path(struct driver *d, uint64_t id, char *out, size_t cap)
 {
 	uint64_t chain[CL_MAX_DEPTH + 1];
+	size_t len = 0;
 	int n = 0;
-	struct rp_sb sb;
 
 	while (id) {
 		if (n > CL_MAX_DEPTH || id > d->ncom || !d->com[id - 1].loaded)
@@ -425,14 +427,21 @@ static int comment_path(struct driver *d, uint64_t id, char *out, size_t cap)
 		chain[n++] = id;
 		id = d->com[id - 1].parent_id;
 	}
-	rp_sb_init(&sb, out, cap);
+	if ((size_t)n * (RP_PATH_SEG + 1) > cap)
+		return CL_ETOOBIG;
 	while (n-- > 0) {
-		if (chain[n] > RP_PATH_MAX_ID)
+		uint64_t v = chain[n];
+
+		if (v > RP_PATH_MAX_ID)
 			return CL_ETOOBIG;
-		rp_sb_add(&sb, "%s%0*llu", sb.len ? "/" : "", RP_PATH_SEG,
-			  (unsigned long long)chain[n]);
+		if (len)
+			out[len++] = '/';
+		for (int i = RP_PATH_SEG - 1; i >= 0; i--, v /= 10)
+			out[len + (size_t)i] = (char)('0' + v % 10);
+		len += RP_PATH_SEG;
 	}
-	return sb.ok ? 0 : CL_ETOOBIG;
+	out[len] = 0;
+	return 0;
 }
 
 static char *copy_str(struct cl_str s)

@@ -237,7 +237,7 @@ struct replay_opts {
 	unsigned max_batches;
 };
 
-#define REPLAY_DEFAULT_BATCH 10000
+#define REPLAY_DEFAULT_BATCH 50000
 #define REPLAY_MAX_BATCH 1000000
 /* A batch also commits early once its copied row text passes this. */
 #define REPLAY_BATCH_BYTES (32u << 20)

@@ -53,7 +53,7 @@ static void usage(FILE *f)
 	      "                    changed (restore) or a table was altered\n"
 	      "  --follow          keep applying new events (checks every 200 ms) until\n"
 	      "                    SIGINT/SIGTERM, which finish the current batch\n"
-	      "  --batch N         events per transaction (default 10000)\n"
+	      "  --batch N         events per transaction (default 50000)\n"
 	      "  --quiet           no progress bar and no summary line\n"
 	      "  --help            this text\n"
 	      "  --version         the release and the libraries it runs with\n"

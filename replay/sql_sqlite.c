@@ -441,7 +441,11 @@ int replay_sqlite_open(struct replay_backend **out, const char *path, char *err,
 		return CL_ENOMEM;
 	}
 	s->base.ops = &sqlite_ops;
-	rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	/* NOMUTEX: only the driver's writing thread uses the connection (the
+	 * reader thread never touches SQL), so SQLite need not lock it on
+	 * every bind, step and reset. */
+	rc = sqlite3_open_v2(path, &s->db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "cannot open SQLite database %s: %s", path,
 			 s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));

@@ -6,38 +6,17 @@
 // and checks what the server holds. Exits non-zero on the first failed
 // check, and after 300 s whatever happens.
 'use strict';
-const { chromium } = require('playwright-core');
 const { connect } = require('./wsclient');
+const { adminToken, outDir, wsBase, T, check, giveUpAfter, sleep, launch, newPage, signIn,
+  ask, must, run } = require('./browser_util');
 
-const [base, adminToken, outDir] = process.argv.slice(2);
-const wsBase = base.replace(/^http/, 'ws');
-const T = 15000;
-const t0 = Date.now();
-
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-  console.log(`ok - ${what}${process.env.CL_TIMES ? ` (${((Date.now() - t0) / 1000).toFixed(1)}s)` : ""}`);
-}
-
-setTimeout(() => { console.error('browser v2: gave up after 300 s'); process.exit(1); }, 300000).unref();
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+giveUpAfter('browser v2', 300);
 
 let admin;
-/* One request as the admin; waits and retries when the per-connection rate
- * limit answers (this script writes a few hundred entries). */
-async function req(obj) {
-  for (;;) {
-    const r = await admin.request(obj);
-    if (r.ok || !r.error || r.error.code !== 'rate_limited') return r;
-    await sleep(100);
-  }
-}
-async function mustReq(obj) {
-  const r = await req(obj);
-  if (!r.ok) throw new Error(`${JSON.stringify(obj).slice(0, 200)}: ${JSON.stringify(r)}`);
-  return r;
-}
+/* One request as the admin, the rate limit waited out (this script writes
+ * a few hundred entries); the reply, or (mustReq) throw unless it is ok. */
+const req = (obj) => ask(admin, obj);
+const mustReq = (obj) => must(admin, obj);
 const mkEntry = (title, body, kind) =>
   mustReq({ op: 'createEntry', params: { title, body: body || '', kind: kind || 'change' } });
 /* Many entries, a few requests in flight at a time (they commit together). */
@@ -56,20 +35,9 @@ async function main() {
   const mk = async (name, role) => (await mustReq({ op: 'createUser', params: { name, role: role || 'member' } })).token;
   const aliceTok = await mk('alice');
 
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launch();
   const open = async (token, opts) => {
-    const o = opts || {};
-    const ctx = await browser.newContext({ ignoreHTTPSErrors: true, locale: 'en-GB', timezoneId: 'UTC',
-      viewport: o.phone ? { width: 390, height: 844 } : { width: 1100, height: 800 },
-      colorScheme: o.dark ? 'dark' : 'light' });
-    const page = await ctx.newPage();
-    page.on('pageerror', (e) => { console.log(`page error: ${e.message}`); page.__errors = (page.__errors || 0) + 1; });
-    await page.goto(`${base}/#token=${token}`);
-    await page.waitForSelector('#conn.conn-on', { timeout: T });
+    const page = await signIn(await newPage(browser, opts), token);
     await page.evaluate(() => { window.__noReload = 1; });
     return page;
   };
@@ -166,8 +134,8 @@ async function main() {
   check(JSON.stringify(labels) === JSON.stringify(['Mark resolved', 'Mark cancelled']), `status buttons say what they do: ${labels}`);
   await A.click('#entry button[data-status="cancelled"]');
   await A.waitForSelector('#entry .confirm', { timeout: T });
-  const ask = await A.textContent('#entry .confirm');
-  check(/cancelled/.test(ask) && /No, leave it reopened/.test(ask), `a status change asks first: "${ask.trim()}"`);
+  const question = await A.textContent('#entry .confirm');
+  check(/cancelled/.test(question) && /No, leave it reopened/.test(question), `a status change asks first: "${question.trim()}"`);
   await A.keyboard.press('Escape');
   await A.waitForSelector('#entry button[data-status="cancelled"]', { timeout: T });
   check((await getEntry(mine)).entry.status === 'reopened', 'Escape at the question changes nothing');
@@ -270,4 +238,4 @@ async function main() {
   console.log('browser v2: all checks passed');
 }
 
-main().catch((e) => { console.error(e.stack || String(e)); process.exit(1); });
+run(main);

@@ -59,6 +59,17 @@ async function main() {
         check(h.width <= 390, `${where}: nothing is wider than the phone (${h.width} px)`);
       }
       await P.screenshot({ path: `${outDir}/a11y-list-${mode}-${phone ? 'phone' : 'desktop'}.png`, fullPage: true });
+      if (phone) {
+        // a phone browser zooms in on a text field under 16 px when it gets the focus
+        const summary = '#more-filters > summary';
+        const folded = !(await P.$eval('#more-filters', (d) => d.open));
+        if (folded) await P.click(summary);
+        const small = await P.$$eval('input:not([type=checkbox]), select, textarea', (ns) => ns
+          .filter((n) => n.getClientRects().length && parseFloat(getComputedStyle(n).fontSize) < 16)
+          .map((n) => `${n.name || n.id} ${getComputedStyle(n).fontSize}`));
+        check(small.length === 0, `${where}: the search and the filters are 16 px or more, no zoom on focus (${small.join(', ')})`);
+        if (folded) await P.click(summary);
+      }
       // the entry with the deep thread
       await P.click(`#entries li.entry[data-id="${thread}"] a.title`);
       await P.waitForSelector(`#comments li[data-cid="${deep[9]}"]`);

@@ -8,7 +8,7 @@
 'use strict';
 const { connect } = require('./wsclient');
 const { adminToken, outDir, wsBase, T, check, giveUpAfter, sleep, launch, newPage,
-  pageErrors, signIn, must, run } = require('./browser_util');
+  pageErrors, signIn, pageWidth, must, run } = require('./browser_util');
 
 giveUpAfter('browser find', 150);
 
@@ -34,7 +34,7 @@ async function main() {
   const list = async (params) => (await req({ op: 'query', name: 'getChangelogEntries', params })).result.entries.map((e) => e.id);
 
   const browser = await launch();
-  const open = async (token, tz) => signIn(await newPage(browser, { tz }), token);
+  const open = async (token, o) => signIn(await newPage(browser, o), token);
   const rows = (page) => page.$$eval('#entries li.entry', (ls) => ls.map((l) => Number(l.dataset.id)));
   const settle = async (page, want) => {
     await page.waitForFunction((w) => JSON.stringify([...document.querySelectorAll('#entries li.entry')]
@@ -118,6 +118,18 @@ async function main() {
   await B.click('#back');
   await B.waitForSelector('#list-view:not([hidden])');
   check(await B.inputValue('#filters input[name=q]') === 'crash', '"All entries" goes back to the filtered list');
+  // the same shared view on a phone, where the filters fold away unless some are set
+  const Bp = await open(bob.token, { phone: true, mobile: true });
+  await Bp.goto(shared);
+  await Bp.waitForSelector('#conn.conn-on', { timeout: T });
+  got = await settle(Bp, [E.b2]);
+  check(JSON.stringify(got) === JSON.stringify([E.b2]), 'on a phone the shared URL shows the same entries');
+  check(await Bp.textContent('#more-filters > summary') === 'Filters · 2 active' &&
+    await Bp.inputValue('#filters select[name=status]') === 'open' && await Bp.isVisible('#filters select[name=kind]'),
+    'with the filters it sets shown, under "Filters · 2 active" (the search is not counted)');
+  check(await pageWidth(Bp) <= 390, `nothing is wider than the phone (${await pageWidth(Bp)} px)`);
+  await Bp.screenshot({ path: `${outDir}/find-filters-phone.png`, fullPage: true });
+  await Bp.ctx.close();
   // the count follows live changes
   await A.fill('#filters input[name=q]', '');
   await settle(A, await list({ status: 'open', kind: 'fix' }));
@@ -150,7 +162,7 @@ async function main() {
   const d = new Date(t0);
   const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
   check((await timeOf(C))[0] === `${d.getUTCDate()} ${months[d.getUTCMonth()]} ${d.getUTCFullYear()}`, 'after a week: the date');
-  const K = await open(alice.token, 'Asia/Kolkata');
+  const K = await open(alice.token, { tz: 'Asia/Kolkata' });
   await K.waitForSelector(`#entries li.entry[data-id="${E.a3}"] time`);
   const k = new Date(t0 + 5.5 * 3600e3).toISOString();
   check((await timeOf(K))[1] === `${k.slice(0, 10)} ${k.slice(11, 19)} UTC+5:30`, 'the exact time is in the viewer\'s zone, which it names');

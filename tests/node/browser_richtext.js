@@ -6,7 +6,7 @@
 'use strict';
 const { connect } = require('./wsclient');
 const { base, adminToken, outDir, wsBase, T, check, giveUpAfter, launch, newPage, pageErrors,
-  signIn, must, run } = require('./browser_util');
+  signIn, pageWidth, must, run } = require('./browser_util');
 
 giveUpAfter('browser richtext', 120);
 
@@ -121,6 +121,17 @@ async function main() {
   check(r.links.slice(0, 2).every((l) => /\bnoopener\b/.test(l[2])), 'outside links have rel="noopener"');
   check(JSON.stringify(r.mentions) === '["@alice"]' && /@nobody\.$/.test(r.last), '@alice is a mention, @nobody (no such user) stays text');
   await A.screenshot({ path: `${outDir}/richtext.png`, fullPage: true });
+  // on a phone: the same text, and nothing (the code block, the long URL) wider than the screen
+  const Ph = await newPage(browser, { phone: true, mobile: true });
+  await signIn(Ph, alice.token);
+  await Ph.goto(`${base}/#/entry/${rich}`);
+  await Ph.waitForSelector('#entry .body.md pre');
+  check(await Ph.$eval('#entry .body', (b) => b.querySelectorAll('strong, em, ul > li, ol > li, pre, a, .mention').length) ===
+    await A.$eval('#entry .body', (b) => b.querySelectorAll('strong, em, ul > li, ol > li, pre, a, .mention').length),
+  'a phone renders the same elements');
+  check(await pageWidth(Ph) <= 390, `nothing is wider than the phone (${await pageWidth(Ph)} px)`);
+  await Ph.screenshot({ path: `${outDir}/richtext-phone.png`, fullPage: true });
+  await Ph.ctx.close();
   await A.click(`#entry a[href="#/entry/${other}"]`);
   await A.waitForFunction((t) => document.querySelector('#entry h2') && document.querySelector('#entry h2').textContent === t,
     'An earlier entry', { timeout: T });

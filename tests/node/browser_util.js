@@ -2,8 +2,9 @@
 // command line (BASE_URL ADMIN_TOKEN OUT_DIR), check(), a time limit,
 // Debian's Chromium launched headless, a page in a fresh browser context
 // (desktop or 390x844 phone, light or dark, en-GB in UTC) whose script
-// errors are counted, signing a page in with a token, and requests over a
-// WebSocket (tests/node/wsclient.js) that wait out the rate limit.
+// errors are counted, signing a page in with a token, the page's laid out
+// width, and requests over a WebSocket (tests/node/wsclient.js) that wait
+// out the rate limit.
 // a11y_audit.js holds the in-page accessibility measures.
 'use strict';
 const { chromium } = require('playwright-core');
@@ -68,6 +69,9 @@ async function signIn(page, token, url) {
   return page;
 }
 
+/* How wide the page lays out, in CSS px (a phone's 390 when nothing overflows). */
+const pageWidth = (page) => page.evaluate(() => document.documentElement.scrollWidth);
+
 /* A request on CONN; waits and retries while the per-connection rate
  * limit answers. The reply, whatever it is. */
 async function ask(conn, obj) {
@@ -91,4 +95,4 @@ function run(main) {
 }
 
 module.exports = { base, adminToken, outDir, wsBase, T, check, giveUpAfter, sleep, launch,
-  newPage, pageErrors, signIn, ask, must, run };
+  newPage, pageErrors, signIn, pageWidth, ask, must, run };

@@ -8,7 +8,7 @@
 'use strict';
 const { connect } = require('./wsclient');
 const { adminToken, outDir, wsBase, T, check, giveUpAfter, sleep, launch, newPage, signIn,
-  ask, must, run } = require('./browser_util');
+  pageWidth, ask, must, run } = require('./browser_util');
 
 giveUpAfter('browser v2', 300);
 
@@ -78,6 +78,7 @@ async function main() {
   const emptyText = await A.textContent('#empty');
   check(/Nothing matches these filters/.test(emptyText) && !/Nothing here yet/.test(emptyText),
     `an empty filter result says nothing matches: "${emptyText.trim()}"`);
+  check((await A.textContent('#count')) === '', `and no "0 of 0" count beside it: "${await A.textContent('#count')}"`);
   await A.screenshot({ path: `${outDir}/v2-nothing-matches.png` });
   await A.click('#clear-filters');
   await A.waitForFunction(() => document.querySelectorAll('#entries li.entry').length === 50, null, { timeout: T });
@@ -207,6 +208,45 @@ async function main() {
   await sleep(200);
   check((await getEntry(mine)).entry.comments === before + 1, 'no reply was sent by closing');
 
+  // ---- the same at a phone's width: nothing matches, the reply form, the question and undo, a too-long comment ----
+  const Ph = await open(aliceTok, { phone: true, mobile: true });
+  await Ph.waitForSelector('#entries li.entry', { timeout: T });
+  await Ph.fill('#filters input[name=q]', 'no such words anywhere');
+  await Ph.waitForSelector('#empty:not([hidden]) #clear-filters', { timeout: T });
+  check(/Nothing matches these filters/.test(await Ph.textContent('#empty')), 'phone: an empty result says nothing matches');
+  check(await pageWidth(Ph) <= 390, `phone: nothing is wider than the screen (${await pageWidth(Ph)} px)`);
+  await Ph.screenshot({ path: `${outDir}/v2-nothing-matches-phone.png` });
+  await Ph.click('#clear-filters');
+  await Ph.waitForSelector(`#entries li.entry[data-id="${mine}"]`, { timeout: T });
+  await Ph.click(`#entries li.entry[data-id="${mine}"] a.title`);
+  await Ph.waitForSelector(first, { timeout: T });
+  await Ph.click(`${first} > button.reply`);
+  await Ph.waitForSelector(`${first} > form button.cancel`);
+  await Ph.screenshot({ path: `${outDir}/v2-reply-phone.png` });
+  await Ph.keyboard.press('Escape');
+  check(!(await Ph.$(`${first} > form`)), 'phone: Escape closes the reply form');
+  const st = (await getEntry(mine)).entry.status;
+  await Ph.click('#entry button[data-status="resolved"]');
+  await Ph.waitForSelector('#entry .confirm-yes', { timeout: T });
+  await Ph.click('#entry .confirm-yes');
+  await Ph.waitForSelector('#toast:not([hidden]) #undo', { timeout: T });
+  const toast = await Ph.$eval('#toast', (t) => t.getBoundingClientRect());
+  check(toast.left >= 0 && toast.right <= 390, `phone: the undo toast fits the screen (${Math.round(toast.left)}..${Math.round(toast.right)})`);
+  const undoLines = await Ph.$eval('#undo', (u) => { const r = document.createRange(); r.selectNodeContents(u); return r.getClientRects().length; });
+  check(undoLines === 1 && toast.width > 300, `phone: it uses the screen's width (${Math.round(toast.width)} px), its Undo on one line (${undoLines})`);
+  await Ph.screenshot({ path: `${outDir}/v2-undo-phone.png` });
+  await Ph.click('#undo');
+  await Ph.waitForSelector(`#entry .badge.st-${st}`, { timeout: T });
+  check((await getEntry(mine)).entry.status === st, `phone: Undo puts the entry back to ${st}`);
+  const n = (await getEntry(mine)).entry.comments;
+  await Ph.fill('#comment-form textarea', 'x'.repeat(20000));
+  await Ph.click('#comment-form button[type=submit]');
+  await Ph.waitForSelector('#comment-form .field-error:not([hidden])', { timeout: T });
+  check(/too long: 20,000 characters, at most 16,384/.test(await Ph.textContent('#comment-form .field-error')),
+    'phone: a too-long comment is refused inline in plain words');
+  await Ph.screenshot({ path: `${outDir}/v2-too-long-phone.png`, fullPage: true });
+  check((await getEntry(mine)).entry.comments === n, 'phone: and nothing was sent');
+
   // ---- a search that comes back in partial pages keeps going ----
   await A.click('a[href="#/"]');
   await A.waitForSelector('#list-view:not([hidden])');
@@ -232,7 +272,7 @@ async function main() {
   check((await rows(A)).length === 1, 'it found the one old match behind the partial page');
   await A.fill('#filters input[name=q]', '');
 
-  check(!A.__errors, 'no script errors on the page');
+  check(!A.__errors && !Ph.__errors, 'no script errors on the pages');
   await browser.close();
   admin.close();
   console.log('browser v2: all checks passed');

@@ -524,7 +524,8 @@ function filterSummary() {
 function listStatus() {
   filterSummary();
   const count = $('#count');
-  if (typeof S.total === 'number') {
+  // nothing at all: the message below says so, without a "0 of 0" above it
+  if (typeof S.total === 'number' && (S.entries.size || S.total || S.totalPartial)) {
     const shown = S.entries.size;
     count.textContent = `${num(shown)} of ${S.totalPartial ? 'at least ' : ''}${num(Math.max(S.total, shown))}` +
       (hasFilters() ? ' matching entries' : ' entries');

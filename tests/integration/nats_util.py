@@ -194,3 +194,85 @@ def write(server, n, title="entry"):
 def epoch_of(data_dir):
     meta = dict(LmdbDump(data_dir).pairs("meta"))
     return meta[b"epoch"].hex()
+
+
+# ---- shared by test_nats_publish.py, test_nats_edge.py, test_nats_forward.py
+
+from conftest import Server, sanitizer_reports  # noqa: E402
+
+AUDIT = os.path.join(BIN, "changelog-audit")
+
+
+def metrics_until(node, what, pred, timeout=20):
+    """Until pred(metrics of node) holds; those metrics."""
+    return wait_for(what, lambda: (lambda m: m if pred(m) else None)(metrics(node)), timeout)
+
+
+def published_writer(writers, nats, n=0, name="data", *args):
+    """A writer (the writers fixture) on nats with n entries written and
+    every event of its log in the stream."""
+    w = writers(nats.url, name, *args)
+    if n:
+        write(w, n)
+    wait_published(w)
+    return w
+
+
+def command(node, token, name, params, cmd_id=None):
+    """One command on a new connection to node; its reply."""
+    async def go():
+        c = await Client.connect(node, token)
+        r = await c.command(name, params, cmd_id=cmd_id)
+        await c.close()
+        return r
+    return run(go())
+
+
+def start_edge(tmpdir_path, nats, writer, name="edge", *args):
+    """changelogd --edge (plain ws) following nats, data in tmpdir_path/name."""
+    e = Server(os.path.join(tmpdir_path, name), ["--edge", "--nats", nats.url] + list(args),
+               plain=True)
+    e.start()
+    e.admin_token = writer.admin_token      # tokens are events: the same on every node
+    return e
+
+
+def stop_edge(e):
+    """SIGTERM: a clean exit, and no sanitizer report (the asan build)."""
+    assert e.stop() == 0, e.log()
+    assert not sanitizer_reports(e.log())
+
+
+def edge_state(m):
+    return next(k.split('"')[1] for k, v in m.items()
+                if k.startswith("changelogd_edge_state{") and v == 1)
+
+
+def wait_edge_at(edge, seq):
+    return metrics_until(edge, "the edge to reach seq %d" % seq,
+                         lambda m: m["changelogd_seq"] == seq and
+                         m["changelogd_edge_behind_seqs"] == 0)
+
+
+def edge_at(tmpdir_path, nats, writer, seq, name="edge", *args):
+    """start_edge, and until it holds the log up to seq (stopped if it
+    never gets there)."""
+    e = start_edge(tmpdir_path, nats, writer, name, *args)
+    try:
+        wait_edge_at(e, seq)
+    except BaseException:
+        e.stop()
+        raise
+    return e
+
+
+def head_of(data_dir):
+    return dict(LmdbDump(data_dir).pairs("meta"))[b"head"].hex()
+
+
+def verify(data_dir):
+    """changelog-audit verify on data_dir: it passes; what it printed."""
+    p = subprocess.run([AUDIT, "verify", "--data", data_dir], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return p.stdout

@@ -9,48 +9,11 @@ import shutil
 import signal
 import subprocess
 
-from conftest import BIN, NO_CONFIG, Client, Server, free_port, run, sanitizer_reports
-from nats_util import (epoch_of, metrics, nats, wait_for, wait_published, write,  # noqa: F401
-                       writers)
+from conftest import BIN, NO_CONFIG, Client, Server, free_port, run
+from nats_util import (command, edge_at, edge_state, epoch_of, head_of, metrics,  # noqa: F401
+                       metrics_until, nats, published_writer, start_edge, stop_edge, verify,
+                       wait_edge_at, wait_for, wait_published, write, writers)
 from tools_util import LmdbDump
-
-AUDIT = os.path.join(BIN, "changelog-audit")
-
-
-def start_edge(tmpdir_path, nats, writer, name="edge", *args):
-    e = Server(os.path.join(tmpdir_path, name), ["--edge", "--nats", nats.url] + list(args),
-               plain=True)
-    e.start()
-    e.admin_token = writer.admin_token      # tokens are events: the same on every node
-    return e
-
-
-def stop_edge(e):
-    """SIGTERM: a clean exit, and no sanitizer report (the asan build)."""
-    assert e.stop() == 0, e.log()
-    assert not sanitizer_reports(e.log())
-
-
-def edge_state(m):
-    return next(k.split('"')[1] for k, v in m.items()
-                if k.startswith("changelogd_edge_state{") and v == 1)
-
-
-def wait_edge_at(edge, seq):
-    return wait_for("the edge to reach seq %d" % seq,
-                    lambda: (lambda m: m if m["changelogd_seq"] == seq and
-                             m["changelogd_edge_behind_seqs"] == 0 else None)(metrics(edge)))
-
-
-def head_of(data_dir):
-    return dict(LmdbDump(data_dir).pairs("meta"))[b"head"].hex()
-
-
-def verify(data_dir):
-    p = subprocess.run([AUDIT, "verify", "--data", data_dir], capture_output=True, text=True,
-                       timeout=60)
-    assert p.returncode == 0, p.stdout + p.stderr
-    return p.stdout
 
 
 def subscribe_and_collect(node, since, epoch, n):
@@ -65,11 +28,9 @@ def subscribe_and_collect(node, since, epoch, n):
 
 
 def test_an_edge_serves_the_writers_log(nats, writers, tmpdir_path):
-    w = writers(nats.url)
-    wait_published(w)
-    e = start_edge(tmpdir_path, nats, w)
+    w = published_writer(writers, nats)
+    e = edge_at(tmpdir_path, nats, w, 2)
     try:
-        wait_edge_at(e, 2)
         epoch = epoch_of(w.data)
         assert epoch_of(e.data) == epoch
 
@@ -108,12 +69,8 @@ def test_an_edge_serves_the_writers_log(nats, writers, tmpdir_path):
         m = metrics(e)
         assert edge_state(m) == "live" and m["changelogd_edge_lag_seconds"] >= 0
 
-        async def command_on_edge():
-            c = await Client.connect(e, w.admin_token)
-            r = await c.command("createEntry", {"title": "on the edge", "kind": "fix"})
-            await c.close()
-            return r
-        r = run(command_on_edge())           # forwarded to the writer
+        # forwarded to the writer
+        r = command(e, w.admin_token, "createEntry", {"title": "on the edge", "kind": "fix"})
         assert r["ok"] and r["seq"] == 9, r    # (tests/integration/test_nats_forward.py)
         assert metrics(e)["changelogd_seq"] == 9 and metrics(w)["changelogd_seq"] == 9
     finally:
@@ -121,11 +78,8 @@ def test_an_edge_serves_the_writers_log(nats, writers, tmpdir_path):
 
 
 def test_an_edge_killed_resumes_from_its_own_log(nats, writers, tmpdir_path):
-    w = writers(nats.url)
-    write(w, 3)
-    wait_published(w)
-    e = start_edge(tmpdir_path, nats, w)
-    wait_edge_at(e, 5)
+    w = published_writer(writers, nats, 3)
+    e = edge_at(tmpdir_path, nats, w, 5)
     e.proc.send_signal(signal.SIGKILL)
     e.proc.wait(timeout=10)
     write(w, 4, "while the edge is down")
@@ -143,12 +97,9 @@ def test_an_edge_killed_resumes_from_its_own_log(nats, writers, tmpdir_path):
 
 
 def test_an_edge_refuses_what_does_not_continue_its_chain(nats, writers, tmpdir_path):
-    w = writers(nats.url)
-    write(w, 2)
-    wait_published(w)
-    e = start_edge(tmpdir_path, nats, w)
+    w = published_writer(writers, nats, 2)
+    e = edge_at(tmpdir_path, nats, w, 4)
     try:
-        wait_edge_at(e, 4)
         # a valid envelope, but the writer's event 3 again: its prev_hash is
         # hash(2), not the head of a log at seq 4
         third = LmdbDump(w.data).events()[2][1]
@@ -156,21 +107,19 @@ def test_an_edge_refuses_what_does_not_continue_its_chain(nats, writers, tmpdir_
         wait_for("the edge to refuse", lambda: "edge: event 5 from the stream does not "
                  "continue this log" in e.log())
         assert "prev_hash is not this log's head hash" in e.log()
-        m = wait_for("the diverged state", lambda: (lambda m: m if edge_state(m) ==
-                                                    "diverged" else None)(metrics(e)))
+        m = metrics_until(e, "the diverged state", lambda m: edge_state(m) == "diverged")
         assert m["changelogd_seq"] == 4
         assert "ok: 4 events" in verify(e.data)
-        assert head_of(e.data) == dict(LmdbDump(w.data).pairs("meta"))[b"head"].hex()
+        assert head_of(e.data) == head_of(w.data)
     finally:
         stop_edge(e)
 
 
 def test_a_new_edge_the_stream_cannot_fill_waits_at_the_gap_for_the_writer(
         nats, writers, tmpdir_path):
-    w = writers(nats.url, "data", "--nats-max-msgs", "3")
-    write(w, 5)
-    wait_published(w)                    # the stream keeps seqs 5..7 only
-    assert w.stop() == 0                 # and the writer cannot hand out 1..4
+    # the stream keeps seqs 5..7 only, and the stopped writer cannot hand out 1..4
+    w = published_writer(writers, nats, 5, "data", "--nats-max-msgs", "3")
+    assert w.stop() == 0
     e = start_edge(tmpdir_path, nats, w)
     try:
         wait_for("the gap", lambda: "jumps from seq 0 to 5" in e.log() and
@@ -193,9 +142,8 @@ def test_a_new_edge_the_stream_cannot_fill_waits_at_the_gap_for_the_writer(
                         w.data], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     write(w, 2, "after the backup")
-    e = start_edge(tmpdir_path, nats, w, "seeded")
+    e = edge_at(tmpdir_path, nats, w, 9, "seeded")
     try:
-        wait_edge_at(e, 9)
         assert "following NATS stream changelog from seq 8" in e.log()
         assert head_of(e.data) == head_of(w.data)
         _, _, hz = e.get("/healthz")
@@ -212,8 +160,7 @@ def run_edge(tmpdir_path, args, name="edge"):
 
 
 def test_an_edge_with_another_log_refuses_to_start(nats, writers, tmpdir_path):
-    w = writers(nats.url)
-    wait_published(w)
+    w = published_writer(writers, nats)
     other = Server(os.path.join(tmpdir_path, "other"), plain=True)
     other.start()
     other.stop()
@@ -236,12 +183,9 @@ def test_an_edge_without_its_stream_or_broker_refuses_to_start(nats, tmpdir_path
 
 
 def test_an_edge_follows_across_a_broker_restart(nats, writers, tmpdir_path):
-    w = writers(nats.url)
-    write(w, 2)
-    wait_published(w)
-    e = start_edge(tmpdir_path, nats, w)
+    w = published_writer(writers, nats, 2)
+    e = edge_at(tmpdir_path, nats, w, 4)
     try:
-        wait_edge_at(e, 4)
         nats.kill()                        # kill -9 of the only NATS node
         write(w, 3, "while NATS is down")
         nats.start()
@@ -255,12 +199,9 @@ def test_an_edge_follows_across_a_broker_restart(nats, writers, tmpdir_path):
 
 
 def test_an_edge_follows_a_stream_rebuilt_from_the_log(nats, writers, tmpdir_path):
-    w = writers(nats.url)
-    write(w, 2)
-    wait_published(w)
-    e = start_edge(tmpdir_path, nats, w)
+    w = published_writer(writers, nats, 2)
+    e = edge_at(tmpdir_path, nats, w, 4)
     try:
-        wait_edge_at(e, 4)
         nats.kill()
         shutil.rmtree(nats.store)          # the broker comes back empty
         nats.start()

@@ -11,9 +11,9 @@ import subprocess
 
 from conftest import BIN, Client, run
 from http_util import call
-from nats_util import (JSDUMP, epoch_of, metrics, nats, wait_for, wait_published,  # noqa: F401
-                       write, writers)
-from test_nats_edge import edge_state, head_of, start_edge, stop_edge, verify, wait_edge_at
+from nats_util import (JSDUMP, command, edge_at, edge_state, epoch_of, head_of,  # noqa: F401
+                       metrics, metrics_until, nats, published_writer, start_edge, stop_edge,
+                       verify, wait_edge_at, wait_for, write, writers)
 from tools_util import LmdbDump
 
 
@@ -23,12 +23,9 @@ def entry(title):
 
 def test_a_command_sent_to_an_edge_commits_on_the_writer_and_reads_its_write(
         nats, writers, tmpdir_path):
-    w = writers(nats.url)
-    wait_published(w)
-    e = start_edge(tmpdir_path, nats, w)
+    w = published_writer(writers, nats)
+    e = edge_at(tmpdir_path, nats, w, 2)
     try:
-        wait_edge_at(e, 2)
-
         async def go():
             c = await Client.connect(e, w.admin_token)
             other = await Client.connect(e, w.admin_token)
@@ -89,19 +86,14 @@ def test_a_command_sent_to_an_edge_commits_on_the_writer_and_reads_its_write(
 
 
 def test_writer_down_means_unavailable_then_it_works_again(nats, writers, tmpdir_path):
-    w = writers(nats.url)
-    wait_published(w)
-    e = start_edge(tmpdir_path, nats, w)
+    w = published_writer(writers, nats)
+    e = edge_at(tmpdir_path, nats, w, 2)
     try:
-        wait_edge_at(e, 2)
         assert w.stop() == 0
 
-        async def one(title, cmd_id=None):
-            c = await Client.connect(e, w.admin_token)
-            r = await c.command("createEntry", entry(title), cmd_id=cmd_id)
-            await c.close()
-            return r
-        r = run(one("nobody writes"))
+        def one(title, cmd_id=None):
+            return command(e, w.admin_token, "createEntry", entry(title), cmd_id)
+        r = one("nobody writes")
         assert r["ok"] is False and r["error"]["code"] == "unavailable", r
         assert "no writer serves commands on NATS (changelog.cmd)" in r["error"]["message"]
         st, hdrs, body = call(e, "POST", "/api/v1/commands/createEntry", token=w.admin_token,
@@ -110,7 +102,7 @@ def test_writer_down_means_unavailable_then_it_works_again(nats, writers, tmpdir
         assert "retry-after" in hdrs
         w.start()
         r = wait_for("the writer to serve again",
-                     lambda: (lambda r: r if r["ok"] else None)(run(one("back", "back-1"))))
+                     lambda: (lambda r: r if r["ok"] else None)(one("back", "back-1")))
         wait_edge_at(e, r["seq"])
         assert metrics(e)['changelogd_edge_forwarded_total{result="unavailable"}'] >= 2
     finally:
@@ -122,23 +114,14 @@ def test_a_revoked_token_is_refused_by_the_writer_whatever_the_edge_says(
     w = writers(nats.url)
     e = start_edge(tmpdir_path, nats, w)
     try:
-        async def member():
-            c = await Client.connect(w, w.admin_token)
-            r = await c.command("createUser", {"name": "mallory", "role": "member"})
-            assert r["ok"], r
-            await c.close()
-            return r
-        m = run(member())
+        m = command(w, w.admin_token, "createUser", {"name": "mallory", "role": "member"})
+        assert m["ok"], m
         wait_edge_at(e, m["seq"])
 
         user, tok = m["user"], m["token_id"]
 
-        async def revoke():
-            c = await Client.connect(w, w.admin_token)
-            r = await c.command("revokeToken", {"token": tok})
-            assert r["ok"], r
-            await c.close()
-        run(revoke())
+        r = command(w, w.admin_token, "revokeToken", {"token": tok})
+        assert r["ok"], r
         head = metrics(w)["changelogd_seq"]
         # what an edge that has not seen the revocation yet would send: the
         # writer judges the token against its own log
@@ -170,12 +153,7 @@ def test_forwarded_commands_in_flight_are_bounded(nats, writers, tmpdir_path):
     e = start_edge(tmpdir_path, nats, w, "edge", "--forward-max", "3",
                    "--forward-user-max", "2", "--forward-timeout", "30")
     try:
-        async def member():
-            c = await Client.connect(w, w.admin_token)
-            r = await c.command("createUser", {"name": "bob", "role": "member"})
-            await c.close()
-            return r
-        bob = run(member())
+        bob = command(w, w.admin_token, "createUser", {"name": "bob", "role": "member"})
         wait_edge_at(e, bob["seq"])
         w.proc.send_signal(signal.SIGSTOP)      # the writer hears but does not answer
         try:
@@ -218,12 +196,10 @@ def test_forwarded_commands_in_flight_are_bounded(nats, writers, tmpdir_path):
 
 def test_a_new_edge_the_stream_cannot_fill_catches_up_from_the_writer(
         nats, writers, tmpdir_path):
-    w = writers(nats.url, "data", "--nats-max-msgs", "3")
-    write(w, 5)
-    wait_published(w)                      # the stream keeps seqs 5..7 only
-    e = start_edge(tmpdir_path, nats, w)
+    # the stream keeps seqs 5..7 only
+    w = published_writer(writers, nats, 5, "data", "--nats-max-msgs", "3")
+    e = edge_at(tmpdir_path, nats, w, 7)
     try:
-        wait_edge_at(e, 7)
         assert "catching up from the writer (changelog.fetch)" in e.log()
         write(w, 2, "after")                # then it follows the stream
         wait_edge_at(e, 9)
@@ -247,9 +223,7 @@ def test_a_new_edge_the_stream_cannot_fill_catches_up_from_the_writer(
 
 
 def test_a_fetched_event_that_breaks_the_chain_is_refused(nats, writers, tmpdir_path):
-    w = writers(nats.url, "data", "--nats-max-msgs", "2")
-    write(w, 3)
-    wait_published(w)                      # the stream keeps 4..5
+    w = published_writer(writers, nats, 3, "data", "--nats-max-msgs", "2")  # the stream keeps 4..5
     epoch = epoch_of(w.data)
     events = LmdbDump(w.data).events()
     assert w.stop() == 0
@@ -265,8 +239,7 @@ def test_a_fetched_event_that_breaks_the_chain_is_refused(nats, writers, tmpdir_
         try:
             wait_for("the refusal", lambda: "edge: event 1 from the stream does not continue "
                      "this log" in e.log())
-            m = wait_for("the diverged state", lambda: (lambda m: m if edge_state(m) ==
-                                                        "diverged" else None)(metrics(e)))
+            m = metrics_until(e, "the diverged state", lambda m: edge_state(m) == "diverged")
             assert m["changelogd_seq"] == 0
             _, _, hz = e.get("/healthz")
             assert b'"ok":false' in hz
@@ -281,17 +254,14 @@ def test_a_fetched_event_that_breaks_the_chain_is_refused(nats, writers, tmpdir_
 
 def test_a_writer_that_does_not_answer_in_time_means_unavailable(nats, writers, tmpdir_path):
     w = writers(nats.url)
-    e = start_edge(tmpdir_path, nats, w, "edge", "--forward-timeout", "1")
+    e = edge_at(tmpdir_path, nats, w, 2, "edge", "--forward-timeout", "1")
     try:
-        wait_edge_at(e, 2)
         w.proc.send_signal(signal.SIGSTOP)
+
+        def one(cmd_id=None):
+            return command(e, w.admin_token, "createEntry", entry("late"), cmd_id)
         try:
-            async def one(cmd_id=None):
-                c = await Client.connect(e, w.admin_token)
-                r = await c.command("createEntry", entry("late"), cmd_id=cmd_id)
-                await c.close()
-                return r
-            r = run(one())
+            r = one()
         finally:
             w.proc.send_signal(signal.SIGCONT)
         assert r["ok"] is False and r["error"]["code"] == "unavailable", r
@@ -301,7 +271,7 @@ def test_a_writer_that_does_not_answer_in_time_means_unavailable(nats, writers, 
         # result, whether the writer applied the late request or not
         cmd_id = msg.split("same cmd_id (")[1].split(")")[0]
         assert cmd_id.startswith("edge-") and len(cmd_id) == 37
-        again = run(one(cmd_id))
+        again = one(cmd_id)
         assert again["ok"], again
         wait_edge_at(e, again["seq"])
         assert metrics(w)["changelogd_seq"] == 3        # applied once

@@ -15,8 +15,8 @@ import time
 import pytest
 
 from conftest import BIN, NO_CONFIG, Server, free_port
-from nats_util import (epoch_of, metrics, nats, nats_state, need_nats, wait_for,  # noqa: F401
-                       wait_published, write, writers)
+from nats_util import (epoch_of, metrics, metrics_until, nats, nats_state, need_nats,  # noqa: F401
+                       published_writer, wait_for, wait_published, write, writers)
 from tools_util import LmdbDump
 
 
@@ -58,14 +58,11 @@ def test_every_event_is_published_with_its_seq_and_bytes(nats, writers):
 
 
 def test_broker_restart_while_writing_refills_the_stream(nats, writers):
-    w = writers(nats.url)
-    write(w, 3)
-    wait_published(w)
+    w = published_writer(writers, nats, 3)
     nats.stop()
     # the broker is away: commands are still acknowledged at once
     seqs = write(w, 8, "while away")
-    m = wait_for("the publisher to see the broker gone",
-                 lambda: (lambda m: m if nats_state(m) != "live" else None)(metrics(w)))
+    m = metrics_until(w, "the publisher to see the broker gone", lambda m: nats_state(m) != "live")
     assert m["changelogd_nats_published_seq"] <= 5 < seqs[-1]
     nats.start()
     m = wait_published(w)
@@ -75,9 +72,7 @@ def test_broker_restart_while_writing_refills_the_stream(nats, writers):
 
 
 def test_writer_killed_before_it_published_refills_on_restart(nats, writers):
-    w = writers(nats.url)
-    write(w, 2)
-    wait_published(w)
+    w = published_writer(writers, nats, 2)
     nats.stop()
     seqs = write(w, 6, "committed, never published")
     w.proc.send_signal(signal.SIGKILL)
@@ -92,15 +87,13 @@ def test_writer_killed_before_it_published_refills_on_restart(nats, writers):
 
 
 def test_broker_that_lost_its_storage_gets_the_stream_rebuilt(nats, writers):
-    w = writers(nats.url)
-    write(w, 5)
-    wait_published(w)
+    w = published_writer(writers, nats, 5)
     nats.kill()
     shutil.rmtree(nats.store)
     nats.start()
-    m = wait_for("the stream to be rebuilt",
-                 lambda: (lambda m: m if m["changelogd_nats_republished_total"] >= 2 + 7
-                          and m["changelogd_nats_publish_lag"] == 0 else None)(metrics(w)))
+    m = metrics_until(w, "the stream to be rebuilt",
+                      lambda m: m["changelogd_nats_republished_total"] >= 2 + 7 and
+                      m["changelogd_nats_publish_lag"] == 0)
     assert nats_state(m) == "live"
     assert assert_stream_is_log(nats, w.data) == 7
     write(w, 2, "after the rebuild")
@@ -109,17 +102,14 @@ def test_broker_that_lost_its_storage_gets_the_stream_rebuilt(nats, writers):
 
 
 def stream_refused(w, why):
-    m = wait_for("the writer to refuse the stream",
-                 lambda: (lambda m: m if nats_state(m) == "diverged" else None)(metrics(w)))
+    m = metrics_until(w, "the writer to refuse the stream", lambda m: nats_state(m) == "diverged")
     wait_for("the refusal in the log", lambda: why in w.log())
     assert "not publishing to NATS stream changelog" in w.log()
     return m
 
 
 def test_a_stream_of_another_epoch_is_refused_and_left_alone(nats, writers):
-    a = writers(nats.url, "a")
-    write(a, 3)
-    wait_published(a)
+    a = published_writer(writers, nats, 3, "a")
     a.stop()
     before = nats.dump()
     b = writers(nats.url, "b")          # another log: another epoch
@@ -144,9 +134,7 @@ def test_a_stream_of_another_epoch_is_refused_and_left_alone(nats, writers):
 
 
 def test_a_purged_stream_of_this_epoch_is_continued(nats, writers):
-    w = writers(nats.url)
-    write(w, 2)
-    wait_published(w)
+    w = published_writer(writers, nats, 2)
     nats.admin("purge")                 # messages gone, last seq 4 stays
     w.stop()
     w.start()
@@ -160,9 +148,7 @@ def test_a_purged_stream_of_this_epoch_is_continued(nats, writers):
 
 
 def test_a_cloned_log_that_went_its_own_way_is_refused(nats, writers, tmpdir_path):
-    a = writers(nats.url, "a")
-    write(a, 2)
-    wait_published(a)
+    a = published_writer(writers, nats, 2, "a")
     a.stop()
     clone = os.path.join(tmpdir_path, "clone")
     shutil.copytree(a.data, clone)      # the same epoch, the same 4 events
@@ -185,9 +171,7 @@ def test_a_foreign_message_in_the_stream_stops_publishing(nats, writers):
     """Someone else stores a message in the stream: the broker refuses the
     writer's next publish (Nats-Expected-Last-Sequence), and the writer
     stops there instead of publishing around it."""
-    w = writers(nats.url)
-    write(w, 2)
-    wait_published(w)
+    w = published_writer(writers, nats, 2)
     assert nats.publish("changelog.events", b"not an event") == 5
     write(w, 1, "refused by the broker")
     m = stream_refused(w, "the stream's message 5 is not the log's event 5 (different bytes)")

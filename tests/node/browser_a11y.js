@@ -7,31 +7,16 @@
 // stop indenting on a phone, dark mode. Run by tests/integration/test_web_ui.py:
 //   node browser_a11y.js BASE_URL ADMIN_TOKEN OUT_DIR
 'use strict';
-const { chromium } = require('playwright-core');
 const { connect } = require('./wsclient');
 const { audit, headerLine } = require('./a11y_audit');
+const { adminToken, outDir, wsBase, T, check, giveUpAfter, launch, newPage, pageErrors,
+  signIn, must, sleep, run } = require('./browser_util');
 
-const [base, adminToken, outDir] = process.argv.slice(2);
-const wsBase = base.replace(/^http/, 'ws');
-const T = 15000;
-
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-  console.log(`ok - ${what}`);
-}
-
-setTimeout(() => { console.error('browser a11y: gave up after 150 s'); process.exit(1); }, 150000).unref();
+giveUpAfter('browser a11y', 150);
 
 async function main() {
   const admin = await connect(`${wsBase}/ws/${adminToken}`);
-  const req = async (obj) => {
-    for (;;) {
-      const r = await admin.request(obj);
-      if (r.ok) return r;
-      if (r.error.code !== 'rate_limited') throw new Error(`${JSON.stringify(obj).slice(0, 200)}: ${JSON.stringify(r)}`);
-      await new Promise((res) => setTimeout(res, 100));
-    }
-  };
+  const req = (obj) => must(admin, obj);
   const alice = await req({ op: 'createUser', params: { name: 'alice' } });
   const longName = 'maximiliana.alexandrina-von-und-zu-lichtenstein-hohenzollern';
   const longUser = await req({ op: 'createUser', params: { name: longName } });
@@ -53,20 +38,9 @@ async function main() {
     parent = r.comment;
   }
 
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  let errors = 0;
+  const browser = await launch();
   const open = async (token, o) => {
-    const ctx = await browser.newContext({ ignoreHTTPSErrors: true, locale: 'en-GB', timezoneId: 'UTC',
-      viewport: o.phone ? { width: 390, height: 844 } : { width: 1100, height: 800 },
-      isMobile: !!o.phone, hasTouch: !!o.phone, colorScheme: o.dark ? 'dark' : 'light' });
-    const page = await ctx.newPage();
-    page.on('pageerror', (e) => { console.log(`page error: ${e.message}`); errors++; });
-    await page.goto(`${base}/#token=${token}`);
-    await page.waitForSelector('#conn.conn-on', { timeout: T });
+    const page = await signIn(await newPage(browser, { ...o, mobile: o.phone }), token);
     await page.waitForSelector('#entries li.entry');
     return page;
   };
@@ -85,6 +59,17 @@ async function main() {
         check(h.width <= 390, `${where}: nothing is wider than the phone (${h.width} px)`);
       }
       await P.screenshot({ path: `${outDir}/a11y-list-${mode}-${phone ? 'phone' : 'desktop'}.png`, fullPage: true });
+      if (phone) {
+        // a phone browser zooms in on a text field under 16 px when it gets the focus
+        const summary = '#more-filters > summary';
+        const folded = !(await P.$eval('#more-filters', (d) => d.open));
+        if (folded) await P.click(summary);
+        const small = await P.$$eval('input:not([type=checkbox]), select, textarea', (ns) => ns
+          .filter((n) => n.getClientRects().length && parseFloat(getComputedStyle(n).fontSize) < 16)
+          .map((n) => `${n.name || n.id} ${getComputedStyle(n).fontSize}`));
+        check(small.length === 0, `${where}: the search and the filters are 16 px or more, no zoom on focus (${small.join(', ')})`);
+        if (folded) await P.click(summary);
+      }
       // the entry with the deep thread
       await P.click(`#entries li.entry[data-id="${thread}"] a.title`);
       await P.waitForSelector(`#comments li[data-cid="${deep[9]}"]`);
@@ -120,7 +105,7 @@ async function main() {
         await P.fill('#comment-form textarea', 'My own comment.');
         await P.click('#comment-form button[type=submit]');
         await P.waitForSelector('#comments li.comment:has-text("My own comment.")', { timeout: T });
-        await new Promise((res) => setTimeout(res, 300));
+        await sleep(300);
         check(await P.textContent('#announce') === '#1 marked resolved by admin', 'the user\'s own change is not announced back');
         await req({ op: 'createEntry', params: { title: 'Fresh one', kind: 'feature' } });
         await P.click('#back');
@@ -132,10 +117,10 @@ async function main() {
       await P.context().close();
     }
   }
-  check(errors === 0, 'no script errors on the pages');
+  check(pageErrors() === 0, 'no script errors on the pages');
   await browser.close();
   admin.close();
   console.log('browser a11y: all checks passed');
 }
 
-main().catch((e) => { console.error(e.stack || String(e)); process.exit(1); });
+run(main);

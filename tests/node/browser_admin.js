@@ -12,28 +12,16 @@
 // Run by tests/integration/test_web_ui.py:
 //   node browser_admin.js BASE_URL ADMIN_TOKEN OUT_DIR
 'use strict';
-const { chromium } = require('playwright-core');
 const { connect } = require('./wsclient');
 const { audit, headerLine } = require('./a11y_audit');
+const { base, adminToken, outDir, wsBase, T, check, giveUpAfter, launch, newPage, pageErrors,
+  signIn, must, run } = require('./browser_util');
 
-const [base, adminToken, outDir] = process.argv.slice(2);
-const wsBase = base.replace(/^http/, 'ws');
-const T = 15000;
-
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-  console.log(`ok - ${what}`);
-}
-
-setTimeout(() => { console.error('browser admin: gave up after 200 s'); process.exit(1); }, 200000).unref();
+giveUpAfter('browser admin', 200);
 
 async function main() {
   const admin = await connect(`${wsBase}/ws/${adminToken}`);
-  const req = async (c, obj) => {
-    const r = await c.request(obj);
-    if (!r.ok) throw new Error(`${JSON.stringify(obj)}: ${JSON.stringify(r)}`);
-    return r;
-  };
+  const req = must;
   const me = (await req(admin, { op: 'query', name: 'whoami' })).result.user;
   const users = async () => (await req(admin, { op: 'query', name: 'getUsers' })).result.users;
   const userNamed = async (n) => (await users()).find((u) => u.name === n);
@@ -41,23 +29,9 @@ async function main() {
   const ops = await req(admin, { op: 'createUser', params: { name: 'ops', role: 'admin' } });
   const other = await connect(`${wsBase}/ws/${ops.token}`);
 
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  let errors = 0;
-  const open = async (url, o = {}) => {
-    const ctx = await browser.newContext({ ignoreHTTPSErrors: true, locale: 'en-GB', timezoneId: 'UTC',
-      viewport: o.phone ? { width: 390, height: 844 } : { width: 1100, height: 800 },
-      isMobile: !!o.phone, hasTouch: !!o.phone, colorScheme: o.dark ? 'dark' : 'light',
-      permissions: ['clipboard-read', 'clipboard-write'] });
-    const page = await ctx.newPage();
-    page.on('pageerror', (e) => { console.log(`page error: ${e.stack || e.message}`); errors++; });
-    await page.goto(url);
-    await page.waitForSelector('#conn.conn-on', { timeout: T });
-    return page;
-  };
+  const browser = await launch();
+  const open = async (url, o = {}) => signIn(await newPage(browser, { ...o, mobile: o.phone,
+    permissions: ['clipboard-read', 'clipboard-write'] }), null, url);
   const text = (page, sel) => page.$eval(sel, (n) => n.textContent);
   const waitText = (page, sel, re) => page.waitForFunction(([s, src]) => {
     const n = document.querySelector(s);
@@ -267,10 +241,10 @@ async function main() {
   await A.waitForSelector('#signin:not([hidden])', { timeout: T });
   check(await A.isHidden('#admin-link') && await A.isHidden('#app'), 'and it did: the page asks for a token, the Admin link is gone');
 
-  check(errors === 0, 'no script errors on the pages');
+  check(pageErrors() === 0, 'no script errors on the pages');
   other.close();
   await browser.close();
   console.log('browser admin: all checks passed');
 }
 
-main().catch((e) => { console.error(e.stack || String(e)); process.exit(1); });
+run(main);

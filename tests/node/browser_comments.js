@@ -5,27 +5,15 @@
 // reload shows the same. Run by tests/integration/test_web_ui.py:
 //   node browser_comments.js BASE_URL ADMIN_TOKEN OUT_DIR
 'use strict';
-const { chromium } = require('playwright-core');
 const { connect } = require('./wsclient');
+const { base, adminToken, outDir, wsBase, T, check, giveUpAfter, launch, newPage, pageErrors,
+  signIn, must, run } = require('./browser_util');
 
-const [base, adminToken, outDir] = process.argv.slice(2);
-const wsBase = base.replace(/^http/, 'ws');
-const T = 15000;
-
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-  console.log(`ok - ${what}`);
-}
-
-setTimeout(() => { console.error('browser comments: gave up after 120 s'); process.exit(1); }, 120000).unref();
+giveUpAfter('browser comments', 120);
 
 async function main() {
   const admin = await connect(`${wsBase}/ws/${adminToken}`);
-  const req = async (c, obj) => {
-    const r = await c.request(obj);
-    if (!r.ok) throw new Error(`${JSON.stringify(obj).slice(0, 200)}: ${JSON.stringify(r)}`);
-    return r;
-  };
+  const req = must;
   const alice = await req(admin, { op: 'createUser', params: { name: 'alice' } });
   const bob = await req(admin, { op: 'createUser', params: { name: 'bob' } });
   const aws = await connect(`${wsBase}/ws/${alice.token}`);
@@ -43,19 +31,9 @@ async function main() {
     return all.find((c) => c.id === id);
   };
 
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  let errors = 0;
+  const browser = await launch();
   const open = async (token, phone) => {
-    const ctx = await browser.newContext({ ignoreHTTPSErrors: true, locale: 'en-GB', timezoneId: 'UTC',
-      viewport: phone ? { width: 390, height: 844 } : { width: 1100, height: 800 } });
-    const page = await ctx.newPage();
-    page.on('pageerror', (e) => { console.log(`page error: ${e.message}`); errors++; });
-    await page.goto(`${base}/#token=${token}`);
-    await page.waitForSelector('#conn.conn-on', { timeout: T });
+    const page = await signIn(await newPage(browser, { phone }), token);
     await page.goto(`${base}/#/entry/${entry}`);
     await page.waitForSelector(`#comments li[data-cid="${c4}"]`, { timeout: T });
     await page.evaluate(() => { window.__noReload = 1; });
@@ -131,10 +109,10 @@ async function main() {
   check(!!(await A.$(`${li(c2)} > .cbody .tombstone`)) && !!(await A.$(`${li(c3)} > .cbody .tombstone`)) &&
     /edited/.test(await A.textContent(`${li(c1)} > .cbody .meta`)), 'after a reload: the same tombstones and the edit mark');
   await A.screenshot({ path: `${outDir}/comments-edited.png`, fullPage: true });
-  check(errors === 0, 'no script errors on the pages');
+  check(pageErrors() === 0, 'no script errors on the pages');
   await browser.close();
   admin.close(); aws.close(); bws.close();
   console.log('browser comments: all checks passed');
 }
 
-main().catch((e) => { console.error(e.stack || String(e)); process.exit(1); });
+run(main);

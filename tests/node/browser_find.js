@@ -6,28 +6,15 @@
 // real date. Run by tests/integration/test_web_ui.py:
 //   node browser_find.js BASE_URL ADMIN_TOKEN OUT_DIR
 'use strict';
-const { chromium } = require('playwright-core');
 const { connect } = require('./wsclient');
+const { adminToken, outDir, wsBase, T, check, giveUpAfter, sleep, launch, newPage,
+  pageErrors, signIn, pageWidth, must, run } = require('./browser_util');
 
-const [base, adminToken, outDir] = process.argv.slice(2);
-const wsBase = base.replace(/^http/, 'ws');
-const T = 15000;
-
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-  console.log(`ok - ${what}`);
-}
-
-setTimeout(() => { console.error('browser find: gave up after 150 s'); process.exit(1); }, 150000).unref();
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+giveUpAfter('browser find', 150);
 
 async function main() {
   const admin = await connect(`${wsBase}/ws/${adminToken}`);
-  const req = async (obj) => {
-    const r = await admin.request(obj);
-    if (!r.ok) throw new Error(`${JSON.stringify(obj).slice(0, 200)}: ${JSON.stringify(r)}`);
-    return r;
-  };
+  const req = (obj) => must(admin, obj);
   const alice = await req({ op: 'createUser', params: { name: 'alice' } });
   const bob = await req({ op: 'createUser', params: { name: 'bob' } });
   const as = { alice: await connect(`${wsBase}/ws/${alice.token}`), bob: await connect(`${wsBase}/ws/${bob.token}`) };
@@ -46,21 +33,8 @@ async function main() {
   await as.alice.request({ op: 'setStatus', params: { entry: E.a2, status: 'resolved' } });
   const list = async (params) => (await req({ op: 'query', name: 'getChangelogEntries', params })).result.entries.map((e) => e.id);
 
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  let errors = 0;
-  const open = async (token, tz) => {
-    const ctx = await browser.newContext({ ignoreHTTPSErrors: true, locale: 'en-GB',
-      timezoneId: tz || 'UTC', viewport: { width: 1100, height: 800 } });
-    const page = await ctx.newPage();
-    page.on('pageerror', (e) => { console.log(`page error: ${e.message}`); errors++; });
-    await page.goto(`${base}/#token=${token}`);
-    await page.waitForSelector('#conn.conn-on', { timeout: T });
-    return page;
-  };
+  const browser = await launch();
+  const open = async (token, o) => signIn(await newPage(browser, o), token);
   const rows = (page) => page.$$eval('#entries li.entry', (ls) => ls.map((l) => Number(l.dataset.id)));
   const settle = async (page, want) => {
     await page.waitForFunction((w) => JSON.stringify([...document.querySelectorAll('#entries li.entry')]
@@ -144,6 +118,18 @@ async function main() {
   await B.click('#back');
   await B.waitForSelector('#list-view:not([hidden])');
   check(await B.inputValue('#filters input[name=q]') === 'crash', '"All entries" goes back to the filtered list');
+  // the same shared view on a phone, where the filters fold away unless some are set
+  const Bp = await open(bob.token, { phone: true, mobile: true });
+  await Bp.goto(shared);
+  await Bp.waitForSelector('#conn.conn-on', { timeout: T });
+  got = await settle(Bp, [E.b2]);
+  check(JSON.stringify(got) === JSON.stringify([E.b2]), 'on a phone the shared URL shows the same entries');
+  check(await Bp.textContent('#more-filters > summary') === 'Filters · 2 active' &&
+    await Bp.inputValue('#filters select[name=status]') === 'open' && await Bp.isVisible('#filters select[name=kind]'),
+    'with the filters it sets shown, under "Filters · 2 active" (the search is not counted)');
+  check(await pageWidth(Bp) <= 390, `nothing is wider than the phone (${await pageWidth(Bp)} px)`);
+  await Bp.screenshot({ path: `${outDir}/find-filters-phone.png`, fullPage: true });
+  await Bp.ctx.close();
   // the count follows live changes
   await A.fill('#filters input[name=q]', '');
   await settle(A, await list({ status: 'open', kind: 'fix' }));
@@ -176,16 +162,16 @@ async function main() {
   const d = new Date(t0);
   const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
   check((await timeOf(C))[0] === `${d.getUTCDate()} ${months[d.getUTCMonth()]} ${d.getUTCFullYear()}`, 'after a week: the date');
-  const K = await open(alice.token, 'Asia/Kolkata');
+  const K = await open(alice.token, { tz: 'Asia/Kolkata' });
   await K.waitForSelector(`#entries li.entry[data-id="${E.a3}"] time`);
   const k = new Date(t0 + 5.5 * 3600e3).toISOString();
   check((await timeOf(K))[1] === `${k.slice(0, 10)} ${k.slice(11, 19)} UTC+5:30`, 'the exact time is in the viewer\'s zone, which it names');
   await C.screenshot({ path: `${outDir}/find-times.png` });
 
-  check(errors === 0, 'no script errors on the pages');
+  check(pageErrors() === 0, 'no script errors on the pages');
   await browser.close();
   admin.close(); as.alice.close(); as.bob.close();
   console.log('browser find: all checks passed');
 }
 
-main().catch((e) => { console.error(e.stack || String(e)); process.exit(1); });
+run(main);

@@ -4,19 +4,11 @@
 // snapshot or a live push. Run by tests/integration/test_web_ui.py:
 //   node browser_richtext.js BASE_URL ADMIN_TOKEN OUT_DIR
 'use strict';
-const { chromium } = require('playwright-core');
 const { connect } = require('./wsclient');
+const { base, adminToken, outDir, wsBase, T, check, giveUpAfter, launch, newPage, pageErrors,
+  signIn, pageWidth, must, run } = require('./browser_util');
 
-const [base, adminToken, outDir] = process.argv.slice(2);
-const wsBase = base.replace(/^http/, 'ws');
-const T = 15000;
-
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-  console.log(`ok - ${what}`);
-}
-
-setTimeout(() => { console.error('browser richtext: gave up after 120 s'); process.exit(1); }, 120000).unref();
+giveUpAfter('browser richtext', 120);
 
 /* Each tries to run "window.__xss = N" or to plant a handler or a bad link. */
 const PAYLOADS = [
@@ -85,14 +77,7 @@ const RICH = [
 
 async function main() {
   const admin = await connect(`${wsBase}/ws/${adminToken}`);
-  const req = async (obj) => {
-    for (;;) {
-      const r = await admin.request(obj);
-      if (r.ok) return r;
-      if (r.error.code !== 'rate_limited') throw new Error(`${JSON.stringify(obj).slice(0, 200)}: ${JSON.stringify(r)}`);
-      await new Promise((res) => setTimeout(res, 100));
-    }
-  };
+  const req = (obj) => must(admin, obj);
   const alice = await req({ op: 'createUser', params: { name: 'alice', role: 'member' } });
   const other = (await req({ op: 'createEntry', params: { title: 'An earlier entry', kind: 'fix' } })).entry;
   const rich = (await req({ op: 'createEntry', params: { title: 'Rich text', kind: 'change',
@@ -102,19 +87,11 @@ async function main() {
   const half = Math.floor(PAYLOADS.length / 2);
   for (const p of PAYLOADS.slice(0, half)) await req({ op: 'addComment', params: { entry: evil, body: p } });
 
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1100, height: 800 } });
-  const A = await ctx.newPage();
-  let errors = 0;
-  A.on('pageerror', (e) => { console.log(`page error: ${e.message}`); errors++; });
+  const browser = await launch();
+  const A = await newPage(browser);
   const dialogs = [];
   A.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss(); });
-  await A.goto(`${base}/#token=${alice.token}`);
-  await A.waitForSelector('#conn.conn-on', { timeout: T });
+  await signIn(A, alice.token);
 
   // ---- what the subset renders ----
   await A.click(`#entries li.entry[data-id="${rich}"] a.title`);
@@ -144,6 +121,17 @@ async function main() {
   check(r.links.slice(0, 2).every((l) => /\bnoopener\b/.test(l[2])), 'outside links have rel="noopener"');
   check(JSON.stringify(r.mentions) === '["@alice"]' && /@nobody\.$/.test(r.last), '@alice is a mention, @nobody (no such user) stays text');
   await A.screenshot({ path: `${outDir}/richtext.png`, fullPage: true });
+  // on a phone: the same text, and nothing (the code block, the long URL) wider than the screen
+  const Ph = await newPage(browser, { phone: true, mobile: true });
+  await signIn(Ph, alice.token);
+  await Ph.goto(`${base}/#/entry/${rich}`);
+  await Ph.waitForSelector('#entry .body.md pre');
+  check(await Ph.$eval('#entry .body', (b) => b.querySelectorAll('strong, em, ul > li, ol > li, pre, a, .mention').length) ===
+    await A.$eval('#entry .body', (b) => b.querySelectorAll('strong, em, ul > li, ol > li, pre, a, .mention').length),
+  'a phone renders the same elements');
+  check(await pageWidth(Ph) <= 390, `nothing is wider than the phone (${await pageWidth(Ph)} px)`);
+  await Ph.screenshot({ path: `${outDir}/richtext-phone.png`, fullPage: true });
+  await Ph.ctx.close();
   await A.click(`#entry a[href="#/entry/${other}"]`);
   await A.waitForFunction((t) => document.querySelector('#entry h2') && document.querySelector('#entry h2').textContent === t,
     'An earlier entry', { timeout: T });
@@ -198,10 +186,10 @@ async function main() {
   await A.waitForSelector('#entry .body.md p', { timeout: T });
   const len = await A.$eval('#entry .body', (b) => b.textContent.length);
   check(len > 25000, `a 32 KiB body of unclosed markup renders (${len} characters of text)`);
-  check(errors === 0, 'no script errors on the page');
+  check(pageErrors() === 0, 'no script errors on the page');
   await browser.close();
   admin.close();
   console.log('browser richtext: all checks passed');
 }
 
-main().catch((e) => { console.error(e.stack || String(e)); process.exit(1); });
+run(main);

@@ -8,19 +8,12 @@
 // tab; another browser asks for a token. Exits non-zero on the first failed
 // check, and after 120 s whatever happens.
 'use strict';
-const { chromium } = require('playwright-core');
 const { connect } = require('./wsclient');
+const { base, adminToken, wsBase, T, check, giveUpAfter, launch, newPage, run } = require('./browser_util');
 
-const [base, adminToken, invite] = process.argv.slice(2);
-const wsBase = base.replace(/^http/, 'ws');
-const T = 15000;
+const invite = process.argv[4];
 
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-  console.log(`ok - ${what}`);
-}
-
-setTimeout(() => { console.error('browser session: gave up after 120 s'); process.exit(1); }, 120000).unref();
+giveUpAfter('browser session', 120);
 
 async function main() {
   check(invite.startsWith(`${base}/#token=clg_`), `the invite link is BASE/#token=... (${invite.slice(0, base.length + 12)}...)`);
@@ -29,14 +22,9 @@ async function main() {
   check(e.ok, 'admin created an entry');
   admin.close();
 
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  const ctx = await browser.newContext({ ignoreHTTPSErrors: true });
-  const page = await ctx.newPage();
-  page.on('pageerror', (err) => console.log(`page error: ${err.message}`));
+  const browser = await launch();
+  const page = await newPage(browser);
+  const { ctx } = page;
 
   // the invite link (the server has followed changelog-admin's append:
   // the admin's entry was written after it, and the log is one order)
@@ -69,7 +57,7 @@ async function main() {
   check(await tab.isHidden('#signin'), 'a reload stays signed in');
 
   // another browser: asked for a token, signs in through the form
-  const other = await (await browser.newContext({ ignoreHTTPSErrors: true })).newPage();
+  const other = await newPage(browser);
   await other.goto(`${base}/#/entry/${e.entry}`);
   await other.waitForSelector('#signin:not([hidden])', { timeout: T });
   check(true, 'another browser is asked for a token');
@@ -94,4 +82,4 @@ async function main() {
   console.log('browser session: all checks passed');
 }
 
-main().catch((err) => { console.error(err.stack || String(err)); process.exit(1); });
+run(main);

@@ -11,27 +11,15 @@
 // tests/integration/test_web_ui.py:
 //   node browser_social.js BASE_URL ADMIN_TOKEN OUT_DIR
 'use strict';
-const { chromium } = require('playwright-core');
 const { connect } = require('./wsclient');
+const { adminToken, outDir, wsBase, T, check, giveUpAfter, launch, newPage, pageErrors,
+  signIn, must, run } = require('./browser_util');
 
-const [base, adminToken, outDir] = process.argv.slice(2);
-const wsBase = base.replace(/^http/, 'ws');
-const T = 15000;
-
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-  console.log(`ok - ${what}`);
-}
-
-setTimeout(() => { console.error('browser social: gave up after 150 s'); process.exit(1); }, 150000).unref();
+giveUpAfter('browser social', 150);
 
 async function main() {
   const admin = await connect(`${wsBase}/ws/${adminToken}`);
-  const req = async (c, obj) => {
-    const r = await c.request(obj);
-    if (!r.ok) throw new Error(`${JSON.stringify(obj).slice(0, 200)}: ${JSON.stringify(r)}`);
-    return r;
-  };
+  const req = must;
   const rootName = (await req(admin, { op: 'query', name: 'whoami' })).result.user.name;
   const alice = await req(admin, { op: 'createUser', params: { name: 'alice' } });
   const bob = await req(admin, { op: 'createUser', params: { name: 'bob' } });
@@ -42,18 +30,10 @@ async function main() {
   // an entry of root's, made after alice and bob joined: unread for both
   const e0 = (await req(admin, { op: 'createEntry', params: { title: 'Upgrade the build box', kind: 'change' } })).entry;
 
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  let errors = 0;
+  const browser = await launch();
   const open = async (token, opts) => {
     const o = opts || {};
-    const ctx = await browser.newContext({ ignoreHTTPSErrors: true, locale: 'en-GB', timezoneId: 'UTC',
-      viewport: o.phone ? { width: 390, height: 844 } : { width: 1100, height: 800 },
-      permissions: ['notifications'] });
-    await ctx.addInitScript((hidden) => {
+    const page = await newPage(browser, { phone: o.phone, permissions: ['notifications'], init: [(hidden) => {
       // observe the Notification constructor; the page's own checks
       // (permission, requestPermission) go to the real one
       const N = window.Notification;
@@ -66,13 +46,9 @@ async function main() {
       Spy.requestPermission = (...a) => N.requestPermission(...a);
       window.Notification = Spy;
       if (hidden) localStorage.setItem('clg.hidden', '1');
-    }, !!o.hidden);
-    const page = await ctx.newPage();
-    page.on('pageerror', (e) => { console.log(`page error: ${e.message}`); errors++; });
-    await page.goto(`${base}/#token=${token}`);
-    await page.waitForSelector('#conn.conn-on', { timeout: T });
+    }, !!o.hidden] });
+    await signIn(page, token);
     await page.waitForSelector('#entries li.entry', { timeout: T });
-    page.ctx = ctx;
     return page;
   };
   const shown = (page) => page.$$eval('#presence .who', (ns) => ns.map((n) => n.textContent));
@@ -205,10 +181,10 @@ async function main() {
   await B.ctx.close();
   await waitShown(A, 'bob', false);
   check(true, "bob's tab closes: he is no longer shown");
-  check(errors === 0, 'no script errors on the pages');
+  check(pageErrors() === 0, 'no script errors on the pages');
   await browser.close();
   admin.close(); aws.close(); bws.close();
   console.log('browser social: all checks passed');
 }
 
-main().catch((e) => { console.error(e.stack || String(e)); process.exit(1); });
+run(main);

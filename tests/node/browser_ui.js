@@ -5,18 +5,10 @@
 // the file OUT_DIR/restarted exists before going on. Exits non-zero on the
 // first failed check, and after 240 s whatever happens.
 'use strict';
-const { chromium } = require('playwright-core');
 const fs = require('fs');
 const { connect } = require('./wsclient');
-
-const [base, adminToken, outDir] = process.argv.slice(2);
-const wsBase = base.replace(/^http/, 'ws');
-const T = 15000;
-
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-  console.log(`ok - ${what}`);
-}
+const { adminToken, outDir, wsBase, T, check, giveUpAfter, launch, newPage, signIn,
+  must, run } = require('./browser_util');
 
 function waitFile(path) {
   return new Promise((resolve) => {
@@ -26,30 +18,17 @@ function waitFile(path) {
   });
 }
 
-setTimeout(() => { console.error('browser ui: gave up after 240 s'); process.exit(1); }, 240000).unref();
+giveUpAfter('browser ui', 240);
 
 async function main() {
   const admin = await connect(`${wsBase}/ws/${adminToken}`);
-  const mk = async (name) => {
-    const r = await admin.request({ op: 'createUser', params: { name, role: 'member' } });
-    if (!r.ok) throw new Error(`createUser ${name}: ${JSON.stringify(r)}`);
-    return r.token;
-  };
+  const mk = async (name) => (await must(admin, { op: 'createUser', params: { name, role: 'member' } })).token;
   const aliceTok = await mk('alice');
   const bobTok = await mk('bob');
 
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launch();
   const open = async (token, width) => {
-    const ctx = await browser.newContext({ ignoreHTTPSErrors: true,
-      viewport: { width: width || 1100, height: 800 } });
-    const page = await ctx.newPage();
-    page.on('pageerror', (e) => console.log(`page error: ${e.message}`));
-    await page.goto(`${base}/#token=${token}`);
-    await page.waitForSelector('#conn.conn-on', { timeout: T });
+    const page = await signIn(await newPage(browser, { width }), token);
     await page.evaluate(() => { window.__noReload = 1; });
     return page;
   };
@@ -135,4 +114,4 @@ async function main() {
   console.log('browser ui: all checks passed');
 }
 
-main().catch((e) => { console.error(e.stack || String(e)); process.exit(1); });
+run(main);

@@ -6,38 +6,17 @@
 // and checks what the server holds. Exits non-zero on the first failed
 // check, and after 300 s whatever happens.
 'use strict';
-const { chromium } = require('playwright-core');
 const { connect } = require('./wsclient');
+const { adminToken, outDir, wsBase, T, check, giveUpAfter, sleep, launch, newPage, signIn,
+  pageWidth, ask, must, run } = require('./browser_util');
 
-const [base, adminToken, outDir] = process.argv.slice(2);
-const wsBase = base.replace(/^http/, 'ws');
-const T = 15000;
-const t0 = Date.now();
-
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-  console.log(`ok - ${what}${process.env.CL_TIMES ? ` (${((Date.now() - t0) / 1000).toFixed(1)}s)` : ""}`);
-}
-
-setTimeout(() => { console.error('browser v2: gave up after 300 s'); process.exit(1); }, 300000).unref();
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+giveUpAfter('browser v2', 300);
 
 let admin;
-/* One request as the admin; waits and retries when the per-connection rate
- * limit answers (this script writes a few hundred entries). */
-async function req(obj) {
-  for (;;) {
-    const r = await admin.request(obj);
-    if (r.ok || !r.error || r.error.code !== 'rate_limited') return r;
-    await sleep(100);
-  }
-}
-async function mustReq(obj) {
-  const r = await req(obj);
-  if (!r.ok) throw new Error(`${JSON.stringify(obj).slice(0, 200)}: ${JSON.stringify(r)}`);
-  return r;
-}
+/* One request as the admin, the rate limit waited out (this script writes
+ * a few hundred entries); the reply, or (mustReq) throw unless it is ok. */
+const req = (obj) => ask(admin, obj);
+const mustReq = (obj) => must(admin, obj);
 const mkEntry = (title, body, kind) =>
   mustReq({ op: 'createEntry', params: { title, body: body || '', kind: kind || 'change' } });
 /* Many entries, a few requests in flight at a time (they commit together). */
@@ -56,20 +35,9 @@ async function main() {
   const mk = async (name, role) => (await mustReq({ op: 'createUser', params: { name, role: role || 'member' } })).token;
   const aliceTok = await mk('alice');
 
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launch();
   const open = async (token, opts) => {
-    const o = opts || {};
-    const ctx = await browser.newContext({ ignoreHTTPSErrors: true, locale: 'en-GB', timezoneId: 'UTC',
-      viewport: o.phone ? { width: 390, height: 844 } : { width: 1100, height: 800 },
-      colorScheme: o.dark ? 'dark' : 'light' });
-    const page = await ctx.newPage();
-    page.on('pageerror', (e) => { console.log(`page error: ${e.message}`); page.__errors = (page.__errors || 0) + 1; });
-    await page.goto(`${base}/#token=${token}`);
-    await page.waitForSelector('#conn.conn-on', { timeout: T });
+    const page = await signIn(await newPage(browser, opts), token);
     await page.evaluate(() => { window.__noReload = 1; });
     return page;
   };
@@ -110,6 +78,7 @@ async function main() {
   const emptyText = await A.textContent('#empty');
   check(/Nothing matches these filters/.test(emptyText) && !/Nothing here yet/.test(emptyText),
     `an empty filter result says nothing matches: "${emptyText.trim()}"`);
+  check((await A.textContent('#count')) === '', `and no "0 of 0" count beside it: "${await A.textContent('#count')}"`);
   await A.screenshot({ path: `${outDir}/v2-nothing-matches.png` });
   await A.click('#clear-filters');
   await A.waitForFunction(() => document.querySelectorAll('#entries li.entry').length === 50, null, { timeout: T });
@@ -166,8 +135,8 @@ async function main() {
   check(JSON.stringify(labels) === JSON.stringify(['Mark resolved', 'Mark cancelled']), `status buttons say what they do: ${labels}`);
   await A.click('#entry button[data-status="cancelled"]');
   await A.waitForSelector('#entry .confirm', { timeout: T });
-  const ask = await A.textContent('#entry .confirm');
-  check(/cancelled/.test(ask) && /No, leave it reopened/.test(ask), `a status change asks first: "${ask.trim()}"`);
+  const question = await A.textContent('#entry .confirm');
+  check(/cancelled/.test(question) && /No, leave it reopened/.test(question), `a status change asks first: "${question.trim()}"`);
   await A.keyboard.press('Escape');
   await A.waitForSelector('#entry button[data-status="cancelled"]', { timeout: T });
   check((await getEntry(mine)).entry.status === 'reopened', 'Escape at the question changes nothing');
@@ -239,6 +208,45 @@ async function main() {
   await sleep(200);
   check((await getEntry(mine)).entry.comments === before + 1, 'no reply was sent by closing');
 
+  // ---- the same at a phone's width: nothing matches, the reply form, the question and undo, a too-long comment ----
+  const Ph = await open(aliceTok, { phone: true, mobile: true });
+  await Ph.waitForSelector('#entries li.entry', { timeout: T });
+  await Ph.fill('#filters input[name=q]', 'no such words anywhere');
+  await Ph.waitForSelector('#empty:not([hidden]) #clear-filters', { timeout: T });
+  check(/Nothing matches these filters/.test(await Ph.textContent('#empty')), 'phone: an empty result says nothing matches');
+  check(await pageWidth(Ph) <= 390, `phone: nothing is wider than the screen (${await pageWidth(Ph)} px)`);
+  await Ph.screenshot({ path: `${outDir}/v2-nothing-matches-phone.png` });
+  await Ph.click('#clear-filters');
+  await Ph.waitForSelector(`#entries li.entry[data-id="${mine}"]`, { timeout: T });
+  await Ph.click(`#entries li.entry[data-id="${mine}"] a.title`);
+  await Ph.waitForSelector(first, { timeout: T });
+  await Ph.click(`${first} > button.reply`);
+  await Ph.waitForSelector(`${first} > form button.cancel`);
+  await Ph.screenshot({ path: `${outDir}/v2-reply-phone.png` });
+  await Ph.keyboard.press('Escape');
+  check(!(await Ph.$(`${first} > form`)), 'phone: Escape closes the reply form');
+  const st = (await getEntry(mine)).entry.status;
+  await Ph.click('#entry button[data-status="resolved"]');
+  await Ph.waitForSelector('#entry .confirm-yes', { timeout: T });
+  await Ph.click('#entry .confirm-yes');
+  await Ph.waitForSelector('#toast:not([hidden]) #undo', { timeout: T });
+  const toast = await Ph.$eval('#toast', (t) => t.getBoundingClientRect());
+  check(toast.left >= 0 && toast.right <= 390, `phone: the undo toast fits the screen (${Math.round(toast.left)}..${Math.round(toast.right)})`);
+  const undoLines = await Ph.$eval('#undo', (u) => { const r = document.createRange(); r.selectNodeContents(u); return r.getClientRects().length; });
+  check(undoLines === 1 && toast.width > 300, `phone: it uses the screen's width (${Math.round(toast.width)} px), its Undo on one line (${undoLines})`);
+  await Ph.screenshot({ path: `${outDir}/v2-undo-phone.png` });
+  await Ph.click('#undo');
+  await Ph.waitForSelector(`#entry .badge.st-${st}`, { timeout: T });
+  check((await getEntry(mine)).entry.status === st, `phone: Undo puts the entry back to ${st}`);
+  const n = (await getEntry(mine)).entry.comments;
+  await Ph.fill('#comment-form textarea', 'x'.repeat(20000));
+  await Ph.click('#comment-form button[type=submit]');
+  await Ph.waitForSelector('#comment-form .field-error:not([hidden])', { timeout: T });
+  check(/too long: 20,000 characters, at most 16,384/.test(await Ph.textContent('#comment-form .field-error')),
+    'phone: a too-long comment is refused inline in plain words');
+  await Ph.screenshot({ path: `${outDir}/v2-too-long-phone.png`, fullPage: true });
+  check((await getEntry(mine)).entry.comments === n, 'phone: and nothing was sent');
+
   // ---- a search that comes back in partial pages keeps going ----
   await A.click('a[href="#/"]');
   await A.waitForSelector('#list-view:not([hidden])');
@@ -264,10 +272,10 @@ async function main() {
   check((await rows(A)).length === 1, 'it found the one old match behind the partial page');
   await A.fill('#filters input[name=q]', '');
 
-  check(!A.__errors, 'no script errors on the page');
+  check(!A.__errors && !Ph.__errors, 'no script errors on the pages');
   await browser.close();
   admin.close();
   console.log('browser v2: all checks passed');
 }
 
-main().catch((e) => { console.error(e.stack || String(e)); process.exit(1); });
+run(main);

@@ -5,23 +5,14 @@
 // tests/integration/test_dashboard_php.py:
 //   node dashboard_phone.js BASE_URL ENTRY_ID OUT_DIR NAME
 'use strict';
-const { chromium } = require('playwright-core');
+const { check, giveUpAfter, launch, run } = require('./browser_util');
 
 const [base, entryId, outDir, name] = process.argv.slice(2);
 
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-  console.log(`ok - ${what}`);
-}
-
-setTimeout(() => { console.error('dashboard phone: gave up after 60 s'); process.exit(1); }, 60000).unref();
+giveUpAfter('dashboard phone', 60);
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launch();
   const ctx = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true,
     hasTouch: true, deviceScaleFactor: 2 });
   const page = await ctx.newPage();
@@ -47,4 +38,4 @@ async function main() {
   console.log('dashboard phone: all checks passed');
 }
 
-main().catch((e) => { console.error(e.stack || String(e)); process.exit(1); });
+run(main);

@@ -37,8 +37,7 @@ import urllib.request
 import pytest
 
 from conftest import BIN, REPO, Client, missing, run, sanitizer_reports, tls_context
-from nats_util import JSDUMP, need_nats
-from test_nats_edge import head_of, verify
+from nats_util import JSDUMP, head_of, need_nats, verify
 from test_nats_publish import assert_stream_is_log
 from tools_util import LmdbDump
 

@@ -8,6 +8,7 @@ server kill + restart by reconnecting and catching up. Screenshots of the
 list and of an entry land in build/ as artifacts.
 """
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -32,6 +33,15 @@ def test_static_files(tmpdir_path):
             assert body
         status, _, body = s.get("/")
         assert b"<title>Changelog</title>" in body
+        # every file the page links to is served (a browser asks for
+        # /favicon.ico, a 404 in its console, unless the page names an icon)
+        linked = re.findall(rb'(?:href|src)="(/[^"]*)"', body)
+        assert b"/favicon.svg" in linked and b"/style.css" in linked, linked
+        for path in linked:
+            status, headers, _ = s.get(path.decode())
+            assert status == 200, path
+        headers = s.get("/favicon.svg")[1]
+        assert "image/svg+xml" in headers.get("Content-Type", headers.get("content-type", ""))
     finally:
         assert s.stop() == 0
         assert not sanitizer_reports(s.log())

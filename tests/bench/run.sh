@@ -82,7 +82,7 @@ start_cl() {
 	cl_port=$(free_port)
 	"$bin/changelogd" --data "$cl_data" --listen "127.0.0.1:$cl_port" --no-web \
 		--rate 1000000 --burst 1000000 --user-rate 1000000 --user-burst 1000000 \
-		--max-conns 20000 \
+		--max-conns 20000 --handshake-timeout 120 \
 		>"$work/$1.out" 2>"$work/$1.log" &
 	cl_pid=$!
 	pids="$pids $cl_pid"

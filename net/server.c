@@ -2116,8 +2116,14 @@ int srv_run(const struct srv_opts *o)
 	if (!o->edge && !o->nosync) {
 		rc = evlog_defer_sync(s->log, srv_wake, s);
 		if (rc == 0) {
+			const char *d = getenv("CHANGELOG_TEST_SYNC_DELAY_MS");
+			const char *f = getenv("CHANGELOG_TEST_SYNC_FAIL");
+
 			s->deferred = 1;
 			evlog_share_upto(s->log, s->published);
+			if ((d && *d) || (f && *f))     /* docs/operations.md, "Test hooks" */
+				evlog_sync_test(s->log, d ? (unsigned)strtoul(d, NULL, 10) % 10000 : 0,
+						f && *f == '1');
 		} else {
 			slog(SLOG_WARN, "cannot start the sync thread (%s); syncing every commit "
 			     "on the service thread", cl_strerror(rc));

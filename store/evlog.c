@@ -50,6 +50,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define EVLOG_FORMAT 1
@@ -84,6 +85,8 @@ struct evlog_sync {
 	uint64_t durable;               /* seqs up to this survive a power cut */
 	void (*wake)(void *arg);        /* after each sync, on the sync thread */
 	void *arg;
+	unsigned delay_ms;              /* evlog_sync_test: before each sync */
+	int fail;                       /* evlog_sync_test: every sync fails */
 };
 
 struct evlog {
@@ -1348,7 +1351,8 @@ static void *sync_thread(void *arg)
 	struct evlog *log = arg;
 	struct evlog_sync *y = &log->sync;
 	uint64_t target;
-	int rc;
+	unsigned delay;
+	int rc, fail;
 
 	pthread_mutex_lock(&y->mu);
 	for (;;) {
@@ -1358,8 +1362,17 @@ static void *sync_thread(void *arg)
 			break;
 		/* every commit up to committed wrote its meta before this sync */
 		target = y->committed;
+		delay = y->delay_ms;
+		fail = y->fail;
 		pthread_mutex_unlock(&y->mu);
+		if (delay) {
+			struct timespec ts = { delay / 1000, (long)(delay % 1000) * 1000000L };
+
+			nanosleep(&ts, NULL);
+		}
 		rc = mdb_env_sync(log->env, 1);
+		if (fail)
+			rc = EIO;
 		pthread_mutex_lock(&y->mu);
 		if (rc != MDB_SUCCESS) {
 			if (!y->err)
@@ -1459,6 +1472,14 @@ void evlog_sync_stop(struct evlog *log)
 	if (running)
 		pthread_join(y->thread, NULL);
 	y->running = 0;
+}
+
+void evlog_sync_test(struct evlog *log, unsigned delay_ms, int fail)
+{
+	pthread_mutex_lock(&log->sync.mu);
+	log->sync.delay_ms = delay_ms;
+	log->sync.fail = fail;
+	pthread_mutex_unlock(&log->sync.mu);
 }
 
 void evlog_share_upto(struct evlog *log, uint64_t seq)

@@ -359,6 +359,11 @@ int evlog_sync_wait(struct evlog *log, uint64_t seq);
 /* Stop the sync thread (evlog_close does it too). */
 void evlog_sync_stop(struct evlog *log);
 
+/* Test hook (changelogd's CHANGELOG_TEST_SYNC_*): the sync thread sleeps
+ * delay_ms before each sync; with fail, every sync of the thread fails
+ * with CL_EIO (the data is still written: only the answer is faked). */
+void evlog_sync_test(struct evlog *log, unsigned delay_ms, int fail);
+
 /*
  * evlog_read_shared hands out no record after seq (0: no bound), and caps
  * its *last there: the owner's other threads (NATS, webhooks) read only

@@ -202,7 +202,8 @@ void evlog_hash(const uint8_t prev[EV_HASH_LEN], uint64_t seq,
  * CL_ECORRUPT if a seq is missing, CL_EMAPFULL if another process grew the
  * map and the owner has not adopted it yet (call again later), or another
  * CL_E* code. Growing the map waits while such a txn is open, so keep fn
- * short (a copy). Not for use after evlog_close.
+ * short (a copy). Nothing past evlog_share_upto's seq is handed out.
+ * Not for use after evlog_close.
  */
 typedef int (*evlog_rec_fn)(void *arg, uint64_t seq, const uint8_t *val, size_t len);
 int evlog_read_shared(struct evlog *log, uint64_t from, size_t max_n, size_t max_bytes,
@@ -281,7 +282,8 @@ int evlog_wcmd_put(struct evlog_txn *txn, uint64_t actor, struct cl_str cmd_id,
 		   const uint8_t *params_hash, const char *result, size_t result_len);
 
 /*
- * Commit (fsync unless EVLOG_NOSYNC), updating meta "last" and "head".
+ * Commit (fsync unless EVLOG_NOSYNC; with evlog_defer_sync the pages only,
+ * the meta by the sync thread), updating meta "last" and "head".
  * Frees txn in every case. On failure nothing was written.
  * Errors: CL_ENOSPC, CL_EMAPFULL, CL_EIO.
  */

@@ -6,6 +6,7 @@
 #   make clock      the time-related tests a year ahead, TZ far from UTC
 #   make asan       the same tests built with address+undefined sanitizers
 #   make bench      benchmarks with peers run beside them (prints ratios)
+#   make cluster    3 NATS nodes, the writer, two edges, HAProxy (tests/cluster)
 #   make check-deps layering check (tools/scripts/check-deps.sh)
 #
 # Layers (a directory is a layer; each links only the ones below it):
@@ -24,7 +25,7 @@ BIN     ?= bin
 SAN     ?=
 WERROR  ?= $(if $(CI),-Werror,)
 
-PKGS    := libwebsockets msgpack jansson lmdb sqlite3 libmariadb openssl libnats
+PKGS    := libwebsockets msgpack jansson lmdb sqlite3 libmariadb openssl libnats libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -57,6 +58,7 @@ existing    = $(filter $(LIBS),$(1))
 # it links libs_<directory>)
 BIN_SPECS := changelogd:net:changelogd changelog-replay:replay:replay \
              changelog-admin:tools:admin changelog-audit:tools:audit \
+             changelog-post:tools:post \
              changelog-bench:tests/bench:bench
 spec_name  = $(word 1,$(subst :, ,$(1)))
 spec_layer = $(word 2,$(subst :, ,$(1)))
@@ -79,7 +81,7 @@ BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 BENCH_SUPPORT_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(BENCH_SRC) %_main.c,$(wildcard tests/bench/*.c)))
 
 .DEFAULT_GOAL := all
-.PHONY: all deps run test unit integration clock asan bench check-deps clean fuzz soak
+.PHONY: all deps run test unit integration clock asan bench cluster check-deps clean fuzz soak
 # fuzz targets and their corpus replay (tests/fuzz/fuzz.mk sets FUZZ_REPLAY_BINS
 # and the fuzz-run rule; the replay binaries run in `make unit`)
 FUZZ_REPLAY_BINS :=
@@ -159,6 +161,11 @@ bench:
 	@tools/scripts/deps.sh bench
 	@$(MAKE) --no-print-directory all
 	@CL_BIN=$(abspath $(BIN)) CL_BENCH=$(abspath $(BUILD)/bench) tests/bench/run.sh
+
+cluster:
+	@tools/scripts/deps.sh test
+	@$(MAKE) --no-print-directory all
+	@CL_BIN=$(abspath $(BIN)) /usr/bin/python3 tests/cluster/cluster.py
 
 fuzz:
 	@tools/scripts/deps.sh test

@@ -3,6 +3,8 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
+#include <ctype.h>
 #include <time.h>
 
 const char *cl_strerror(int err)
@@ -319,4 +321,76 @@ int cl_ct_equal(const void *a, const void *b, size_t n)
 	for (size_t i = 0; i < n; i++)
 		acc |= x[i] ^ y[i];
 	return acc == 0;
+}
+
+/* ---- webhook URLs ---------------------------------------------------- */
+
+static int cl_url_scheme(const char *p, size_t n, const char *scheme)
+{
+	size_t k = strlen(scheme);
+
+	return n >= k && strncasecmp(p, scheme, k) == 0;
+}
+
+const char *cl_url_check(const char *p, size_t n)
+{
+	size_t i, start, end;
+	unsigned long port = 0;
+
+	if (n == 0)
+		return "the URL is empty";
+	if (n > CL_MAX_URL)
+		return "the URL is longer than 2048 bytes";
+	for (i = 0; i < n; i++)
+		if ((unsigned char)p[i] <= 0x20 || (unsigned char)p[i] >= 0x7f)
+			return "the URL may hold only printable ASCII, without spaces "
+			       "(percent-encode the rest)";
+	if (cl_url_scheme(p, n, "https://"))
+		start = 8;
+	else if (cl_url_scheme(p, n, "http://"))
+		start = 7;
+	else
+		return "the URL must start with http:// or https://";
+	for (end = start; end < n && p[end] != '/' && p[end] != '?' && p[end] != '#'; end++)
+		if (p[end] == '@')
+			return "the URL must not carry a user name or password (they would "
+			       "be written to the log)";
+	if (memchr(p, '#', n))
+		return "the URL must not have a #fragment";
+	i = start;
+	if (i < end && p[i] == '[') {            /* [IPv6] */
+		while (i < end && p[i] != ']') {
+			if (i > start && !isxdigit((unsigned char)p[i]) && p[i] != ':' &&
+			    p[i] != '.')
+				return "the URL's [IPv6] host is not an address";
+			i++;
+		}
+		if (i >= end || i == start + 1)
+			return "the URL's [IPv6] host is not an address";
+		i++;
+	} else {
+		size_t h = i;
+
+		while (i < end && p[i] != ':') {
+			if (!isalnum((unsigned char)p[i]) && p[i] != '-' && p[i] != '.' &&
+			    p[i] != '_')
+				return "the URL's host may hold only letters, digits, '-', '_' "
+				       "and '.'";
+			i++;
+		}
+		if (i == h)
+			return "the URL has no host";
+	}
+	if (i < end) {
+		if (p[i] != ':' || i + 1 == end || end - i - 1 > 5)
+			return "the URL's port must be a number from 1 to 65535";
+		for (i++; i < end; i++) {
+			if (!isdigit((unsigned char)p[i]))
+				return "the URL's port must be a number from 1 to 65535";
+			port = port * 10 + (unsigned long)(p[i] - '0');
+		}
+		if (port < 1 || port > 65535)
+			return "the URL's port must be a number from 1 to 65535";
+	}
+	return NULL;
 }

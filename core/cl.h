@@ -54,6 +54,9 @@ struct cl_str {
 #define CL_MAX_CMD_ID      128     /* client command id: 1..128 */
 #define CL_MAX_LABEL       64      /* token label: 0..64 */
 #define CL_MAX_DEPTH       32      /* comment thread depth (top level = 0) */
+#define CL_MAX_URL         2048    /* webhook URL: 1..2048, http(s), see cl_url_check */
+#define CL_MAX_TYPES       512     /* webhook.created types list: 0..512 */
+#define CL_MAX_WEBHOOKS    16      /* webhook endpoints configured at once */
 #define CL_MAX_EVENT       (256 * 1024) /* encoded event value */
 
 /* Wall clock in microseconds since the Unix epoch. */
@@ -104,6 +107,16 @@ int cl_display_hazard(const char *p, size_t n, uint32_t *cp, size_t *len);
 
 /* Constant-time equality of two n-byte buffers: 1 equal, 0 not. */
 int cl_ct_equal(const void *a, const void *b, size_t n);
+
+/*
+ * Is p[0..n) a URL a webhook may be sent to? NULL if so, else a sentence
+ * saying why not. Accepted: "http://" or "https://" (any case), a host
+ * (a name, an IPv4 address or a [bracketed] IPv6 address) with an optional
+ * ":port" (1..65535), then an optional path and query; at most CL_MAX_URL
+ * bytes of printable ASCII. Refused besides: user info ("user:pass@":
+ * credentials would be written to the log) and a "#fragment" (never sent).
+ */
+const char *cl_url_check(const char *p, size_t n);
 
 /*
  * An invariant that is cheap to check (a ring cursor, a cache key, seq

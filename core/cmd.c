@@ -22,6 +22,7 @@
  */
 #include "proj_internal.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static const char *const code_names[CMD__COUNT] = {
@@ -581,6 +582,117 @@ static int c_revoke_token(struct cmd_run *r)
 	return set_reply(r, json_pack("{s:I}", "token_id", (json_int_t)tid));
 }
 
+/* ---- webhooks ------------------------------------------------------------------ */
+
+/*
+ * "events": absent (every type) or a non-empty array of distinct event type
+ * names. *types is the canonical list for the event ("a,b" in type order,
+ * "" for every type), written into buf.
+ */
+static int p_types(json_t *params, char *buf, size_t cap, struct cl_str *types,
+		   struct cl_fail *f)
+{
+	json_t *v = proj_i_param(params, "events"), *it;
+	uint32_t mask = 0;
+	size_t i, o = 0;
+
+	*types = (struct cl_str){ "", 0 };
+	if (!v)
+		return 0;
+	if (!json_is_array(v) || json_array_size(v) == 0)
+		return proj_i_fail(f, CMD_BAD_REQUEST, "\"events\" must be a non-empty array "
+				   "of event types (omit it for every type)");
+	if (json_array_size(v) >= EV__COUNT)
+		return proj_i_fail(f, CMD_BAD_REQUEST, "\"events\" names more types than "
+				   "there are (%d)", EV__COUNT - 1);
+	json_array_foreach(v, i, it) {
+		int t = json_is_string(it) ? ev_type_parse(json_string_value(it),
+							   json_string_length(it)) : EV_NONE;
+
+		if (t == EV_NONE)
+			return proj_i_fail(f, CMD_BAD_REQUEST, "\"events\"[%zu] is not an event "
+					   "type (docs/events.md lists them)", i);
+		if (mask & (1u << t))
+			return proj_i_fail(f, CMD_BAD_REQUEST, "\"events\" names %s twice",
+					   ev_type_name(t));
+		mask |= 1u << t;
+	}
+	for (int t = EV_NONE + 1; t < EV__COUNT; t++) {
+		const char *name = ev_type_name(t);
+
+		if (!(mask & (1u << t)))
+			continue;
+		CL_ASSERT(o + strlen(name) + 2 <= cap);
+		o += (size_t)snprintf(buf + o, cap - o, "%s%s", o ? "," : "", name);
+	}
+	*types = (struct cl_str){ buf, o };
+	return 0;
+}
+
+static int c_create_webhook(struct cmd_run *r)
+{
+	static const char *const allowed[] = { "url", "events", NULL };
+	struct cl_fail *f = &r->res->fail;
+	char types_buf[CL_MAX_TYPES + 1];
+	struct cl_str url, types;
+	const char *why;
+	json_t *reply;
+	struct event *ev;
+	int rc;
+
+	if ((rc = known(r, allowed)) ||
+	    (rc = p_str(r->params, "url", 1, 1, CL_MAX_URL, &url, NULL, f)) ||
+	    (rc = p_types(r->params, types_buf, sizeof types_buf, &types, f)))
+		return rc;
+	if ((why = cl_url_check(url.p, url.n)))
+		return proj_i_fail(f, CMD_BAD_REQUEST, "%s", why);
+	if (r->p->live_webhooks >= CL_MAX_WEBHOOKS)
+		return proj_i_fail(f, CMD_CONFLICT, "%d webhooks are configured, the most there "
+				   "may be; delete one first", CL_MAX_WEBHOOKS);
+	for (uint32_t i = 0; i < r->p->nwebhooks; i++) {
+		const struct pwebhook *w = &r->p->webhooks[i];
+
+		if (w->url && w->url_n == url.n && memcmp(w->url, url.p, url.n) == 0)
+			return proj_i_fail(f, CMD_CONFLICT, "webhook %u already posts to this URL",
+					   i + 1);
+	}
+	if (!r->ctx->new_token_hash)
+		return proj_i_fail(f, CMD_INTERNAL, "no webhook nonce was generated");
+	/* the event's types point into the reply, which outlives the append */
+	reply = json_pack("{s:I,s:s%}", "webhook", (json_int_t)r->p->nwebhooks + 1, "events",
+			  types.n ? types.p : "all", (size_t)(types.n ? types.n : 3));
+	if ((rc = set_reply(r, reply)))
+		return rc;
+	ev = new_event(r, EV_WEBHOOK_CREATED);
+	ev->ids.webhook = r->p->nwebhooks + 1;
+	ev->url = url;
+	ev->types = types.n ? (struct cl_str){ json_string_value(json_object_get(reply, "events")),
+					      types.n } : types;
+	memcpy(ev->token_hash, r->ctx->new_token_hash, EV_HASH_LEN);
+	return 0;
+}
+
+static int c_delete_webhook(struct cmd_run *r)
+{
+	static const char *const allowed[] = { "webhook", NULL };
+	struct cl_fail *f = &r->res->fail;
+	struct event *ev;
+	uint64_t id;
+	int rc;
+
+	if ((rc = known(r, allowed)) || (rc = p_id(r->params, "webhook", 1, &id, f)))
+		return rc;
+	if (id > r->p->nwebhooks)
+		return proj_i_fail(f, CMD_NOT_FOUND, "webhook %llu does not exist",
+				   (unsigned long long)id);
+	if (!r->p->webhooks[id - 1].url)
+		return proj_i_fail(f, CMD_CONFLICT, "webhook %llu is already deleted",
+				   (unsigned long long)id);
+	ev = new_event(r, EV_WEBHOOK_DELETED);
+	ev->ids.webhook = id;
+	return set_reply(r, json_pack("{s:I}", "webhook", (json_int_t)id));
+}
+
 /* ---- dispatch --------------------------------------------------------------- */
 
 static const struct {
@@ -600,6 +712,8 @@ static const struct {
 	{ "setRole", 1, c_set_role },
 	{ "issueToken", 1, c_issue_token },
 	{ "revokeToken", 0, c_revoke_token },
+	{ "createWebhook", 1, c_create_webhook },
+	{ "deleteWebhook", 1, c_delete_webhook },
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -50,6 +50,8 @@ static const struct key type_keys[EV__COUNT] = {
 	[EV_COMMENT_EDITED] = K("comment.edited"),
 	[EV_COMMENT_DELETED] = K("comment.deleted"),
 	[EV_READ_MARKED] = K("read.marked"),
+	[EV_WEBHOOK_CREATED] = K("webhook.created"),
+	[EV_WEBHOOK_DELETED] = K("webhook.deleted"),
 };
 static const char *const role_names[] = { NULL, "member", "admin" };
 static const char *const kind_names[] = { NULL, "fix", "change", "feature" };
@@ -102,6 +104,28 @@ int ev_type_parse(const char *s, size_t n)
 	return 0;
 }
 
+int ev_types_mask(const char *s, size_t n, uint32_t *mask)
+{
+	size_t i = 0;
+
+	*mask = 0;
+	if (n == 0) {
+		*mask = EV_TYPES_ALL;
+		return 0;
+	}
+	while (i <= n) {
+		const char *comma = memchr(s + i, ',', n - i);
+		size_t len = comma ? (size_t)(comma - (s + i)) : n - i;
+		int t = ev_type_parse(s + i, len);
+
+		if (t == EV_NONE)
+			return CL_EDECODE;
+		*mask |= 1u << t;
+		i += len + 1;
+	}
+	return 0;
+}
+
 const char *cl_role_name(int role)
 {
 	return name_of(role_names, COUNT_OF(role_names), role);
@@ -136,16 +160,17 @@ int cl_status_parse(const char *s, size_t n)
 
 /* Entity ids, in canonical order (the order they are written in "ids"). */
 
-enum { ID_USER, ID_TOKEN, ID_ENTRY, ID_COMMENT, ID_PARENT, ID__COUNT };
+enum { ID_USER, ID_TOKEN, ID_ENTRY, ID_COMMENT, ID_PARENT, ID_WEBHOOK, ID__COUNT };
 static const struct key id_keys[ID__COUNT] = { K("user"), K("token"), K("entry"),
-					       K("comment"), K("parent") };
+					       K("comment"), K("parent"), K("webhook") };
 
 /* Payload keys, in canonical order (the order they are written in "p"). */
 enum { PK_NAME, PK_ROLE, PK_HASH, PK_LABEL, PK_TITLE, PK_BODY, PK_KIND, PK_FROM,
-       PK_TO, PK_UPTO, PK__COUNT };
+       PK_TO, PK_UPTO, PK_URL, PK_TYPES, PK__COUNT };
 static const struct key p_keys[PK__COUNT] = { K("name"), K("role"), K("hash"),
 					      K("label"), K("title"), K("body"),
-					      K("kind"), K("from"), K("to"), K("upto") };
+					      K("kind"), K("from"), K("to"), K("upto"),
+					      K("url"), K("types") };
 
 #define B(x) (1u << (x))
 
@@ -176,6 +201,8 @@ static const struct shape shapes[] = {
 	{ EV_COMMENT_EDITED, 1, B(ID_COMMENT) | B(ID_ENTRY), 0, B(PK_BODY), 0 },
 	{ EV_COMMENT_DELETED, 1, B(ID_COMMENT) | B(ID_ENTRY), 0, 0, 0 },
 	{ EV_READ_MARKED, 1, 0, B(ID_ENTRY), B(PK_UPTO), 0 },
+	{ EV_WEBHOOK_CREATED, 1, B(ID_WEBHOOK), 0, B(PK_URL) | B(PK_TYPES) | B(PK_HASH), 0 },
+	{ EV_WEBHOOK_DELETED, 1, B(ID_WEBHOOK), 0, 0, 0 },
 };
 
 static const struct shape *shape_find(int type, uint64_t version)
@@ -214,6 +241,7 @@ static uint64_t *id_slot(struct event *ev, int id)
 	case ID_TOKEN:   return &ev->ids.token;
 	case ID_ENTRY:   return &ev->ids.entry;
 	case ID_COMMENT: return &ev->ids.comment;
+	case ID_WEBHOOK: return &ev->ids.webhook;
 	default:         return &ev->ids.parent;
 	}
 }
@@ -225,6 +253,7 @@ static uint64_t id_get(const struct event *ev, int id)
 	case ID_TOKEN:   return ev->ids.token;
 	case ID_ENTRY:   return ev->ids.entry;
 	case ID_COMMENT: return ev->ids.comment;
+	case ID_WEBHOOK: return ev->ids.webhook;
 	default:         return ev->ids.parent;
 	}
 }
@@ -267,6 +296,8 @@ static struct cl_str payload_str(const struct event *ev, int k)
 	case PK_LABEL: return ev->label;
 	case PK_TITLE: return ev->title;
 	case PK_BODY:  return ev->body;
+	case PK_URL:   return ev->url;
+	case PK_TYPES: return ev->types;
 	default:       s = payload_enum(ev, k); break;
 	}
 	return (struct cl_str){ s, s ? strlen(s) : 0 };
@@ -371,6 +402,19 @@ static int ev_check(const struct event *ev)
 			else
 				rc = check_text(ev->body, 0, CL_MAX_BODY);
 			break;
+		case PK_URL:
+			rc = check_text(ev->url, 1, CL_MAX_URL);
+			if (rc == 0 && cl_url_check(ev->url.p, ev->url.n))
+				rc = CL_EDECODE;
+			break;
+		case PK_TYPES: {
+			uint32_t mask;
+
+			rc = check_text(ev->types, 0, CL_MAX_TYPES);
+			if (rc == 0 && ev_types_mask(ev->types.p, ev->types.n, &mask))
+				rc = CL_EDECODE;
+			break;
+		}
 		case PK_HASH:
 			break; /* any 32 bytes */
 		case PK_UPTO:
@@ -782,6 +826,10 @@ static int decode_payload(const struct mp *o, const uint8_t *end,
 			} else if (k == PK_TITLE) {
 				ev->title = mp_str(val);
 				ev->has_title = 1;
+			} else if (k == PK_URL) {
+				ev->url = mp_str(val);
+			} else if (k == PK_TYPES) {
+				ev->types = mp_str(val);
 			} else {
 				ev->body = mp_str(val);
 				ev->has_body = 1;
@@ -1042,6 +1090,8 @@ static int fast_payload(struct rd *r, const struct shape *sh, struct event *ev)
 		case PK_LABEL: ok = rd_str(r, &ev->label); break;
 		case PK_TITLE: ok = rd_str(r, &ev->title); ev->has_title = 1; break;
 		case PK_BODY:  ok = rd_str(r, &ev->body); ev->has_body = 1; break;
+		case PK_URL:   ok = rd_str(r, &ev->url); break;
+		case PK_TYPES: ok = rd_str(r, &ev->types); break;
 		case PK_HASH:  ok = rd_hash(r, ev->token_hash); break;
 		case PK_ROLE:  ok = fast_enum(r, cl_role_parse, &ev->role); break;
 		case PK_KIND:  ok = fast_enum(r, cl_kind_parse, &ev->kind); ev->has_kind = 1; break;
@@ -1191,7 +1241,8 @@ json_t *ev_to_json(const struct event *ev)
 	for (int k = 0; k < PK__COUNT; k++) {
 		struct cl_str s;
 
-		if (!(keys & B(k)) || k == PK_HASH) /* token hashes never leave the log */
+		/* token hashes (and webhook nonces) never leave the log */
+		if (!(keys & B(k)) || k == PK_HASH)
 			continue;
 		if (k == PK_UPTO) {
 			jset(data, p_keys[k].s, json_integer((json_int_t)ev->upto), &err);

@@ -34,6 +34,8 @@ enum ev_type {
 	EV_COMMENT_EDITED,   /* ids.comment, ids.entry; body (the new text) */
 	EV_COMMENT_DELETED,  /* ids.comment, ids.entry; no payload (a tombstone stays) */
 	EV_READ_MARKED,      /* ids.entry (0 = every entry); upto: the actor has read up to that seq */
+	EV_WEBHOOK_CREATED,  /* ids.webhook; url, types, token_hash (the secret's nonce) */
+	EV_WEBHOOK_DELETED,  /* ids.webhook */
 	EV__COUNT
 };
 
@@ -52,6 +54,14 @@ int cl_kind_parse(const char *s, size_t n);
 const char *cl_status_name(int st);       /* "resolved" */
 int cl_status_parse(const char *s, size_t n);
 
+/*
+ * A webhook's event types, "entry.created,comment.added" (webhook.created's
+ * types), as a mask of 1u << type; "" is every type. 0 with *mask set, or
+ * CL_EDECODE (an unknown name, an empty item).
+ */
+int ev_types_mask(const char *s, size_t n, uint32_t *mask);
+#define EV_TYPES_ALL (((1u << EV__COUNT) - 1) & ~1u)
+
 /* Current shape version written for each type (older ones are upcast). */
 int ev_current_version(int type);
 
@@ -69,17 +79,21 @@ struct event {
 	int64_t ts;              /* µs since Unix epoch */
 	uint64_t actor;          /* user id; 0 = the system (bootstrap) */
 	struct {
-		uint64_t user, token, entry, comment, parent;
+		uint64_t user, token, entry, comment, parent, webhook;
 	} ids;
 	struct cl_str name;      /* user.created */
 	struct cl_str label;     /* token.issued (may be empty) */
 	struct cl_str title, body; /* entry.*, comment.added (body) */
+	struct cl_str url, types;  /* webhook.created: the endpoint, and the event
+	                              types it gets ("a,b"; empty: all) */
 	uint8_t role;            /* enum cl_role */
 	uint8_t kind;            /* enum cl_kind */
 	uint8_t status_from, status_to; /* enum cl_status */
 	unsigned has_title : 1, has_body : 1, has_kind : 1; /* entry.edited */
 	uint64_t upto;           /* read.marked: a seq, 1 .. 2^63-1 */
-	uint8_t token_hash[EV_HASH_LEN];  /* token.issued: SHA-256 of the token */
+	uint8_t token_hash[EV_HASH_LEN];  /* token.issued: SHA-256 of the token;
+	                                     webhook.created: 32 random bytes the
+	                                     secret is derived from (store/hookkey.h) */
 	struct cl_str cmd_id;    /* client command id; n == 0 when none */
 	uint8_t prev_hash[EV_HASH_LEN]; /* hash of the previous event (zeros for seq 1) */
 };

@@ -581,7 +581,11 @@ int64_t proj_i_last_activity(const struct proj *p, const struct pentry *e)
 
 struct proj *proj_new(void)
 {
-	return calloc(1, sizeof(struct proj));
+	struct proj *p = calloc(1, sizeof(struct proj));
+
+	if (p)
+		p->texts.max = PROJ_TEXTS_MAX;
+	return p;
 }
 
 void proj_free(struct proj *p)
@@ -605,6 +609,10 @@ void proj_free(struct proj *p)
 	array_free(p->tokens, (size_t)p->cap_tokens * sizeof *p->tokens);
 	array_free(p->entries, (size_t)p->cap_entries * sizeof *p->entries);
 	array_free(p->comments, (size_t)p->cap_comments * sizeof *p->comments);
+	for (uint32_t i = 0; i < p->nwebhooks; i++)
+		free(p->webhooks[i].url);
+	array_free(p->webhooks, (size_t)p->cap_webhooks * sizeof *p->webhooks);
+	proj_i_texts_free(p);
 	free(p->act);
 	free(p->name_tab);
 	free(p->tok_tab);
@@ -767,6 +775,76 @@ static int apply_token_issued(struct proj *p, const struct event *ev)
 	return 0;
 }
 
+static int apply_webhook_created(struct proj *p, const struct event *ev)
+{
+	struct pwebhook *w;
+	uint32_t mask;
+	char *url;
+	int rc;
+
+	if (!actor_admin(p, ev->actor) || !id_next(ev->ids.webhook, p->nwebhooks) ||
+	    p->live_webhooks >= CL_MAX_WEBHOOKS || !text_ok(ev->url, 1, CL_MAX_URL) ||
+	    cl_url_check(ev->url.p, ev->url.n) ||
+	    ev_types_mask(ev->types.p, ev->types.n, &mask))
+		return CL_ESTATE;
+	if ((rc = grow((void **)&p->webhooks, p->nwebhooks, &p->cap_webhooks,
+		       sizeof *p->webhooks, 4)))
+		return rc;
+	if (!(url = malloc(ev->url.n + 1)))
+		return CL_ENOMEM;
+	memcpy(url, ev->url.p, ev->url.n);
+	url[ev->url.n] = '\0';
+	w = &p->webhooks[p->nwebhooks++];
+	memset(w, 0, sizeof *w);
+	w->url = url;
+	w->url_n = (uint32_t)ev->url.n;
+	w->mask = mask;
+	memcpy(w->nonce, ev->token_hash, EV_HASH_LEN);
+	w->seq = ev->seq;
+	w->created = ev->ts;
+	w->creator = (uint32_t)ev->actor;
+	p->live_webhooks++;
+	return 0;
+}
+
+static int apply_webhook_deleted(struct proj *p, const struct event *ev)
+{
+	struct pwebhook *w;
+
+	if (!actor_admin(p, ev->actor) || ev->ids.webhook < 1 ||
+	    ev->ids.webhook > p->nwebhooks)
+		return CL_ESTATE;
+	w = &p->webhooks[ev->ids.webhook - 1];
+	if (!w->url)
+		return CL_ESTATE;
+	free(w->url);
+	w->url = NULL;
+	w->deleted_seq = ev->seq;
+	p->live_webhooks--;
+	return 0;
+}
+
+uint64_t proj_webhook_count(const struct proj *p)
+{
+	return p ? p->nwebhooks : 0;
+}
+
+int proj_webhook_get(const struct proj *p, uint64_t id, struct proj_webhook_info *out)
+{
+	const struct pwebhook *w;
+
+	if (!p || id < 1 || id > p->nwebhooks)
+		return CL_ENOTFOUND;
+	w = &p->webhooks[id - 1];
+	out->id = id;
+	out->url = w->url;
+	out->mask = w->mask;
+	out->nonce = w->nonce;
+	out->seq = w->seq;
+	out->deleted_seq = w->deleted_seq;
+	return 0;
+}
+
 static int apply_token_revoked(struct proj *p, const struct event *ev)
 {
 	struct ptoken *t = proj_i_token(p, ev->ids.token);
@@ -894,6 +972,7 @@ static int apply_entry_edited(struct proj *p, const struct event *ev)
 		e->text = text;
 		e->title_n = (uint32_t)t.n;
 		e->body_n = (uint32_t)b.n;
+		e->esc = 0;   /* measured again when a page needs it */
 	}
 	if (ev->has_kind) {
 		p->by_kind[e->kind]--;
@@ -1061,6 +1140,8 @@ int proj_apply(struct proj *p, const struct event *ev)
 	case EV_COMMENT_EDITED:   rc = apply_comment_edited(p, ev); break;
 	case EV_COMMENT_DELETED:  rc = apply_comment_deleted(p, ev); break;
 	case EV_READ_MARKED:      rc = proj_i_apply_read_marked(p, ev); break;
+	case EV_WEBHOOK_CREATED:  rc = apply_webhook_created(p, ev); break;
+	case EV_WEBHOOK_DELETED:  rc = apply_webhook_deleted(p, ev); break;
 	default:                  rc = CL_ESTATE; break;
 	}
 	if (rc == 0 && entry_activity((int)ev->type))

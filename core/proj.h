@@ -95,6 +95,22 @@ struct proj_comment_info {
 };
 int proj_comment_get(const struct proj *p, uint64_t id, struct proj_comment_info *out);
 
+/*
+ * Webhook endpoints (webhook.created / webhook.deleted). Ids run from 1 to
+ * proj_webhook_count; a deleted one keeps its id (info.deleted_seq set,
+ * url NULL). 0 or CL_ENOTFOUND.
+ */
+struct proj_webhook_info {
+	uint64_t id;
+	const char *url;      /* NUL-terminated, owned by p; NULL once deleted */
+	uint32_t mask;        /* event types it gets: bit 1u << type */
+	const uint8_t *nonce; /* EV_HASH_LEN bytes (the secret's derivation input) */
+	uint64_t seq;         /* its webhook.created */
+	uint64_t deleted_seq; /* its webhook.deleted, or 0 */
+};
+uint64_t proj_webhook_count(const struct proj *p);
+int proj_webhook_get(const struct proj *p, uint64_t id, struct proj_webhook_info *out);
+
 /* ---- JSON views (shared by queries, pushes and the replay equivalence) -- */
 
 /* Entry summary as listed by getChangelogEntries (no comments). NULL if absent. */
@@ -103,6 +119,27 @@ json_t *proj_entry_json(const struct proj *p, uint64_t id);
 json_t *proj_comment_json(const struct proj *p, uint64_t id);
 /* One user ({"id","name","role","created"}). NULL if absent. */
 json_t *proj_user_json(const struct proj *p, uint64_t id);
+
+/* ---- the entry text cache (core/texts.c) -------------------------------- */
+
+/*
+ * Each entry's JSON view is kept serialized once made, for the pages of
+ * getChangelogEntries (proj_entries_text), within a cap of bytes: the
+ * least recently used texts are dropped first. A new projection keeps up
+ * to PROJ_TEXTS_MAX; proj_texts_max changes the cap and drops the least
+ * recently used texts down to it at once (0: drop all, then keep nothing
+ * but the page being put together). The cache passes the cap only while a
+ * page is put together, by that page's texts (at most PROJ_ANSWER_MAX).
+ */
+#define PROJ_TEXTS_MAX ((size_t)16 << 20)
+
+struct proj_texts_stats {
+	size_t bytes, max;          /* held now (texts and malloc headers), the cap */
+	uint64_t made, hits;        /* texts serialized, texts reused */
+};
+
+void proj_texts_max(struct proj *p, size_t bytes);
+void proj_texts_stats(const struct proj *p, struct proj_texts_stats *out);
 
 /* ---- stored queries ---------------------------------------------------- */
 
@@ -142,6 +179,21 @@ struct proj_qctx {
 	uint64_t *size;             /* if not NULL, set to the answer's size bound
 	                               (cut: the bound that did not fit) */
 	int *cut;                   /* if not NULL, set to 1 if size_max cut or refused it */
+	/*
+	 * proj_entries_text only. fresh_left: the bytes of entry text it may
+	 * serialize (texts not in the cache, texts.c), decreased by what it
+	 * makes (it stops once it reaches 0, so it passes by at most one
+	 * entry); NULL: no limit. When the page needs more: with unready set,
+	 * *unready = 1 and nothing is written (what was made stays cached: a
+	 * later call goes on from there); else the page ends before the first
+	 * entry it could not make, as a partial page (*fresh_cut = 1: its
+	 * bytes then depend on the cache, not only on the state), but always
+	 * with at least one entry; the seed's bare array, which cannot say it
+	 * is partial, is then made whole.
+	 */
+	uint64_t *fresh_left;
+	int *unready;
+	int *fresh_cut;
 };
 
 /* A refusal: stable code (see cmd.h enum cmd_code) and a human message. */
@@ -170,6 +222,26 @@ int proj_query(struct proj *p, const char *name, json_t *params,
 json_t *proj_seed_entries(struct proj *p);
 /* ... within ctx's size budget (ctx->cut set if it shortened the array). */
 json_t *proj_seed_entries_in(struct proj *p, const struct proj_qctx *ctx);
+
+/* A growable text buffer (malloc'd; the caller frees p). */
+struct proj_text {
+	char *p;
+	size_t len, cap;
+};
+/* Room proj_entries_text leaves after what it appends, for the caller's
+ * closing bytes (the server's envelope) without another copy. */
+#define PROJ_TEXT_SPARE 64u
+
+/*
+ * getChangelogEntries (seed: the seed's bare array, params ignored) with
+ * the result appended to *out as JSON text: the bytes jansson writes
+ * (compact) for the result proj_query (or proj_seed_entries) gives in the
+ * same state, put together from the entry text cache (texts.c) and the
+ * members around the entries as jansson writes them. Same refusals as
+ * proj_query. 0 with nothing appended when *ctx->unready was set.
+ */
+int proj_entries_text(struct proj *p, json_t *params, int seed, const struct proj_qctx *ctx,
+		      struct proj_text *out, struct cl_fail *fail);
 
 /* Check every invariant of the state (counts, trees, statuses); 0 or CL_ESTATE
  * with a description in why (why may be NULL). Slow: for audit and tests. */

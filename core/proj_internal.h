@@ -72,7 +72,10 @@ struct pentry {
 	uint32_t title_n, body_n, author, version; /* version = 1 + edits + status changes */
 	uint32_t nhist, caphist;
 	uint8_t kind, status;
-	uint64_t act_seq;     /* seq of its latest event (entry.* or comment.added) */
+	uint32_t esc;         /* title and body as JSON strings, bytes; 0 = not
+	                         measured since the last change (query.c) */
+	uint64_t act_seq;     /* seq of its latest event (entry.* or comment.added):
+	                         also the version of its JSON view (texts.c) */
 };
 
 /*
@@ -125,7 +128,44 @@ struct ptoken {
 	uint8_t revoked;
 };
 
+/* A webhook endpoint (webhook.created); deleted ones stay, url freed. */
+struct pwebhook {
+	char *url;            /* malloc'd, NUL-terminated; NULL once deleted */
+	uint32_t url_n;
+	uint32_t mask;        /* event types it gets (ev_types_mask) */
+	uint8_t nonce[EV_HASH_LEN];
+	uint64_t seq;         /* its webhook.created */
+	uint64_t deleted_seq; /* its webhook.deleted, or 0 */
+	int64_t created;
+	uint32_t creator;
+};
+
 struct parena_chunk;
+
+/*
+ * The entry text cache (core/texts.c): each entry's JSON view, serialized,
+ * kept with the act_seq it was made at. An entry's view changes only with
+ * an event that moves its act_seq (entry.*, comment.added: its comment
+ * count and last_activity), so a text is valid while act == act_seq and
+ * needs no invalidation; a stale one waits to be evicted or replaced.
+ * Slots are indexed by entry id - 1 (grown on first use); texts with a
+ * text are on one LRU list (prev/next: entry ids, 0 = none).
+ */
+struct ptext_slot {
+	char *text;           /* malloc'd, n bytes (no NUL), or NULL */
+	uint64_t act;         /* act_seq of the entry when it was made */
+	uint32_t n, prev, next;
+	uint32_t stamp;       /* the page that last used it (never evicted by it) */
+};
+
+struct ptexts {
+	struct ptext_slot *slot;
+	uint32_t cap;         /* slots */
+	uint32_t head, tail;  /* most and least recently used (entry ids) */
+	uint32_t stamp;       /* the page being put together */
+	size_t bytes, max;    /* held (texts + malloc's 16 per text), and the cap */
+	uint64_t made, hits;  /* texts serialized, texts reused */
+};
 
 #define POOL_CLASSES 128          /* pooled block sizes 8, 16, .. 1024 bytes */
 
@@ -155,9 +195,12 @@ struct proj {
 	uint64_t by_status[5];       /* entries per enum cl_status */
 	uint64_t by_kind[4];         /* entries per enum cl_kind */
 	uint32_t admins;             /* users with ROLE_ADMIN */
+	struct pwebhook *webhooks;   /* by id - 1 */
+	uint32_t nwebhooks, cap_webhooks, live_webhooks;
 	struct pact *act;            /* the activity index, see struct pact */
 	uint32_t nact, cap_act;
 	struct parena arena;
+	struct ptexts texts;         /* serialized entries (texts.c) */
 	/*
 	 * proj_prepare also faults in the entry and comment arrays ahead of
 	 * the records being written: the lock keeps grow (which may move an
@@ -248,6 +291,21 @@ int proj_i_read_judge(const struct proj *p, uint64_t user, uint64_t entry, uint6
 int proj_i_q_unread(const struct proj *p, const struct proj_qctx *ctx, json_t **result,
 		    struct cl_fail *fail);
 int proj_i_read_check(const struct proj *p, char *why, size_t wl);
+
+/*
+ * The entry text cache (texts.c). proj_i_texts_page begins a page: the
+ * texts it uses from then until the next call are not evicted for it.
+ * proj_i_text: entry id's text if kept and current (marked used), else
+ * NULL. proj_i_text_make: serialize it (proj_entry_json, compact) and keep
+ * it; NULL on ENOMEM. proj_i_texts_free: at proj_free. The page's texts
+ * stay valid until proj_i_texts_trim.
+ */
+void proj_i_texts_page(struct proj *p);
+const char *proj_i_text(struct proj *p, uint32_t id, size_t *n);
+const char *proj_i_text_make(struct proj *p, uint32_t id, size_t *n);
+void proj_i_texts_free(struct proj *p);
+/* Drop the least recently used texts down to the cap (after a page). */
+void proj_i_texts_trim(struct proj *p);
 
 /* last_activity of an entry: max(updated, created of its last comment). */
 int64_t proj_i_last_activity(const struct proj *p, const struct pentry *e);

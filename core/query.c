@@ -152,10 +152,17 @@ static uint64_t json_str_size(const char *s, size_t n)
 	return size;
 }
 
-static uint64_t entry_size(const struct pentry *e)
+/*
+ * An entry's size bound. Its strings' part is measured once per text
+ * (e->esc, cleared when an edit changes them): measuring 16 MiB of bodies
+ * for every page took a tenth of the server's time under big pages.
+ */
+static uint64_t entry_size(struct pentry *e)
 {
-	return SIZE_ENTRY + json_str_size(proj_i_title(e), e->title_n) +
-	       json_str_size(proj_i_body(e), e->body_n);
+	if (!e->esc)
+		e->esc = (uint32_t)(json_str_size(proj_i_title(e), e->title_n) +
+				    json_str_size(proj_i_body(e), e->body_n));
+	return SIZE_ENTRY + e->esc;
 }
 
 static uint64_t size_budget(const struct proj_qctx *ctx)
@@ -292,20 +299,21 @@ struct lrun {
 	uint64_t need;        /* ... the size bound that entry would have made */
 };
 
-/* The page being built: its array, its size and the key of its last entry. */
+/* The page being chosen: its entries' ids and walk keys, its size bound. */
 struct lpage {
-	json_t *arr;
+	uint32_t id[LIST_MAX];
+	uint64_t key[LIST_MAX];   /* id, or activity seq, of each entry taken */
+	uint64_t size[LIST_MAX];  /* ... and its size bound (with its comma) */
 	uint32_t n;
-	uint64_t last;        /* id, or activity seq, of the last entry taken */
+	uint64_t last;        /* key of the last entry taken */
 	uint64_t size_max;    /* the page's size bound may not pass this */
-	int oom;
 };
 
 /*
  * Entry id, at walk position key (its id, or its activity seq): 1 when the
- * walk is over (the page is full and one more match was seen, the entry
- * would take the page past size_max, or out of memory), else 0. A cut
- * sets next to key + 1, so that the next page starts at this entry.
+ * walk is over (the page is full and one more match was seen, or the entry
+ * would take the page past size_max), else 0. A cut sets next to key + 1,
+ * so that the next page starts at this entry.
  */
 static int list_step(const struct proj *p, const struct lfilter *f, uint64_t id, uint64_t key,
 		     struct lpage *pg, struct lrun *r)
@@ -325,10 +333,9 @@ static int list_step(const struct proj *p, const struct lfilter *f, uint64_t id,
 		r->need = r->size + size;
 		return 1;
 	}
-	if (json_array_append_new(pg->arr, proj_entry_json(p, id))) {
-		pg->oom = 1;
-		return 1;
-	}
+	pg->id[pg->n] = (uint32_t)id;
+	pg->key[pg->n] = key;
+	pg->size[pg->n] = size;
 	r->size += size;
 	pg->n++;
 	pg->last = key;
@@ -365,17 +372,16 @@ static uint32_t act_lower_bound(const struct proj *p, uint64_t cursor)
  * caller asked for less than PROJ_ANSWER_MAX and must not send such a
  * page).
  */
-static json_t *list_run(const struct proj *p, const struct lfilter *f, uint64_t work_max,
-			uint64_t size_max, struct lrun *r)
+static void list_run(const struct proj *p, const struct lfilter *f, uint64_t work_max,
+		     uint64_t size_max, struct lpage *pg, struct lrun *r)
 {
-	struct lpage pg = { json_array(), 0, 0, size_max, 0 };
-
 	memset(r, 0, sizeof *r);
+	pg->n = 0;
+	pg->last = 0;
+	pg->size_max = size_max;
 	r->size = SIZE_FRAME + 2;
-	if (!pg.arr)
-		return NULL;
 	if (f->by_author && !f->author)
-		return pg.arr;
+		return;
 	if (f->by_activity) {
 		uint32_t pos = f->cursor ? act_lower_bound(p, f->cursor) : p->nact;
 
@@ -384,7 +390,7 @@ static json_t *list_run(const struct proj *p, const struct lfilter *f, uint64_t 
 
 			if (!proj_i_act_live(p, a))
 				r->work += PROJ_WORK_STALE;
-			else if (list_step(p, f, a->entry, a->seq, &pg, r))
+			else if (list_step(p, f, a->entry, a->seq, pg, r))
 				break;
 			if (r->work >= work_max && pos > 0) {
 				r->next = a->seq;
@@ -398,7 +404,7 @@ static json_t *list_run(const struct proj *p, const struct lfilter *f, uint64_t 
 		if (f->cursor && f->cursor - 1 < id)
 			id = f->cursor - 1;
 		for (; id >= 1; id--) {
-			if (list_step(p, f, id, id, &pg, r))
+			if (list_step(p, f, id, id, pg, r))
 				break;
 			if (r->work >= work_max && id > 1) {
 				r->next = id;
@@ -407,11 +413,20 @@ static json_t *list_run(const struct proj *p, const struct lfilter *f, uint64_t 
 			}
 		}
 	}
-	if (pg.oom) {
-		json_decref(pg.arr);
-		return NULL;
+}
+
+/* The chosen entries as a JSON array (proj_query's form). */
+static json_t *list_array(const struct proj *p, const struct lpage *pg)
+{
+	json_t *arr = json_array();
+
+	for (uint32_t i = 0; arr && i < pg->n; i++) {
+		if (json_array_append_new(arr, proj_entry_json(p, pg->id[i]))) {
+			json_decref(arr);
+			arr = NULL;
+		}
 	}
-	return pg.arr;
+	return arr;
 }
 
 /*
@@ -452,63 +467,241 @@ static uint64_t list_count(const struct proj *p, const struct lfilter *f, uint64
 	return total;
 }
 
-static int q_entries(struct proj *p, json_t *params, const struct proj_qctx *ctx,
-		     json_t **result, struct cl_fail *fail)
+/* What one listing found: the page chosen, how the walk went, the count. */
+struct lres {
+	struct lpage pg;
+	struct lrun r;
+	int count, total_partial;
+	uint64_t total;
+};
+
+/*
+ * The walk of getChangelogEntries with params, or (params NULL) the
+ * seed's: limit 500, no filters, the default budgets.
+ */
+static int list_query(struct proj *p, json_t *params, const struct proj_qctx *ctx,
+		      struct lres *o, struct cl_fail *fail)
 {
 	uint64_t work_max = ctx && ctx->work_max ? ctx->work_max : PROJ_QUERY_WORK;
 	struct lfilter f;
-	struct lrun r;
-	json_t *arr;
-	uint64_t total = 0;
-	int total_partial = 0, rc;
+	int rc = 0;
 
-	rc = list_params(p, params, &f, fail);
-	arr = rc ? NULL : list_run(p, &f, work_max, size_budget(ctx), &r);
-	if (arr && f.count)
-		total = list_count(p, &f, work_max, &r.work, &total_partial);
+	memset(&f, 0, sizeof f);
+	f.limit = LIST_MAX;
+	if (params)
+		rc = list_params(p, params, &f, fail);
+	else
+		work_max = PROJ_QUERY_WORK;
+	o->count = f.count;
+	o->total = 0;
+	o->total_partial = 0;
+	if (!rc) {
+		list_run(p, &f, work_max, size_budget(ctx), &o->pg, &o->r);
+		if (f.count)
+			o->total = list_count(p, &f, work_max, &o->r.work, &o->total_partial);
+	}
 	search_release(&f.q);
 	if (rc)
 		return rc;
-	if (ctx && ctx->work)
-		*ctx->work += r.work;
+	if (params && ctx && ctx->work)
+		*ctx->work += o->r.work;
+	return 0;
+}
+
+/* Tell the caller the page's size bound and whether the size budget cut it. */
+static void list_report(const struct proj_qctx *ctx, const struct lres *o)
+{
 	if (ctx && ctx->size)
-		*ctx->size = r.cut ? r.need : r.size;
-	if (ctx && ctx->cut && r.cut)
+		*ctx->size = o->r.cut ? o->r.need : o->r.size;
+	if (ctx && ctx->cut && o->r.cut)
 		*ctx->cut = 1;
+}
+
+/* The result object around the entries array arr (stolen). */
+static json_t *list_result(const struct lres *o, json_t *arr)
+{
+	json_t *res;
+
 	if (!arr)
-		return proj_i_fail(fail, CMD_INTERNAL, "out of memory");
-	*result = json_pack("{s:o,s:o}", "entries", arr, "next_cursor",
-			    r.next ? json_integer((json_int_t)r.next) : json_null());
-	if (*result && ((r.partial && json_object_set_new_nocheck(*result, "partial", json_true())) ||
-			(f.count && json_object_set_new_nocheck(*result, "total",
-								json_integer((json_int_t)total))) ||
-			(total_partial &&
-			 json_object_set_new_nocheck(*result, "total_partial", json_true())))) {
-		json_decref(*result);
-		*result = NULL;
+		return NULL;
+	res = json_pack("{s:o,s:o}", "entries", arr, "next_cursor",
+			o->r.next ? json_integer((json_int_t)o->r.next) : json_null());
+	if (res && ((o->r.partial && json_object_set_new_nocheck(res, "partial", json_true())) ||
+		    (o->count && json_object_set_new_nocheck(res, "total",
+							     json_integer((json_int_t)o->total))) ||
+		    (o->total_partial &&
+		     json_object_set_new_nocheck(res, "total_partial", json_true())))) {
+		json_decref(res);
+		res = NULL;
 	}
+	return res;
+}
+
+static int q_entries(struct proj *p, json_t *params, const struct proj_qctx *ctx,
+		     json_t **result, struct cl_fail *fail)
+{
+	struct lres o;
+	int rc = list_query(p, params, ctx, &o, fail);
+
+	if (rc)
+		return rc;
+	list_report(ctx, &o);
+	*result = list_result(&o, list_array(p, &o.pg));
 	return *result ? 0 : proj_i_fail(fail, CMD_INTERNAL, "out of memory");
 }
 
 json_t *proj_seed_entries_in(struct proj *p, const struct proj_qctx *ctx)
 {
-	struct lfilter f;
-	struct lrun r;
-	json_t *arr;
+	struct lres o;
 
-	memset(&f, 0, sizeof f);
-	f.limit = LIST_MAX;
-	arr = p ? list_run(p, &f, PROJ_QUERY_WORK, size_budget(ctx), &r) : NULL;
-	if (arr && ctx && ctx->size)
-		*ctx->size = r.cut ? r.need : r.size;
-	if (arr && ctx && ctx->cut && r.cut)
-		*ctx->cut = 1;
-	return arr;
+	if (!p || list_query(p, NULL, ctx, &o, NULL))
+		return NULL;
+	list_report(ctx, &o);
+	return list_array(p, &o.pg);
 }
 
 json_t *proj_seed_entries(struct proj *p)
 {
 	return proj_seed_entries_in(p, NULL);
+}
+
+/* ---- the same listings as text ---------------------------------------------- */
+
+/* Room for n more bytes (and PROJ_TEXT_SPARE for the caller), grown exactly. */
+static int text_room(struct proj_text *out, size_t n)
+{
+	size_t want = out->len + n + PROJ_TEXT_SPARE;
+	char *np;
+
+	if (want <= out->cap)
+		return 0;
+	if (!(np = realloc(out->p, want)))
+		return CL_ENOMEM;
+	out->p = np;
+	out->cap = want;
+	return 0;
+}
+
+static void text_put(struct proj_text *out, const void *s, size_t n)
+{
+	memcpy(out->p + out->len, s, n);
+	out->len += n;
+}
+
+/*
+ * The page's texts: from the cache, or made within the caller's budget of
+ * fresh bytes. Returns how many of the page's entries have their text
+ * (all of them, or the cut: fewer), or -1 when the budget ran out and the
+ * caller waits (*ctx->unready); CL_ENOMEM as -2.
+ */
+static long list_texts(struct proj *p, const struct lres *o, int seed,
+		       const struct proj_qctx *ctx, const char **txt, size_t *tn)
+{
+	uint64_t *left = ctx ? ctx->fresh_left : NULL;
+	int wait = ctx && ctx->unready;
+
+	proj_i_texts_page(p);
+	for (uint32_t i = 0; i < o->pg.n; i++)
+		txt[i] = proj_i_text(p, o->pg.id[i], &tn[i]);
+	for (uint32_t i = 0; i < o->pg.n; i++) {
+		if (txt[i])
+			continue;
+		if (left && *left == 0 && !(seed && !wait) && !(i == 0 && !wait)) {
+			if (wait) {
+				*ctx->unready = 1;
+				return -1;
+			}
+			return (long)i;   /* the page ends before entry i */
+		}
+		if (!(txt[i] = proj_i_text_make(p, o->pg.id[i], &tn[i])))
+			return -2;
+		if (left)
+			*left = *left > tn[i] ? *left - tn[i] : 0;
+	}
+	return (long)o->pg.n;
+}
+
+int proj_entries_text(struct proj *p, json_t *params, int seed, const struct proj_qctx *ctx,
+		      struct proj_text *out, struct cl_fail *fail)
+{
+	static const char head[] = "{\"entries\":[";
+	const char *txt[LIST_MAX];
+	size_t tn[LIST_MAX], total, hn = sizeof head - 1;
+	char *tail = NULL;
+	struct lres o;
+	long k;
+	int rc;
+
+	if (!p || !out)
+		return proj_i_fail(fail, CMD_INTERNAL, "bad call");
+	if (!seed && (!params || json_is_null(params)))
+		params = NULL;
+	else if (!seed && !json_is_object(params))
+		return proj_i_fail(fail, CMD_BAD_REQUEST, "params must be an object");
+	if (!seed && !params) {
+		json_t *empty = json_object();
+
+		if (!empty)
+			return proj_i_fail(fail, CMD_INTERNAL, "out of memory");
+		rc = list_query(p, empty, ctx, &o, fail);
+		json_decref(empty);
+	} else {
+		rc = list_query(p, seed ? NULL : params, ctx, &o, fail);
+	}
+	if (rc)
+		return rc;
+	k = list_texts(p, &o, seed, ctx, txt, tn);
+	if (k == -1) {
+		proj_i_texts_trim(p);
+		return 0;
+	}
+	if (k < 0)
+		return proj_i_fail(fail, CMD_INTERNAL, "out of memory");
+	if ((uint32_t)k < o.pg.n) {
+		/* cut by the fresh budget: as a size cut, the next page starts there */
+		o.r.next = o.pg.key[k] + 1;
+		o.r.partial = 1;
+		for (uint32_t i = (uint32_t)k; i < o.pg.n; i++)
+			o.r.size -= o.pg.size[i];
+		o.pg.n = (uint32_t)k;
+		if (ctx && ctx->fresh_cut)
+			*ctx->fresh_cut = 1;
+	}
+	list_report(ctx, &o);
+	total = o.pg.n ? o.pg.n - 1 : 0;
+	for (uint32_t i = 0; i < o.pg.n; i++)
+		total += tn[i];
+	if (seed) {
+		hn = 1;
+		total += 2;
+	} else {
+		/* everything but the entries, by jansson: {"entries":[],"next_cursor":... */
+		json_t *res = list_result(&o, json_array());
+
+		tail = res ? json_dumps(res, JSON_COMPACT) : NULL;
+		json_decref(res);
+		if (!tail)
+			return proj_i_fail(fail, CMD_INTERNAL, "out of memory");
+		CL_ASSERT(strncmp(tail, head, hn) == 0 && tail[hn] == ']');
+		total += strlen(tail);
+	}
+	if (text_room(out, total)) {
+		free(tail);
+		return proj_i_fail(fail, CMD_INTERNAL, "out of memory");
+	}
+	text_put(out, seed ? "[" : head, hn);
+	for (uint32_t i = 0; i < o.pg.n; i++) {
+		if (i)
+			text_put(out, ",", 1);
+		text_put(out, txt[i], tn[i]);
+	}
+	if (seed)
+		text_put(out, "]", 1);
+	else
+		text_put(out, tail + hn, strlen(tail + hn));
+	free(tail);
+	proj_i_texts_trim(p);   /* the page is written: back under the cap */
+	return 0;
 }
 
 /* ---- getEntry, getEntryHistory -------------------------------------------- */
@@ -603,7 +796,8 @@ fail:
 /* getEntry's size bound: the entry, its status history, every comment. */
 static uint64_t entry_tree_size(const struct proj *p, const struct pentry *e)
 {
-	uint64_t size = SIZE_FRAME + entry_size(e) + (uint64_t)e->nhist * SIZE_STATUS;
+	uint64_t size = SIZE_FRAME + entry_size(&p->entries[e - p->entries]) +
+			(uint64_t)e->nhist * SIZE_STATUS;
 
 	for (uint32_t i = 0; i < e->comments.n; i++) {
 		const struct pcomment *c = &p->comments[e->comments.v[i] - 1];
@@ -821,6 +1015,48 @@ static int q_stats(struct proj *p, json_t *params, json_t **result, struct cl_fa
 	return *result ? 0 : proj_i_fail(fail, CMD_INTERNAL, "out of memory");
 }
 
+/*
+ * getWebhooks (admins): the configured endpoints, without their secrets
+ * (which never reach the projection). At most CL_MAX_WEBHOOKS live ones,
+ * so the answer is bounded by CL_MAX_WEBHOOKS * (CL_MAX_URL + types).
+ */
+static int q_webhooks(struct proj *p, json_t *params, const struct proj_qctx *ctx,
+		      json_t **result, struct cl_fail *fail)
+{
+	const struct puser *viewer = proj_i_user(p, ctx ? ctx->viewer : 0);
+	json_t *arr;
+	int rc;
+
+	if ((rc = proj_i_params_known(params, no_params, fail)))
+		return rc;
+	if (ctx && ctx->viewer && !(viewer && viewer->role == ROLE_ADMIN))
+		return proj_i_fail(fail, CMD_FORBIDDEN, "only an admin can getWebhooks");
+	if (!(arr = json_array()))
+		return proj_i_fail(fail, CMD_INTERNAL, "out of memory");
+	for (uint32_t id = 1; id <= p->nwebhooks; id++) {
+		const struct pwebhook *w = &p->webhooks[id - 1];
+		json_t *types, *o;
+
+		if (!w->url)
+			continue;
+		types = json_array();
+		for (int t = EV_NONE + 1; types && t < EV__COUNT; t++)
+			if ((w->mask & (1u << t)) && json_array_append_new(types,
+									   json_string(ev_type_name(t))))
+				break;
+		o = json_pack("{s:I,s:s%,s:o,s:b,s:o,s:I,s:I}", "id", (json_int_t)id, "url", w->url,
+			      (size_t)w->url_n, "events", types, "all", w->mask == EV_TYPES_ALL,
+			      "created", proj_i_iso(w->created), "created_by", (json_int_t)w->creator,
+			      "seq", (json_int_t)w->seq);
+		if (json_array_append_new(arr, o)) {
+			json_decref(arr);
+			return proj_i_fail(fail, CMD_INTERNAL, "out of memory");
+		}
+	}
+	*result = json_pack("{s:o}", "webhooks", arr);
+	return *result ? 0 : proj_i_fail(fail, CMD_INTERNAL, "out of memory");
+}
+
 /* ---- dispatch --------------------------------------------------------------- */
 
 int proj_query_by_viewer(const char *name)
@@ -867,6 +1103,8 @@ int proj_query(struct proj *p, const char *name, json_t *params,
 	else if (strcmp(name, "getUnread") == 0)
 		rc = (rc = proj_i_params_known(params, no_params, fail)) ? rc
 		     : proj_i_q_unread(p, ctx, result, fail);
+	else if (strcmp(name, "getWebhooks") == 0)
+		rc = q_webhooks(p, params, ctx, result, fail);
 	else
 		rc = proj_i_fail(fail, CMD_BAD_REQUEST, "unknown query \"%.60s\"", name);
 	json_decref(empty);

@@ -6,12 +6,10 @@
 #include "api.h"
 
 #include <ctype.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include <jansson.h>
 
@@ -52,10 +50,75 @@ static int api_reply_status(const json_t *reply)
 	return 500;
 }
 
-static void api_hold(struct api_pool *pool, struct frame *f)
+/* ---- what requests hold ------------------------------------------------ */
+
+static struct api_user **api_user_at(struct api_pool *pool, uint64_t user)
 {
-	if (f)
-		pool->bytes += f->len;
+	struct api_user **at = &pool->held[(user * UINT64_C(0x9E3779B97F4A7C15)) >> 56 &
+					   (API_USER_SLOTS - 1)];
+
+	while (*at && (*at)->user != user)
+		at = &(*at)->next;
+	return at;
+}
+
+/* c is signed in as c->user: count what it holds there. 0, or -1. */
+static int api_owner_attach(struct api_conn *c)
+{
+	struct api_user **at = api_user_at(c->pool, c->user);
+
+	if (!*at) {
+		if (!(*at = calloc(1, sizeof **at)))
+			return -1;
+		(*at)->user = c->user;
+	}
+	(*at)->refs++;
+	c->owner = *at;
+	return 0;
+}
+
+/* c's transaction is over (it holds nothing now). */
+static void api_owner_detach(struct api_conn *c)
+{
+	struct api_user **at;
+
+	if (!c->owner)
+		return;
+	at = api_user_at(c->pool, c->owner->user);
+	if (*at == c->owner && --c->owner->refs == 0) {
+		*at = c->owner->next;
+		free(c->owner);
+	}
+	c->owner = NULL;
+}
+
+/* c holds n bytes more (add) or fewer. */
+static void api_bytes(struct api_conn *c, size_t n, int add)
+{
+	if (add) {
+		c->pool->bytes += n;
+		if (c->owner)
+			c->owner->bytes += n;
+	} else {
+		c->pool->bytes -= n;
+		if (c->owner)
+			c->owner->bytes -= n;
+	}
+}
+
+size_t api_room(const struct api_conn *c, size_t cap)
+{
+	const struct api_pool *pool = c->pool;
+	size_t room = pool->bytes >= pool->lim.max_memory ? 0 : pool->lim.max_memory - pool->bytes;
+
+	if (c->owner && c->owner->bytes) {
+		size_t q = c->owner->bytes >= pool->lim.max_queue ? 0 :
+			   pool->lim.max_queue - c->owner->bytes;
+
+		if (q < room)
+			room = q;
+	}
+	return room < cap ? room : cap;
 }
 
 /* Reply with f (taken) and status; write once the socket is writable. */
@@ -68,7 +131,7 @@ static int api_send(struct api_conn *c, int status, struct frame *f)
 	c->sent = 0;
 	c->hdr_sent = 0;
 	c->state = API_REPLY;
-	api_hold(c->pool, f);
+	api_bytes(c, f->len, 1);
 	if (status >= 400)
 		c->pool->m->api_refused++;
 	lws_callback_on_writable(c->wsi);
@@ -95,7 +158,7 @@ static int api_refuse(struct api_conn *c, int code, const char *message)
 static void api_release_body(struct api_conn *c)
 {
 	if (c->body) {
-		c->pool->bytes -= c->bexp;
+		api_bytes(c, c->bexp, 0);
 		free(c->body);
 		c->body = NULL;
 	}
@@ -107,10 +170,11 @@ static void api_reset(struct api_conn *c)
 {
 	api_release_body(c);
 	if (c->out) {
-		c->pool->bytes -= c->out->len;
+		api_bytes(c, c->out->len, 0);
 		frame_unref(c->out);
 		c->out = NULL;
 	}
+	api_owner_detach(c);
 	c->state = API_IDLE;
 	c->get = c->close = c->www_auth = c->session = 0;
 	memset(c->set_cookie, 0, sizeof c->set_cookie);   /* it held a session value */
@@ -259,66 +323,38 @@ void api_wsi_closed(struct lws *wsi)
 
 void api_pool_release(struct api_pool *pool)
 {
-	free(pool->users);
-	pool->users = NULL;
-	pool->nusers = 0;
+	size_t i;
+
+	for (i = 0; i < API_USER_SLOTS; i++) {
+		struct api_user *u, *nx;
+
+		for (u = pool->held[i]; u; u = nx) {
+			nx = u->next;
+			free(u);
+		}
+		pool->held[i] = NULL;
+	}
 	pbuf_free(&pool->fbuf);
 }
 
-/* ---- limits -------------------------------------------------------------- */
-
-static int64_t api_mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-/*
- * Take one request from b. 0 if allowed, else the seconds until one is
- * (the Retry-After). The bucket starts full.
- */
-static int api_take(struct api_bucket *b, const struct api_limits *lim, int64_t now)
-{
-	double wait;
-
-	if (b->refill_us == 0) {
-		b->tokens = lim->burst;
-		b->refill_us = now;
-	}
-	b->tokens += (double)(now - b->refill_us) * lim->rate / 1e6;
-	if (b->tokens > lim->burst)
-		b->tokens = lim->burst;
-	b->refill_us = now;
-	if (b->tokens >= 1.0) {
-		b->tokens -= 1.0;
-		return 0;
-	}
-	wait = lim->rate > 0 ? ceil((1.0 - b->tokens) / lim->rate) : 3600;
-	return wait < 1 ? 1 : wait > 3600 ? 3600 : (int)wait;
-}
-
-/* The user's bucket (users are few: one slot per user id up to the highest). */
-static struct api_bucket *api_user_bucket(struct api_pool *pool, uint64_t user)
-{
-	if (user >= pool->nusers) {
-		size_t n = (size_t)user + 16;
-		struct api_bucket *b;
-
-		if (user > proj_user_count(pool->proj) + 16)
-			return NULL;
-		b = realloc(pool->users, n * sizeof *b);
-		if (!b)
-			return NULL;
-		memset(b + pool->nusers, 0, (n - pool->nusers) * sizeof *b);
-		pool->users = b;
-		pool->nusers = n;
-	}
-	return &pool->users[user];
-}
-
 /* ---- requests ------------------------------------------------------------ */
+
+/* One request from c->user's budget, shared with the user's websockets
+ * (net/ratelimit.h): 0; 1 refused (429, Retry-After); -1 out of memory. */
+static int api_user_take(struct api_conn *c, int64_t now)
+{
+	struct rl_users *t = c->pool->users;
+	struct rl_bucket *ub = rl_user(t, c->user, now);
+	int wait;
+
+	if (!ub)
+		return -1;
+	if (!(wait = rl_take(ub, &t->rate, now)))
+		return 0;
+	c->retry_after = wait;
+	return api_refuse(c, CMD_RATE_LIMITED, "too many requests from this user (all its "
+			  "connections); slow down");
+}
 
 int api_path(struct lws *wsi)
 {
@@ -435,16 +471,19 @@ static json_t *api_value(const char *name, const char *v)
 static int api_args(struct api_conn *c, json_t *params)
 {
 	char frag[API_ARG_MAX + 1], msg[200];
-	int i, n;
+	int i, n, nargs = 0;
 
-	for (i = 0;; i++) {
+	/* lws gives an empty fragment (length 0, as for none) for "&&" or a
+	 * leading "&": look at every one it may hold, not just up to the first
+	 * empty one (lws drops a request with more than it can hold) */
+	for (i = 0; i < API_MAX_FRAGS; i++) {
 		char *eq, *name, *val;
 		json_t *old, *v;
 		int flen = lws_hdr_fragment_length(c->wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
 
 		if (flen <= 0)
-			return 0;
-		if (i >= API_MAX_ARGS)
+			continue;
+		if (++nargs > API_MAX_ARGS)
 			return api_refuse(c, CMD_BAD_REQUEST, "too many query parameters (at most 64)");
 		if (flen > API_ARG_MAX)
 			return api_refuse(c, CMD_TOO_LARGE, "a query parameter is longer than 1024 "
@@ -452,8 +491,13 @@ static int api_args(struct api_conn *c, json_t *params)
 		n = lws_hdr_copy_fragment(c->wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i);
 		if (n < 0)
 			return -1;
-		if (n == 0)
+		/* lws 4.1.6 links a fragment "/" of its own after a trailing
+		 * "&": no parameter is named "/", so it is skipped */
+		if (n == 0 || (n == 1 && frag[0] == '/'))
 			continue;
+		if (!cl_utf8_valid(frag, (size_t)n))
+			return api_refuse(c, CMD_BAD_REQUEST, "a query parameter is not valid UTF-8 "
+					  "(after %-decoding)");
 		name = frag;
 		eq = strchr(frag, '=');
 		if (eq)
@@ -486,6 +530,7 @@ static int api_args(struct api_conn *c, json_t *params)
 		if (json_array_append_new(old, v))
 			return -1;
 	}
+	return 0;
 }
 
 /* A positive decimal id in a path segment of exactly len bytes, else 0. */
@@ -598,6 +643,10 @@ static int api_post(struct api_conn *c, const char *rest)
 					16) < 0)
 			return api_fail(c, CMD_BAD_REQUEST, "Idempotency-Key must be 1..128 bytes");
 		c->cmd_id_len = strlen(c->cmd_id);
+		if (!cl_utf8_valid(c->cmd_id, c->cmd_id_len)) {
+			c->cmd_id_len = 0;
+			return api_fail(c, CMD_BAD_REQUEST, "Idempotency-Key must be valid UTF-8");
+		}
 	}
 	return api_read_body(c, c->pool->lim.max_body);
 }
@@ -623,6 +672,11 @@ static int api_read_body(struct api_conn *c, size_t cap)
 		c->retry_after = 1;
 		return api_fail(c, CMD_UNAVAILABLE, "the server is busy; retry later");
 	}
+	if (c->owner && c->owner->bytes && c->owner->bytes + len > c->pool->lim.max_queue) {
+		c->retry_after = 1;
+		return api_fail(c, CMD_UNAVAILABLE, "this user's earlier replies are still "
+				"unread (--max-queue); read them, then retry");
+	}
 	c->bexp = (size_t)len;
 	c->blen = 0;
 	c->body = malloc(c->bexp + 1);
@@ -630,7 +684,7 @@ static int api_read_body(struct api_conn *c, size_t cap)
 		c->bexp = 0;
 		return -1;
 	}
-	c->pool->bytes += c->bexp;
+	api_bytes(c, c->bexp, 1);
 	c->state = API_BODY;
 	if (len == 0)
 		return api_body_done(c);
@@ -664,6 +718,10 @@ static int api_session_new(struct api_conn *c, json_t *params)
 	c->www_auth = rc != 0;
 	if (rc)
 		return api_fail(c, CMD_UNAUTHORIZED, "unknown or revoked token");
+	/* a POST closes its connection, so only the user's budget bounds how
+	 * fast one token makes sessions */
+	if ((rc = api_user_take(c, rl_mono_us())))
+		return rc < 0 ? -1 : 0;
 	rc = websess_new(c->pool->ws, c->user, c->token, now, v, &expires);
 	if (rc == CL_ETOOBIG) {
 		c->retry_after = 60;
@@ -711,8 +769,9 @@ int api_http(struct api_pool *pool, struct api_conn *c, struct lws *wsi)
 {
 	char *uri = NULL;
 	int ulen = 0, meth, wait;
-	int64_t now = api_mono_us();
-	struct api_bucket *ub, *cb;
+	int64_t now = rl_mono_us();
+	struct rl_rate cr = { pool->lim.rate, pool->lim.burst };
+	struct rl_bucket *cb;
 
 	if (c->state != API_IDLE)
 		api_reset(c);
@@ -733,7 +792,7 @@ int api_http(struct api_pool *pool, struct api_conn *c, struct lws *wsi)
 			return -1;
 		lws_set_opaque_user_data(wsi, cb);
 	}
-	if ((wait = api_take(cb, &pool->lim, now))) {
+	if ((wait = rl_take(cb, &cr, now))) {
 		c->retry_after = wait;
 		return api_fail(c, CMD_RATE_LIMITED, "too many requests; slow down");
 	}
@@ -749,12 +808,14 @@ int api_http(struct api_pool *pool, struct api_conn *c, struct lws *wsi)
 	if ((wait = api_auth(c)))
 		return wait < 0 ? -1 : 0;     /* refused: the reply is set */
 	c->www_auth = 0;
-	ub = api_user_bucket(pool, c->user);
-	if (!ub)
+	if ((wait = api_user_take(c, now)))
+		return wait < 0 ? -1 : 0;
+	if (api_owner_attach(c))
 		return -1;
-	if ((wait = api_take(ub, &pool->lim, now))) {
-		c->retry_after = wait;
-		return api_fail(c, CMD_RATE_LIMITED, "too many requests from this user; slow down");
+	if (c->owner->bytes >= pool->lim.max_queue) {
+		c->retry_after = 1;
+		return api_fail(c, CMD_UNAVAILABLE, "this user's earlier replies are still "
+				"unread (--max-queue); read them, then retry");
 	}
 	if (meth == LWSHUMETH_POST)
 		return api_post(c, uri + 8);

@@ -18,9 +18,13 @@
  * Every cost is bounded before the work (each limit in docs/http-api.md):
  * the body (Content-Length, at most lim.max_body; read into a buffer of
  * exactly that size), the query string (API_MAX_ARGS parameters of at most
- * API_ARG_MAX bytes), the request rate per connection and per user
- * (lim.rate, lim.burst: 429 with Retry-After), and the bytes all API
- * requests hold at once (bodies and replies, lim.max_memory: 503). Headers
+ * API_ARG_MAX bytes), the request rate per connection (lim.rate,
+ * lim.burst) and per user (one budget with the user's websockets:
+ * net/ratelimit.h; 429 with Retry-After), and the bytes all API
+ * requests hold at once (bodies and replies, lim.max_memory: 503), and
+ * those of one user's requests (lim.max_queue: 503, and its answers are cut
+ * to what is left, so that one member with unread replies cannot make the
+ * API busy for everyone). Headers
  * are bounded by lws (max_http_header_data).
  *
  * A struct api_conn is the lws per-session data of an HTTP transaction bound
@@ -43,10 +47,12 @@
 #include "metrics.h"
 #include "proto.h"
 #include "push.h"
+#include "ratelimit.h"
 #include "websess.h"
 
 #define API_MAX_ARGS 64        /* query-string parameters */
 #define API_ARG_MAX 1024       /* bytes of one name=value */
+#define API_MAX_FRAGS 256      /* fragments looked at (empty ones too; lws holds fewer) */
 #define API_WRITE_CHUNK 65536  /* reply bytes per write */
 #define API_SESSION_BODY 1024  /* POST /session: {"token":"..."} */
 #define API_CSRF_HEADER "x-requested-with:"   /* what a cross-site form cannot send */
@@ -55,8 +61,11 @@ struct api_conn;
 
 struct api_limits {
 	size_t max_body;           /* request body bytes (--max-msg): more is 413 */
-	double rate, burst;        /* requests/s and burst, per connection and per user */
+	double rate, burst;        /* requests/s and burst, per connection */
 	size_t max_memory;         /* bodies + replies of all requests: more is 503 */
+	size_t max_queue;          /* ... of one user's requests (--max-queue): a user
+	                              that holds this much gets 503 until its
+	                              replies are read; one answer always fits */
 	int body_secs;             /* a body must arrive within this (--handshake-timeout) */
 };
 
@@ -66,10 +75,15 @@ typedef int (*api_request_fn)(void *arg, struct api_conn *c, struct req *r);
 /* c is closing with its request still queued: forget it there. */
 typedef void (*api_forget_fn)(void *arg, struct api_conn *c);
 
-struct api_bucket {
-	double tokens;
-	int64_t refill_us;         /* 0: not used yet (full) */
+/* What one user's requests hold now (only while they hold something). */
+struct api_user {
+	uint64_t user;
+	size_t bytes;              /* bodies and replies */
+	unsigned refs;             /* transactions counted here */
+	struct api_user *next;     /* the chain of its slot */
 };
+
+#define API_USER_SLOTS 256     /* chains of the table of users (a power of two) */
 
 struct api_pool {
 	/* wiring: set by the owner, kept current */
@@ -77,6 +91,8 @@ struct api_pool {
 	const struct proj *proj;   /* bearer tokens are checked against it */
 	struct websess_store *ws;  /* browser sessions (POST /session, the cookie) */
 	struct metrics *m;         /* api_requests, api_refused */
+	struct rl_users *users;    /* the users' request buckets, shared with the
+	                              websocket sessions: the server's */
 	const char *epoch;
 	const uint64_t *published; /* the last seq committed: the ETag of a GET now */
 	int stopping;              /* shutting down: 503 */
@@ -85,9 +101,9 @@ struct api_pool {
 	void *arg;
 
 	/* the pool's own */
-	struct api_bucket *users;  /* per-user rate, indexed by user id */
-	size_t nusers;
 	size_t bytes;              /* bodies and replies held now */
+	struct api_user *held[API_USER_SLOTS];  /* ... per user: one entry per user
+	                              with a transaction in progress */
 	struct pbuf fbuf;          /* serializing replies */
 };
 
@@ -103,6 +119,7 @@ struct api_conn {
 	int session;               /* POST /session (else a command) */
 	int close;                 /* close after the reply (a body left unread) */
 	uint64_t user, token;
+	struct api_user *owner;    /* user's entry in pool->held once signed in */
 	char name[64];             /* the command */
 	char cmd_id[CL_MAX_CMD_ID + 1];
 	size_t cmd_id_len;         /* 0: no Idempotency-Key */
@@ -136,6 +153,10 @@ void api_wsi_closed(struct lws *wsi);
 
 /* After the commit: r (queued by c) is answered; takes its reply. */
 void api_deliver(struct api_conn *c, struct req *r);
+
+/* Room for the answer to c's request, at most cap: what is left of
+ * lim.max_memory, and of lim.max_queue if c's user holds anything. */
+size_t api_room(const struct api_conn *c, size_t cap);
 
 /* The HTTP status for a protocol error code (enum cmd_code). */
 int api_status_of(int code);

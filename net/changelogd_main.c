@@ -77,6 +77,9 @@ static void usage(FILE *f)
 "  --forward-user-max N  ... of one user (8)\n"
 "  --forward-timeout SECS  an edge's wait for the writer's reply (5)\n"
 "  --session-days N    a browser stays signed in N days (default 30)\n"
+"  --webhook-timeout SECS  one webhook request, connect to answer (default 10)\n"
+"  --webhook-retry-min MS  first retry of a failed webhook request (default 1000)\n"
+"  --webhook-retry-max MS  retries double up to this (default 600000: 10 min)\n"
 "  --nosync            no fsync on commit (benchmarks only: loses data on\n"
 "                      power failure)\n"
 "  -v, --verbose       debug logging\n"
@@ -85,6 +88,29 @@ static void usage(FILE *f)
 "\n"
 "BYTES take a K, M or G suffix (powers of 1024). SIGHUP reloads the\n"
 "certificate and key; SIGTERM and SIGINT stop cleanly.\n");
+}
+
+/* --nats: one URL or "a,b,c" (net/natsconn.c hands a list to libnats) */
+static int nats_urls_ok(const char *arg)
+{
+	const char *p = arg;
+	int n = 0;
+
+	if (strlen(arg) >= 4096)
+		return 0;
+	for (;;) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+
+		while (len && *p == ' ')
+			p++, len--;
+		if (++n > 16 || !((len > 7 && strncmp(p, "nats://", 7) == 0) ||
+				  (len > 6 && strncmp(p, "tls://", 6) == 0)))
+			return 0;
+		if (!end)
+			return 1;
+		p = end + 1;
+	}
 }
 
 static int parse_u64(const char *s, unsigned long long max, unsigned long long *out)
@@ -170,7 +196,7 @@ enum {
 	OPT_NOSYNC, OPT_CONFIG, OPT_CHECK, OPT_VERSION, OPT_MAPSIZE, OPT_SESSDAYS,
 	OPT_NATS, OPT_NATS_STREAM, OPT_NATS_CREDS, OPT_NATS_REPLICAS, OPT_NATS_MAXMSGS,
 	OPT_NATS_MAXBYTES, OPT_EDGE, OPT_FWDMAX, OPT_FWDUSER, OPT_FWDSECS,
-	OPT_USERRATE, OPT_USERBURST,
+	OPT_USERRATE, OPT_USERBURST, OPT_HOOK_TIMEOUT, OPT_HOOK_MIN, OPT_HOOK_MAX,
 };
 
 static const struct option longopts[] = {
@@ -210,6 +236,9 @@ static const struct option longopts[] = {
 	{ "forward-user-max", required_argument, NULL, OPT_FWDUSER },
 	{ "forward-timeout", required_argument, NULL, OPT_FWDSECS },
 	{ "session-days", required_argument, NULL, OPT_SESSDAYS },
+	{ "webhook-timeout", required_argument, NULL, OPT_HOOK_TIMEOUT },
+	{ "webhook-retry-min", required_argument, NULL, OPT_HOOK_MIN },
+	{ "webhook-retry-max", required_argument, NULL, OPT_HOOK_MAX },
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "check-config", no_argument, NULL, OPT_CHECK },
 	{ "version", no_argument, NULL, OPT_VERSION },
@@ -326,8 +355,9 @@ static const char *apply(void *ctx, int c, const char *arg)
 		o->map_size = b;
 		break;
 	case OPT_NATS:
-		if (strncmp(arg, "nats://", 7) != 0 && strncmp(arg, "tls://", 6) != 0)
-			bad = "--nats wants nats://HOST:PORT (or tls://, comma-separated)";
+		if (!nats_urls_ok(arg))
+			bad = "--nats wants nats://HOST:PORT (or tls://), or a comma-separated "
+			      "list of at most 16 of them";
 		o->nats.url = arg;
 		break;
 	case OPT_NATS_STREAM: o->nats.stream = arg; break;
@@ -368,6 +398,21 @@ static const char *apply(void *ctx, int c, const char *arg)
 			bad = "--session-days wants 1..3650";
 		o->session_days = (int)v;
 		break;
+	case OPT_HOOK_TIMEOUT:
+		if (parse_u64(arg, 600, &v) || v < 1)
+			bad = "--webhook-timeout wants 1..600 seconds";
+		o->webhook_timeout_ms = (long)v * 1000;
+		break;
+	case OPT_HOOK_MIN:
+		if (parse_u64(arg, 3600000, &v) || v < 10)
+			bad = "--webhook-retry-min wants 10..3600000 milliseconds";
+		o->webhook_retry_min_ms = (long)v;
+		break;
+	case OPT_HOOK_MAX:
+		if (parse_u64(arg, 86400000, &v) || v < 10)
+			bad = "--webhook-retry-max wants 10..86400000 milliseconds";
+		o->webhook_retry_max_ms = (long)v;
+		break;
 	case 'v': o->verbose = 1; break;
 	default: bad = "not a setting"; break;
 	}
@@ -383,6 +428,8 @@ int main(int argc, char **argv)
 		.max_queue = 8 * MIB, .max_memory = 512 * MIB,
 		.ring_events = 4096, .ring_bytes = 64 * MIB, .ping_secs = 30,
 		.pong_secs = 10, .handshake_secs = 10, .session_days = 30,
+		.webhook_timeout_ms = 10000, .webhook_retry_min_ms = 1000,
+		.webhook_retry_max_ms = 600000,
 		.nats = { .stream = "changelog", .replicas = 1, .max_msgs = -1, .max_bytes = -1 },
 		.fwd_max = 256, .fwd_user_max = 8, .fwd_secs = 5,
 	};

@@ -1,7 +1,8 @@
 /*
- * libver.c - the run-time libwebsockets version for --version.
+ * libver.c - the run-time libwebsockets and libcurl versions for --version.
  */
 #include <stdio.h>
+#include <curl/curl.h>
 #include <libwebsockets.h>
 
 #include "../store/libver.h"
@@ -10,7 +11,9 @@
 size_t net_libvers(struct cl_libver *v, size_t n)
 {
 	n = store_libvers(v, n);
-	return cl_libver_add(v, n, "libwebsockets", lws_get_library_version());
+	n = cl_libver_add(v, n, "libwebsockets", lws_get_library_version());
+	/* the webhook deliveries (net/webhook.c) */
+	return cl_libver_add(v, n, "libcurl", curl_version_info(CURLVERSION_NOW)->version);
 }
 
 void net_version_print(const char *prog)

@@ -126,6 +126,38 @@ static void metrics_nats_render(struct mbuf *b, const struct metrics_nats *n)
 			  strcmp(n->states[i], n->state) == 0);
 }
 
+static void metrics_webhook_family(struct mbuf *b, const struct metrics_gauges *g,
+				   const char *name, const char *help, const char *type,
+				   size_t field)
+{
+	mb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	for (size_t i = 0; i < g->nwebhooks; i++) {
+		const struct metrics_webhook *w = &g->webhooks[i];
+		uint64_t v = field == 0 ? w->lag : field == 1 ? w->deliveries :
+			     field == 2 ? w->failures : field == 3 ? w->cursor :
+			     (uint64_t)w->last_status;
+
+		mb_printf(b, "%s{webhook=\"%llu\"} %llu\n", name, (unsigned long long)w->id,
+			  (unsigned long long)v);
+	}
+}
+
+static void metrics_webhooks_render(struct mbuf *b, const struct metrics_gauges *g)
+{
+	metrics_webhook_family(b, g, "changelogd_webhook_lag_seqs",
+			       "Committed seqs this webhook has not been given yet.", "gauge", 0);
+	metrics_webhook_family(b, g, "changelogd_webhook_deliveries_total",
+			       "Deliveries this webhook answered with a 2xx.", "counter", 1);
+	metrics_webhook_family(b, g, "changelogd_webhook_failures_total",
+			       "Delivery attempts that failed (a status, no answer, a timeout).",
+			       "counter", 2);
+	metrics_webhook_family(b, g, "changelogd_webhook_cursor_seq",
+			       "Last seq delivered to (or skipped by) this webhook.", "gauge", 3);
+	metrics_webhook_family(b, g, "changelogd_webhook_last_status",
+			       "HTTP status of the last attempt (0: none yet, or no answer).",
+			       "gauge", 4);
+}
+
 static void metrics_edge_render(struct mbuf *b, const struct metrics_edge *e)
 {
 	int i;
@@ -233,6 +265,8 @@ char *metrics_render(const struct metrics *m, const struct metrics_gauges *g, si
 		metrics_nats_render(&b, g->nats);
 	if (g->edge)
 		metrics_edge_render(&b, g->edge);
+	if (g->webhooks_on)
+		metrics_webhooks_render(&b, g);
 	if (b.oom) {
 		free(b.p);
 		return NULL;

@@ -73,6 +73,12 @@ struct metrics_edge {
 	uint64_t fwd_refused;          /* over --forward-max / --forward-user-max */
 };
 
+/* One webhook endpoint's figures (net/webhook.c), copied by the caller. */
+struct metrics_webhook {
+	uint64_t id, cursor, lag, deliveries, failures;
+	long last_status;              /* HTTP status of the last attempt, 0: none */
+};
+
 /* The gauges of one page, read by the caller from their owners. */
 struct metrics_gauges {
 	unsigned connections;          /* open websocket sessions */
@@ -83,6 +89,9 @@ struct metrics_gauges {
 	const struct qcache *qc;       /* the query cache's counters */
 	const struct metrics_nats *nats;   /* NULL: not publishing to NATS */
 	const struct metrics_edge *edge;   /* NULL: not an edge */
+	const struct metrics_webhook *webhooks;   /* nwebhooks of them */
+	size_t nwebhooks;
+	int webhooks_on;               /* deliveries run here (the writer) */
 };
 
 /*

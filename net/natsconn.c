@@ -8,6 +8,28 @@
 #include <stdio.h>
 #include <string.h>
 
+/* "--nats a,b,c": libnats takes one URL in SetURL, a list in SetServers */
+static natsStatus natsconn_servers(natsOptions *no, const char *url)
+{
+	char buf[4096], *save = NULL, *tok;
+	const char *list[NATSCONN_MAX_URLS];
+	int n = 0;
+
+	if (!strchr(url, ','))
+		return natsOptions_SetURL(no, url);
+	if (strlen(url) >= sizeof buf)
+		return NATS_INVALID_ARG;
+	strcpy(buf, url);
+	for (tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+		if (n == NATSCONN_MAX_URLS)
+			return NATS_INVALID_ARG;
+		list[n++] = tok;
+	}
+	if (n == 0)
+		return NATS_INVALID_ARG;
+	return natsOptions_SetServers(no, list, n);   /* it copies the strings */
+}
+
 int natsconn_options(natsOptions **out, const char *url, const char *creds,
 		     natsConnectionHandler on_connected, natsConnectionHandler on_disconnected,
 		     void *arg, char *why, size_t cap)
@@ -28,7 +50,7 @@ int natsconn_options(natsOptions **out, const char *url, const char *creds,
 	}
 	s = natsOptions_Create(&no);
 	if (s == NATS_OK)
-		s = natsOptions_SetURL(no, url);
+		s = natsconn_servers(no, url);
 	if (s == NATS_OK)
 		s = natsOptions_SetName(no, "changelogd");
 	if (s == NATS_OK && creds)
@@ -44,7 +66,9 @@ int natsconn_options(natsOptions **out, const char *url, const char *creds,
 	if (s == NATS_OK)
 		s = natsOptions_SetDisconnectedCB(no, on_disconnected, arg);
 	if (s != NATS_OK) {
-		snprintf(why, cap, "--nats %s: %s", url, nats_GetLastError(NULL));
+		snprintf(why, cap, "--nats %s: %s", url,
+			 s == NATS_INVALID_ARG ? "not a URL or a comma-separated list of at most "
+			 "16 URLs" : nats_GetLastError(NULL));
 		natsOptions_Destroy(no);
 		return -1;
 	}

@@ -13,6 +13,7 @@
 
 /* A stream's description: this prefix, then the epoch (hex) of its log. */
 #define NATSCONN_DESC "changelogd log, epoch "
+#define NATSCONN_MAX_URLS 16   /* in one --nats list */
 
 /*
  * Connection options for url (comma-separated servers) with creds (a

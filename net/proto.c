@@ -285,6 +285,9 @@ void proto_init(struct proto_ctx *c)
 	memset(&c->outb, 0, sizeof c->outb);
 	memset(&c->keyb, 0, sizeof c->keyb);
 	memset(&c->idb, 0, sizeof c->idb);
+	memset(&c->pageb, 0, sizeof c->pageb);
+	proto_batch_begin(c);
+	c->fresh_waits = 0;
 	qcache_init(&c->qc, PROTO_QCACHE_ENTRIES, PROTO_QCACHE_BYTES);
 }
 
@@ -294,6 +297,24 @@ void proto_release(struct proto_ctx *c)
 	pbuf_free(&c->outb);
 	pbuf_free(&c->keyb);
 	pbuf_free(&c->idb);
+	free(c->pageb.p);
+	memset(&c->pageb, 0, sizeof c->pageb);
+}
+
+void proto_batch_begin(struct proto_ctx *c)
+{
+	c->fresh_left = PROTO_FRESH_BATCH;
+	c->batch_work = 0;
+}
+
+/* Empty the page buffer; give it back once it has grown past 1 MiB. */
+static void proto_page_trim(struct proto_ctx *c)
+{
+	c->pageb.len = 0;
+	if (c->pageb.cap > ((size_t)1 << 20)) {
+		free(c->pageb.p);
+		memset(&c->pageb, 0, sizeof c->pageb);
+	}
 }
 
 /*
@@ -363,7 +384,7 @@ static int proto_no_room(struct req *r)
  * with entries (a partial page, which the client continues from
  * next_cursor). Returns 0 to keep result, else what proto_compute returns.
  */
-static int proto_cut(struct req *r, json_t *result, int may_wait, int retry)
+static int proto_cut(struct req *r, int has_entries, int may_wait, int retry)
 {
 	if (may_wait) {
 		r->waiting = 1;
@@ -371,9 +392,14 @@ static int proto_cut(struct req *r, json_t *result, int may_wait, int retry)
 	}
 	if (retry)
 		return PROTO_NO_ROOM;
-	if (r->kind == REQ_QUERY && json_array_size(json_object_get(result, "entries")) > 0)
+	if (r->kind == REQ_QUERY && has_entries)
 		return 0;
 	return proto_no_room(r);
+}
+
+static int proto_has_entries(const json_t *result)
+{
+	return json_array_size(json_object_get(result, "entries")) > 0;
 }
 
 /*
@@ -399,32 +425,16 @@ static int proto_compute(struct proto_ctx *c, struct req *r, size_t room, int ma
 
 	*ans = NULL;
 	*keep = 1;
-	if (r->kind == REQ_SEED && strcmp(r->name, "getChangelogEntries") == 0 &&
-	    json_object_size(r->params) == 0) {
-		result = proj_seed_entries_in(c->proj, &q);
-		if (!result)
-			return CL_ENOMEM;
-		if (cut) {   /* a bare array cannot say it is partial */
-			json_decref(result);
-			result = NULL;
-			if (!small) {
-				r->reply = proto_error(NULL, CMD_TOO_LARGE, "the newest 500 entries are "
-						       "too large for one answer; page with "
-						       "getChangelogEntries");
-				return r->reply ? 1 : CL_ENOMEM;
-			}
-			rc = proto_cut(r, NULL, may_wait, retry);
-		}
-	} else if (proj_query(c->proj, r->name, r->params, &q, &result, &fail) < 0) {
+	if (proj_query(c->proj, r->name, r->params, &q, &result, &fail) < 0) {
 		if (!(cut && small)) {
 			r->reply = proto_error(r->kind == REQ_SEED ? NULL : r->id, fail.code,
 					       fail.message);
 			return r->reply ? 1 : CL_ENOMEM;
 		}
-		rc = proto_cut(r, NULL, may_wait, retry);
+		rc = proto_cut(r, 0, may_wait, retry);
 	} else if (cut && small) {
 		*keep = 0;   /* shaped by this moment's memory, not by the state */
-		rc = proto_cut(r, result, may_wait, retry);
+		rc = proto_cut(r, proto_has_entries(result), may_wait, retry);
 	}
 	if (rc) {
 		json_decref(result);
@@ -438,6 +448,186 @@ static int proto_compute(struct proto_ctx *c, struct req *r, size_t room, int ma
 	*ans = json_pack("{s:b,s:s,s:I,s:o}", "ok", 1, "epoch", c->epoch,
 			 "at", (json_int_t)proj_seq(c->proj), "result", result);
 	return *ans ? 0 : CL_ENOMEM;
+}
+
+/* Is r a page of getChangelogEntries (either form) that proto_page builds? */
+static int proto_is_page(const struct req *r)
+{
+	return strcmp(r->name, "getChangelogEntries") == 0 &&
+	       (r->kind == REQ_QUERY || json_object_size(r->params) == 0);
+}
+
+/*
+ * The envelope of a page, up to its result: jansson writes the envelope
+ * proto_compute would make with a result of 0, and its last two bytes
+ * ("0}") are left off; proto_page closes it after the page.
+ */
+static int proto_page_head(struct proto_ctx *c, int seed)
+{
+	json_t *env = seed ? NULL : json_pack("{s:b,s:s,s:I,s:i}", "ok", 1, "epoch", c->epoch,
+					      "at", (json_int_t)proj_seq(c->proj), "result", 0);
+	char *t = env ? json_dumps(env, JSON_COMPACT) : NULL, *np;
+	size_t n = t ? strlen(t) : 2, want = c->page_pre + n;
+
+	json_decref(env);
+	if (!seed && !t)
+		return CL_ENOMEM;
+	CL_ASSERT(seed || (n >= 2 && t[n - 2] == '0' && t[n - 1] == '}'));
+	n -= 2;
+	if (want > c->pageb.cap) {
+		if (!(np = realloc(c->pageb.p, want))) {
+			free(t);
+			return CL_ENOMEM;
+		}
+		c->pageb.p = np;
+		c->pageb.cap = want;
+	}
+	if (n)
+		memcpy(c->pageb.p + c->page_pre, t, n);
+	c->pageb.len = c->page_pre + n;
+	free(t);
+	return 0;
+}
+
+/*
+ * A page's text goes into c->pageb after c->page_pre bytes of headroom:
+ * a frame's header, LWS_PRE and the reply's "{"id":ID" (in c->idb), so
+ * that the reply frame is made of the buffer itself (proto_page_frame):
+ * a 16 MiB page is not copied again (each copy of fresh memory cost
+ * ~5 ms here, most of it page faults).
+ */
+static int proto_page_pre(struct proto_ctx *c, const struct req *r)
+{
+	static const char idk[] = "{\"id\":";
+
+	c->idb.len = 0;
+	if (r->kind == REQ_QUERY && r->id &&
+	    (pbuf_add(&c->idb, idk, sizeof idk - 1) || pbuf_dump(&c->idb, r->id, JSON_ENCODE_ANY)))
+		return CL_ENOMEM;
+	c->page_pre = FRAME_HEAD + c->idb.len;
+	return 0;
+}
+
+/*
+ * The reply frame of the page in c->pageb (len bytes of shared text at
+ * page_pre): the text's "{" becomes the "," after the id, which goes in
+ * front; the buffer becomes the frame (c->pageb is left empty).
+ */
+static struct frame *proto_page_frame(struct proto_ctx *c, size_t len)
+{
+	char *base = c->pageb.p;
+	size_t idn = c->idb.len;
+
+	if (idn) {
+		CL_ASSERT(base[c->page_pre] == '{');
+		base[c->page_pre] = ',';
+		memcpy(base + FRAME_HEAD, c->idb.p, idn);
+	}
+	memset(&c->pageb, 0, sizeof c->pageb);
+	return frame_adopt(base, idn + len);
+}
+
+/*
+ * A page (proto_is_page) within room bytes, as text in c->pageb, put
+ * together from the entry text cache: returns as proto_compute. The
+ * entries' texts the cache lacks are made within what is left of the
+ * batch's budget (c->fresh_left); a page that needs more waits for a later
+ * batch when it may (r->waiting; at most PROTO_FRESH_WAITS times), else it
+ * ends there (partial) and is not kept.
+ */
+static int proto_page(struct proto_ctx *c, struct req *r, size_t room, int may_wait, int retry,
+		      int *keep, size_t *need)
+{
+	static const char none[] = "{\"entries\":[]";
+	int cut = 0, unready = 0, fresh_cut = 0, seed = r->kind == REQ_SEED, rc = 0;
+	int can_wait = r->sess != NULL && r->held < PROTO_FRESH_WAITS;
+	uint64_t size = 0, work = 0, fresh = c->fresh_left;
+	struct proj_qctx q = { .viewer = r->user, .load = c->load, .arg = c->arg,
+			       .work = &work, .size_max = room, .size = &size, .cut = &cut,
+			       .fresh_left = &c->fresh_left, .unready = can_wait ? &unready : NULL,
+			       .fresh_cut = &fresh_cut };
+	struct cl_fail fail = { CMD_INTERNAL, "query failed" };
+	int small = room < PROTO_ANSWER_MAX, empty, failed;
+	size_t at;
+
+	*keep = 1;
+	c->pageb.len = 0;
+	if (can_wait && c->batch_work >= PROTO_WORK_BATCH) {
+		c->fresh_waits++;
+		r->waiting = 1;   /* this batch has done its pages' work */
+		return 1;
+	}
+	if (proto_page_pre(c, r) || proto_page_head(c, seed))
+		return CL_ENOMEM;
+	at = c->pageb.len;
+	failed = proj_entries_text(c->proj, r->params, seed, &q, &c->pageb, &fail) < 0;
+	c->batch_work += work + (c->pageb.len - at) / 4 + (fresh - c->fresh_left) * 4;
+	if (failed) {
+		c->pageb.len = 0;
+		if (!(cut && small)) {
+			r->reply = proto_error(seed ? NULL : r->id, fail.code, fail.message);
+			return r->reply ? 1 : CL_ENOMEM;
+		}
+		rc = proto_cut(r, 0, may_wait, retry);
+	} else if (unready) {
+		c->pageb.len = 0;
+		c->fresh_waits++;
+		r->waiting = 1;
+		return 1;
+	} else if (seed && cut) {   /* a bare array cannot say it is partial */
+		c->pageb.len = 0;
+		if (!small) {
+			r->reply = proto_error(NULL, CMD_TOO_LARGE, "the newest 500 entries are too "
+					       "large for one answer; page with getChangelogEntries");
+			return r->reply ? 1 : CL_ENOMEM;
+		}
+		rc = proto_cut(r, 0, may_wait, retry);
+	} else if (cut && small) {
+		*keep = 0;   /* shaped by this moment's memory, not by the state */
+		empty = c->pageb.len - at >= sizeof none - 1 &&
+			memcmp(c->pageb.p + at, none, sizeof none - 1) == 0;
+		rc = proto_cut(r, !empty, may_wait, retry);
+	}
+	if (rc) {
+		c->pageb.len = 0;
+		*need = size > room ? (size_t)size : room + PROTO_ANSWER_SMALL;
+		return rc;
+	}
+	if (fresh_cut)
+		*keep = 0;   /* shaped by the cache and the batch's budget */
+	if (!seed)
+		c->pageb.p[c->pageb.len++] = '}';   /* PROJ_TEXT_SPARE left room for it */
+	return 0;
+}
+
+/*
+ * Any stored query within room bytes: its shared answer text (*text, *len:
+ * in c->pageb or c->outb) and whether it may be kept (*keep); returns as
+ * proto_compute.
+ */
+static int proto_build(struct proto_ctx *c, struct req *r, size_t room, int may_wait,
+		       int retry, int *keep, size_t *need, const char **text, size_t *len)
+{
+	json_t *ans;
+	int rc;
+
+	if (proto_is_page(r)) {
+		rc = proto_page(c, r, room, may_wait, retry, keep, need);
+		if (rc == 0) {
+			*text = c->pageb.p + c->page_pre;
+			*len = c->pageb.len - c->page_pre;
+		}
+		return rc;
+	}
+	rc = proto_compute(c, r, room, may_wait, retry, &ans, keep, need);
+	if (rc)
+		return rc;
+	c->outb.len = 0;
+	rc = pbuf_dump(&c->outb, ans, JSON_ENCODE_ANY);
+	json_decref(ans);
+	*text = c->outb.p;
+	*len = c->outb.len;
+	return rc;
 }
 
 /*
@@ -524,7 +714,6 @@ static int proto_answer(struct proto_ctx *c, struct req *r)
 	int cache = proto_cacheable(c), rc, may_wait = 0, keep, retry = c->reclaim != NULL;
 	size_t room = proto_room(c, r, &may_wait), len = 0, need = 0;
 	const char *text = NULL;
-	json_t *ans;
 
 	if (cache) {
 		qcache_at(&c->qc, proj_seq(c->proj));
@@ -547,28 +736,28 @@ static int proto_answer(struct proto_ctx *c, struct req *r)
 		c->qc.misses++;
 	}
 	if (!text) {
-		rc = proto_compute(c, r, room, may_wait, retry, &ans, &keep, &need);
+		rc = proto_build(c, r, room, may_wait, retry, &keep, &need, &text, &len);
 		if (rc == PROTO_NO_ROOM) {
 			CL_ASSERT(retry);
 			if (c->reclaim(c->arg, r, need))
 				room = proto_room(c, r, &may_wait);
-			rc = proto_compute(c, r, room, may_wait, 0, &ans, &keep, &need);
+			rc = proto_build(c, r, room, may_wait, 0, &keep, &need, &text, &len);
 		}
-		if (rc)
+		if (rc) {
+			pbuf_trim(&c->outb);
+			proto_page_trim(c);
 			return rc == 1 ? 0 : rc;
-		c->outb.len = 0;
-		rc = pbuf_dump(&c->outb, ans, JSON_ENCODE_ANY);
-		json_decref(ans);
-		if (rc)
-			return rc;
+		}
 		/* not kept (too big, no memory) costs only the next miss */
 		if (cache && keep)
-			(void)qcache_put(&c->qc, c->keyb.p, c->keyb.len, c->outb.p, c->outb.len);
-		text = c->outb.p;
-		len = c->outb.len;
+			(void)qcache_put(&c->qc, c->keyb.p, c->keyb.len, text, len);
 	}
-	r->frame = proto_answer_frame(&c->idb, r, text, len);
+	if (c->pageb.p && text == c->pageb.p + c->page_pre)
+		r->frame = proto_page_frame(c, len);
+	else
+		r->frame = proto_answer_frame(&c->idb, r, text, len);
 	pbuf_trim(&c->outb);
+	proto_page_trim(c);
 	pbuf_trim(&c->keyb);
 	return r->frame ? 0 : CL_ENOMEM;
 }
@@ -664,6 +853,8 @@ static int proto_command(struct proto_ctx *ctx, struct req *r, struct evlog_txn 
 		r->reply = proto_unavailable(r->id, r->unavailable ? r->unavailable : CL_EIO);
 		return r->reply ? 0 : CL_ENOMEM;
 	}
+	if (ctx->hook_key && strcmp(r->name, "createWebhook") == 0)
+		c.hook_key = ctx->hook_key(ctx->arg);
 	rc = command_run_txn(txn, ctx->proj, &c, proto_on_event, ctx, &out);
 	if (rc)
 		return rc;

@@ -47,6 +47,35 @@ struct api_conn;
 #define PROTO_ANSWER_MAX ((size_t)PROJ_ANSWER_MAX)
 #define PROTO_ANSWER_SMALL ((size_t)4096)
 
+/*
+ * Pages of getChangelogEntries are put together from the projection's
+ * entry text cache (core/proj.h, proj_entries_text). The entries' texts it
+ * does not hold are serialized within a budget of PROTO_FRESH_BATCH bytes
+ * per batch (proto_ctx.fresh_left, which the owner resets for each batch),
+ * so that one turn of the loop serializes at most that much. A page that
+ * needs more waits for a later batch (r->waiting; what it made stays
+ * cached), at most PROTO_FRESH_WAITS times (twice what the largest page
+ * needs: a page whose texts are evicted meanwhile by other pages' still
+ * ends); after that, or for a request
+ * that cannot wait (no session), the page ends where the budget did
+ * ("partial", docs/protocol.md).
+ */
+#define PROTO_FRESH_BATCH ((uint64_t)512 << 10)
+#define PROTO_FRESH_WAITS ((unsigned)(2 * PROJ_ANSWER_MAX / PROTO_FRESH_BATCH))
+
+/*
+ * The work of one batch's pages (getChangelogEntries, either form), in the
+ * units of core's work budget (PROJ_QUERY_WORK: about 3 ns each at worst,
+ * the q search's bytes): a page counts its query's work, a quarter of the
+ * bytes it copies and four per byte of entry text it serializes. Once a
+ * batch has done PROTO_WORK_BATCH, its later pages wait for the next batch
+ * (r->waiting, at most PROTO_FRESH_WAITS times), so one turn of the loop
+ * does at most about one heavy page (a worst search, ~12 ms here; a 16 MiB
+ * copy; the fresh budget) whatever the requests: a query's own budget
+ * bounded one request, not a batch of them.
+ */
+#define PROTO_WORK_BATCH ((uint64_t)PROJ_QUERY_WORK / 2)
+
 enum req_kind {
 	REQ_BAD = 0,   /* refused at parse time: fail */
 	REQ_QUERY,     /* {"op":"query","name":...,"params":{...}} */
@@ -114,6 +143,9 @@ struct proto_ctx {
 	uint64_t committed;         /* last seq committed and applied to proj */
 	int (*load)(void *arg, uint64_t seq, json_t **out);   /* proj_qctx loader */
 	command_event_fn on_event;  /* after each event a command appended and applied */
+	/* createWebhook: the data directory's webhook key, made on first use
+	 * (store/hookkey.h); NULL if it cannot be had. NULL hook: none. */
+	const uint8_t *(*hook_key)(void *arg);
 	/*
 	 * The bytes r's answer may take now (NULL: PROTO_ANSWER_MAX), and in
 	 * *may_wait whether an answer that does not fit may wait (r->waiting)
@@ -135,7 +167,15 @@ struct proto_ctx {
 	                               log again (after the commit, or a rebuild) */
 	struct qcache qc;           /* serialized answers (see proto_cacheable) */
 	struct pbuf outb, keyb, idb;   /* reused: the answer, the cache key, the id */
+	struct proj_text pageb;     /* a page's answer (proj_entries_text), after */
+	size_t page_pre;            /* ... this headroom (proto_page_pre) */
+	uint64_t fresh_left;        /* entry text this batch may still serialize */
+	uint64_t batch_work;        /* pages' work done by this batch (PROTO_WORK_BATCH) */
+	uint64_t fresh_waits;       /* pages that waited for either (metrics) */
 };
+
+/* A batch begins: its budgets for pages (PROTO_FRESH_BATCH, PROTO_WORK_BATCH). */
+void proto_batch_begin(struct proto_ctx *c);
 
 /* Zero c's own part and size the cache; the wiring is the caller's. */
 void proto_init(struct proto_ctx *c);

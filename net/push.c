@@ -12,11 +12,15 @@
 
 struct frame *frame_new(size_t len)
 {
-	struct frame *f;
-
-	if (len > SIZE_MAX - sizeof *f - LWS_PRE - 1)
+	if (len > SIZE_MAX - sizeof(struct frame) - LWS_PRE - 1)
 		return NULL;
-	f = malloc(sizeof *f + LWS_PRE + len + 1);
+	return frame_adopt(malloc(sizeof(struct frame) + LWS_PRE + len + 1), len);
+}
+
+struct frame *frame_adopt(void *mem, size_t len)
+{
+	struct frame *f = mem;
+
 	if (!f)
 		return NULL;
 	f->refs = 1;
@@ -256,7 +260,9 @@ int push_restrict(struct pbuf *buf, struct frame *f, int type, uint64_t user)
 {
 	json_t *stub;
 
-	if (type != EV_TOKEN_ISSUED && type != EV_TOKEN_REVOKED && type != EV_READ_MARKED)
+	/* webhook.*: about no user (owner 0), so for admins only */
+	if (type != EV_TOKEN_ISSUED && type != EV_TOKEN_REVOKED && type != EV_READ_MARKED &&
+	    type != EV_WEBHOOK_CREATED && type != EV_WEBHOOK_DELETED)
 		return 0;
 	stub = json_pack("{s:s,s:I,s:b}", "op", "event", "seq", (json_int_t)f->seq,
 			 "redacted", 1);

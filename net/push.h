@@ -43,6 +43,13 @@ struct frame {
 
 /* A frame with room for len payload bytes (uninitialised), refs = 1. */
 struct frame *frame_new(size_t len);
+/*
+ * The bytes before a frame's payload (its header and LWS_PRE). frame_adopt
+ * makes a frame of a malloc'd buffer that holds FRAME_HEAD bytes, then the
+ * len payload bytes, then one more (set to NUL): no copy of the payload.
+ */
+#define FRAME_HEAD (offsetof(struct frame, buf) + LWS_PRE)
+struct frame *frame_adopt(void *mem, size_t len);
 /* A growable byte buffer that serialized JSON is appended to, reused. */
 struct pbuf {
 	char *p;

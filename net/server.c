@@ -43,6 +43,7 @@
 #include "../store/datadir.h"
 #include "../store/command.h"
 #include "../store/evlog.h"
+#include "../store/hookkey.h"
 #include "../store/token.h"
 #include "api.h"
 #include "http.h"
@@ -52,8 +53,10 @@
 #include "natspub.h"
 #include "natssvc.h"
 #include "presence.h"
+#include "webhook.h"
 #include "proto.h"
 #include "push.h"
+#include "ratelimit.h"
 #include "session.h"
 #include "slog.h"
 #include "tlsgen.h"
@@ -150,6 +153,7 @@ struct server {
 	struct sess_pool pool;     /* the websocket sessions */
 	struct api_pool api;       /* the HTTP API's requests */
 	struct websess_store websess;  /* signed-in browsers (the session cookie) */
+	struct rl_users users;     /* each user's request budget: sessions and API */
 	struct metrics m;
 	struct tlsr *tls;           /* the certificate new handshakes get (SIGHUP) */
 	struct natspub *np;        /* --nats: the publisher thread, else NULL */
@@ -161,6 +165,11 @@ struct server {
 	struct srv_fwd *fwd_head;  /* ... in flight */
 	unsigned nfwd;
 	uint64_t fwd_ids;
+	struct webhook *wh;        /* webhook deliveries (the writer only), else NULL */
+	struct webhook_stat whs[CL_MAX_WEBHOOKS];   /* their figures for the page */
+	struct metrics_webhook mw[CL_MAX_WEBHOOKS];
+	uint8_t hook_key[HOOKKEY_LEN];   /* DATA/webhook.key, once loaded */
+	int hook_key_ok;
 
 	struct req *q_head, *q_tail;   /* requests waiting for srv_flush */
 	size_t q_n, q_seen;        /* queued now / at the end of the last turn */
@@ -299,8 +308,8 @@ static int srv_on_message(void *arg, struct sess *ss, const void *buf, size_t le
  * wait if its session owes something (it drains), or if this batch has
  * built answers already (it runs in the next; but only once, so that other
  * sessions' big answers cannot keep it out of every batch). An HTTP API
- * request has no session: it gets the pool's room and never waits (api.c
- * bounds what the API's own requests and replies hold).
+ * request has no session: it gets the pool's room, within what the API's
+ * requests and its user's may still hold (api_room), and never waits.
  */
 static size_t srv_room(void *arg, const struct req *r, int *may_wait)
 {
@@ -312,6 +321,8 @@ static size_t srv_room(void *arg, const struct req *r, int *may_wait)
 	if (!r->sess) {
 		*may_wait = 0;
 		room = sess_pool_room(&s->pool, PROTO_ANSWER_MAX);
+		if (r->api)
+			room = api_room(r->api, room);
 		return s->batch_bytes && left < room ? left : room;
 	}
 	room = sess_room(r->sess, PROTO_ANSWER_MAX, &owes);
@@ -460,6 +471,8 @@ static int srv_publish(struct server *s, uint64_t seq, int type, uint64_t token,
 		s->pc.committed = seq;
 	CL_ASSERT(s->ring.last == s->published);   /* sessions read it as the stream end */
 	s->m.events++;
+	if (type == EV_WEBHOOK_CREATED || type == EV_WEBHOOK_DELETED)
+		webhook_config(s->wh, s->proj);
 	if (type == EV_TOKEN_REVOKED) {
 		sess_pool_revoked(&s->pool, token);
 		websess_revoked(&s->websess, token);
@@ -653,6 +666,7 @@ static int srv_run_batch(struct server *s, struct req *batch, struct req **culpr
 	s->wtxn = txn;
 	s->batch_no++;
 	s->batch_bytes = 0;
+	proto_batch_begin(&s->pc);
 	for (r = batch; r; r = r->next) {
 		if (r->sess && r->sess->wait_mark == s->batch_no) {
 			r->waiting = 1;   /* behind a request of its session that waits */
@@ -1607,6 +1621,21 @@ static void srv_http_view(struct server *s, struct http_view *st)
 		}
 		st->g.nats = &s->mn;
 	}
+	if (s->wh) {
+		size_t i, n = webhook_stats(s->wh, s->whs, CL_MAX_WEBHOOKS);
+
+		for (i = 0; i < n; i++) {
+			s->mw[i].id = s->whs[i].id;
+			s->mw[i].cursor = s->whs[i].cursor;
+			s->mw[i].lag = s->whs[i].lag;
+			s->mw[i].deliveries = s->whs[i].deliveries;
+			s->mw[i].failures = s->whs[i].failures;
+			s->mw[i].last_status = s->whs[i].last_status;
+		}
+		st->g.webhooks = s->mw;
+		st->g.nwebhooks = n;
+		st->g.webhooks_on = 1;
+	}
 	if (s->edge) {
 		struct edge_stats es;
 
@@ -1680,6 +1709,30 @@ static int srv_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 
 /* ---- startup ------------------------------------------------------- */
 
+/* proto_ctx.hook_key: DATA/webhook.key, made by the first createWebhook. */
+static const uint8_t *srv_hook_key(void *arg)
+{
+	struct server *s = arg;
+	int rc;
+
+	if (!s->hook_key_ok) {
+		rc = hookkey_load(s->o.data_dir, 1, s->hook_key);
+		if (rc) {
+			slog(SLOG_ERR, "cannot read or make %s/webhook.key (%s); createWebhook is "
+			     "refused", s->o.data_dir, cl_strerror(rc));
+			return NULL;
+		}
+		s->hook_key_ok = 1;
+	}
+	return s->hook_key;
+}
+
+/* Called on the webhook delivery thread: "feed me" (webhook.h). */
+static void srv_webhook_wake(void *arg)
+{
+	lws_cancel_service(((struct server *)arg)->ctx);
+}
+
 /* Connect the modules: what each reads, and the hooks they call. */
 static void srv_wire(struct server *s)
 {
@@ -1690,13 +1743,17 @@ static void srv_wire(struct server *s)
 	s->pc.room = srv_room;
 	s->pc.reclaim = srv_reclaim;
 	s->pc.presence = srv_presence_list;
+	s->pc.hook_key = srv_hook_key;
 	s->pc.arg = s;
 	presence_init(&s->pres);
 
 	s->pool.lim.rate = s->o.rate;
 	s->pool.lim.burst = s->o.burst;
-	s->pool.lim.user_rate = s->o.user_rate;
-	s->pool.lim.user_burst = s->o.user_burst;
+	rl_users_init(&s->users, 0);
+	s->users.rate.rate = s->o.user_rate;
+	s->users.rate.burst = s->o.user_burst;
+	s->pool.users = &s->users;
+	s->pool.also = &s->api.bytes;
 	s->pool.lim.max_msg = s->o.max_msg;
 	s->pool.lim.max_queue = s->o.max_queue;
 	s->pool.lim.max_memory = s->o.max_memory;
@@ -1712,8 +1769,10 @@ static void srv_wire(struct server *s)
 	s->api.lim.rate = s->o.rate;
 	s->api.lim.burst = s->o.burst;
 	s->api.lim.max_memory = s->o.max_memory;
+	s->api.lim.max_queue = s->o.max_queue;
 	s->api.lim.body_secs = s->o.handshake_secs;
 	s->api.ws = &s->websess;
+	s->api.users = &s->users;
 	s->api.m = &s->m;
 	s->api.epoch = s->epoch;
 	s->api.published = &s->published;
@@ -1964,6 +2023,7 @@ static void srv_free(struct server *s)
 	natspub_stop(s->np);        /* its thread reads the log: before it closes */
 	edgefwd_stop(s->fwd);       /* likewise before edge_stop */
 	edge_stop(s->edge);
+	webhook_stop(s->wh);
 	srv_unstage(s);
 	free(s->stg);
 	ring_release(&s->ring);
@@ -1971,6 +2031,7 @@ static void srv_free(struct server *s)
 	presence_release(&s->pres);
 	sess_pool_release(&s->pool);
 	api_pool_release(&s->api);
+	rl_users_release(&s->users);
 	websess_release(&s->websess);
 	pbuf_free(&s->fbuf);
 	proj_free(s->proj);
@@ -2107,6 +2168,14 @@ int srv_run(const struct srv_opts *o)
 			goto out;
 		}
 	}
+	if (!o->edge) {            /* edges never deliver webhooks: their writer does */
+		struct webhook_opts wo = { o->data_dir, s->epoch, o->webhook_timeout_ms,
+					   o->webhook_retry_min_ms, o->webhook_retry_max_ms,
+					   srv_webhook_wake, s };
+
+		if (webhook_start(&s->wh, &wo, s->proj, s->published))
+			goto out;
+	}
 
 	/*
 	 * A writer syncs the meta page of its commits on a second thread and
@@ -2144,6 +2213,7 @@ int srv_run(const struct srv_opts *o)
 		tlsr_poll(s->tls);
 		if (!srv_collecting(s))
 			srv_flush(s);
+		webhook_feed(s->wh, s->proj, s->log, s->published);
 	}
 
 	/* commands in flight to the writer: their clients learn it now */
@@ -2151,11 +2221,14 @@ int srv_run(const struct srv_opts *o)
 		srv_fwd_fail(s, s->fwd_head, "this edge is stopping; the command may have been "
 			     "applied: resend it to another node with the same cmd_id (%s)",
 			     s->fwd_head->r->cmd_id.n ? "yours" : s->fwd_head->cmd_id);
-	/* the edge's threads wake the lws context: gone before the context */
+	/* the edge's threads and the webhook thread wake the lws context: gone
+	 * before the context (deliveries in flight are sent again after a restart) */
 	edgefwd_stop(s->fwd);
 	s->fwd = NULL;
 	edge_stop(s->edge);
 	s->edge = NULL;
+	webhook_stop(s->wh);
+	s->wh = NULL;
 	/* shutdown: commit and answer what was received, then close 1001 */
 	slog(SLOG_INFO, "stopping: finishing %s requests, closing %u sessions",
 	     s->q_head ? "queued" : "no", s->pool.n);

@@ -54,6 +54,8 @@ struct srv_opts {
 	int fwd_secs;              /* --forward-timeout: an edge waits this long for
 	                              the writer's reply and its event */
 	int session_days;          /* a browser session (the cookie) lives this long */
+	long webhook_timeout_ms;   /* one webhook request (net/webhook.h) */
+	long webhook_retry_min_ms, webhook_retry_max_ms;   /* its backoff */
 	int verbose;
 };
 

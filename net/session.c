@@ -13,6 +13,13 @@
 #include "session.h"
 
 #define SESS_REPLIES_PER_WRITE 16  /* unicast frames per WRITEABLE, at most */
+/*
+ * A reply bigger than this goes out as websocket fragments of this size,
+ * one per WRITEABLE: a 16 MiB page written at once held the loop while
+ * OpenSSL encrypted what the socket took and lws copied the rest (up to
+ * the whole page) into its own buffer; a fragment bounds both.
+ */
+#define SESS_FRAG_BYTES ((size_t)1 << 20)
 
 /*
  * lws keeps its close write type private (LWS_WRITE_CLOSE = 4 in
@@ -149,14 +156,6 @@ int sess_auth(const struct proj *p, struct lws *wsi, uint64_t *user, uint64_t *t
 
 /* ---- lifecycle ------------------------------------------------------- */
 
-static int64_t sess_mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 void sess_open(struct sess *ss, struct sess_pool *pool, struct lws *wsi,
 	       uint64_t user, uint64_t token)
 {
@@ -165,8 +164,6 @@ void sess_open(struct sess *ss, struct sess_pool *pool, struct lws *wsi,
 	ss->wsi = wsi;
 	ss->user = user;
 	ss->token = token;
-	ss->tokens = pool->lim.burst;
-	ss->refill_us = sess_mono_us();
 	ss->close_kind = METRICS_CLOSE_PEER;
 	ss->next = pool->head;
 	if (pool->head)
@@ -205,6 +202,7 @@ static void sess_drop_queues(struct sess *ss)
 	ss->pool->out_bytes -= ss->uq_bytes;
 	ss->uq_head = ss->uq_tail = NULL;
 	ss->uq_bytes = 0;
+	ss->frag_off = 0;
 	sess_drop_chunk(ss);
 }
 
@@ -280,63 +278,20 @@ void sess_request_done(struct sess *ss)
 
 /* ---- inbound ------------------------------------------------------- */
 
-static void sess_refill(double *tokens, int64_t *refill_us, double rate, double burst,
-			int64_t now)
-{
-	*tokens += (double)(now - *refill_us) * rate / 1e6;
-	if (*tokens > burst)
-		*tokens = burst;
-	*refill_us = now;
-}
-
-/* The bucket of ss's user, NULL without memory for it (then refused). */
-static struct sess_ubucket *sess_user_bucket(struct sess *ss, int64_t now)
-{
-	struct sess_pool *pool = ss->pool;
-	struct sess_ubucket *b;
-
-	if (ss->user >= pool->ub_cap) {
-		size_t cap = pool->ub_cap ? pool->ub_cap : 64;
-
-		while (cap <= ss->user)
-			cap *= 2;
-		b = realloc(pool->ub, cap * sizeof *b);
-		if (!b)
-			return NULL;
-		memset(b + pool->ub_cap, 0, (cap - pool->ub_cap) * sizeof *b);
-		pool->ub = b;
-		pool->ub_cap = cap;
-	}
-	b = &pool->ub[ss->user];
-	if (!b->refill_us) {
-		b->tokens = pool->lim.user_burst;
-		b->refill_us = now;
-	}
-	return b;
-}
-
 /*
  * Take one request from the session's bucket and its user's (shared by
- * every session of that user): 0 if both had one; else 1 (the session's
- * rate) or 2 (the user's), and neither is taken.
+ * every session and HTTP request of that user: net/ratelimit.h): 0 if both
+ * had one; else 1 (the session's rate) or 2 (the user's), and neither is
+ * taken.
  */
 static int sess_rate_take(struct sess *ss)
 {
-	const struct sess_limits *o = &ss->pool->lim;
-	int64_t now = sess_mono_us();
-	struct sess_ubucket *ub = sess_user_bucket(ss, now);
+	struct sess_pool *pool = ss->pool;
+	struct rl_rate cr = { pool->lim.rate, pool->lim.burst };
+	int64_t now = rl_mono_us();
 
-	sess_refill(&ss->tokens, &ss->refill_us, o->rate, o->burst, now);
-	if (ss->tokens < 1.0)
-		return 1;
-	if (!ub)
-		return 2;
-	sess_refill(&ub->tokens, &ub->refill_us, o->user_rate, o->user_burst, now);
-	if (ub->tokens < 1.0)
-		return 2;
-	ss->tokens -= 1.0;
-	ub->tokens -= 1.0;
-	return 0;
+	return rl_take2(&ss->bucket, &cr, rl_user(pool->users, ss->user, now),
+			&pool->users->rate, now);
 }
 
 static void sess_dispatch(struct sess *ss, const void *buf, size_t len)
@@ -463,7 +418,10 @@ static uint64_t sess_resume_seq(const struct sess *ss)
  */
 static size_t sess_excess(const struct sess *ss)
 {
-	size_t head = ss->lws_bytes ? ss->lws_bytes : ss->uq_head ? ss->uq_head->len : 0;
+	size_t head = ss->lws_bytes;
+
+	if (ss->uq_head && (ss->frag_off || !head))   /* a frame being written in pieces */
+		head += ss->uq_head->len;
 
 	return sess_owed(ss) - head;
 }
@@ -631,9 +589,15 @@ static size_t sess_backlog(const struct sess *ss)
 	return ss->uq_bytes + ss->lws_bytes + ss->reserved;
 }
 
+/* What counts against max_memory: the sessions' and the HTTP API's. */
+static size_t sess_pool_used(const struct sess_pool *pool)
+{
+	return pool->out_bytes + pool->reserved + (pool->also ? *pool->also : 0);
+}
+
 size_t sess_pool_room(const struct sess_pool *pool, size_t cap)
 {
-	size_t used = pool->out_bytes + pool->reserved;
+	size_t used = sess_pool_used(pool);
 	size_t room = used >= pool->lim.max_memory ? 0 : pool->lim.max_memory - used;
 
 	return room < cap ? room : cap;
@@ -658,7 +622,7 @@ int sess_pool_reclaim(struct sess_pool *pool, size_t need, const struct sess *ke
 	int n = 0;
 
 	for (;;) {
-		size_t used = pool->out_bytes + pool->reserved, best_x = SESS_POOL_FAIR;
+		size_t used = sess_pool_used(pool), best_x = SESS_POOL_FAIR;
 		struct sess *ss, *best = NULL;
 
 		if (used + need <= pool->lim.max_memory)
@@ -708,9 +672,6 @@ static void sess_check_drained(struct sess *ss)
 
 void sess_pool_release(struct sess_pool *pool)
 {
-	free(pool->ub);
-	pool->ub = NULL;
-	pool->ub_cap = 0;
 	free(pool->scratch);
 	pool->scratch = NULL;
 	pool->scratch_cap = 0;
@@ -964,6 +925,41 @@ static int sess_send_close(struct sess *ss, uint16_t code, const char *reason)
 	return 0;
 }
 
+/*
+ * The next fragment of f, the head of ss's unicast queue, at ss->frag_off
+ * (SESS_FRAG_BYTES). lws writes each fragment's header into the LWS_PRE
+ * bytes before it, which are payload already handed to lws (sent, or
+ * copied into its buffer): hence only for a frame nobody else holds
+ * (refs 1). Returns 0 when this was the last fragment (*n: its size; the
+ * caller retires f), 1 when more are to come (next WRITEABLE; f stays at
+ * the head and counts, whole, until then), -1 to close.
+ */
+static int sess_write_piece(struct sess *ss, struct frame *f, size_t *n)
+{
+	size_t len = f->len - ss->frag_off;
+	int first = ss->frag_off == 0, last, w;
+
+	if (len > SESS_FRAG_BYTES)
+		len = SESS_FRAG_BYTES;
+	last = ss->frag_off + len == f->len;
+	w = lws_write(ss->wsi, f->data + ss->frag_off, len,
+		      (enum lws_write_protocol)lws_write_ws_flags(LWS_WRITE_TEXT, first, last));
+	if (w < (int)len)
+		return -1;
+	*n = len;
+	if (last) {
+		ss->frag_off = 0;
+		return 0;
+	}
+	ss->frag_off += len;
+	if (lws_partial_buffered(ss->wsi)) {
+		ss->lws_bytes = len;
+		ss->pool->out_bytes += len;
+	}
+	lws_callback_on_writable(ss->wsi);
+	return 1;
+}
+
 int sess_writeable(struct sess *ss)
 {
 	struct sess_pool *pool = ss->pool;
@@ -989,21 +985,25 @@ int sess_writeable(struct sess *ss)
 		 */
 		for (sent = 0; ss->uq_head && sent < SESS_REPLIES_PER_WRITE; sent++) {
 			struct frame *f = ss->uq_head;
+			size_t n = f->len;
 			int w;
 
 			if (sent && lws_send_pipe_choked(ss->wsi))
 				break;
+			if (f->len > SESS_FRAG_BYTES && f->refs == 1) {
+				if ((w = sess_write_piece(ss, f, &n)) != 0)
+					return w < 0 ? -1 : 0;
+			} else {
+				w = lws_write(ss->wsi, f->data, f->len, LWS_WRITE_TEXT);
+				if (w < (int)f->len)
+					return -1;
+			}
 			ss->uq_head = f->next;
 			if (!ss->uq_head)
 				ss->uq_tail = NULL;
 			ss->uq_bytes -= f->len;
 			pool->out_bytes -= f->len;
-			w = lws_write(ss->wsi, f->data, f->len, LWS_WRITE_TEXT);
-			if (w < (int)f->len) {
-				frame_unref(f);
-				return -1;
-			}
-			sess_written(ss, f->len);
+			sess_written(ss, n);
 			frame_unref(f);
 			if (ss->lws_bytes)
 				break;

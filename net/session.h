@@ -10,7 +10,8 @@
  *   binary frame                 close 1003 "text frames only"
  *   (invalid UTF-8 in text: lws closes 1007 itself)
  *   requests over the rate       error reply "rate_limited", stays open
- *   (the connection's bucket, and its user's, shared by all its connections)
+ *   (the connection's bucket, and its user's, shared by all its connections
+ *   and its HTTP API requests: net/ratelimit.h)
  *   owed bytes > max_queue, or
  *   all sessions > max_memory    close 1008 "slow consumer: resume from seq N"
  *                                (beyond the frame being written; the pool
@@ -45,13 +46,13 @@
 #include "../store/evlog.h"
 #include "metrics.h"
 #include "push.h"
+#include "ratelimit.h"
 
 struct sess;
 
 /* The per-session limits (docs/operations.md: the flags of the same names). */
 struct sess_limits {
 	double rate, burst;        /* requests per second and burst */
-	double user_rate, user_burst;  /* ... per user, all its sessions together */
 	size_t max_msg;            /* inbound message bytes */
 	size_t max_queue;          /* one session's owed bytes */
 	size_t max_memory;         /* all sessions' owed bytes */
@@ -73,16 +74,12 @@ typedef void (*sess_forget_fn)(void *arg, struct sess *ss);
 /* ss, which holds requests back (ss->held_head), owes nothing any more. */
 typedef void (*sess_drained_fn)(void *arg, struct sess *ss);
 
-/* A user's request bucket (sess_limits.user_rate), indexed by user id. */
-struct sess_ubucket {
-	double tokens;
-	int64_t refill_us;             /* 0: not used yet */
-};
-
 struct sess_pool {
 	/* wiring: set by the owner before the first session, kept current */
 	struct sess_limits lim;
 	struct metrics *m;             /* counters the sessions bump */
+	struct rl_users *users;        /* the users' request buckets (--user-rate),
+	                                  shared with the HTTP API: the server's */
 	struct evlog *log;             /* catch-up reads for lagging subscribers */
 	struct proj *proj;             /* the state replayed pushes carry */
 	const struct ring *ring;       /* published pushes: ring->last is the last
@@ -99,8 +96,9 @@ struct sess_pool {
 	size_t out_bytes;              /* unicast queues + replay chunks + what lws
 	                                  still buffers, all sessions */
 	size_t reserved;               /* answers built, not yet queued (sess_reserve) */
-	struct sess_ubucket *ub;       /* per user id */
-	size_t ub_cap;
+	const size_t *also;            /* bytes held outside the sessions that count in
+	                                  max_memory too (the HTTP API's requests and
+	                                  replies: api_pool.bytes), or NULL */
 	int stopping;                  /* shutting down: nothing more is read */
 	unsigned char *scratch;        /* LWS_PRE + one coalesced frame */
 	size_t scratch_cap;
@@ -139,8 +137,7 @@ struct sess {
 	unsigned char *rx;             /* reassembly of multi-chunk messages */
 	size_t rxlen, rxcap;
 	int in_msg;                    /* inside a message spanning callbacks */
-	double tokens;                 /* rate limit bucket */
-	int64_t refill_us;
+	struct rl_bucket bucket;       /* the connection's rate (lim.rate, lim.burst) */
 	unsigned queued;               /* requests of ours the owner still holds */
 
 	/* outbound: unicast replies, written before stream frames */
@@ -148,6 +145,8 @@ struct sess {
 	size_t uq_bytes;
 	size_t lws_bytes;              /* the last frame written, while lws buffers
 	                                  part of it (lws_partial_buffered) */
+	size_t frag_off;               /* uq_head goes out in fragments: bytes of it
+	                                  written so far (session.c, SESS_FRAG_BYTES) */
 	size_t reserved;               /* answers built for us, not yet queued */
 
 	/* requests the pool's owner holds back, in order, until we drain

@@ -820,6 +820,8 @@ static int apply_event(struct driver *d, const struct event *ev, struct cl_str j
 	case EV_COMMENT_EDITED:
 	case EV_COMMENT_DELETED:  rc = ev_comment_changed(d, ev); break;
 	case EV_READ_MARKED:      rc = 0; break; /* only the events row (docs/sql-schema.md) */
+	case EV_WEBHOOK_CREATED:  /* configuration: only in the events table */
+	case EV_WEBHOOK_DELETED:  rc = 0; break;
 	default:
 		return cli_err(d->err, d->errlen, CL_ESTATE, "event %llu: unknown type %u",
 			   (unsigned long long)ev->seq, ev->type);

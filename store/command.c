@@ -15,6 +15,7 @@
 #include <string.h>
 #include <openssl/crypto.h>
 
+#include "hookkey.h"
 #include "token.h"
 
 void command_out_release(struct command_out *out)
@@ -48,7 +49,27 @@ struct command_token {
 
 static int command_needs_token(const char *name)
 {
-	return strcmp(name, "createUser") == 0 || strcmp(name, "issueToken") == 0;
+	return strcmp(name, "createUser") == 0 || strcmp(name, "issueToken") == 0 ||
+	       strcmp(name, "createWebhook") == 0;   /* its hash: the webhook's nonce */
+}
+
+/* createWebhook's secret, from the key and the event's nonce, into res. */
+static int command_hook_secret(const struct command *c, struct cmd_result *res,
+			       struct command_out *out)
+{
+	char secret[HOOKKEY_SECRET_LEN + 1];
+
+	if (!c->hook_key) {
+		out->fail.code = CMD_INTERNAL;
+		snprintf(out->fail.message, sizeof out->fail.message,
+			 "the webhook key of the data directory is not loaded");
+		return 1;
+	}
+	CL_ASSERT(res->n == 1 && res->ev[0].type == EV_WEBHOOK_CREATED && !res->secret);
+	hookkey_secret(c->hook_key, res->ev[0].token_hash, secret);
+	res->secret = json_pack("{s:s}", "secret", secret);
+	OPENSSL_cleanse(secret, sizeof secret);
+	return res->secret ? 0 : CL_ENOMEM;
 }
 
 /*
@@ -77,6 +98,12 @@ static int command_prepare(const struct proj *p, const struct command *c,
 		return 1;
 	}
 	CL_ASSERT(res->n <= CMD_MAX_EVENTS);
+	if (strcmp(c->name, "createWebhook") == 0) {
+		int rc = command_hook_secret(c, res, out);
+
+		if (rc)
+			return rc;
+	}
 	for (i = 0; i < res->n; i++)
 		if (c->cmd_id.n && res->ev[i].cmd_id.n == 0)
 			res->ev[i].cmd_id = c->cmd_id;

@@ -81,6 +81,12 @@ struct command {
 	 */
 	const char *new_token;
 	const uint8_t *new_token_hash;
+	/*
+	 * createWebhook: the data directory's webhook key (store/hookkey.h),
+	 * from which the reply's secret is derived. NULL: createWebhook is
+	 * refused (internal).
+	 */
+	const uint8_t *hook_key;
 };
 
 /* What a command gave. Release with command_out_release. */
@@ -97,7 +103,8 @@ struct command_out {
 	json_t *result;
 	json_t *reply;           /* the command's own fields (cmd_result.reply), or NULL;
 	                            NULL too when replayed */
-	json_t *secret;          /* {"token":...} shown once, never stored; or NULL */
+	json_t *secret;          /* {"token":...} or {"secret":...} (createWebhook)
+	                            shown once, never stored; or NULL */
 };
 void command_out_release(struct command_out *out);
 

@@ -43,7 +43,8 @@
 #define LM_META_BYTES   (LM_M_TXNID + LM_W)
 
 /* Names of ours in a data directory, besides data.mdb (docs/operations.md). */
-static const char *const leftovers[] = { "lock.mdb", "admin-token", "tls", "sessions" };
+static const char *const leftovers[] = { "lock.mdb", "admin-token", "tls", "sessions",
+					"webhook.key", "webhooks" };
 
 struct meta {
 	uint32_t psize;

@@ -30,6 +30,7 @@
 
 #include "../store/bootstrap.h"
 #include "../store/command.h"
+#include "../store/hookkey.h"
 #include "cli/err.h"
 
 
@@ -87,6 +88,7 @@ int admin_open(struct admin *a, const char *dir, unsigned flags, char err[ADMIN_
 	int rc;
 
 	memset(a, 0, sizeof *a);
+	a->dir = dir;
 	rc = evlog_open(&a->log, dir, flags & EVLOG_RDONLY, 0);
 	if (rc) {
 		audit_open_error(dir, rc, err, ADMIN_ERR_LEN);
@@ -178,7 +180,7 @@ int admin_exec(struct admin *a, const char *op, json_t *params, struct admin_out
 	       struct cl_fail *fail, char err[ADMIN_ERR_LEN])
 {
 	char token[TOKEN_LEN + 1];
-	uint8_t hash[EV_HASH_LEN];
+	uint8_t hash[EV_HASH_LEN], key[HOOKKEY_LEN];
 	struct command c = { .actor = a->actor, .name = op, .params = params,
 			     .new_token = token, .new_token_hash = hash };
 	struct command_out co;
@@ -190,6 +192,14 @@ int admin_exec(struct admin *a, const char *op, json_t *params, struct admin_out
 	if ((rc = token_generate(token, hash)) != 0) {
 		err_set(err, "cannot make a token (%s)", cl_strerror(rc));
 		return rc;
+	}
+	if (strcmp(op, "createWebhook") == 0) {
+		if ((rc = hookkey_load(a->dir, 1, key)) != 0) {
+			err_set(err, "cannot read or make %s/webhook.key (%s)", a->dir,
+				cl_strerror(rc));
+			goto out;
+		}
+		c.hook_key = key;
 	}
 	if (a->now)
 		c.now = a->now;
@@ -232,6 +242,7 @@ int admin_exec(struct admin *a, const char *op, json_t *params, struct admin_out
 	command_out_release(&co);
 out:
 	OPENSSL_cleanse(token, sizeof token);
+	OPENSSL_cleanse(key, sizeof key);
 	return rc;
 }
 

@@ -45,6 +45,7 @@ struct admin {
 	struct proj *proj;
 	uint64_t actor;        /* user id the commands run as (an admin) */
 	int64_t now;           /* stamped on the events; 0 = admin_now at each command */
+	const char *dir;       /* the data directory (borrowed from admin_open's caller) */
 };
 
 /* Open dir (not created; flags: 0, or EVLOG_RDONLY for listings) and

@@ -474,6 +474,127 @@ static int run_dev_exec(const struct command *cmd, struct cli *c)
 
 /* ---- the command table and the parser ------------------------------------ */
 
+/* ---- webhooks -------------------------------------------------------------- */
+
+/* --events a,b,c as a JSON array (NULL: absent, every type). */
+static json_t *events_array(const char *list)
+{
+	json_t *arr;
+	const char *p = list, *comma;
+
+	if (!list)
+		return NULL;
+	if (!(arr = json_array()))
+		return NULL;
+	for (;;) {
+		comma = strchr(p, ',');
+		if (json_array_append_new(arr, json_stringn(p, comma ? (size_t)(comma - p)
+								    : strlen(p)))) {
+			json_decref(arr);
+			return NULL;
+		}
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	return arr;
+}
+
+static int run_webhook_add(const struct command *cmd, struct cli *c)
+{
+	json_t *params = json_pack("{s:s}", "url", c->args[0]);
+	struct admin a;
+	struct admin_out out;
+	int rc;
+
+	if (params && c->val[O_EVENTS] &&
+	    json_object_set_new(params, "events", events_array(c->val[O_EVENTS]))) {
+		json_decref(params);
+		params = NULL;
+	}
+	if ((rc = open_admin(&a, c, 1, 0)) != 0) {
+		json_decref(params);
+		return rc;
+	}
+	rc = exec_cmd(&a, "createWebhook", params, &out);
+	if (rc == 0) {
+		printf("%s\n", jstr(out.secret, "secret"));
+		fflush(stdout);
+		cli_msg(PROG, "created webhook %" JSON_INTEGER_FORMAT " (events: %s) at seq %" PRIu64
+			"; the secret on stdout is shown only once", reply_int(&out, "webhook"),
+			jstr(out.reply, "events"), out.first_seq);
+		admin_out_release(&out);
+	}
+	admin_close(&a);
+	return rc;
+}
+
+static int run_webhook_list(const struct command *cmd, struct cli *c)
+{
+	const char *format = c->val[O_FORMAT] ? c->val[O_FORMAT] : "text";
+	struct proj_qctx q = { .viewer = 0 };
+	json_t *result = NULL, *w, *t;
+	struct cl_fail fail;
+	struct admin a;
+	size_t i, j;
+	int rc;
+
+	if (strcmp(format, "text") != 0 && strcmp(format, "json") != 0) {
+		cli_msg(PROG, "--format must be text or json");
+		return CL_EUSAGE;
+	}
+	if ((rc = open_admin(&a, c, 0, EVLOG_RDONLY)) != 0)
+		return rc;
+	if (proj_query(a.proj, "getWebhooks", NULL, &q, &result, &fail) != 0) {
+		refused(&fail);
+		rc = CL_ESTATE;
+	} else if (strcmp(format, "json") == 0) {
+		json_dumpf(json_object_get(result, "webhooks"), stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+	} else {
+		printf("%-4s %-27s %s  %s\n", "ID", "CREATED", "URL", "EVENTS");
+		json_array_foreach(json_object_get(result, "webhooks"), i, w) {
+			printf("%-4" JSON_INTEGER_FORMAT " %-27s %s  ",
+			       json_integer_value(json_object_get(w, "id")), jstr(w, "created"),
+			       jstr(w, "url"));
+			if (json_is_true(json_object_get(w, "all")))
+				printf("all");
+			else
+				json_array_foreach(json_object_get(w, "events"), j, t)
+					printf("%s%s", j ? "," : "", json_string_value(t));
+			printf("\n");
+		}
+	}
+	json_decref(result);
+	admin_close(&a);
+	return rc;
+}
+
+static int run_webhook_rm(const struct command *cmd, struct cli *c)
+{
+	char *end;
+	unsigned long long id = strtoull(c->args[0], &end, 10);
+	struct admin a;
+	struct admin_out out;
+	int rc;
+
+	if (!*c->args[0] || *end || id == 0 || id > INT64_MAX) {
+		cli_msg(PROG, "webhook rm wants the webhook's id (see webhook list), not '%s'",
+			c->args[0]);
+		return CL_EUSAGE;
+	}
+	if ((rc = open_admin(&a, c, 1, 0)) != 0)
+		return rc;
+	rc = exec_cmd(&a, "deleteWebhook", json_pack("{s:I}", "webhook", (json_int_t)id), &out);
+	if (rc == 0) {
+		cli_msg(PROG, "deleted webhook %llu at seq %" PRIu64 "; a running changelogd "
+			"stops posting to it", id, out.first_seq);
+		admin_out_release(&out);
+	}
+	admin_close(&a);
+	return rc;
+}
+
 static const struct command commands[] = {
 	{ "init", NULL, 0, 0, OB(O_DATA) | OB(O_ADMIN), run_init,
 	  "init --data DIR [--admin NAME]",
@@ -505,6 +626,19 @@ static const struct command commands[] = {
 	  "stored, so a prefix of a token cannot be matched. --id / --user force how\n"
 	  "the argument is read (e.g. for a user whose name is all digits).\n"
 	  "A running changelogd closes the revoked tokens' connections.", 0 },
+	{ "webhook", "add", 1, 1, OB(O_DATA) | OB(O_EVENTS) | OB(O_AS), run_webhook_add,
+	  "webhook add URL [--events TYPE,TYPE...] --data DIR",
+	  "Make changelogd POST every committed event (or only those of the listed\n"
+	  "event types, e.g. entry.created,comment.added) to URL, http:// or\n"
+	  "https://, at most 16 webhooks. Prints the signing secret alone on stdout,\n"
+	  "once: it is kept derived from DIR/webhook.key, never in the log.", 0 },
+	{ "webhook", "list", 0, 0, OB(O_DATA) | OB(O_FORMAT), run_webhook_list,
+	  "webhook list [--format text|json] --data DIR",
+	  "List the configured webhooks (id, creation time, URL, event types); no\n"
+	  "secrets.", 0 },
+	{ "webhook", "rm", 1, 1, OB(O_DATA) | OB(O_AS), run_webhook_rm,
+	  "webhook rm ID --data DIR",
+	  "Delete a webhook: nothing more is posted to it.", 0 },
 	{ "backup", NULL, 1, 1, OB(O_DATA), run_backup,
 	  "backup DEST --data DIR",
 	  "Hot backup: a consistent, compacted copy of the log into DEST (missing or\n"

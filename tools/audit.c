@@ -444,6 +444,14 @@ void audit_event_summary(const struct event *ev, const char *subject_name, char 
 		else
 			snprintf(out, n, "marked everything read up to seq %" PRIu64, ev->upto);
 		break;
+	case EV_WEBHOOK_CREATED:
+		printable(ev->url, q, sizeof q);
+		snprintf(out, n, "created webhook %" PRIu64 " to %s (events: %.*s)", ev->ids.webhook,
+			 q, ev->types.n ? (int)ev->types.n : 3, ev->types.n ? ev->types.p : "all");
+		break;
+	case EV_WEBHOOK_DELETED:
+		snprintf(out, n, "deleted webhook %" PRIu64, ev->ids.webhook);
+		break;
 	default:
 		snprintf(out, n, "%s", type_or_unknown(ev->type));
 		break;

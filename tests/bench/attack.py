@@ -17,7 +17,9 @@ bystander's pings meanwhile (issue 15; docs/benchmarks.md "attack").
         above, so the attacker's work never delays its event loop) pings.
         Prints the bystander's figures plus what the attack got back; with
         --server-pid, also the server's VmRSS before and its peak (VmHWM,
-        reset first through /proc/PID/clear_refs) during the attack.
+        reset first through /proc/PID/clear_refs) during the attack, and the
+        CPU seconds it used meanwhile (utime + stime: robust where the
+        machine is shared, unlike the latencies).
 
 URLs are wss:// (the certificate is not checked) or ws://. Output is one
 JSON line on stdout.
@@ -144,6 +146,12 @@ def hog(url, token, n):
     return sock
 
 
+def cpu_s(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def vm(pid, key):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -158,6 +166,7 @@ async def attack(a):
         rss = vm(a.server_pid, "VmRSS")
         with open("/proc/%d/clear_refs" % a.server_pid, "w") as f:
             f.write("5")
+        cpu0 = cpu_s(a.server_pid)
     stop = asyncio.Event()
 
     async def loop(kind, objs):
@@ -191,6 +200,7 @@ async def attack(a):
     if a.server_pid:
         res["rss_before_bytes"] = rss
         res["rss_peak_bytes"] = vm(a.server_pid, "VmHWM")
+        res["server_cpu_s"] = round(cpu_s(a.server_pid) - cpu0, 2)
     return res
 
 

@@ -18,6 +18,20 @@
  * (1 us buckets to 10 ms, 1 ms buckets to 10 s), so memory is bounded
  * whatever the run length. Everything is capped: connections, duration,
  * rate, depth; non-loopback hosts are refused.
+ *
+ * --nats drives a NATS server's WebSocket listener instead (the second
+ * fan-out peer): CONNECT, SUB, PUB + PING, MSG, PONG over the same lws
+ * connections. A subscriber is ready at its first PONG (the SUB is in);
+ * a writer's PUB is acknowledged by the PONG that follows it (NATS answers
+ * in order, after it has queued the message to every subscriber). NATS has
+ * no seq: the one writer numbers its messages, whose payload has the shape
+ * and about the size of changelogd's push, so the same scan checks them.
+ *
+ * Server-side figures, independent of this client: the server's CPU (utime
+ * + stime from /proc/PID/stat) over the run and drain, the kernel's TCP
+ * socket memory (/proc/net/sockstat) next to the server's RSS, and with
+ * --perf-syscalls the server's syscalls over the same span, counted by
+ * `perf stat` on its pid (tracepoints: no ptrace, little overhead).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -46,8 +60,8 @@
 #define MAX_FRAME (16u * 1024 * 1024)
 #define CONNECT_WINDOW 64
 #define TICK_US 20000
-#define DRAIN_S 10.0
-#define CONNECT_TIMEOUT_S 60.0
+#define DRAIN_S 30.0   /* a client on one pinned core may lag seconds behind */
+#define CONNECT_TIMEOUT_S 180.0   /* 10,000 TLS handshakes on a loaded 2-core VM */
 #define TITLE_TAG "bench "
 
 enum role { ROLE_SUB, ROLE_WRITER, ROLE_READER };
@@ -75,6 +89,7 @@ struct conn {
 	uint64_t next_seq, delivered;
 	/* writer / reader: replies come back in send order, so a ring of send times */
 	uint64_t sent_at[MAX_DEPTH];
+	uint64_t sent_seq[MAX_DEPTH];  /* --nats: the seq each PUB carried */
 	unsigned q_head, q_len, want;
 	uint64_t next_id;
 };
@@ -87,6 +102,8 @@ struct opts {
 	double rate, duration;
 	int json, server_pid;
 	int procs;                 /* processes sharing the subscribers */
+	int nats;                  /* --nats: the NATS WebSocket text protocol */
+	int perf_syscalls;         /* --perf-syscalls: count the server's syscalls */
 };
 
 #define MAX_PROCS 8
@@ -103,6 +120,11 @@ struct bench {
 	uint64_t acked, write_err, reads, read_err, deliveries, gaps, dups;
 	uint64_t max_seq, sent_writes, rate_skipped;
 	long rss_before_kb, rss_after_kb, rss_end_kb;
+	long sock_before_kb, sock_after_kb, sock_end_kb;   /* /proc/net/sockstat TCP mem */
+	uint64_t nats_seq;                 /* --nats: the last seq a writer sent */
+	int perf_pid;                      /* --perf-syscalls: perf stat's pid */
+	char perf_out[64];
+	json_t *syscalls;                  /* what it counted, or NULL */
 	double cpu_self0, cpu_srv0, cpu_self, cpu_srv;
 	char first_err[200];
 	struct hist h_ack, h_deliv, h_read, h_conn;
@@ -194,6 +216,31 @@ static long rss_kb(int pid)
 	return kb;
 }
 
+/*
+ * The kernel's TCP socket buffer memory in kB: "mem" of the TCP line of
+ * /proc/net/sockstat (pages, every socket of the host: on loopback both
+ * ends of each connection). Not in any process's RSS.
+ */
+static long sock_kb(void)
+{
+	char line[256];
+	FILE *f = fopen("/proc/net/sockstat", "r");
+	long pages = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof line, f)) {
+		const char *m = strstr(line, " mem ");
+
+		if (!strncmp(line, "TCP:", 4) && m) {
+			pages = strtol(m + 5, NULL, 10);
+			break;
+		}
+	}
+	fclose(f);
+	return pages < 0 ? -1 : pages * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
 /* user+system CPU seconds of a process (self when pid <= 0) */
 static double cpu_s(int pid)
 {
@@ -223,6 +270,89 @@ static double cpu_s(int pid)
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
+/* ---- --perf-syscalls: the server's syscalls over the run ------------ */
+
+static const char *const perf_events[] = {
+	"raw_syscalls:sys_enter", "syscalls:sys_enter_write", "syscalls:sys_enter_writev",
+	"syscalls:sys_enter_sendto", "syscalls:sys_enter_sendmsg", "syscalls:sys_enter_read",
+	"syscalls:sys_enter_recvfrom", "syscalls:sys_enter_epoll_wait",
+	"syscalls:sys_enter_epoll_pwait", "syscalls:sys_enter_epoll_ctl",
+	"syscalls:sys_enter_poll", "syscalls:sys_enter_ppoll", "syscalls:sys_enter_futex",
+	"syscalls:sys_enter_fdatasync", "syscalls:sys_enter_pwrite64",
+};
+#define N_PERF_EVENTS (sizeof perf_events / sizeof perf_events[0])
+
+/* `perf stat -x, -p PID` counting perf_events until perf_stop; -1 if not */
+static void perf_start(struct bench *b)
+{
+	char pid[16], evs[1024];
+	size_t i, n = 0;
+	int child;
+
+	b->perf_pid = -1;
+	if (!b->o.perf_syscalls || b->o.server_pid <= 0)
+		return;
+	for (i = 0; i < N_PERF_EVENTS; i++)
+		n += (size_t)snprintf(evs + n, sizeof evs - n, "%s%s", i ? "," : "",
+				      perf_events[i]);
+	snprintf(pid, sizeof pid, "%d", b->o.server_pid);
+	snprintf(b->perf_out, sizeof b->perf_out, "/tmp/changelog-bench-perf.%d", (int)getpid());
+	fflush(NULL);
+	child = fork();
+	if (child == 0) {
+		struct rlimit rl;
+		int fd;
+
+		/* not our sockets: the server must see them close when we do */
+		if (!getrlimit(RLIMIT_NOFILE, &rl))
+			for (fd = 3; fd < (int)rl.rlim_cur && fd < 65536; fd++)
+				close(fd);
+		execlp("perf", "perf", "stat", "-x,", "-o", b->perf_out, "-e", evs, "-p", pid,
+		       (char *)NULL);
+		_exit(127);
+	}
+	b->perf_pid = child;
+}
+
+/* stop perf (SIGINT: it writes its counts) and keep them as JSON */
+static void perf_stop(struct bench *b)
+{
+	char line[512];
+	FILE *f;
+	int st;
+
+	if (b->perf_pid <= 0)
+		return;
+	kill(b->perf_pid, SIGINT);
+	while (waitpid(b->perf_pid, &st, 0) < 0 && errno == EINTR)
+		;
+	b->perf_pid = -1;
+	f = fopen(b->perf_out, "r");
+	if (!f)
+		return;
+	b->syscalls = json_object();
+	while (fgets(line, sizeof line, f)) {
+		char *c1 = strchr(line, ','), *c2, *c3, *name, *e;
+		unsigned long long v;
+
+		if (!c1 || !(c2 = strchr(c1 + 1, ',')) || !(c3 = strchr(c2 + 1, ',')))
+			continue;
+		*c1 = *c3 = '\0';
+		v = strtoull(line, &e, 10);
+		if (e == line)
+			continue;   /* <not counted> / <not supported> */
+		name = strchr(c2 + 1, ':');
+		name = name ? name + 1 : c2 + 1;
+		if (!strncmp(name, "sys_enter_", 10))
+			name += 10;
+		else if (!strcmp(name, "sys_enter"))
+			name = (char *)"total";
+		json_object_set_new(b->syscalls, name, json_integer((json_int_t)v));
+	}
+	fclose(f);
+	unlink(b->perf_out);
+}
+
 static void note_err(struct bench *b, const char *what)
 {
 	if (!b->first_err[0])
@@ -248,7 +378,7 @@ static void start_connect(struct bench *b, struct conn *c)
 	char path[320];
 
 	memset(&i, 0, sizeof i);
-	snprintf(path, sizeof path, "/ws/%s", b->o.token);
+	snprintf(path, sizeof path, b->o.nats ? "/" : "/ws/%s", b->o.token);
 	i.context = b->ctx;
 	i.address = b->o.host;
 	i.port = b->o.port;
@@ -391,6 +521,152 @@ static void on_push(struct bench *b, struct conn *c, const char *p, size_t n)
 	}
 }
 
+/* ---- --nats: the NATS WebSocket peer's text protocol ----------------- */
+
+#define NATS_SUBJECT "changelog.bench"
+
+static int send_raw(struct conn *c, const char *s, size_t n)
+{
+	unsigned char buf[LWS_PRE + 2048];
+
+	if (n > sizeof buf - LWS_PRE)
+		return -1;
+	memcpy(buf + LWS_PRE, s, n);
+	return lws_write(c->wsi, buf + LWS_PRE, n, LWS_WRITE_BINARY) < (int)n ? -1 : 0;
+}
+
+/* CONNECT (and SUB for a subscriber), then PING: its PONG says they are in */
+static int nats_hello(struct conn *c)
+{
+	char m[256];
+	int n = snprintf(m, sizeof m, "CONNECT {\"verbose\":false,\"pedantic\":false,"
+			 "\"headers\":false,\"name\":\"changelog-bench\"}\r\n%sPING\r\n",
+			 c->role == ROLE_SUB ? "SUB " NATS_SUBJECT " 1\r\n" : "");
+
+	return send_raw(c, m, (size_t)n);
+}
+
+/*
+ * One createEntry's worth: the payload has the shape of changelogd's push
+ * for it (and of the Node peer's), with this writer's seq and the send time
+ * in the title; the PING after it is the ack.
+ */
+static int nats_pub(struct bench *b, struct conn *c, uint64_t t)
+{
+	char pl[1024], m[1200];
+	uint64_t seq = ++b->nats_seq;
+	int n = snprintf(pl, sizeof pl,
+		"{\"op\":\"event\",\"seq\":%" PRIu64 ",\"event\":{\"seq\":%" PRIu64 ","
+		"\"type\":\"entry.created\",\"v\":1,\"ts\":\"2026-01-01T00:00:00.000000Z\","
+		"\"actor\":1,\"entry\":%" PRIu64 ",\"data\":{\"title\":\"" TITLE_TAG "%" PRIu64
+		" w%d\",\"body\":\"written by changelog-bench\",\"kind\":\"fix\"}},"
+		"\"entry\":{\"id\":%" PRIu64 ",\"title\":\"" TITLE_TAG "%" PRIu64 " w%d\","
+		"\"body\":\"written by changelog-bench\",\"kind\":\"fix\",\"status\":\"open\","
+		"\"author\":\"admin\",\"author_id\":1,\"created\":\"2026-01-01T00:00:00.000000Z\","
+		"\"updated\":\"2026-01-01T00:00:00.000000Z\",\"version\":1,\"comments\":0,"
+		"\"last_activity\":\"2026-01-01T00:00:00.000000Z\"}}",
+		seq, seq, seq, t, (int)(c - b->conns), seq, t, (int)(c - b->conns));
+	int k = snprintf(m, sizeof m, "PUB " NATS_SUBJECT " %d\r\n%s\r\nPING\r\n", n, pl);
+
+	c->sent_seq[(c->q_head + c->q_len) % MAX_DEPTH] = seq;
+	return k > 0 && (size_t)k < sizeof m ? send_raw(c, m, (size_t)k) : -1;
+}
+
+static void nats_pong(struct bench *b, struct conn *c)
+{
+	uint64_t t = now_ns();
+
+	if (c->state == CS_OPEN) {
+		if (c->role == ROLE_SUB)
+			c->next_seq = 1;   /* subscribers are all in before any PUB */
+		conn_ready(b, c);
+		return;
+	}
+	if (c->role != ROLE_WRITER || !c->q_len)
+		return;
+	b->acked++;
+	hist_add(&b->h_ack, t - c->sent_at[c->q_head]);
+	if (c->sent_seq[c->q_head] > b->max_seq)
+		b->max_seq = c->sent_seq[c->q_head];
+	b->t_last_ack = t;
+	c->q_head = (c->q_head + 1) % MAX_DEPTH;
+	c->q_len--;
+	if (b->phase == PH_RUN && b->o.rate <= 0)
+		c->want++;
+	if (c->want)
+		lws_callback_on_writable(c->wsi);
+}
+
+/*
+ * NATS frames its protocol its own way: one websocket message may hold
+ * several operations or part of one. Append, take every complete one,
+ * keep the rest.
+ */
+static int nats_rx(struct bench *b, struct conn *c, const void *in, size_t len)
+{
+	size_t pos = 0;
+
+	if (c->rxlen + len + 1 > MAX_FRAME) {
+		note_err(b, "NATS stream backlog over 16 MiB");
+		return -1;
+	}
+	if (c->rxlen + len + 1 > c->rxcap) {
+		size_t cap = c->rxcap ? c->rxcap : 4096;
+		unsigned char *nb;
+
+		while (cap < c->rxlen + len + 1)
+			cap *= 2;
+		if (!(nb = realloc(c->rx, cap)))
+			return -1;
+		c->rx = nb;
+		c->rxcap = cap;
+	}
+	memcpy(c->rx + c->rxlen, in, len);
+	c->rxlen += len;
+	for (;;) {
+		char *l = (char *)c->rx + pos;
+		char *eol = memmem(l, c->rxlen - pos, "\r\n", 2);
+		size_t ll;
+
+		if (!eol)
+			break;
+		ll = (size_t)(eol - l);
+		if (ll > 4 && !memcmp(l, "MSG ", 4)) {
+			const char *sz = eol;
+			unsigned long long n;
+
+			while (sz > l && sz[-1] != ' ')
+				sz--;
+			n = strtoull(sz, NULL, 10);
+			if (n > MAX_FRAME) {
+				note_err(b, "NATS MSG over 16 MiB");
+				return -1;
+			}
+			if (pos + ll + 2 + n + 2 > c->rxlen)
+				break;   /* the payload is not all in yet */
+			eol[2 + n] = '\0';
+			on_push(b, c, eol + 2, (size_t)n);
+			pos += ll + 2 + (size_t)n + 2;
+			continue;
+		}
+		if (ll == 4 && !memcmp(l, "PING", 4)) {
+			if (send_raw(c, "PONG\r\n", 6))
+				return -1;
+		} else if (ll == 4 && !memcmp(l, "PONG", 4)) {
+			nats_pong(b, c);
+		} else if (ll >= 4 && !memcmp(l, "-ERR", 4)) {
+			char e[120];
+
+			snprintf(e, sizeof e, "NATS: %.*s", (int)(ll < 100 ? ll : 100), l);
+			note_err(b, e);
+		}   /* INFO, +OK: nothing to do */
+		pos += ll + 2;
+	}
+	memmove(c->rx, c->rx + pos, c->rxlen - pos);
+	c->rxlen -= pos;
+	return 0;
+}
+
 /*
  * A query reply is large (a page of entries) and only its "ok" matters here:
  * both servers put "id" then "ok" first, so look at the head of the frame
@@ -439,6 +715,8 @@ static int on_writeable(struct bench *b, struct conn *c)
 	uint64_t t;
 	int n;
 
+	if (b->o.nats && c->state == CS_OPEN)
+		return nats_hello(c);
 	if (c->state == CS_OPEN && c->role == ROLE_SUB) {
 		/* subscribe from the current head: no since, no epoch */
 		j = json_pack("{s:I, s:s}", "id", (json_int_t)++c->next_id, "op", "subscribe");
@@ -460,6 +738,16 @@ static int on_writeable(struct bench *b, struct conn *c)
 			  lws_send_pipe_choked(c->wsi)))
 			break;
 		t = now_ns();
+		if (b->o.nats) {
+			if (nats_pub(b, c, t))
+				return -1;
+			if (b->o.rate <= 0)
+				b->sent_writes++;
+			c->sent_at[(c->q_head + c->q_len) % MAX_DEPTH] = t;
+			c->q_len++;
+			c->want--;
+			continue;
+		}
 		if (c->role == ROLE_WRITER) {
 			snprintf(title, sizeof title, TITLE_TAG "%" PRIu64 " w%d", t,
 				 (int)(c - b->conns));
@@ -522,7 +810,7 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
 		b->connecting--;
 		hist_add(&b->h_conn, now_ns() - c->t_start);
 		c->state = CS_OPEN;
-		if (c->role == ROLE_SUB)
+		if (c->role == ROLE_SUB || b->o.nats)
 			lws_callback_on_writable(wsi);
 		else
 			conn_ready(b, c);
@@ -543,6 +831,8 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
 		connect_more(b);
 		break;
 	case LWS_CALLBACK_CLIENT_RECEIVE:
+		if (b->o.nats)
+			return nats_rx(b, c, in, len);
 		if (c->rxlen + len + lws_remaining_packet_payload(wsi) + 1 > MAX_FRAME) {
 			note_err(b, "frame over 16 MiB");
 			return -1;
@@ -610,6 +900,8 @@ static void start_run(struct bench *b)
 	int i;
 
 	b->rss_after_kb = rss_kb(b->o.server_pid);
+	b->sock_after_kb = sock_kb();
+	perf_start(b);
 	b->cpu_self0 = cpu_s(0);
 	b->cpu_srv0 = b->o.server_pid > 0 ? cpu_s(b->o.server_pid) : -1.0;
 	b->phase = PH_RUN;
@@ -931,6 +1223,7 @@ static void tick(lws_sorted_usec_list_t *sul)
 		    (b->o.max_writes && b->acked + b->write_err >= (uint64_t)b->o.max_writes)) {
 			/* settled: the handshakes' transient memory is gone */
 			b->rss_end_kb = rss_kb(b->o.server_pid);
+			b->sock_end_kb = sock_kb();
 			b->phase = PH_DRAIN;
 			b->t_stop = t;
 		}
@@ -947,6 +1240,7 @@ static void tick(lws_sorted_usec_list_t *sul)
 			b->phase = PH_DONE;
 			b->cpu_self = cpu_s(0) - b->cpu_self0;
 			b->cpu_srv = b->cpu_srv0 >= 0 ? cpu_s(b->o.server_pid) - b->cpu_srv0 : -1.0;
+			perf_stop(b);
 		}
 		break;
 	}
@@ -1041,6 +1335,9 @@ static void usage(FILE *f)
 		"                    at the end of the run (settled: handshakes done)\n"
 		"  --json            print one JSON object on stdout (summary on stderr)\n"
 		"  --peer-protocol   accepted for symmetry: the peers speak the same JSON\n"
+		"  --nats            the server is a NATS WebSocket listener (token ignored;\n"
+		"                    at most 1 writer, no readers)\n"
+		"  --perf-syscalls   count the --server-pid's syscalls over the run (perf stat)\n"
 		"  --help            this text\n"
 		"  --version         the release and the libraries it runs with\n"
 		"Loopback hosts only. Exit 1 if any subscriber saw a gap, a duplicate or\n"
@@ -1062,12 +1359,14 @@ static int report(struct bench *b)
 	long rss_d = (b->rss_after_kb >= 0 && b->rss_before_kb >= 0) ? b->rss_after_kb - b->rss_before_kb : -1;
 	long rss_e = (b->rss_end_kb >= 0 && b->rss_before_kb >= 0) ? b->rss_end_kb - b->rss_before_kb : -1;
 	int live, kids_live, subs = b->subs_all ? b->subs_all : b->o.subs;
+	long rss_now;
 	int nconns = b->nconns + (subs - b->o.subs);
 	json_t *j;
 
 	undelivered = undelivered_of(b, &live);
 	undelivered += kids_collect(b, &kids_live);
 	live += kids_live;
+	rss_now = rss_kb(b->o.server_pid);
 	wsec = secs(b->t_run, b->t_last_ack);
 	dsec = secs(b->t_run, b->t_last_deliv);
 	rsec = secs(b->t_run, b->t_last_read);
@@ -1095,6 +1394,31 @@ static int report(struct bench *b)
 		      (json_int_t)(rss_e >= 0 && nconns ? rss_e * 1024 / nconns : -1),
 		      "first_error", b->first_err, "client_cpu_s", b->cpu_self,
 		      "server_cpu_s", b->cpu_srv);
+	if (j) {
+		long sa = b->sock_after_kb, se = b->sock_end_kb, s0 = b->sock_before_kb;
+		double us = b->cpu_srv * 1e6;
+
+		/* the server's CPU per unit of work, over the run and the drain */
+		json_object_set_new(j, "server_cpu_us_per_delivery", b->cpu_srv >= 0 &&
+				    b->deliveries ? json_real(us / (double)b->deliveries) : json_null());
+		json_object_set_new(j, "server_cpu_us_per_ack", b->cpu_srv >= 0 && b->acked ?
+				    json_real(us / (double)b->acked) : json_null());
+		json_object_set_new(j, "server_cpu_us_per_read", b->cpu_srv >= 0 && b->reads ?
+				    json_real(us / (double)b->reads) : json_null());
+		json_object_set_new(j, "sock_before_kb", json_integer(s0));
+		json_object_set_new(j, "sock_after_kb", json_integer(sa));
+		json_object_set_new(j, "sock_end_kb", json_integer(se));
+		json_object_set_new(j, "sock_end_per_conn_bytes", se >= 0 && s0 >= 0 && nconns ?
+				    json_integer((json_int_t)((se - s0) * 1024 / nconns)) : json_null());
+		json_object_set_new(j, "server_syscalls", b->syscalls ? json_incref(b->syscalls) :
+				    json_null());
+		/* every connection still open, at the end (also when not all got in:
+		 * then the other RSS figures are -1) */
+		json_object_set_new(j, "rss_now_kb", json_integer(rss_now));
+		json_object_set_new(j, "rss_per_live_conn_bytes", rss_now >= 0 &&
+				    b->rss_before_kb >= 0 && live ? json_integer((json_int_t)(
+				    (rss_now - b->rss_before_kb) * 1024 / live)) : json_null());
+	}
 	if (j && b->o.json) {
 		char *s = json_dumps(j, JSON_COMPACT);
 		if (s)
@@ -1110,7 +1434,7 @@ static int report(struct bench *b)
 		"deliveries: %" PRIu64 " (%.0f/s); delivered us p50 %.0f p90 %.0f p99 %.0f max %" PRIu64 "\n"
 		"order: gaps %" PRIu64 " dups %" PRIu64 " undelivered %" PRIu64 "\n"
 		"reads: %" PRIu64 " (%.0f/s); us p50 %.0f p99 %.0f\n"
-		"cpu over the run: client %.2f s, server %.2f s\n%s%s\n",
+		"cpu over the run: client %.2f s, server %.2f s; kernel TCP memory %ld -> %ld -> %ld kB\n%s%s\n",
 		subs, live, b->o.writers, b->o.readers, b->conn_failed, b->closed_early,
 		hist_q(&b->h_conn, 0.5), b->h_conn.max_us, b->rss_before_kb, b->rss_after_kb,
 		rss_d >= 0 && nconns ? rss_d * 1024 / nconns : -1,
@@ -1122,7 +1446,7 @@ static int report(struct bench *b)
 		b->h_deliv.max_us, b->gaps, b->dups, undelivered,
 		b->reads, rsec > 0 ? (double)b->reads / rsec : 0.0,
 		hist_q(&b->h_read, 0.5), hist_q(&b->h_read, 0.99), b->cpu_self, b->cpu_srv,
-		b->first_err[0] ? "first error: " : "", b->first_err);
+		b->sock_before_kb, b->sock_after_kb, b->sock_end_kb, b->first_err[0] ? "first error: " : "", b->first_err);
 	return (b->gaps || b->dups || undelivered || b->conn_failed || b->closed_early) ? 1 : 0;
 }
 
@@ -1133,7 +1457,7 @@ static void on_signal(int sig)
 }
 
 enum { O_URL = 256, O_TOKEN, O_SUBS, O_WRITERS, O_READERS, O_RATE, O_DEPTH, O_DUR,
-       O_MAXW, O_PID, O_JSON, O_PEER, O_HELP, O_PROCS, O_VERSION };
+       O_MAXW, O_PID, O_JSON, O_PEER, O_HELP, O_PROCS, O_VERSION, O_NATS, O_PERF };
 
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
@@ -1153,6 +1477,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "help", no_argument, NULL, O_HELP },
 		{ "procs", required_argument, NULL, O_PROCS },
 		{ "version", no_argument, NULL, O_VERSION },
+		{ "nats", no_argument, NULL, O_NATS },
+		{ "perf-syscalls", no_argument, NULL, O_PERF },
 		{ NULL, 0, NULL, 0 }
 	};
 	int ch, have_url = 0, r;
@@ -1220,6 +1546,12 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case O_PEER:
 			break;
+		case O_NATS:
+			o->nats = 1;
+			break;
+		case O_PERF:
+			o->perf_syscalls = 1;
+			break;
 		case O_HELP:
 			usage(stdout);
 			exit(0);
@@ -1237,6 +1569,11 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	}
 	if (optind != argc || !have_url || !o->token[0]) {
 		fprintf(stderr, "changelog-bench: --url and --token are required\n");
+		return -1;
+	}
+	if (o->nats && (o->writers > 1 || o->readers)) {
+		fprintf(stderr, "changelog-bench: --nats takes at most 1 writer and no readers "
+			"(NATS has no seq: one writer numbers the messages)\n");
 		return -1;
 	}
 	if (!o->subs && !o->writers && !o->readers) {
@@ -1257,6 +1594,7 @@ int main(int argc, char **argv)
 	if (parse_opts(argc, argv, &b->o))
 		return 2;
 	b->rss_before_kb = rss_kb(b->o.server_pid);
+	b->sock_before_kb = sock_kb();
 	if (b->o.procs > 1 && b->o.subs >= b->o.procs) {
 		int r = kids_fork(b);
 
@@ -1303,6 +1641,9 @@ int main(int argc, char **argv)
 	}
 	b->rss_after_kb = -1;
 	b->rss_end_kb = -1;
+	b->sock_after_kb = -1;
+	b->sock_end_kb = -1;
+	b->perf_pid = -1;
 	b->t0 = now_ns();
 	b->phase = b->o.subs ? PH_SUBS : PH_CLIENTS;
 	b->t_phase = b->t0;
@@ -1317,7 +1658,9 @@ int main(int argc, char **argv)
 		b->t_stop = now_ns();
 	if (b->helper && !b->cpu_self)
 		b->cpu_self = cpu_s(0) - b->cpu_self0;
+	perf_stop(b);   /* a run cut short */
 	rc = b->helper ? helper_report(b) : report(b);
+	json_decref(b->syscalls);
 	lws_sul_cancel(&b->sul);
 	lws_context_destroy(b->ctx);
 	for (i = 0; i < b->nconns; i++)

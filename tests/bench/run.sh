@@ -3,9 +3,14 @@
 # build/release/bench: store, core, replay), then the server cases side by
 # side with their peers (tests/bench/peers):
 #
-#   fan-out  changelogd vs the Node `ws` broadcast peer: 1 writer (32 in
-#            flight) -> 1,000 subscribers; deliveries/s and p99
-#   memory   5,000 idle wss subscribers on each: server RSS per connection
+#   fan-out  changelogd vs the Node `ws` broadcast peer and NATS's WebSocket
+#            listener (nats-server, if installed): 1 writer (32 in flight)
+#            -> 1,000 subscribers; deliveries/s, p99, and each server's own
+#            CPU and syscalls (perf stat on its pid) per delivery
+#   latency  100 writes/s to the same subscribers, the server pinned to cpu 0
+#            and the client to cpu 1 (taskset); goal: one fsync's p99 + 2 ms
+#   memory   10,000 idle wss subscribers on each: server RSS per connection
+#            and in all, and the kernel's TCP memory (/proc/net/sockstat)
 #   writes   changelogd, 64 closed-loop writers, acked (fsync'd) events/s vs
 #            MariaDB one INSERT per request and SQLite FULL one per command
 #   reads    getChangelogEntries over 1,000 entries, 8 connections x 4 in
@@ -13,6 +18,9 @@
 #   attack   a bystander's ping p99 while one member's token does the worst
 #            the default limits allow (tests/bench/attack.py), and the
 #            server's peak RSS meanwhile
+#   cluster  1,000 subscribers on one node vs 500 on each of two edges behind
+#            a 3-node NATS JetStream cluster: server CPU per delivery on each
+#            node, write->delivered through an edge (tests/bench/cluster_bench.py)
 #
 # prints ONE table with ratios (tests/bench/report.py) and writes the list
 # of {name, unit, ours, peer, ratio, goal} to $CL_BENCH_JSON (default
@@ -96,12 +104,36 @@ stop_pid() {
 }
 
 # case NAME ARGS...: run the bench client, its JSON into res/NAME.json
+# ($pin: a command prefix for the client, e.g. taskset)
+pin=""
 case_run() {
 	name=$1; shift
 	echo "-- $name (load average $(cut -d' ' -f1-3 /proc/loadavg))"
-	"$bench" --json "$@" >"$work/res/$name.json" || { echo "!! $name failed (rc $?)"; status=1; }
+	$pin "$bench" --json "$@" >"$work/res/$name.json" || { echo "!! $name failed (rc $?)"; status=1; }
 	echo "$name: load average after $(cut -d' ' -f1-3 /proc/loadavg)" >>"$work/loads.txt"
 }
+
+# case_pinned NAME PID ARGS...: as case_run with every thread of server PID
+# on cpu 0 and the client on cpu 1, so latency shows the server and not
+# the two fighting for one core; the server is unpinned afterwards
+case_pinned() {
+	name=$1; ppid=$2; shift 2
+	if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ] &&
+	   taskset -a -p -c 0 "$ppid" >/dev/null 2>&1; then
+		pin="taskset -c 1"
+		case_run "$name" "$@"
+		pin=""
+		taskset -a -p -c "0-$(($(nproc) - 1))" "$ppid" >/dev/null 2>&1
+	else
+		case_run "$name" "$@"
+	fi
+}
+
+# perf stat counts each server's syscalls if the tracepoints are readable
+perf_arg=""
+if command -v perf >/dev/null && perf stat -e raw_syscalls:sys_enter -- true >/dev/null 2>&1; then
+	perf_arg="--perf-syscalls"
+fi
 
 # the C peers (not part of a layer: built here)
 seed="$work/peers/seed_write_bench"
@@ -113,15 +145,31 @@ echo "== server cases (${secs}s each)"
 start_cl fan || exit 1
 cert="$cl_data/tls/cert.pem"; key="$cl_data/tls/key.pem"
 
+# one fsync on this disk, p50/p99 (the latency goal is its p99 + 2 ms)
+python3 - "$work/fsync.probe" >"$work/res/fsync.json" <<'PY' || status=1
+import json, os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o600)
+t = []
+for i in range(300):
+    os.pwrite(fd, b"x" * 512, (i % 8) * 4096)
+    a = time.monotonic()
+    os.fdatasync(fd)
+    t.append((time.monotonic() - a) * 1e6)
+os.close(fd)
+os.unlink(sys.argv[1])
+t.sort()
+print(json.dumps({"n": len(t), "p50_us": t[len(t) // 2], "p99_us": t[int(len(t) * 0.99)]}))
+PY
+
 # fan-out: ours, then the Node ws peer; the 1,000 subscribers are split over
 # two client processes (one saturates a core before either server does)
 case_run fanout_ours --url "wss://127.0.0.1:$cl_port" --token "$cl_token" \
 	--subscribers 1000 --writers 1 --depth 32 --duration "$secs" --procs 2 \
-	--server-pid "$cl_pid"
+	--server-pid "$cl_pid" $perf_arg
 # latency at a steady 100 writes/s to the same 1,000 subscribers
-case_run latency_ours --url "wss://127.0.0.1:$cl_port" --token "$cl_token" \
+case_pinned latency_ours "$cl_pid" --url "wss://127.0.0.1:$cl_port" --token "$cl_token" \
 	--subscribers 1000 --writers 1 --depth 32 --rate 100 --duration "$secs" --procs 2 \
-	--server-pid "$cl_pid"
+	--server-pid "$cl_pid" $perf_arg
 node_port=$(free_port)
 node "$repo/tests/bench/peers/ws_broadcast_peer.js" "$node_port" "$cert" "$key" \
 	>"$work/node.out" 2>&1 &
@@ -134,24 +182,58 @@ until grep -q ready "$work/node.out" 2>/dev/null; do
 done
 case_run fanout_peer --url "wss://127.0.0.1:$node_port" --token peer \
 	--subscribers 1000 --writers 1 --depth 32 --duration "$secs" --procs 2 \
-	--server-pid "$node_pid"
-case_run latency_peer --url "wss://127.0.0.1:$node_port" --token peer \
+	--server-pid "$node_pid" $perf_arg
+case_pinned latency_peer "$node_pid" --url "wss://127.0.0.1:$node_port" --token peer \
 	--subscribers 1000 --writers 1 --depth 32 --rate 100 --duration "$secs" --procs 2 \
-	--server-pid "$node_pid"
-# memory: 5,000 idle subscribers, RSS read once they are all connected and
+	--server-pid "$node_pid" $perf_arg
+# memory: 10,000 idle subscribers, RSS read once they are all connected and
 # again 2 s later (settled); each server has just run its fan-out case
 case_run idle_peer --url "wss://127.0.0.1:$node_port" --token peer \
-	--subscribers 5000 --writers 0 --duration 2 --server-pid "$node_pid"
+	--subscribers 10000 --writers 0 --duration 2 --procs 2 --server-pid "$node_pid"
 stop_pid "$node_pid"
+
+# the second fan-out peer: NATS's own WebSocket listener (TLS, the same
+# certificate), driven with its text protocol (changelog-bench --nats)
+if command -v nats-server >/dev/null; then
+	nats_port=$(free_port)
+	cat >"$work/nats.conf" <<EOF
+listen: "127.0.0.1:$(free_port)"
+websocket {
+  listen: "127.0.0.1:$nats_port"
+  tls { cert_file: "$cert", key_file: "$key" }
+  compression: false
+}
+write_deadline: "30s"
+EOF
+	nats-server -c "$work/nats.conf" >"$work/nats.out" 2>&1 &
+	nats_pid=$!
+	pids="$pids $nats_pid"
+	i=0
+	until grep -q "Server is ready" "$work/nats.out" 2>/dev/null; do
+		sleep 0.1; i=$((i + 1))
+		[ $i -gt 100 ] && { echo "!! nats-server did not start"; cat "$work/nats.out"; break; }
+	done
+	case_run fanout_nats --nats --url "wss://127.0.0.1:$nats_port" --token nats \
+		--subscribers 1000 --writers 1 --depth 32 --duration "$secs" --procs 2 \
+		--server-pid "$nats_pid" $perf_arg
+	case_pinned latency_nats "$nats_pid" --nats --url "wss://127.0.0.1:$nats_port" \
+		--token nats --subscribers 1000 --writers 1 --depth 32 --rate 100 \
+		--duration "$secs" --procs 2 --server-pid "$nats_pid" $perf_arg
+	case_run idle_nats --nats --url "wss://127.0.0.1:$nats_port" --token nats \
+		--subscribers 10000 --writers 0 --duration 2 --procs 2 --server-pid "$nats_pid"
+	stop_pid "$nats_pid"
+else
+	echo "-- no nats-server: the NATS peer cases are skipped"
+fi
 case_run idle_ours --url "wss://127.0.0.1:$cl_port" --token "$cl_token" \
-	--subscribers 5000 --writers 0 --duration 2 --server-pid "$cl_pid"
+	--subscribers 10000 --writers 0 --duration 2 --procs 2 --server-pid "$cl_pid"
 
 # writes: 64 closed-loop writers on the same server, no subscribers (the
 # peers' case), then 100
 case_run writes_ours --url "wss://127.0.0.1:$cl_port" --token "$cl_token" \
 	--writers 64 --duration "$secs" --server-pid "$cl_pid"
 case_run writes100_ours --url "wss://127.0.0.1:$cl_port" --token "$cl_token" \
-	--writers 100 --duration "$secs" --server-pid "$cl_pid"
+	--writers 100 --duration "$secs" --server-pid "$cl_pid" $perf_arg
 stop_pid "$cl_pid"
 
 echo "-- writes_sqlite (load average $(cut -d' ' -f1-3 /proc/loadavg))"
@@ -188,7 +270,7 @@ echo "-- reads prefill (1,000 entries)"
 	--max-writes 1000 --duration 120 >/dev/null 2>"$work/prefill.log" || {
 	cat "$work/prefill.log"; status=1; }
 case_run reads_ours --url "wss://127.0.0.1:$cl_port" --token "$cl_token" \
-	--writers 0 --readers 8 --depth 4 --duration "$secs" --server-pid "$cl_pid"
+	--writers 0 --readers 8 --depth 4 --duration "$secs" --server-pid "$cl_pid" $perf_arg
 stop_pid "$cl_pid"
 
 # attack: one member's token doing the worst the default limits allow while
@@ -214,6 +296,14 @@ echo "-- attack_ours (load average $(cut -d' ' -f1-3 /proc/loadavg))"
 	--token "$(tok mallory)" --bystander-token "$(tok bob)" --secs "$secs" \
 	--server-pid "$cl_pid" >"$work/res/attack_ours.json" || { echo "!! attack failed"; status=1; }
 stop_pid "$cl_pid"
+
+# the cluster: 1,000 subscribers on one node vs 500 on each of two edges fed
+# through a 3-node NATS JetStream cluster (tests/bench/cluster_bench.py: its
+# rows go straight into $out)
+echo "-- cluster (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+CL_BIN="$bin" /usr/bin/python3 "$repo/tests/bench/cluster_bench.py" --json "$out" \
+	--secs "$secs" --dir "$work/cluster" >"$work/res/cluster.json" 2>"$work/cluster.log" || {
+	echo "!! cluster failed"; tail -20 "$work/cluster.log"; status=1; }
 
 for f in "$work"/res/*.json; do
 	echo "$(basename "$f" .json): $(cat "$f")"

@@ -1,6 +1,7 @@
 """http_util.py - a small HTTP(S) client for the HTTP API tests (http.client)."""
 import http.client
 import json
+import socket
 
 from conftest import tls_context
 
@@ -34,3 +35,25 @@ def call(server, method, path, token=None, body=None, headers=None, conn=None, r
     finally:
         if own:
             c.close()
+
+
+def tls_raw(server, timeout=60, rcvbuf=None):
+    """A raw TLS socket to the server, for requests http.client cannot make."""
+    raw = socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
+    if rcvbuf:
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    return tls_context().wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def read_all(sock):
+    """Everything the server sends until it closes (or resets)."""
+    out = b""
+    try:
+        while True:
+            d = sock.recv(65536)
+            if not d:
+                break
+            out += d
+    except (ConnectionResetError, OSError):
+        pass
+    return out

@@ -91,7 +91,8 @@ def test_stats(fixture_log):
     assert s["by_type"] == {"user.created": 3, "user.role_set": 1, "token.issued": 4,
                             "token.revoked": 1, "entry.created": 2, "entry.edited": 1,
                             "entry.status_set": 3, "comment.added": 3,
-                            "comment.edited": 0, "comment.deleted": 0, "read.marked": 0}
+                            "comment.edited": 0, "comment.deleted": 0, "read.marked": 0,
+                            "webhook.created": 0, "webhook.deleted": 0}
     assert sum(s["by_month"].values()) == 18 and s["by_month"]["2026-12"] >= 5
     assert s["users"] == {"total": 3, "admin": 2, "member": 1}
     assert s["tokens"] == {"issued": 4, "active": 3, "revoked": 1}

@@ -18,7 +18,7 @@ import urllib.parse
 import pytest
 
 from conftest import Client, Server, new_member, run, tls_context, sanitizer_reports
-from http_util import call, connect
+from http_util import call, connect, read_all, tls_raw
 
 V1 = "/api/v1"
 
@@ -248,28 +248,22 @@ def test_body_limits(make_server):
 
 def test_slow_body_is_dropped(make_server):
     s = make_server("--handshake-timeout", "1")
-    sock = socket.create_connection(("127.0.0.1", s.port), timeout=30)
-    sock = tls_context().wrap_socket(sock, server_hostname="localhost")
+    sock = tls_raw(s, timeout=30)
     sock.sendall(("POST %s/commands/createEntry HTTP/1.1\r\nHost: x\r\n"
                   "Authorization: Bearer %s\r\nContent-Length: 100\r\n\r\n{"
                   % (V1, s.admin_token)).encode())
-    got = b""
-    try:
-        while True:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            got += chunk
-    except (ConnectionResetError, OSError):
-        pass
+    got = read_all(sock)
     assert not got.startswith(b"HTTP/1.1 200")     # closed, nothing applied
     assert call(s, "GET", V1 + "/stats", s.admin_token)[2]["result"]["entries"] == 0
 
 
 def test_rate_limit_429_with_retry_after(make_server):
-    # rate 1/s, burst 3: requests in a row run out of the burst at once
-    # (a slow machine may refill a token now and then, never 3 in a row)
-    s = make_server("--rate", "1", "--burst", "3")
+    # rate 1/s, burst 3, per connection and per user: requests in a row run
+    # out of the burst at once (a slow machine may refill a token now and
+    # then, never 3 in a row); each call below is a new connection, so the
+    # first 429s are the user's (shared with its websockets:
+    # test_user_budget.py)
+    s = make_server("--rate", "1", "--burst", "3", "--user-rate", "1", "--user-burst", "3")
     t = s.admin_token
     sts = []
     while 429 not in sts and len(sts) < 50:

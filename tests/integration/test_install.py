@@ -4,18 +4,14 @@ installed config file and no checkout beside it, serves the installed web
 UI and answers a websocket over a real socket. The unit installed with a
 real PREFIX passes `systemd-analyze verify` and its hardening scores OK in
 `systemd-analyze security`. make uninstall removes what install put."""
-import asyncio
 import os
 import shutil
 import subprocess
-import tempfile
-import time
-import urllib.request
 
 import pytest
 
-from conftest import REPO, Client, free_port, run, tls_context
-from deploy_util import BINARIES, make
+from conftest import REPO, free_port
+from deploy_util import BINARIES, create_and_list, make, wait_for_web_ui
 
 WEB = os.path.join(REPO, "web")
 
@@ -62,34 +58,9 @@ def test_install_into_destdir_and_run_from_there(tmpdir_path):
                               "127.0.0.1:%d" % port], cwd=tmpdir_path,
                              stdout=subprocess.DEVNULL, stderr=errf)
     try:
-        body = None
-        deadline = time.time() + 15
-        while time.time() < deadline and body is None:
-            assert p.poll() is None, open(log).read()
-            try:
-                with urllib.request.urlopen("https://127.0.0.1:%d/" % port,
-                                            context=tls_context(), timeout=2) as resp:
-                    body = resp.read()
-            except OSError:
-                time.sleep(0.05)
-        assert body == open(os.path.join(WEB, "index.html"), "rb").read()
-        assert "serving the web UI from %s" % os.path.join(
-            dest, "usr/local/share/changelogd/web") in open(log).read()
+        wait_for_web_ui(p, port, log, os.path.join(dest, "usr/local/share/changelogd/web"))
         token = open(os.path.join(data, "admin-token")).read().strip()
-
-        class S:
-            plain = False
-            def url(self, t, prefix=""):
-                return "wss://127.0.0.1:%d%s/ws/%s" % (port, prefix, t)
-
-        async def talk():
-            c = await Client.connect(S(), token)
-            await c.command("createEntry", {"title": "installed", "kind": "feature"})
-            r = await c.query("getChangelogEntries")
-            await c.close()
-            return r
-        r = run(talk())
-        assert [e["title"] for e in r["result"]["entries"]] == ["installed"]
+        assert create_and_list(port, token, "installed", "feature") == ["installed"]
     finally:
         p.terminate()
         assert p.wait(timeout=15) == 0

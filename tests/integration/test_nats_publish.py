@@ -211,8 +211,22 @@ def test_a_stream_ahead_of_the_log_is_refused(nats, writers, tmpdir_path):
     stream_refused(c, "the stream is ahead of the log (stream seq 5, log seq 2)")
 
 
+def test_a_comma_separated_list_of_brokers_finds_the_live_one(nats, writers):
+    """--nats a,b: the first broker in the list is down; the writer connects
+    to the second and publishes everything (one URL per cluster node)."""
+    dead = "nats://127.0.0.1:%d" % free_port()
+    w = writers("%s, %s" % (dead, nats.url))
+    seqs = write(w, 4)
+    m = wait_published(w)
+    assert m["changelogd_nats_published_seq"] == seqs[-1] == 6
+    assert assert_stream_is_log(nats, w.data) == 6
+
+
 @pytest.mark.parametrize("args,why", [
     (["--nats", "localhost:4222"], "--nats wants nats://HOST:PORT"),
+    (["--nats", "nats://127.0.0.1:1,localhost:2"], "--nats wants nats://HOST:PORT"),
+    (["--nats", "nats://127.0.0.1:1,"], "--nats wants nats://HOST:PORT"),
+    (["--nats", ",".join(["nats://127.0.0.1:1"] * 17)], "a comma-separated list of at most 16"),
     (["--nats", "nats://127.0.0.1:1", "--nats-replicas", "0"], "--nats-replicas wants 1..5"),
     (["--nats", "nats://127.0.0.1:1", "--nats-replicas", "6"], "--nats-replicas wants 1..5"),
     (["--nats", "nats://127.0.0.1:1", "--nats-max-msgs", "0"], "--nats-max-msgs wants"),

@@ -10,12 +10,11 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-import time
-import urllib.request
 
 import pytest
 
-from conftest import REPO, Client, free_port, run, tls_context
+from conftest import REPO, free_port
+from deploy_util import create_and_list, wait_for_web_ui
 from test_version import release
 
 
@@ -93,32 +92,10 @@ def test_deb_builds_installs_and_runs(tmpdir_path):
                                       "--data", data, "--listen", "127.0.0.1:%d" % port],
                                      cwd="/", stdout=subprocess.DEVNULL, stderr=errf)
             try:
-                body, deadline = None, time.time() + 15
-                while body is None and time.time() < deadline:
-                    assert p.poll() is None, open(log).read()
-                    try:
-                        with urllib.request.urlopen("https://127.0.0.1:%d/" % port,
-                                                    context=tls_context(), timeout=2) as resp:
-                            body = resp.read()
-                    except OSError:
-                        time.sleep(0.05)
-                assert body == open(os.path.join(REPO, "web", "index.html"), "rb").read()
-                assert "serving the web UI from /usr/share/changelogd/web" in open(log).read()
+                wait_for_web_ui(p, port, log, "/usr/share/changelogd/web")
                 token = open(os.path.join(data, "admin-token")).read().strip()
                 assert os.stat(os.path.join(data, "data.mdb")).st_uid == user.pw_uid
-
-                class S:
-                    plain = False
-                    def url(self, t, prefix=""):
-                        return "wss://127.0.0.1:%d%s/ws/%s" % (port, prefix, t)
-
-                async def talk():
-                    c = await Client.connect(S(), token)
-                    await c.command("createEntry", {"title": "from the deb", "kind": "fix"})
-                    r = await c.query("getChangelogEntries")
-                    await c.close()
-                    return r
-                assert [e["title"] for e in run(talk())["result"]["entries"]] == ["from the deb"]
+                assert create_and_list(port, token, "from the deb", "fix") == ["from the deb"]
             finally:
                 p.terminate()
                 assert p.wait(timeout=15) == 0

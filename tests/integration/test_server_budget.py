@@ -30,9 +30,11 @@ BODY = 32768
 # docs/operations.md "Memory": what the server may hold beyond --max-memory
 # and what it held before (the projection, the log's pages, the libraries):
 # three times the largest answer (PROTO_ANSWER_MAX, 16 MiB: its JSON tree,
-# its text and its frame while it is built) plus the query cache (32 MiB)
-# plus --ring-bytes (1 MiB here)
-SLACK = 3 * 16 * MIB + 32 * MIB + 1 * MIB
+# its text and its frame while it is built; a page: its text, which becomes
+# its frame, and its entries' texts beyond the cache's cap) plus the entry
+# text cache (16 MiB) plus the query cache (32 MiB) plus --ring-bytes (1 MiB
+# here)
+SLACK = 3 * 16 * MIB + 16 * MIB + 32 * MIB + 1 * MIB
 
 
 def bound(server, base):

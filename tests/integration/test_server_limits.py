@@ -24,7 +24,8 @@ async def closed_with(c, timeout=10):
 
 
 def read_frames(sock, n):
-    """n text frames from a raw_upgrade socket (unmasked, unfragmented)."""
+    """n text messages from a raw_upgrade socket (unmasked frames; a big
+    reply comes in fragments: a text frame without FIN, continuations)."""
     def exact(k):
         b = b""
         while len(b) < k:
@@ -32,7 +33,7 @@ def read_frames(sock, n):
             assert chunk, "closed"
             b += chunk
         return b
-    out = []
+    out, msg = [], None
     while len(out) < n:
         h = exact(2)
         ln = h[1] & 0x7f
@@ -42,7 +43,12 @@ def read_frames(sock, n):
             ln = int.from_bytes(exact(8), "big")
         payload = exact(ln)
         if h[0] & 0x0f == 1:
-            out.append(payload)
+            msg = payload
+        elif h[0] & 0x0f == 0 and msg is not None:
+            msg += payload
+        if msg is not None and h[0] & 0x80:
+            out.append(msg)
+            msg = None
     return out
 
 

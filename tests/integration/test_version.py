@@ -13,9 +13,10 @@ from conftest import BIN, REPO
 from deploy_util import BINARIES
 
 WANT = {
-    "changelogd": ["msgpack-c", "jansson", "LMDB", "OpenSSL", "libwebsockets"],
+    "changelogd": ["msgpack-c", "jansson", "LMDB", "OpenSSL", "libwebsockets", "libcurl"],
     "changelog-admin": ["msgpack-c", "jansson", "LMDB", "OpenSSL"],
     "changelog-audit": ["msgpack-c", "jansson", "LMDB", "OpenSSL"],
+    "changelog-post": ["msgpack-c", "jansson", "LMDB", "OpenSSL", "libcurl"],
     "changelog-replay": ["msgpack-c", "jansson", "LMDB", "OpenSSL", "SQLite",
                          "MariaDB-Connector/C"],
     "changelog-bench": ["libwebsockets", "OpenSSL"],   # stands alone: no project code
@@ -36,6 +37,8 @@ def system_versions():
         "OpenSSL": ssl.OPENSSL_VERSION.split()[1],
         "LMDB": re.search(r"LMDB (\d+\.\d+\.\d+)", lmdb).group(1),
         "libwebsockets": lws,
+        "libcurl": subprocess.run(["pkg-config", "--modversion", "libcurl"], capture_output=True,
+                                  text=True).stdout.strip(),
     }
 
 

@@ -166,6 +166,43 @@ static void t_strerror(void)
 	CHECK(strcmp(cl_strerror(-999), "unknown error") == 0);
 }
 
+/* cl_url_check: what a webhook may be posted to. */
+static void t_url_check(void)
+{
+	static const char *const good[] = {
+		"http://a", "https://hooks.slack.com/services/T0/B0/xyz", "HTTPS://Example.COM:443/p?q=1&r",
+		"http://127.0.0.1:8080/hook", "http://[::1]:9/x", "http://[fe80::1]/", "http://a_b-c.d/",
+		"http://a?x", NULL };
+	static const char *const bad[] = {
+		"", "ftp://a/", "http:/a", "http://", "http:///x", "http://:80/", "http://a:/",
+		"http://a:0/", "http://a:65536/", "http://a:123456/", "http://a:8o/", "http://u@a/",
+		"http://u:p@a/", "http://a/#f", "http://a b/", "http://a/\x7f", "http://a/\xc3\xa9",
+		"http://[]/", "http://[::1/", "http://[g::1]/", "http://a!b/", "javascript:alert(1)",
+		NULL };
+	char longer[CL_MAX_URL + 2];
+
+	for (int i = 0; good[i]; i++) {
+		const char *why = cl_url_check(good[i], strlen(good[i]));
+
+		if (why)
+			fprintf(stderr, "  %s: %s\n", good[i], why);
+		CHECK(why == NULL);
+	}
+	for (int i = 0; bad[i]; i++) {
+		const char *why = cl_url_check(bad[i], strlen(bad[i]));
+
+		if (!why)
+			fprintf(stderr, "  accepted: %s\n", bad[i]);
+		CHECK(why != NULL);
+	}
+	memset(longer, 'a', sizeof longer);
+	memcpy(longer, "http://h/", 9);
+	CHECK(cl_url_check(longer, CL_MAX_URL) == NULL);
+	CHECK(cl_url_check(longer, CL_MAX_URL + 1) != NULL);
+	/* an embedded NUL is refused, not cut */
+	CHECK(cl_url_check("http://a/\0b", 11) != NULL);
+}
+
 int main(void)
 {
 	RUN(t_iso_roundtrip);
@@ -177,5 +214,6 @@ int main(void)
 	RUN(t_name_new);
 	RUN(t_display_hazard);
 	RUN(t_strerror);
+	RUN(t_url_check);
 	return harness_done();
 }

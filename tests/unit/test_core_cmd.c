@@ -623,6 +623,81 @@ static void t_names(void)
 	CHECK(!cmd_is_command(NULL));
 }
 
+/* createWebhook / deleteWebhook and the projection's webhook table. */
+static void t_webhooks(void)
+{
+	struct proj_webhook_info w;
+	struct fx f;
+	struct ev_buf b;
+	struct event back;
+	char params[128];
+
+	fx_init(&f);
+	CHECK_EQ_INT(run(&f, f.alice, "createWebhook", "{\"url\":\"https://h.example/x\"}"),
+		     CMD_FORBIDDEN);
+	CHECK_EQ_INT(run(&f, f.admin, "createWebhook", "{}"), CMD_BAD_REQUEST);
+	CHECK_EQ_INT(run(&f, f.admin, "createWebhook", "{\"url\":\"file:///etc/passwd\"}"),
+		     CMD_BAD_REQUEST);
+	CHECK_EQ_INT(run(&f, f.admin, "createWebhook", "{\"url\":\"https://h/\",\"x\":1}"),
+		     CMD_BAD_REQUEST);
+	CHECK_EQ_INT(run_long(&f, f.admin, "createWebhook", "{\"url\":\"https://h/%s\"}",
+			      CL_MAX_URL), CMD_TOO_LARGE);
+	CHECK_EQ_INT(run(&f, f.admin, "createWebhook",
+			 "{\"url\":\"https://h/\",\"events\":[\"comment.added\",1]}"),
+		     CMD_BAD_REQUEST);
+	CHECK_EQ_INT(run(&f, f.admin, "createWebhook",
+			 "{\"url\":\"https://h/\",\"events\":[\"comment.added\","
+			 "\"entry.created\"]}"), CMD_OK);
+	CHECK_EQ_INT(reply_int(&f, "webhook"), 1);
+	CHECK(strcmp(json_string_value(json_object_get(f.res.reply, "events")),
+		     "entry.created,comment.added") == 0);
+	/* the event carries the url, the canonical types and the nonce (the hash) */
+	REQUIRE(f.res.n == 1 && f.res.ev[0].type == EV_WEBHOOK_CREATED);
+	ev_buf_init(&b);
+	REQUIRE(ev_encode(&f.res.ev[0], &b) == 0);
+	REQUIRE(ev_decode(b.data, b.len, &back) == 0);
+	CHECK(back.url.n == 10 && memcmp(back.url.p, "https://h/", 10) == 0);
+	CHECK(back.types.n == 27 && memcmp(back.types.p, "entry.created,comment.added", 27) == 0);
+	CHECK(memcmp(back.token_hash, f.hash, EV_HASH_LEN) == 0);
+	{
+		json_t *j = ev_to_json(&back);
+		char *text = json_dumps(j, JSON_COMPACT);
+
+		/* the nonce never leaves the log */
+		CHECK(text && strstr(text, "\"hash\"") == NULL && strstr(text, "\"url\"") != NULL);
+		free(text);
+		json_decref(j);
+	}
+	ev_buf_release(&b);
+	REQUIRE(proj_webhook_get(f.p, 1, &w) == 0);
+	CHECK(strcmp(w.url, "https://h/") == 0);
+	CHECK_EQ_INT(w.mask, (1u << EV_ENTRY_CREATED) | (1u << EV_COMMENT_ADDED));
+	CHECK_EQ_INT(w.seq, proj_seq(f.p));
+	CHECK_EQ_INT(run(&f, f.admin, "createWebhook", "{\"url\":\"https://h/\"}"), CMD_CONFLICT);
+	/* no nonce from the caller: refused, not made up */
+	f.no_token = 1;
+	CHECK_EQ_INT(run(&f, f.admin, "createWebhook", "{\"url\":\"https://h/2\"}"),
+		     CMD_INTERNAL);
+	f.no_token = 0;
+	for (int i = 2; i <= CL_MAX_WEBHOOKS; i++) {
+		snprintf(params, sizeof params, "{\"url\":\"http://10.0.0.1:8080/%d\"}", i);
+		CHECK_EQ_INT(run(&f, f.admin, "createWebhook", params), CMD_OK);
+	}
+	CHECK_EQ_INT(run(&f, f.admin, "createWebhook", "{\"url\":\"https://h/17\"}"),
+		     CMD_CONFLICT);
+	CHECK_EQ_INT(run(&f, f.alice, "deleteWebhook", "{\"webhook\":1}"), CMD_FORBIDDEN);
+	CHECK_EQ_INT(run(&f, f.admin, "deleteWebhook", "{\"webhook\":99}"), CMD_NOT_FOUND);
+	CHECK_EQ_INT(run(&f, f.admin, "deleteWebhook", "{\"webhook\":0}"), CMD_BAD_REQUEST);
+	CHECK_EQ_INT(run(&f, f.admin, "deleteWebhook", "{\"webhook\":1}"), CMD_OK);
+	CHECK_EQ_INT(run(&f, f.admin, "deleteWebhook", "{\"webhook\":1}"), CMD_CONFLICT);
+	REQUIRE(proj_webhook_get(f.p, 1, &w) == 0);
+	CHECK(w.url == NULL && w.deleted_seq == proj_seq(f.p));
+	/* a slot is free again; the id is new */
+	CHECK_EQ_INT(run(&f, f.admin, "createWebhook", "{\"url\":\"https://h/\"}"), CMD_OK);
+	CHECK_EQ_INT(reply_int(&f, "webhook"), CL_MAX_WEBHOOKS + 1);
+	fx_done(&f);
+}
+
 int main(void)
 {
 	RUN(t_create_entry);
@@ -634,5 +709,6 @@ int main(void)
 	RUN(t_set_role);
 	RUN(t_tokens);
 	RUN(t_names);
+	RUN(t_webhooks);
 	return harness_done();
 }

@@ -11,14 +11,15 @@
 # includes no header of the project at all.
 #
 # Inside net/ (module = file stem, its .c and .h), dependencies run one way:
-#   leaves        push qcache slog tlsgen (no other net/ header)
+#   leaves        push qcache slog tlsgen ratelimit (no other net/ header)
 #   metrics       qcache
 #   proto         push qcache
 #   http          metrics qcache
-#   session       push metrics qcache slog
+#   session       push metrics qcache slog ratelimit
 #   natsconn      (NATS connection options; a leaf)
 #   natspub       natsconn slog (the NATS publisher thread)
 #   edge          natsconn slog (an edge's NATS consumer thread)
+#   webhook       push slog (the webhook delivery thread)
 #   server        anything in net/: the one file that wires them
 #   changelogd_main  server slog
 # Only server.c and changelogd_main.c include server.h, and net/ holds no
@@ -74,16 +75,17 @@ check() {
 # net_allowed STEM: the net/ modules STEM may include
 net_allowed() {
 	case $1 in
-	push|qcache|slog|tlsgen|config|libver|natsconn|presence) echo "" ;;
+	push|qcache|slog|tlsgen|config|libver|natsconn|presence|ratelimit) echo "" ;;
 	tlsreload) echo "slog" ;;
 	natspub|edge|natssvc) echo "natsconn slog" ;;
 	edgefwd) echo "edge natsconn slog" ;;
+	webhook) echo "push slog" ;;
 	metrics) echo "qcache" ;;
 	proto) echo "push qcache" ;;
 	http) echo "metrics qcache" ;;
-	api) echo "proto push qcache websess metrics" ;;
+	api) echo "proto push qcache websess metrics ratelimit" ;;
 	websess) echo "" ;;
-	session) echo "push metrics qcache slog" ;;
+	session) echo "push metrics qcache slog ratelimit" ;;
 	changelogd_main) echo "server slog config libver tlsreload" ;;
 	server) echo "*" ;;
 	*) echo "?" ;;

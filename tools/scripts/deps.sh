@@ -9,7 +9,7 @@ group=${1:-run}
 
 RUN_PKGS="gcc make pkg-config libc6-dev libwebsockets-dev liblmdb-dev lmdb-utils
 libmsgpack-dev libsqlite3-dev libmariadb-dev libssl-dev libjansson-dev openssl
-libnats-dev"
+libnats-dev libcurl4-openssl-dev"
 TEST_PKGS="python3 python3-websockets python3-pytest sqlite3 mariadb-server
 mariadb-client php-cli php-sqlite3 php-mysql chromium nodejs npm clang
 libclang-rt-14-dev faketime tzdata nats-server haproxy"

@@ -872,6 +872,27 @@ static void srv_release(struct server *s)
 	}
 }
 
+/*
+ * Wait until what the projection shows is durable (the waiting batches'
+ * sync), without finishing them: for what reads the projection outside a
+ * batch and sends it at once (pushes read back from the log, webhook
+ * bodies, presence). 0, or -1 when the sync failed (s->fatal).
+ */
+static int srv_wait_durable(void *arg)
+{
+	struct server *s = arg;
+	int rc;
+
+	if (!s->pend_head || s->pend_tail->need <= srv_durable(s))
+		return s->fatal && s->pend_head ? -1 : 0;
+	rc = evlog_sync_wait(s->log, s->pend_tail->need);
+	if (rc && !s->fatal) {
+		slog(SLOG_ERR, "cannot sync the log (%s); stopping", cl_strerror(rc));
+		s->fatal = 1;
+	}
+	return rc ? -1 : 0;
+}
+
 /* Wait for the sync of every waiting batch, then finish them. */
 static void srv_settle(struct server *s)
 {
@@ -1473,7 +1494,8 @@ static void srv_tail(lws_sorted_usec_list_t *sul)
 
 	if (rc)
 		slog(SLOG_ERR, "cannot follow the log (%s)", cl_strerror(rc));
-	srv_presence_push(s);
+	if (srv_wait_durable(s) == 0)  /* presence shows the projection's names */
+		srv_presence_push(s);
 	lws_sul_schedule(s->ctx, 0, &s->tail_sul, srv_tail, SRV_TAIL_US);
 }
 
@@ -1763,6 +1785,7 @@ static void srv_wire(struct server *s)
 	s->pool.on_message = srv_on_message;
 	s->pool.on_forget = srv_forget_session;
 	s->pool.on_drained = srv_drained;
+	s->pool.on_replay = srv_wait_durable;
 	s->pool.arg = s;
 
 	s->api.lim.max_body = s->o.max_msg;
@@ -2213,7 +2236,10 @@ int srv_run(const struct srv_opts *o)
 		tlsr_poll(s->tls);
 		if (!srv_collecting(s))
 			srv_flush(s);
-		webhook_feed(s->wh, s->proj, s->log, s->published);
+		/* its bodies carry the projection's state: durable first (a
+		 * log that has webhooks gives up the overlap of sync and loop) */
+		if (!s->pend_head || !proj_webhook_count(s->proj) || srv_wait_durable(s) == 0)
+			webhook_feed(s->wh, s->proj, s->log, s->published);
 	}
 
 	/* commands in flight to the writer: their clients learn it now */

@@ -10,6 +10,12 @@
  *    the log, so no refused or lost event survives in memory.
  *  - Replies and pushes leave only after a successful commit: nothing that
  *    is acknowledged can be lost, nothing unacknowledged is ever pushed.
+ *  - With the deferred meta sync (evlog_defer_sync, the default for a
+ *    writer) "committed" and "durable" part: s->committed runs ahead of
+ *    s->published by the batches waiting in s->pend for the sync thread.
+ *    Their replies and pushes, and those of every later batch (which may
+ *    have read their state), leave in batch order once evlog_durable
+ *    reaches the batch's need (srv_release).
  */
 #include "server.h"
 
@@ -94,6 +100,20 @@ struct srv_staged {
 };
 
 /*
+ * A batch that ran and (if it wrote) committed, waiting until everything it
+ * may have seen is durable: its requests (their replies built), its staged
+ * pushes, and how it ended.
+ */
+struct srv_pending {
+	struct srv_pending *next;
+	struct req *batch;
+	struct srv_staged *stg;
+	size_t nstg, stgcap;
+	uint64_t need;             /* released once evlog_durable >= need */
+	int rc;                    /* srv_flush's outcome: 0, or the batch failed */
+};
+
+/*
  * A command this edge forwarded to the writer (edgefwd.h), until its
  * client has the reply: first waiting for the writer's reply, then for
  * this edge to apply the event at the reply's seq (read-your-writes).
@@ -124,6 +144,9 @@ struct server {
 	struct proj *proj;
 	char epoch[EVLOG_EPOCH_STRLEN + 1];
 	uint64_t published;        /* last seq committed, applied and in the ring */
+	uint64_t committed;        /* last seq committed and applied (>= published) */
+	int deferred;              /* evlog_defer_sync is on: batches wait in pend */
+	struct srv_pending *pend_head, *pend_tail;
 	struct ring ring;
 
 	struct proto_ctx pc;       /* requests run over this */
@@ -241,6 +264,10 @@ static void srv_forget_session(void *arg, struct sess *ss)
 	for (r = s->q_head; r; r = r->next)
 		if (r->sess == ss)
 			r->sess = NULL;
+	for (struct srv_pending *pb = s->pend_head; pb; pb = pb->next)
+		for (r = pb->batch; r; r = r->next)
+			if (r->sess == ss)
+				r->sess = NULL;   /* req_free drops its frame */
 	for (f = s->fwd_head; f; f = f->next)
 		if (f->r->sess == ss)
 			f->r->sess = NULL;
@@ -335,6 +362,10 @@ static void srv_forget_api(void *arg, struct api_conn *c)
 	for (r = s->q_head; r; r = r->next)
 		if (r->api == c)
 			r->api = NULL;
+	for (struct srv_pending *pb = s->pend_head; pb; pb = pb->next)
+		for (r = pb->batch; r; r = r->next)
+			if (r->api == c)
+				r->api = NULL;
 	for (f = s->fwd_head; f; f = f->next)
 		if (f->r->api == c)
 			f->r->api = NULL;
@@ -433,7 +464,11 @@ static int srv_publish(struct server *s, uint64_t seq, int type, uint64_t token,
 		ring_skip(&s->ring, seq);
 	}
 	s->published = seq;
-	s->pc.committed = seq;
+	if (seq > s->committed)
+		s->committed = seq;
+	evlog_share_upto(s->log, s->deferred ? seq : 0);
+	if (seq > s->pc.committed)
+		s->pc.committed = seq;
 	CL_ASSERT(s->ring.last == s->published);   /* sessions read it as the stream end */
 	s->m.events++;
 	if (type == EV_WEBHOOK_CREATED || type == EV_WEBHOOK_DELETED)
@@ -461,15 +496,32 @@ static int srv_publish_followed(void *arg, const struct event *ev)
 				     push);
 }
 
+static void srv_settle(struct server *s);
+
 /*
  * Apply and publish what other processes appended after proj_seq. Only
  * called with no write txn open (the projection is not speculative).
+ * With batches waiting for their sync, another process's events would be
+ * published before ours: so those wait for the sync first (srv_settle).
  */
 static int srv_catch_up(struct server *s)
 {
 	struct command_fault fault;
 	size_t n = 0;
-	int rc = command_follow(s->log, s->proj, srv_publish_followed, s, &n, &fault);
+	int rc;
+
+	if (s->pend_head) {
+		uint64_t last = 0;
+
+		if ((rc = evlog_last(s->log, &last, NULL)) != 0)
+			return rc;
+		if (last == s->committed)
+			return 0;       /* nobody else appended */
+		srv_settle(s);
+		if (s->pend_head)
+			return CL_EIO;  /* the sync failed: s->fatal is set */
+	}
+	rc = command_follow(s->log, s->proj, srv_publish_followed, s, &n, &fault);
 
 	if (rc && fault.step == COMMAND_AT_APPLY)
 		slog(SLOG_ERR, "event %llu from the log does not apply (%s)",
@@ -532,7 +584,7 @@ static int srv_load_event(void *arg, uint64_t seq, json_t **out)
 	int rc;
 
 	*out = NULL;
-	if (seq > s->published) {      /* appended by the running batch */
+	if (seq > s->committed) {      /* appended by the running batch */
 		if (!s->wtxn)
 			return CL_ENOTFOUND;
 		rc = evlog_wget(s->wtxn, seq, &ev);
@@ -738,12 +790,175 @@ static void srv_deliver(struct server *s, struct req *r)
 static void srv_fwd_divert(struct server *s);
 static void srv_svc_answer(struct server *s, struct req *r);
 
+/*
+ * After the batch's commit (rc 0) or its failure, and once everything it
+ * may have seen is durable: publish its staged pushes, send its replies,
+ * free its requests. stg[0..nstg) are consumed.
+ */
+static void srv_finish(struct server *s, struct req *batch, struct srv_staged *stg, size_t nstg,
+		       int rc)
+{
+	uint64_t before = s->published;
+	struct req *r, *nx;
+	size_t i;
+
+	if (rc == 0) {
+		for (i = 0; i < nstg; i++) {
+			struct srv_staged *st = &stg[i];
+			int bad = srv_publish(s, st->seq, st->type, st->token, st->user, st->push);
+
+			st->push = NULL;        /* srv_publish consumed it */
+			if (bad)
+				break;
+		}
+		for (r = batch; r; r = r->next) {
+			if (r->nats)
+				srv_svc_answer(s, r);   /* a command an edge forwarded */
+			else
+				srv_deliver(s, r);
+		}
+		if (s->published != before) {
+			sess_pool_published(&s->pool);
+			natspub_committed(s->np, s->published);
+		}
+	}
+	for (i = 0; i < nstg; i++)
+		json_decref(stg[i].push);
+	for (r = batch; r; r = nx) {
+		nx = r->next;
+		if (r->nats)               /* not answered: the batch failed */
+			srv_svc_answer(s, r);
+		if (r->frame && r->sess)   /* built, not delivered (the batch failed) */
+			sess_unreserve(r->sess, r->frame->len);
+		if (r->sess && r->waiting) {
+			srv_hold(r);       /* still counted in the session's queued */
+			continue;
+		}
+		if (r->sess)
+			sess_request_done(r->sess);
+		req_free(r);
+	}
+}
+
+/* What is durable: the sync thread's word, and what was published. */
+static uint64_t srv_durable(struct server *s)
+{
+	int err = 0;
+	uint64_t d = s->deferred ? evlog_durable(s->log, &err) : s->committed;
+
+	if (err && !s->fatal) {
+		slog(SLOG_ERR, "cannot sync the log (%s); stopping without answering the %s",
+		     cl_strerror(err), "commands that wait for it (they may or may not be applied: "
+		     "clients resend them with their cmd_id)");
+		s->fatal = 1;
+	}
+	return d > s->published ? d : s->published;
+}
+
+/* Finish, in order, the waiting batches whose state is durable now. */
+static void srv_release(struct server *s)
+{
+	uint64_t d = srv_durable(s);
+
+	while (s->pend_head && s->pend_head->need <= d) {
+		struct srv_pending *pb = s->pend_head;
+
+		s->pend_head = pb->next;
+		if (!s->pend_head)
+			s->pend_tail = NULL;
+		srv_finish(s, pb->batch, pb->stg, pb->nstg, pb->rc);
+		free(pb->stg);
+		free(pb);
+	}
+}
+
+/*
+ * Wait until what the projection shows is durable (the waiting batches'
+ * sync), without finishing them: for what reads the projection outside a
+ * batch and sends it at once (pushes read back from the log, webhook
+ * bodies, presence). 0, or -1 when the sync failed (s->fatal).
+ */
+static int srv_wait_durable(void *arg)
+{
+	struct server *s = arg;
+	int rc;
+
+	if (!s->pend_head || s->pend_tail->need <= srv_durable(s))
+		return s->fatal && s->pend_head ? -1 : 0;
+	rc = evlog_sync_wait(s->log, s->pend_tail->need);
+	if (rc && !s->fatal) {
+		slog(SLOG_ERR, "cannot sync the log (%s); stopping", cl_strerror(rc));
+		s->fatal = 1;
+	}
+	return rc ? -1 : 0;
+}
+
+/* Wait for the sync of every waiting batch, then finish them. */
+static void srv_settle(struct server *s)
+{
+	int rc;
+
+	if (!s->pend_head)
+		return;
+	if (s->pend_tail->need > srv_durable(s) &&
+	    (rc = evlog_sync_wait(s->log, s->pend_tail->need)) != 0 && !s->fatal) {
+		slog(SLOG_ERR, "cannot sync the log (%s); stopping", cl_strerror(rc));
+		s->fatal = 1;
+	}
+	srv_release(s);
+}
+
+/*
+ * The batch ran: finish it now if nothing it saw waits for a sync, else
+ * queue it behind the batches waiting already (replies keep their order).
+ */
+static void srv_done(struct server *s, struct req *batch, int rc)
+{
+	struct srv_pending *pb;
+
+	struct req **pp, *r;
+
+	if (!s->deferred || (!s->pend_head && s->committed <= srv_durable(s)))
+		goto now;
+	/*
+	 * A request that waits for room is held now, as srv_finish would:
+	 * its session's next requests queue behind it, not in the next batch.
+	 */
+	for (pp = &batch; (r = *pp) != NULL;) {
+		if (r->sess && r->waiting) {
+			*pp = r->next;
+			srv_hold(r);
+		} else {
+			pp = &r->next;
+		}
+	}
+	pb = calloc(1, sizeof *pb);
+	if (!pb) {
+		srv_settle(s);
+		goto now;
+	}
+	pb->batch = batch;
+	pb->stg = s->stg;
+	pb->nstg = s->nstg;
+	pb->need = s->committed;
+	pb->rc = rc;
+	s->stg = NULL;
+	s->nstg = s->stgcap = 0;
+	if (s->pend_tail)
+		s->pend_tail->next = pb;
+	else
+		s->pend_head = pb;
+	s->pend_tail = pb;
+	return;
+now:
+	srv_finish(s, batch, s->stg, s->nstg, rc);
+	s->nstg = 0;
+}
+
 static void srv_flush(struct server *s)
 {
-	struct req *batch, *r, *culprit, *nx;
-	uint64_t before = s->published;
+	struct req *batch, *r, *culprit;
 	int attempt, rc = 0;
-	size_t i;
 
 	if (s->o.edge)              /* an edge never writes commands itself */
 		srv_fwd_divert(s);
@@ -771,7 +986,9 @@ static void srv_flush(struct server *s)
 				sess_unreserve(r->sess, r->frame->len);
 			proto_reset(r);
 		}
-		if (s->pc.ahead && srv_rebuild(s))
+		/* the rebuild reads the log up to published: ours first */
+		srv_settle(s);
+		if (s->fatal || (s->pc.ahead && srv_rebuild(s)))
 			break;
 		s->pc.ahead = 0;
 		if (culprit) {
@@ -792,45 +1009,14 @@ static void srv_flush(struct server *s)
 	}
 	s->pc.ahead = 0;
 	if (rc == 0) {
-		for (i = 0; i < s->nstg; i++) {
-			struct srv_staged *st = &s->stg[i];
-
-			int bad = srv_publish(s, st->seq, st->type, st->token, st->user, st->push);
-
-			st->push = NULL;        /* srv_publish consumed it */
-			if (bad)
-				break;
-		}
-		srv_unstage(s);
-		for (r = batch; r; r = r->next) {
-			if (r->nats)
-				srv_svc_answer(s, r);   /* a command an edge forwarded */
-			else
-				srv_deliver(s, r);
-		}
-		if (s->published != before) {
-			sess_pool_published(&s->pool);
-			natspub_committed(s->np, s->published);
-		}
+		s->committed = proj_seq(s->proj);
+		s->pc.committed = s->committed;
 	} else {
 		slog(SLOG_ERR, "giving up on a batch after %d attempts (%s)", attempt,
 		     cl_strerror(rc));
 		srv_unstage(s);
 	}
-	for (r = batch; r; r = nx) {
-		nx = r->next;
-		if (r->nats)               /* not answered: the batch failed */
-			srv_svc_answer(s, r);
-		if (r->frame && r->sess)   /* built, not delivered (the batch failed) */
-			sess_unreserve(r->sess, r->frame->len);
-		if (r->sess && r->waiting) {
-			srv_hold(r);       /* still counted in the session's queued */
-			continue;
-		}
-		if (r->sess)
-			sess_request_done(r->sess);
-		req_free(r);
-	}
+	srv_done(s, batch, rc);
 }
 
 /*
@@ -1308,7 +1494,8 @@ static void srv_tail(lws_sorted_usec_list_t *sul)
 
 	if (rc)
 		slog(SLOG_ERR, "cannot follow the log (%s)", cl_strerror(rc));
-	srv_presence_push(s);
+	if (srv_wait_durable(s) == 0)  /* presence shows the projection's names */
+		srv_presence_push(s);
 	lws_sul_schedule(s->ctx, 0, &s->tail_sul, srv_tail, SRV_TAIL_US);
 }
 
@@ -1598,6 +1785,7 @@ static void srv_wire(struct server *s)
 	s->pool.on_message = srv_on_message;
 	s->pool.on_forget = srv_forget_session;
 	s->pool.on_drained = srv_drained;
+	s->pool.on_replay = srv_wait_durable;
 	s->pool.arg = s;
 
 	s->api.lim.max_body = s->o.max_msg;
@@ -1731,6 +1919,7 @@ static int srv_open_log(struct server *s)
 		return rc;
 	}
 	s->published = proj_seq(s->proj);
+	s->committed = s->published;
 	s->pc.committed = s->published;
 	slog(SLOG_INFO, "log %s: epoch %s, %llu events", s->o.data_dir, s->epoch,
 	     (unsigned long long)s->published);
@@ -1839,6 +2028,19 @@ static void srv_free(struct server *s)
 	for (r = s->q_head; r; r = nx) {
 		nx = r->next;
 		req_free(r);
+	}
+	while (s->pend_head) {      /* never durable (a failed sync): unanswered */
+		struct srv_pending *pb = s->pend_head;
+
+		s->pend_head = pb->next;
+		for (r = pb->batch; r; r = nx) {
+			nx = r->next;
+			req_free(r);
+		}
+		for (size_t i = 0; i < pb->nstg; i++)
+			json_decref(pb->stg[i].push);
+		free(pb->stg);
+		free(pb);
 	}
 	natssvc_stop(s->svc);       /* before natspub_stop: that one shuts libnats down */
 	natspub_stop(s->np);        /* its thread reads the log: before it closes */
@@ -1998,9 +2200,33 @@ int srv_run(const struct srv_opts *o)
 			goto out;
 	}
 
+	/*
+	 * A writer syncs the meta page of its commits on a second thread and
+	 * answers once it is done (srv_release); an edge follows its writer's
+	 * stream, and --nosync does not sync at all.
+	 */
+	if (!o->edge && !o->nosync) {
+		rc = evlog_defer_sync(s->log, srv_wake, s);
+		if (rc == 0) {
+			const char *d = getenv("CHANGELOG_TEST_SYNC_DELAY_MS");
+			const char *f = getenv("CHANGELOG_TEST_SYNC_FAIL");
+
+			s->deferred = 1;
+			evlog_share_upto(s->log, s->published);
+			if ((d && *d) || (f && *f))     /* docs/operations.md, "Test hooks" */
+				evlog_sync_test(s->log, d ? (unsigned)strtoul(d, NULL, 10) % 10000 : 0,
+						f && *f == '1');
+		} else {
+			slog(SLOG_WARN, "cannot start the sync thread (%s); syncing every commit "
+			     "on the service thread", cl_strerror(rc));
+		}
+		rc = 1;
+	}
 	while (!srv_stop_flag && !s->fatal) {
 		if (lws_service(s->ctx, 0) < 0)
 			break;
+		if (s->pend_head)
+			srv_release(s);
 		if (s->svc)
 			srv_svc_take(s);
 		if (s->edge)
@@ -2010,7 +2236,10 @@ int srv_run(const struct srv_opts *o)
 		tlsr_poll(s->tls);
 		if (!srv_collecting(s))
 			srv_flush(s);
-		webhook_feed(s->wh, s->proj, s->log, s->published);
+		/* its bodies carry the projection's state: durable first (a
+		 * log that has webhooks gives up the overlap of sync and loop) */
+		if (!s->pend_head || !proj_webhook_count(s->proj) || srv_wait_durable(s) == 0)
+			webhook_feed(s->wh, s->proj, s->log, s->published);
 	}
 
 	/* commands in flight to the writer: their clients learn it now */
@@ -2033,13 +2262,17 @@ int srv_run(const struct srv_opts *o)
 	s->api.stopping = 1;
 	sess_pool_stop_reading(&s->pool);
 	srv_flush(s);
+	srv_settle(s);
 	sess_pool_shutdown(&s->pool);
 	deadline = srv_mono() + SRV_DRAIN_SECS;
 	while (s->pool.n > 0 && srv_mono() < deadline) {
 		if (lws_service(s->ctx, 0) < 0)
 			break;
 		srv_flush(s);
+		srv_settle(s);
 	}
+	/* its wake-up calls into the context: gone before the context */
+	evlog_sync_stop(s->log);
 	lws_sul_cancel(&s->tail_sul);
 	lws_context_destroy(s->ctx);
 	s->ctx = NULL;

@@ -688,6 +688,8 @@ static int sess_load_chunk(struct sess *ss)
 	int rc;
 
 	sess_drop_chunk(ss);
+	if (pool->on_replay && pool->on_replay(pool->arg))
+		return CL_EIO;          /* the state replays carry is not durable */
 	ss->chunk = calloc(cap, sizeof *ss->chunk);
 	if (!ss->chunk)
 		return CL_ENOMEM;

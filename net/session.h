@@ -87,6 +87,10 @@ struct sess_pool {
 	sess_message_fn on_message;
 	sess_forget_fn on_forget;
 	sess_drained_fn on_drained;
+	/* before a replay is built from proj: make what proj shows durable
+	 * (net/server.c waits for the sync); nonzero: it cannot, build none.
+	 * NULL: proj is always durable */
+	int (*on_replay)(void *arg);
 	void *arg;                     /* for the hooks */
 
 	/* the pool's own */

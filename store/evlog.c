@@ -50,6 +50,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define EVLOG_FORMAT 1
@@ -65,6 +66,27 @@ struct evlog_txn {
 	uint8_t head[EV_HASH_LEN];      /* hash(last) */
 	int err;                        /* first fatal error: txn poisoned */
 	int dirty;                      /* appended since begin: meta to update */
+	uint64_t begun_at;              /* last seq when the txn began */
+};
+
+/*
+ * The deferred meta sync (evlog_defer_sync): the sync thread and what it
+ * knows. Every field is under mu; the thread only calls mdb_env_sync.
+ */
+struct evlog_sync {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;              /* the thread waits for work or stop */
+	pthread_cond_t done_cv;         /* evlog_sync_wait waits for a sync */
+	pthread_t thread;
+	int running, stop;
+	int err;                        /* a failed sync: sticks (CL_E*) */
+	uint64_t committed;             /* last seq this process committed */
+	uint64_t requested;             /* sync wanted up to this seq */
+	uint64_t durable;               /* seqs up to this survive a power cut */
+	void (*wake)(void *arg);        /* after each sync, on the sync thread */
+	void *arg;
+	unsigned delay_ms;              /* evlog_sync_test: before each sync */
+	int fail;                       /* evlog_sync_test: every sync fails */
 };
 
 struct evlog {
@@ -87,6 +109,9 @@ struct evlog {
 	pthread_mutex_t mu;
 	pthread_cond_t idle;            /* nshared dropped to 0 */
 	int nshared;                    /* shared read txns open */
+	int deferred;                   /* evlog_defer_sync: meta not synced at commit */
+	_Atomic uint64_t shared_upto;   /* evlog_read_shared reads at most this (0: all) */
+	struct evlog_sync sync;
 };
 
 struct evlog_iter {
@@ -602,6 +627,9 @@ int evlog_open(struct evlog **out, const char *dir, unsigned flags, size_t mapsi
 	log->w.log = log;
 	pthread_mutex_init(&log->mu, NULL);
 	pthread_cond_init(&log->idle, NULL);
+	pthread_mutex_init(&log->sync.mu, NULL);
+	pthread_cond_init(&log->sync.cv, NULL);
+	pthread_cond_init(&log->sync.done_cv, NULL);
 	ev_buf_init(&log->buf);
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
 	log->sha = EVP_MD_fetch(NULL, "SHA256", NULL);
@@ -680,8 +708,12 @@ void evlog_close(struct evlog *log)
 {
 	if (!log)
 		return;
+	evlog_sync_stop(log);
 	if (log->w.txn)
 		mdb_txn_abort(log->w.txn);
+	/* a deferred meta is made durable before the env goes */
+	if (log->env && log->deferred)
+		mdb_env_sync(log->env, 1);
 	if (log->env)
 		mdb_env_close(log->env);
 	ev_buf_release(&log->buf);
@@ -691,6 +723,9 @@ void evlog_close(struct evlog *log)
 #endif
 	pthread_cond_destroy(&log->idle);
 	pthread_mutex_destroy(&log->mu);
+	pthread_cond_destroy(&log->sync.done_cv);
+	pthread_cond_destroy(&log->sync.cv);
+	pthread_mutex_destroy(&log->sync.mu);
 	free(log);
 }
 
@@ -842,8 +877,15 @@ int evlog_read_shared(struct evlog *log, uint64_t from, size_t max_n, size_t max
 	MDB_val k, v;
 	size_t n = 0, bytes = 0;
 	uint64_t expect = from ? from : 1;
+	uint64_t upto = atomic_load(&log->shared_upto);
 	int rc, op = MDB_SET_RANGE;
 
+	if (upto) {     /* nothing past what the owner says is durable */
+		if (expect > upto)
+			max_n = 0;
+		else if (max_n > upto - expect + 1)
+			max_n = (size_t)(upto - expect + 1);
+	}
 	pthread_mutex_lock(&log->mu);
 	rc = mdb_txn_begin(log->env, NULL, MDB_RDONLY, &txn);
 	if (rc == MDB_SUCCESS)
@@ -853,8 +895,11 @@ int evlog_read_shared(struct evlog *log, uint64_t from, size_t max_n, size_t max
 		return CL_EMAPFULL;     /* the owner adopts the new size; call again */
 	if (rc != MDB_SUCCESS)
 		return map_err(rc);
-	if (last)
+	if (last) {
 		rc = meta_last(log, txn, last, NULL);
+		if (upto && *last > upto)
+			*last = upto;
+	}
 	if (rc == CL_OK)
 		rc = map_err(mdb_cursor_open(txn, log->events, &cur));
 	put_be64(kb, expect);
@@ -1268,6 +1313,180 @@ int evlog_replay(struct evlog *log, uint64_t from, uint64_t upto, unsigned flags
 	return rc;
 }
 
+/* ---- the deferred meta sync ------------------------------------------ */
+
+/*
+ * Why this is safe (docs/architecture.md, "Durability without the fsync on
+ * the service thread"): an LMDB commit writes the txn's pages, fdatasyncs
+ * them, then writes the meta page that points at them. MDB_NOMETASYNC
+ * skips only the second fdatasync, so the pages a meta names are always on
+ * disk before that meta is written: a power cut can lose the last meta
+ * (the log is then the txn before: intact, as LMDB never reuses the pages
+ * of the two newest txns), never leave a meta that points at missing pages.
+ * The next commit's fdatasync, or mdb_env_sync here, makes that meta
+ * durable: everything the txn before it committed is then durable too.
+ * A kill -9 loses nothing either way: the page cache holds the writes.
+ */
+
+/* evlog_wcommit in deferred mode: begun_at was durable once this txn's
+ * data fdatasync returned (it flushed the meta that made begun_at
+ * visible); last is committed, its meta not yet synced. */
+static void sync_committed(struct evlog *log, uint64_t begun_at, uint64_t last)
+{
+	struct evlog_sync *y = &log->sync;
+
+	pthread_mutex_lock(&y->mu);
+	if (begun_at > y->durable)
+		y->durable = begun_at;
+	y->committed = last;
+	if (y->running && y->requested < last) {
+		y->requested = last;
+		pthread_cond_signal(&y->cv);
+	}
+	pthread_mutex_unlock(&y->mu);
+}
+
+static void *sync_thread(void *arg)
+{
+	struct evlog *log = arg;
+	struct evlog_sync *y = &log->sync;
+	uint64_t target;
+	unsigned delay;
+	int rc, fail;
+
+	pthread_mutex_lock(&y->mu);
+	for (;;) {
+		while (!y->stop && y->requested <= y->durable)
+			pthread_cond_wait(&y->cv, &y->mu);
+		if (y->stop)
+			break;
+		/* every commit up to committed wrote its meta before this sync */
+		target = y->committed;
+		delay = y->delay_ms;
+		fail = y->fail;
+		pthread_mutex_unlock(&y->mu);
+		if (delay) {
+			struct timespec ts = { delay / 1000, (long)(delay % 1000) * 1000000L };
+
+			nanosleep(&ts, NULL);
+		}
+		rc = mdb_env_sync(log->env, 1);
+		if (fail)
+			rc = EIO;
+		pthread_mutex_lock(&y->mu);
+		if (rc != MDB_SUCCESS) {
+			if (!y->err)
+				y->err = rc == ENOSPC ? CL_ENOSPC : CL_EIO;
+			y->requested = y->durable;      /* the owner learns it, then stops */
+		} else if (target > y->durable) {
+			y->durable = target;
+		}
+		pthread_cond_broadcast(&y->done_cv);
+		if (y->wake) {
+			void (*wake)(void *) = y->wake;
+			void *warg = y->arg;
+
+			pthread_mutex_unlock(&y->mu);
+			wake(warg);
+			pthread_mutex_lock(&y->mu);
+		}
+	}
+	pthread_mutex_unlock(&y->mu);
+	return NULL;
+}
+
+int evlog_defer_sync(struct evlog *log, void (*wake)(void *arg), void *arg)
+{
+	struct evlog_sync *y = &log->sync;
+	uint64_t last = 0;
+	int rc;
+
+	if ((log->flags & (EVLOG_RDONLY | EVLOG_NOSYNC)) || log->w.txn || log->deferred)
+		return CL_EINVAL;
+	rc = evlog_last(log, &last, NULL);
+	if (rc)
+		return rc;
+	/* what is there now was committed with a full sync (or is ours to sync) */
+	rc = map_err(mdb_env_sync(log->env, 1));
+	if (rc)
+		return rc;
+	rc = map_err(mdb_env_set_flags(log->env, MDB_NOMETASYNC, 1));
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&y->mu);
+	y->committed = y->requested = y->durable = last;
+	y->err = 0;
+	y->stop = 0;
+	y->wake = wake;
+	y->arg = arg;
+	y->running = pthread_create(&y->thread, NULL, sync_thread, log) == 0;
+	pthread_mutex_unlock(&y->mu);
+	if (!y->running) {
+		mdb_env_set_flags(log->env, MDB_NOMETASYNC, 0);
+		return CL_ENOMEM;
+	}
+	log->deferred = 1;
+	return CL_OK;
+}
+
+uint64_t evlog_durable(struct evlog *log, int *err)
+{
+	struct evlog_sync *y = &log->sync;
+	uint64_t d;
+
+	pthread_mutex_lock(&y->mu);
+	d = y->durable;
+	if (err)
+		*err = y->err;
+	pthread_mutex_unlock(&y->mu);
+	return d;
+}
+
+int evlog_sync_wait(struct evlog *log, uint64_t seq)
+{
+	struct evlog_sync *y = &log->sync;
+	int rc;
+
+	pthread_mutex_lock(&y->mu);
+	if (y->running && y->requested < seq && seq <= y->committed) {
+		y->requested = y->committed;
+		pthread_cond_signal(&y->cv);
+	}
+	while (y->running && !y->err && y->durable < seq && seq <= y->committed)
+		pthread_cond_wait(&y->done_cv, &y->mu);
+	rc = y->err ? y->err : y->durable >= seq ? CL_OK : CL_EINVAL;
+	pthread_mutex_unlock(&y->mu);
+	return rc;
+}
+
+void evlog_sync_stop(struct evlog *log)
+{
+	struct evlog_sync *y = &log->sync;
+	int running;
+
+	pthread_mutex_lock(&y->mu);
+	running = y->running;
+	y->stop = 1;
+	pthread_cond_signal(&y->cv);
+	pthread_mutex_unlock(&y->mu);
+	if (running)
+		pthread_join(y->thread, NULL);
+	y->running = 0;
+}
+
+void evlog_sync_test(struct evlog *log, unsigned delay_ms, int fail)
+{
+	pthread_mutex_lock(&log->sync.mu);
+	log->sync.delay_ms = delay_ms;
+	log->sync.fail = fail;
+	pthread_mutex_unlock(&log->sync.mu);
+}
+
+void evlog_share_upto(struct evlog *log, uint64_t seq)
+{
+	atomic_store(&log->shared_upto, seq);
+}
+
 /* ---- writing ---------------------------------------------------------- */
 
 /* Double the map after a MAP_FULL, when no txn of this process is open. */
@@ -1324,6 +1543,7 @@ static int wbegin_any(struct evlog *log, struct evlog_txn **out)
 	}
 	t->err = 0;
 	t->dirty = 0;
+	t->begun_at = t->last;
 	*out = t;
 	return CL_OK;
 }
@@ -1574,6 +1794,8 @@ int evlog_wcommit(struct evlog_txn *t)
 	t->txn = NULL;
 	if (rc == CL_EMAPFULL)
 		mark_full(log);
+	if (rc == CL_OK && log->deferred)
+		sync_committed(log, t->begun_at, t->last);
 	return rc;
 }
 

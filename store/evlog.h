@@ -202,7 +202,8 @@ void evlog_hash(const uint8_t prev[EV_HASH_LEN], uint64_t seq,
  * CL_ECORRUPT if a seq is missing, CL_EMAPFULL if another process grew the
  * map and the owner has not adopted it yet (call again later), or another
  * CL_E* code. Growing the map waits while such a txn is open, so keep fn
- * short (a copy). Not for use after evlog_close.
+ * short (a copy). Nothing past evlog_share_upto's seq is handed out.
+ * Not for use after evlog_close.
  */
 typedef int (*evlog_rec_fn)(void *arg, uint64_t seq, const uint8_t *val, size_t len);
 int evlog_read_shared(struct evlog *log, uint64_t from, size_t max_n, size_t max_bytes,
@@ -281,7 +282,8 @@ int evlog_wcmd_put(struct evlog_txn *txn, uint64_t actor, struct cl_str cmd_id,
 		   const uint8_t *params_hash, const char *result, size_t result_len);
 
 /*
- * Commit (fsync unless EVLOG_NOSYNC), updating meta "last" and "head".
+ * Commit (fsync unless EVLOG_NOSYNC; with evlog_defer_sync the pages only,
+ * the meta by the sync thread), updating meta "last" and "head".
  * Frees txn in every case. On failure nothing was written.
  * Errors: CL_ENOSPC, CL_EMAPFULL, CL_EIO.
  */
@@ -327,5 +329,48 @@ int evlog_new_epoch(const char *dir);
 
 /* Test hook: the current map size. */
 size_t evlog_mapsize(struct evlog *log);
+
+/* ---- durability off the committing thread ----------------------------- */
+
+/*
+ * Deferred meta sync: from now on evlog_wcommit fdatasyncs the txn's pages
+ * but not the meta page that points at them (LMDB's MDB_NOMETASYNC, set on
+ * this process's env only: other processes commit with full syncs). A
+ * thread started here runs mdb_env_sync after each commit; wake(arg) (may
+ * be NULL) is called on that thread after each sync. A commit also makes
+ * every seq before it durable (its data fdatasync flushes the earlier
+ * metas). A power cut loses at most the commits after evlog_durable; the
+ * file is never left inconsistent (store/evlog.c, "the deferred meta
+ * sync"). A kill -9 of the process loses nothing. Syncs what is committed
+ * first. CL_EINVAL with EVLOG_RDONLY, EVLOG_NOSYNC, a write txn open or
+ * when already on. evlog_close stops the thread and syncs.
+ */
+int evlog_defer_sync(struct evlog *log, void (*wake)(void *arg), void *arg);
+
+/*
+ * The last seq known durable (any thread). *err (may be NULL) gets the
+ * first failed sync (CL_EIO, CL_ENOSPC): after one nothing more becomes
+ * durable and the caller should stop acknowledging.
+ */
+uint64_t evlog_durable(struct evlog *log, int *err);
+
+/* Block until seq (<= the last seq this process committed) is durable:
+ * 0, the sync's error, or CL_EINVAL when seq was never committed here. */
+int evlog_sync_wait(struct evlog *log, uint64_t seq);
+
+/* Stop the sync thread (evlog_close does it too). */
+void evlog_sync_stop(struct evlog *log);
+
+/* Test hook (changelogd's CHANGELOG_TEST_SYNC_*): the sync thread sleeps
+ * delay_ms before each sync; with fail, every sync of the thread fails
+ * with CL_EIO (the data is still written: only the answer is faked). */
+void evlog_sync_test(struct evlog *log, unsigned delay_ms, int fail);
+
+/*
+ * evlog_read_shared hands out no record after seq (0: no bound), and caps
+ * its *last there: the owner's other threads (NATS, webhooks) read only
+ * what it has made durable and acknowledged.
+ */
+void evlog_share_upto(struct evlog *log, uint64_t seq);
 
 #endif

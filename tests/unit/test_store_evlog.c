@@ -1516,6 +1516,78 @@ static void t_bootstrap(void)
 	evlog_close(log);
 }
 
+/* ---- the deferred meta sync ------------------------------------------ */
+
+static int wakes;                       /* the sync thread's wake-ups */
+
+static void count_wake(void *arg)
+{
+	(void)arg;
+	__atomic_add_fetch(&wakes, 1, __ATOMIC_SEQ_CST);
+}
+
+static void t_defer_sync(void)
+{
+	const char *dir = harness_tmpdir();
+	struct evlog *log, *ro;
+	struct shared_read r;
+	uint64_t last = 0;
+	int err = -1;
+
+	REQUIRE(evlog_open(&log, dir, EVLOG_CREATE, 0) == 0);
+	REQUIRE(append_n(log, 5) == 0);
+	CHECK_EQ_INT(evlog_defer_sync(log, count_wake, NULL), 0);
+	CHECK_EQ_INT(evlog_defer_sync(log, NULL, NULL), CL_EINVAL);   /* on already */
+	CHECK_EQ_INT(evlog_durable(log, &err), 5);    /* synced when it started */
+	CHECK_EQ_INT(err, 0);
+	REQUIRE(append_n(log, 10) == 0);
+	/* the commit is visible at once, to this process and to others */
+	REQUIRE(evlog_open(&ro, dir, EVLOG_RDONLY, 0) == 0);
+	CHECK(evlog_last(ro, &last, NULL) == 0);
+	CHECK_EQ_INT(last, 15);
+	evlog_close(ro);
+	CHECK_EQ_INT(evlog_sync_wait(log, 15), 0);
+	CHECK(evlog_durable(log, NULL) >= 15);
+	CHECK(__atomic_load_n(&wakes, __ATOMIC_SEQ_CST) >= 1);
+	CHECK_EQ_INT(evlog_sync_wait(log, 16), CL_EINVAL);   /* never committed */
+	/* the owner's other threads read only what it says is durable */
+	evlog_share_upto(log, 12);
+	memset(&r, 0, sizeof r);
+	CHECK_EQ_INT(evlog_read_shared(log, 1, 100, 1 << 20, collect, &r, &last), 0);
+	CHECK_EQ_INT(r.n, 12);
+	CHECK_EQ_INT(last, 12);
+	memset(&r, 0, sizeof r);
+	CHECK_EQ_INT(evlog_read_shared(log, 13, 100, 1 << 20, collect, &r, NULL), 0);
+	CHECK_EQ_INT(r.n, 0);
+	evlog_share_upto(log, 0);
+	memset(&r, 0, sizeof r);
+	CHECK_EQ_INT(evlog_read_shared(log, 13, 100, 1 << 20, collect, &r, NULL), 0);
+	CHECK_EQ_INT(r.n, 3);
+	/* a failing sync sticks: nothing more becomes durable */
+	evlog_sync_test(log, 0, 1);
+	REQUIRE(append_n(log, 1) == 0);
+	CHECK_EQ_INT(evlog_sync_wait(log, 16), CL_EIO);
+	CHECK_EQ_INT(evlog_durable(log, &err), 15);
+	CHECK_EQ_INT(err, CL_EIO);
+	evlog_close(log);       /* stops the thread, syncs for real */
+	/* reopened: every commit is there and the chain checks */
+	REQUIRE(evlog_open(&log, dir, 0, 0) == 0);
+	CHECK(evlog_last(log, &last, NULL) == 0);
+	CHECK_EQ_INT(last, 16);
+	memset(&r, 0, sizeof r);
+	CHECK_EQ_INT(evlog_read_shared(log, 1, 100, 1 << 20, collect, &r, NULL), 0);
+	CHECK_EQ_INT(r.n, 16);
+	CHECK_EQ_INT(r.bad, 0);
+	evlog_close(log);
+	/* not for a log that does not sync, or read-only */
+	REQUIRE(evlog_open(&log, dir, EVLOG_NOSYNC, 0) == 0);
+	CHECK_EQ_INT(evlog_defer_sync(log, NULL, NULL), CL_EINVAL);
+	evlog_close(log);
+	REQUIRE(evlog_open(&log, dir, EVLOG_RDONLY, 0) == 0);
+	CHECK_EQ_INT(evlog_defer_sync(log, NULL, NULL), CL_EINVAL);
+	evlog_close(log);
+}
+
 int main(void)
 {
 	RUN(t_open_missing);
@@ -1534,6 +1606,7 @@ int main(void)
 	RUN(t_map_resized_with_iterator);
 	RUN(t_read_shared);
 	RUN(t_read_shared_while_growing);
+	RUN(t_defer_sync);
 	RUN(t_copy_raw);
 	RUN(t_corruption);
 	RUN(t_replay);

@@ -135,7 +135,9 @@ json_t *proj_user_json(const struct proj *p, uint64_t id);
 
 struct proj_texts_stats {
 	size_t bytes, max;          /* held now (texts and malloc headers), the cap */
+	size_t n;                   /* texts held now */
 	uint64_t made, hits;        /* texts serialized, texts reused */
+	uint64_t evicted;           /* texts dropped to stay within the cap */
 };
 
 void proj_texts_max(struct proj *p, size_t bytes);

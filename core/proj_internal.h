@@ -164,7 +164,9 @@ struct ptexts {
 	uint32_t head, tail;  /* most and least recently used (entry ids) */
 	uint32_t stamp;       /* the page being put together */
 	size_t bytes, max;    /* held (texts + malloc's 16 per text), and the cap */
+	size_t n;             /* texts held */
 	uint64_t made, hits;  /* texts serialized, texts reused */
+	uint64_t evicted;     /* texts dropped for the cap (not for a changed entry) */
 };
 
 #define POOL_CLASSES 128          /* pooled block sizes 8, 16, .. 1024 bytes */

@@ -70,6 +70,8 @@ static int param_id(json_t *params, const char *key, uint64_t *out, struct cl_fa
 	return 0;
 }
 
+#define ENUM_LIST_MAX 16   /* values in one list parameter (repeats count) */
+
 /* A string or an array of strings, each parsed into a bit of *mask. */
 static int param_enum_set(json_t *params, const char *key, int (*parse)(const char *, size_t),
 			  const char *names, unsigned *mask, struct cl_fail *fail)
@@ -82,7 +84,10 @@ static int param_enum_set(json_t *params, const char *key, int (*parse)(const ch
 		return 0;
 	if (json_is_string(v)) {
 		n = 1;
-	} else if (json_is_array(v) && json_array_size(v) > 0 && json_array_size(v) <= 16) {
+	} else if (json_is_array(v) && json_array_size(v) > ENUM_LIST_MAX) {
+		return proj_i_fail(fail, CMD_BAD_REQUEST, "\"%s\" lists at most %d values (got %zu)",
+				   key, ENUM_LIST_MAX, json_array_size(v));
+	} else if (json_is_array(v) && json_array_size(v) > 0) {
 		n = json_array_size(v);
 	} else {
 		return proj_i_fail(fail, CMD_BAD_REQUEST,

@@ -42,16 +42,20 @@ void proj_i_texts_trim(struct proj *p)
 {
 	struct ptexts *t = &p->texts;
 
-	while (t->bytes > t->max && t->tail)   /* between pages: no page to spare */
+	while (t->bytes > t->max && t->tail) {   /* between pages: no page to spare */
 		text_drop(t, t->tail);
+		t->evicted++;
+	}
 }
 
 void proj_texts_stats(const struct proj *p, struct proj_texts_stats *out)
 {
 	out->bytes = p->texts.bytes;
 	out->max = p->texts.max;
+	out->n = p->texts.n;
 	out->made = p->texts.made;
 	out->hits = p->texts.hits;
+	out->evicted = p->texts.evicted;
 }
 
 void proj_i_texts_page(struct proj *p)
@@ -93,6 +97,7 @@ static void text_drop(struct ptexts *t, uint32_t id)
 
 	lru_unlink(t, id);
 	t->bytes -= (size_t)s->n + TEXT_OVERHEAD;
+	t->n--;
 	free(s->text);
 	s->text = NULL;
 	s->n = 0;
@@ -162,9 +167,12 @@ const char *proj_i_text_make(struct proj *p, uint32_t id, size_t *n)
 	s->stamp = t->stamp;
 	lru_push(t, id);
 	t->bytes += len + TEXT_OVERHEAD;
+	t->n++;
 	t->made++;
-	while (t->bytes > t->max && t->tail && t->slot[t->tail - 1].stamp != t->stamp)
+	while (t->bytes > t->max && t->tail && t->slot[t->tail - 1].stamp != t->stamp) {
 		text_drop(t, t->tail);
+		t->evicted++;
+	}
 	*n = len;
 	return text;
 }

@@ -244,6 +244,28 @@ char *metrics_render(const struct metrics *m, const struct metrics_gauges *g, si
 		   "gauge", qc->n);
 	mb_counter(&b, "changelogd_query_cache_bytes", "Bytes held by the query cache.",
 		   "gauge", qc->bytes);
+	mb_counter(&b, "changelogd_entry_texts", "Entry texts in the entry text cache.",
+		   "gauge", g->texts);
+	mb_counter(&b, "changelogd_entry_texts_bytes",
+		   "Bytes the entry text cache holds (texts and their malloc headers).", "gauge",
+		   g->texts_bytes);
+	mb_counter(&b, "changelogd_entry_texts_made_total",
+		   "Entry texts serialized for pages.", "counter", g->texts_made);
+	mb_counter(&b, "changelogd_entry_texts_hits_total",
+		   "Entry texts a page reused from the cache.", "counter", g->texts_hits);
+	mb_counter(&b, "changelogd_entry_texts_evicted_total",
+		   "Entry texts dropped to stay within the cache's cap.", "counter",
+		   g->texts_evicted);
+	mb_counter(&b, "changelogd_page_waits_total",
+		   "Pages that waited for a later batch (text or work budget).", "counter",
+		   g->page_waits);
+	mb_counter(&b, "changelogd_page_partial_total",
+		   "Pages ended early (partial) by the batch's text budget.", "counter",
+		   g->page_partial);
+	mb_counter(&b, "changelogd_presence_users", "Users announced present on this node.",
+		   "gauge", g->presence_users);
+	mb_counter(&b, "changelogd_presence_pushes_total",
+		   "Presence push frames sent (one per watcher).", "counter", m->presence_pushes);
 	mb_printf(&b, "# HELP changelogd_commit_seconds Write transaction time (begin to fsync'd commit).\n"
 		      "# TYPE changelogd_commit_seconds histogram\n");
 	for (i = 0; i < METRICS_HIST_BUCKETS; i++) {

@@ -42,6 +42,7 @@ struct metrics {
 	double commit_sum;
 	uint64_t handshakes_refused;
 	uint64_t api_requests, api_refused;   /* HTTP API (net/api.c): all, and 4xx/5xx */
+	uint64_t presence_pushes;      /* presence push frames sent, one per watcher */
 };
 
 /* A commit took secs: count it and put it in its bucket. */
@@ -87,6 +88,12 @@ struct metrics_gauges {
 	uint64_t seq;                  /* last committed seq */
 	size_t websessions;            /* signed-in browser sessions */
 	const struct qcache *qc;       /* the query cache's counters */
+	/* the entry text cache (core/texts.c, of the current projection) */
+	size_t texts, texts_bytes;     /* held now */
+	uint64_t texts_made, texts_hits, texts_evicted;
+	/* pages (net/proto.c) that waited for a later batch, that ended early */
+	uint64_t page_waits, page_partial;
+	size_t presence_users;         /* users announced present (net/presence.h) */
 	const struct metrics_nats *nats;   /* NULL: not publishing to NATS */
 	const struct metrics_edge *edge;   /* NULL: not an edge */
 	const struct metrics_webhook *webhooks;   /* nwebhooks of them */

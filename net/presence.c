@@ -97,6 +97,15 @@ json_t *presence_list(const struct presence *pr, const struct proj *p)
 	return arr;
 }
 
+size_t presence_count(const struct presence *pr)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < pr->n; i++)
+		n += pr->u[i].shown != 0;
+	return n;
+}
+
 json_t *presence_flush(struct presence *pr, const struct proj *p, int64_t now_us)
 {
 	json_t *arrived, *left, *push;

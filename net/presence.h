@@ -57,6 +57,8 @@ void presence_remove(struct presence *pr, uint64_t user);
  * pushes so far describe them: a new watcher starts from this and applies
  * the pushes that follow. NULL on ENOMEM. */
 json_t *presence_list(const struct presence *pr, const struct proj *p);
+/* How many users presence_list names (announced present), for /metrics. */
+size_t presence_count(const struct presence *pr);
 
 /*
  * If something changed and the last push is PRESENCE_INTERVAL_US old at

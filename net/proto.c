@@ -288,6 +288,7 @@ void proto_init(struct proto_ctx *c)
 	memset(&c->pageb, 0, sizeof c->pageb);
 	proto_batch_begin(c);
 	c->fresh_waits = 0;
+	c->fresh_partial = 0;
 	qcache_init(&c->qc, PROTO_QCACHE_ENTRIES, PROTO_QCACHE_BYTES);
 }
 
@@ -593,8 +594,10 @@ static int proto_page(struct proto_ctx *c, struct req *r, size_t room, int may_w
 		*need = size > room ? (size_t)size : room + PROTO_ANSWER_SMALL;
 		return rc;
 	}
-	if (fresh_cut)
+	if (fresh_cut) {
 		*keep = 0;   /* shaped by the cache and the batch's budget */
+		c->fresh_partial++;
+	}
 	if (!seed)
 		c->pageb.p[c->pageb.len++] = '}';   /* PROJ_TEXT_SPARE left room for it */
 	return 0;

@@ -172,6 +172,7 @@ struct proto_ctx {
 	uint64_t fresh_left;        /* entry text this batch may still serialize */
 	uint64_t batch_work;        /* pages' work done by this batch (PROTO_WORK_BATCH) */
 	uint64_t fresh_waits;       /* pages that waited for either (metrics) */
+	uint64_t fresh_partial;     /* pages ended early by the batch's text budget (metrics) */
 };
 
 /* A batch begins: its budgets for pages (PROTO_FRESH_BATCH, PROTO_WORK_BATCH). */

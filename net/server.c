@@ -757,6 +757,7 @@ static void srv_presence_push(struct server *s)
 			break;
 		memcpy(c->data, f->data, f->len + 1);
 		sess_send(ss, c);
+		s->m.presence_pushes++;
 	}
 	frame_unref(f);
 }
@@ -1621,6 +1622,19 @@ static void srv_http_view(struct server *s, struct http_view *st)
 	st->g.seq = s->published;
 	st->g.websessions = s->websess.n;
 	st->g.qc = &s->pc.qc;
+	{
+		struct proj_texts_stats ts;
+
+		proj_texts_stats(s->proj, &ts);
+		st->g.texts = ts.n;
+		st->g.texts_bytes = ts.bytes;
+		st->g.texts_made = ts.made;
+		st->g.texts_hits = ts.hits;
+		st->g.texts_evicted = ts.evicted;
+	}
+	st->g.page_waits = s->pc.fresh_waits;
+	st->g.page_partial = s->pc.fresh_partial;
+	st->g.presence_users = presence_count(&s->pres);
 	if (s->np) {
 		struct natspub_stats ns;
 

@@ -1,8 +1,10 @@
 /*
  * websess.c - browser sessions kept by the SHA-256 of their cookie (see
  * websess.h). Chained hash table on the first bytes of the hash (uniformly
- * random already); every scan of all sessions is on a rare path (a new
- * session over a user's cap, a full table, a revocation).
+ * random already), and a second one of per-user lists (doubly linked: a
+ * session leaves its user's list at once, however it ends). A sign-in
+ * walks its user's list only; every scan of all sessions is on a rare path
+ * (a full table, a revocation).
  */
 #include "websess.h"
 
@@ -22,8 +24,13 @@ int websess_init(struct websess_store *st, int64_t ttl_us)
 {
 	memset(st, 0, sizeof *st);
 	st->slot = calloc(WEBSESS_SLOTS, sizeof *st->slot);
+	st->uslot = calloc(WEBSESS_SLOTS, sizeof *st->uslot);
 	st->ttl_us = ttl_us;
-	return st->slot ? 0 : CL_ENOMEM;
+	if (!st->slot || !st->uslot) {
+		websess_release(st);
+		return CL_ENOMEM;
+	}
+	return 0;
 }
 
 void websess_release(struct websess_store *st)
@@ -38,9 +45,19 @@ void websess_release(struct websess_store *st)
 			free(w);
 		}
 	}
+	for (i = 0; st->uslot && i < WEBSESS_SLOTS; i++) {
+		struct websess_user *u = st->uslot[i], *nx;
+
+		for (; u; u = nx) {
+			nx = u->next;
+			free(u);
+		}
+	}
 	free(st->slot);
+	free(st->uslot);
 	st->slot = NULL;
-	st->n = 0;
+	st->uslot = NULL;
+	st->n = st->users = 0;
 	if (st->jf)
 		fclose(st->jf);
 	st->jf = NULL;
@@ -127,7 +144,8 @@ static int websess_compact(struct websess_store *st)
 }
 
 static struct websess **websess_at(struct websess_store *st, const uint8_t hash[EV_HASH_LEN]);
-static size_t websess_slot(const uint8_t hash[EV_HASH_LEN]);
+static int websess_link(struct websess_store *st, struct websess *w);
+static struct websess *websess_unlink(struct websess_store *st, struct websess **at);
 
 /* One journal line into the table: 0; 1 when it is not a record (ignored);
  * CL_ENOMEM. */
@@ -157,17 +175,9 @@ static int websess_replay_line(struct websess_store *st, char *line, int64_t now
 	    OPENSSL_hexstr2buf_ex(hash, sizeof hash, &n, hex, '\0') != 1 || n != EV_HASH_LEN)
 		return 1;
 	at = websess_at(st, hash);
-	if (!add || *at) {
-		if (*at) {
-			w = *at;
-			*at = w->next;
-			free(w);
-			st->n--;
-		}
-		if (!add)
-			return 0;
-	}
-	if (expires <= now || st->n >= WEBSESS_MAX)
+	if (*at)
+		free(websess_unlink(st, at));
+	if (!add || expires <= now || st->n >= WEBSESS_MAX)
 		return 0;
 	if (!(w = calloc(1, sizeof *w)))
 		return CL_ENOMEM;
@@ -175,9 +185,10 @@ static int websess_replay_line(struct websess_store *st, char *line, int64_t now
 	w->user = user;
 	w->token = token;
 	w->expires_us = expires;
-	w->next = st->slot[websess_slot(hash)];
-	st->slot[websess_slot(hash)] = w;
-	st->n++;
+	if (websess_link(st, w)) {
+		free(w);
+		return CL_ENOMEM;
+	}
 	return 0;
 }
 
@@ -212,13 +223,84 @@ static size_t websess_slot(const uint8_t hash[EV_HASH_LEN])
 	return ((size_t)hash[0] | (size_t)hash[1] << 8) & (WEBSESS_SLOTS - 1);
 }
 
-/* Unlink and free the session *at points to. */
-static void websess_drop(struct websess_store *st, struct websess **at)
+static size_t websess_uslot(uint64_t user)
+{
+	return (size_t)((user * 0x9E3779B97F4A7C15ull) >> 52) & (WEBSESS_SLOTS - 1);
+}
+
+/* Where user's list is linked, or where it would be (*at NULL). */
+static struct websess_user **websess_user_at(struct websess_user **uslot, uint64_t user)
+{
+	struct websess_user **at;
+
+	for (at = &uslot[websess_uslot(user)]; *at; at = &(*at)->next)
+		if ((*at)->user == user)
+			break;
+	return at;
+}
+
+size_t websess_of_user(const struct websess_store *st, uint64_t user)
+{
+	struct websess_user **at = websess_user_at(st->uslot, user);
+
+	return *at ? (*at)->n : 0;
+}
+
+/* Link w (its hash and user set) into both tables: 0 or CL_ENOMEM. */
+static int websess_link(struct websess_store *st, struct websess *w)
+{
+	struct websess_user **uat = websess_user_at(st->uslot, w->user), *u = *uat;
+
+	if (!u) {
+		if (!(u = calloc(1, sizeof *u)))
+			return CL_ENOMEM;
+		u->user = w->user;
+		*uat = u;
+		st->users++;
+	}
+	w->owner = u;
+	w->uprev = NULL;
+	w->unext = u->head;
+	if (u->head)
+		u->head->uprev = w;
+	u->head = w;
+	u->n++;
+	w->next = st->slot[websess_slot(w->hash)];
+	st->slot[websess_slot(w->hash)] = w;
+	st->n++;
+	return 0;
+}
+
+/* Unlink the session *at points to from both tables (its user's list is
+ * freed once empty); returns it. */
+static struct websess *websess_unlink(struct websess_store *st, struct websess **at)
 {
 	struct websess *w = *at;
+	struct websess_user *u = w->owner;
 
 	*at = w->next;
 	st->n--;
+	if (w->uprev)
+		w->uprev->unext = w->unext;
+	else
+		u->head = w->unext;
+	if (w->unext)
+		w->unext->uprev = w->uprev;
+	if (--u->n == 0) {
+		struct websess_user **uat = websess_user_at(st->uslot, u->user);
+
+		*uat = u->next;
+		free(u);
+		st->users--;
+	}
+	return w;
+}
+
+/* Unlink, journal and free the session *at points to. */
+static void websess_drop(struct websess_store *st, struct websess **at)
+{
+	struct websess *w = websess_unlink(st, at);
+
 	websess_log(st, 0, w);
 	free(w);
 }
@@ -254,53 +336,44 @@ static int websess_of_token(const struct websess *w, const void *token)
 	return w->token == *(const uint64_t *)token;
 }
 
-/* The user's session that expires first, and how many the user has. */
-static struct websess **websess_oldest(struct websess_store *st, uint64_t user, size_t *count)
+/* Where the user's session that expires first is linked (its list's
+ * length, at most WEBSESS_PER_USER, plus one hash chain); NULL: none. */
+static struct websess **websess_oldest(struct websess_store *st, uint64_t user)
 {
-	struct websess **best = NULL;
-	size_t i;
+	struct websess_user **uat = websess_user_at(st->uslot, user);
+	const struct websess *best = NULL;
 
-	*count = 0;
-	for (i = 0; i < WEBSESS_SLOTS; i++) {
-		struct websess **at;
-
-		for (at = &st->slot[i]; *at; at = &(*at)->next) {
-			if ((*at)->user != user)
-				continue;
-			(*count)++;
-			if (!best || (*at)->expires_us < (*best)->expires_us)
-				best = at;
-		}
-	}
-	return best;
+	if (!*uat)
+		return NULL;
+	for (const struct websess *w = (*uat)->head; w; w = w->unext)
+		if (!best || w->expires_us < best->expires_us)
+			best = w;
+	return websess_at(st, best->hash);
 }
 
 int websess_new(struct websess_store *st, uint64_t user, uint64_t token, int64_t now,
 		char out[WEBSESS_LEN + 1], int64_t *expires_us)
 {
-	struct websess *w, **oldest;
-	size_t count;
+	struct websess *w;
 	int rc;
 
 	if (st->n >= WEBSESS_MAX && websess_sweep(st, websess_is_expired, &now) == 0)
 		return CL_ETOOBIG;
-	oldest = websess_oldest(st, user, &count);
-	if (count >= WEBSESS_PER_USER)
-		websess_drop(st, oldest);
+	if (websess_of_user(st, user) >= WEBSESS_PER_USER)
+		websess_drop(st, websess_oldest(st, user));
 	w = calloc(1, sizeof *w);
 	if (!w)
 		return CL_ENOMEM;
 	rc = token_secret(WEBSESS_PREFIX, out, WEBSESS_LEN + 1, w->hash);
+	w->user = user;
+	w->token = token;
+	w->expires_us = now + st->ttl_us;
+	if (!rc)
+		rc = websess_link(st, w);
 	if (rc) {
 		free(w);
 		return rc;
 	}
-	w->user = user;
-	w->token = token;
-	w->expires_us = now + st->ttl_us;
-	w->next = st->slot[websess_slot(w->hash)];
-	st->slot[websess_slot(w->hash)] = w;
-	st->n++;
 	websess_log(st, 1, w);
 	*expires_us = w->expires_us;
 	return 0;

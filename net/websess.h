@@ -19,7 +19,9 @@
  *
  * Bounded: at most WEBSESS_MAX sessions in all (more: refused until some
  * expire or end) and WEBSESS_PER_USER per user (a new one replaces the
- * user's oldest). Time is the caller's (cl_now_us: the wall clock, so a
+ * user's oldest). Each user's sessions are also listed under the user (a
+ * second hash table, by user id), so a sign-in looks at that user's
+ * sessions only, not at the whole table. Time is the caller's (cl_now_us: the wall clock, so a
  * test moves it with libfaketime).
  */
 #ifndef CL_NET_WEBSESS_H
@@ -39,16 +41,30 @@
 #define WEBSESS_PER_USER 32
 #define WEBSESS_SLOTS 4096          /* hash chains (a power of two) */
 
+struct websess_user;
+
 struct websess {
 	uint8_t hash[EV_HASH_LEN];     /* SHA-256 of the cookie value */
 	uint64_t user, token;
 	int64_t expires_us;
 	struct websess *next;          /* the chain of its slot */
+	struct websess_user *owner;    /* its user's list ... */
+	struct websess *uprev, *unext; /* ... and its neighbours in it */
+};
+
+/* The sessions of one user (at least one: an empty list is freed). */
+struct websess_user {
+	uint64_t user;
+	size_t n;                      /* sessions in the list (<= WEBSESS_PER_USER) */
+	struct websess *head;
+	struct websess_user *next;     /* the chain of its user slot */
 };
 
 struct websess_store {
 	struct websess **slot;         /* WEBSESS_SLOTS chains */
+	struct websess_user **uslot;   /* WEBSESS_SLOTS chains, by user id */
 	size_t n;                      /* sessions held */
+	size_t users;                  /* users with a session */
 	int64_t ttl_us;                /* a new session lives this long */
 	char path[4096];               /* the journal ("" = memory only) */
 	char epoch[64];                /* the log's: another log's sessions are void */
@@ -87,5 +103,8 @@ int websess_end(struct websess_store *st, const char *v, size_t n);
 
 /* Token token was revoked: end its sessions. Returns how many. */
 size_t websess_revoked(struct websess_store *st, uint64_t token);
+
+/* How many sessions user holds (its list's count). */
+size_t websess_of_user(const struct websess_store *st, uint64_t user);
 
 #endif

@@ -527,8 +527,11 @@ function listStatus() {
   // nothing at all: the message below says so, without a "0 of 0" above it
   if (typeof S.total === 'number' && (S.entries.size || S.total || S.totalPartial)) {
     const shown = S.entries.size;
-    count.textContent = `${num(shown)} of ${S.totalPartial ? 'at least ' : ''}${num(Math.max(S.total, shown))}` +
-      (hasFilters() ? ' matching entries' : ' entries');
+    const total = Math.max(S.total, shown);
+    // the noun agrees with the total: "1 of 1 entry", "1 of 3 entries"
+    const noun = total === 1 && !S.totalPartial ? 'entry' : 'entries';
+    count.textContent = `${num(shown)} of ${S.totalPartial ? 'at least ' : ''}${num(total)}` +
+      (hasFilters() ? ` matching ${noun}` : ` ${noun}`);
   } else {
     count.textContent = '';
   }

@@ -101,6 +101,32 @@ def test_query_string_params_lists_and_types(server):
     assert st == 413 and r["error"]["code"] == "too_large", r
 
 
+def test_a_list_parameter_repeated_too_often_says_so(server):
+    """status/kind list at most 16 values, repeats included: over HTTP (a
+    repeated parameter) and over the socket (an array), the refusal names
+    the bound, not the type."""
+    t = server.admin_token
+    assert create(server, t, "one")[0] == 200
+    for key, val in [("status", "open"), ("kind", "fix")]:
+        st, _, r = call(server, "GET", V1 + "/entries?" + "&".join(
+            "%s=%s" % (key, val) for _ in range(16)), t)
+        assert st == 200 and [e["id"] for e in r["result"]["entries"]] == [1], r
+        for n in (17, 60):
+            st, _, r = call(server, "GET", V1 + "/entries?" + "&".join(
+                "%s=%s" % (key, val) for _ in range(n)), t)
+            assert st == 400 and r["error"]["code"] == "bad_request", (n, r)
+            assert r["error"]["message"] == \
+                '"%s" lists at most 16 values (got %d)' % (key, n), r
+        r = ws_result(server, t, "getChangelogEntries", {key: [val] * 17})
+        assert not r["ok"] and r["error"]["code"] == "bad_request", r
+        assert r["error"]["message"] == '"%s" lists at most 16 values (got 17)' % key, r
+        r = ws_result(server, t, "getChangelogEntries", {key: [val] * 16})
+        assert r["ok"] and [e["id"] for e in r["result"]["entries"]] == [1], r
+        r = ws_result(server, t, "getChangelogEntries", {key: []})
+        assert not r["ok"] and "non-empty array" in r["error"]["message"], r
+    assert server.get("/healthz")[0] == 200
+
+
 def test_commands_reply_after_commit_and_push(server):
     t = server.admin_token
 

@@ -102,6 +102,9 @@ async function main() {
   await A.fill('#filters input[name=q]', 'crash');
   got = await settle(A, [E.b2]);
   check(JSON.stringify(got) === JSON.stringify([E.b2]), 'status + kind + search combine');
+  await A.waitForFunction(() => document.querySelector('#count').textContent === '1 of 1 matching entry', null, { timeout: T })
+    .catch(() => {});
+  check(await A.textContent('#count') === '1 of 1 matching entry', `one match is singular: "${await A.textContent('#count')}"`);
   await sleep(400);
   const shared = A.url();
   check(/status=open/.test(shared) && /kind=fix/.test(shared) && /q=crash/.test(shared), `the view's URL holds every filter: ${new URL(shared).hash}`);

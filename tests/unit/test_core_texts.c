@@ -184,6 +184,8 @@ static void t_text_is_the_tree(void)
 	all_same(p);
 	proj_texts_stats(p, &st);
 	CHECK_EQ_INT(st.made, 44);
+	CHECK_EQ_INT(st.n, 41);           /* a new entry; a changed entry's text is replaced ... */
+	CHECK_EQ_INT(st.evicted, 0);      /* ... not evicted */
 	/* bad params: the same refusal as proj_query */
 	{
 		json_t *bad = json_pack("{s:s}", "sort", "sideways");
@@ -220,10 +222,14 @@ static void t_cache_is_bounded(void)
 	proj_texts_stats(p, &st);
 	CHECK(st.bytes <= 2000);                 /* trimmed once it was written */
 	CHECK(st.bytes > 0);
+	CHECK(st.evicted > 0);
+	CHECK_EQ_INT(st.made, st.n + st.evicted);   /* no entry changed: held or evicted */
 	same_as_tree(p, "{\"limit\":1}", 0);    /* warm: nothing made, nothing dropped */
 	proj_texts_max(p, 0);
 	proj_texts_stats(p, &st);
 	CHECK_EQ_INT(st.bytes, 0);
+	CHECK_EQ_INT(st.n, 0);
+	CHECK_EQ_INT(st.made, st.evicted);
 	all_same(p);
 	proj_free(p);
 }

@@ -1548,6 +1548,13 @@ static void t_defer_sync(void)
 	evlog_close(ro);
 	CHECK_EQ_INT(evlog_sync_wait(log, 15), 0);
 	CHECK(evlog_durable(log, NULL) >= 15);
+	/* the sync thread wakes its owner after it released the waiters, so
+	 * the wake-up may still be on its way (bounded: 10,000 naps of 1 ms) */
+	for (int i = 0; i < 10000 && __atomic_load_n(&wakes, __ATOMIC_SEQ_CST) < 1; i++) {
+		struct timespec nap = { 0, 1000000L };
+
+		nanosleep(&nap, NULL);
+	}
 	CHECK(__atomic_load_n(&wakes, __ATOMIC_SEQ_CST) >= 1);
 	CHECK_EQ_INT(evlog_sync_wait(log, 16), CL_EINVAL);   /* never committed */
 	/* the owner's other threads read only what it says is durable */

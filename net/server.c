@@ -254,23 +254,37 @@ static void srv_drained(void *arg, struct sess *ss)
 	sess_hold(ss, 0);
 }
 
+/* The requests of a closing connection (a session ss, or an API
+ * connection c) that are queued, waiting for their batch's sync, or
+ * forwarded to the writer lose their way back: they are still run, and
+ * req_free drops their frames. */
+static void srv_req_orphan(struct req *r, const struct sess *ss, const struct api_conn *c)
+{
+	if (ss && r->sess == ss)
+		r->sess = NULL;
+	if (c && r->api == c)
+		r->api = NULL;
+}
+
+static void srv_orphan(struct server *s, const struct sess *ss, const struct api_conn *c)
+{
+	struct req *r;
+
+	for (r = s->q_head; r; r = r->next)
+		srv_req_orphan(r, ss, c);
+	for (struct srv_pending *pb = s->pend_head; pb; pb = pb->next)
+		for (r = pb->batch; r; r = r->next)
+			srv_req_orphan(r, ss, c);
+	for (struct srv_fwd *f = s->fwd_head; f; f = f->next)
+		srv_req_orphan(f->r, ss, c);
+}
+
 /* sess_forget_fn: ss is closing with requests in the queue or held. */
 static void srv_forget_session(void *arg, struct sess *ss)
 {
-	struct server *s = arg;
 	struct req *r, *nx;
-	struct srv_fwd *f;
 
-	for (r = s->q_head; r; r = r->next)
-		if (r->sess == ss)
-			r->sess = NULL;
-	for (struct srv_pending *pb = s->pend_head; pb; pb = pb->next)
-		for (r = pb->batch; r; r = r->next)
-			if (r->sess == ss)
-				r->sess = NULL;   /* req_free drops its frame */
-	for (f = s->fwd_head; f; f = f->next)
-		if (f->r->sess == ss)
-			f->r->sess = NULL;
+	srv_orphan(arg, ss, NULL);
 	for (r = ss->held_head; r; r = nx) {
 		nx = r->next;
 		req_free(r);
@@ -355,20 +369,7 @@ static int srv_on_api(void *arg, struct api_conn *c, struct req *r)
 /* api_forget_fn: c is closing with its request in the queue. */
 static void srv_forget_api(void *arg, struct api_conn *c)
 {
-	struct server *s = arg;
-	struct req *r;
-	struct srv_fwd *f;
-
-	for (r = s->q_head; r; r = r->next)
-		if (r->api == c)
-			r->api = NULL;
-	for (struct srv_pending *pb = s->pend_head; pb; pb = pb->next)
-		for (r = pb->batch; r; r = r->next)
-			if (r->api == c)
-				r->api = NULL;
-	for (f = s->fwd_head; f; f = f->next)
-		if (f->r->api == c)
-			f->r->api = NULL;
+	srv_orphan(arg, NULL, c);
 }
 
 /* The projection is now p: every module that reads it follows. */

@@ -238,7 +238,10 @@ static void print_users_text(json_t *users)
 	}
 }
 
-static int run_user_list(const struct command *cmd, struct cli *c)
+/* A stored query's list for `... list [--format text|json]`: key of its
+ * answer as JSON, or through print_text. */
+static int run_list(struct cli *c, const char *query, const char *key,
+		    void (*print_text)(json_t *list))
 {
 	const char *format = c->val[O_FORMAT] ? c->val[O_FORMAT] : "text";
 	struct proj_qctx q = { .viewer = 0 };
@@ -253,18 +256,24 @@ static int run_user_list(const struct command *cmd, struct cli *c)
 	}
 	if ((rc = open_admin(&a, c, 0, EVLOG_RDONLY)) != 0)
 		return rc;
-	if (proj_query(a.proj, "getUsers", NULL, &q, &result, &fail) != 0) {
+	if (proj_query(a.proj, query, NULL, &q, &result, &fail) != 0) {
 		refused(&fail);
 		rc = CL_ESTATE;
 	} else if (strcmp(format, "json") == 0) {
-		json_dumpf(json_object_get(result, "users"), stdout, JSON_INDENT(2));
+		json_dumpf(json_object_get(result, key), stdout, JSON_INDENT(2));
 		fputc('\n', stdout);
 	} else {
-		print_users_text(json_object_get(result, "users"));
+		print_text(json_object_get(result, key));
 	}
 	json_decref(result);
 	admin_close(&a);
 	return rc;
+}
+
+static int run_user_list(const struct command *cmd, struct cli *c)
+{
+	(void)cmd;
+	return run_list(c, "getUsers", "users", print_users_text);
 }
 
 static int run_user_role(const struct command *cmd, struct cli *c)
@@ -529,45 +538,29 @@ static int run_webhook_add(const struct command *cmd, struct cli *c)
 	return rc;
 }
 
+static void print_webhooks_text(json_t *hooks)
+{
+	json_t *w, *t;
+	size_t i, j;
+
+	printf("%-4s %-27s %s  %s\n", "ID", "CREATED", "URL", "EVENTS");
+	json_array_foreach(hooks, i, w) {
+		printf("%-4" JSON_INTEGER_FORMAT " %-27s %s  ",
+		       json_integer_value(json_object_get(w, "id")), jstr(w, "created"),
+		       jstr(w, "url"));
+		if (json_is_true(json_object_get(w, "all")))
+			printf("all");
+		else
+			json_array_foreach(json_object_get(w, "events"), j, t)
+				printf("%s%s", j ? "," : "", json_string_value(t));
+		printf("\n");
+	}
+}
+
 static int run_webhook_list(const struct command *cmd, struct cli *c)
 {
-	const char *format = c->val[O_FORMAT] ? c->val[O_FORMAT] : "text";
-	struct proj_qctx q = { .viewer = 0 };
-	json_t *result = NULL, *w, *t;
-	struct cl_fail fail;
-	struct admin a;
-	size_t i, j;
-	int rc;
-
-	if (strcmp(format, "text") != 0 && strcmp(format, "json") != 0) {
-		cli_msg(PROG, "--format must be text or json");
-		return CL_EUSAGE;
-	}
-	if ((rc = open_admin(&a, c, 0, EVLOG_RDONLY)) != 0)
-		return rc;
-	if (proj_query(a.proj, "getWebhooks", NULL, &q, &result, &fail) != 0) {
-		refused(&fail);
-		rc = CL_ESTATE;
-	} else if (strcmp(format, "json") == 0) {
-		json_dumpf(json_object_get(result, "webhooks"), stdout, JSON_INDENT(2));
-		fputc('\n', stdout);
-	} else {
-		printf("%-4s %-27s %s  %s\n", "ID", "CREATED", "URL", "EVENTS");
-		json_array_foreach(json_object_get(result, "webhooks"), i, w) {
-			printf("%-4" JSON_INTEGER_FORMAT " %-27s %s  ",
-			       json_integer_value(json_object_get(w, "id")), jstr(w, "created"),
-			       jstr(w, "url"));
-			if (json_is_true(json_object_get(w, "all")))
-				printf("all");
-			else
-				json_array_foreach(json_object_get(w, "events"), j, t)
-					printf("%s%s", j ? "," : "", json_string_value(t));
-			printf("\n");
-		}
-	}
-	json_decref(result);
-	admin_close(&a);
-	return rc;
+	(void)cmd;
+	return run_list(c, "getWebhooks", "webhooks", print_webhooks_text);
 }
 
 static int run_webhook_rm(const struct command *cmd, struct cli *c)

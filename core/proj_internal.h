@@ -107,6 +107,7 @@ struct pread {
 };
 
 #define PROJ_READ_MARKS  256u   /* entry marks kept per user (core/read.c) */
+#define PROJ_READ_DROP    64u   /* dropped at once when they are full */
 #define PROJ_UNREAD_LIST 500u   /* entries getUnread lists at most */
 
 struct puser {

@@ -9,9 +9,9 @@
  *    starts at the user's own user.created, so a new member does not find
  *    the whole history unread;
  *  - at most PROJ_READ_MARKS entry marks {entry, upto}, sorted by entry.
- *    A full list drops the mark with the smallest upto (deterministic, so
- *    a rebuild gives the same state); that entry may show unread again,
- *    the only cost of the bound.
+ *    A full list drops the PROJ_READ_DROP marks with the smallest upto
+ *    (deterministic, so a rebuild gives the same state); those entries may
+ *    show unread again, the only cost of the bound.
  * An entry is unread for u when its latest activity (act_seq: its
  * creation, an edit, a status change or a comment) is after
  * max(read_all, u's mark on it). A user's own activity on an entry marks
@@ -80,6 +80,66 @@ int proj_i_read_reserve(struct proj *p, uint64_t user)
 	return 0;
 }
 
+/* The k-th smallest (from 0) of v[0..n), reordering v (Hoare's selection). */
+static uint64_t kth_smallest(uint64_t *v, int n, int k)
+{
+	int lo = 0, hi = n - 1;
+
+	while (lo < hi) {
+		uint64_t pivot = v[lo + (hi - lo) / 2];
+		int a = lo, b = hi;
+
+		while (a <= b) {
+			while (v[a] < pivot)
+				a++;
+			while (v[b] > pivot)
+				b--;
+			if (a <= b) {
+				uint64_t t = v[a];
+
+				v[a++] = v[b];
+				v[b--] = t;
+			}
+		}
+		/* now v[lo..b] <= pivot <= v[a..hi], and v(b..a) == pivot */
+		if (k <= b)
+			hi = b;
+		else if (k >= a)
+			lo = a;
+		else
+			return v[k];
+	}
+	return v[k];
+}
+
+/*
+ * A full list drops its PROJ_READ_DROP marks with the smallest upto (among
+ * equal uptos, the smallest entries), in one pass that keeps the entry
+ * order: one selection per PROJ_READ_DROP new marks instead of a scan of
+ * the whole list for each (own activity notes a mark on nearly every
+ * entry event, so a replay of a busy writer's history paid it per event).
+ */
+static void drop_oldest(struct puser *u)
+{
+	uint64_t v[PROJ_READ_MARKS], cut;
+	uint32_t below = 0, ties, k = 0;
+
+	for (uint32_t i = 0; i < u->nreads; i++)
+		v[i] = u->reads[i].upto;
+	cut = kth_smallest(v, (int)u->nreads, (int)PROJ_READ_DROP - 1);
+	for (uint32_t i = 0; i < u->nreads; i++)
+		below += u->reads[i].upto < cut;
+	ties = PROJ_READ_DROP - below;   /* marks at cut to drop as well */
+	for (uint32_t i = 0; i < u->nreads; i++) {
+		const struct pread *m = &u->reads[i];
+
+		if (m->upto < cut || (m->upto == cut && ties && ties--))
+			continue;
+		u->reads[k++] = *m;
+	}
+	u->nreads = k;
+}
+
 void proj_i_read_note(struct proj *p, uint64_t user, uint32_t entry, uint64_t upto)
 {
 	struct puser *u = proj_i_user(p, user);
@@ -94,14 +154,7 @@ void proj_i_read_note(struct proj *p, uint64_t user, uint32_t entry, uint64_t up
 		return;
 	}
 	if (u->nreads == PROJ_READ_MARKS) {
-		uint32_t low = 0;
-
-		for (uint32_t k = 1; k < u->nreads; k++)
-			if (u->reads[k].upto < u->reads[low].upto)
-				low = k;
-		memmove(&u->reads[low], &u->reads[low + 1],
-			(size_t)(u->nreads - low - 1) * sizeof *u->reads);
-		u->nreads--;
+		drop_oldest(u);
 		i = mark_pos(u, entry);
 	}
 	CL_ASSERT(u->nreads < u->cap_reads); /* proj_i_read_reserve came first */

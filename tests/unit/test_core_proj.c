@@ -934,7 +934,8 @@ static void t_read_marks(void)
 {
 	struct fx f;
 	struct event ev;
-	char ids[4096];
+	char ids[4096], want[32];
+	uint32_t kept;
 	long long count;
 	json_t *res = NULL;
 
@@ -1017,17 +1018,85 @@ static void t_read_marks(void)
 	ev.upto = 0;
 	REFUSED(&f, ev);
 
-	/* the bound: bob writes 300 entries, alice reads each one; the 44
-	 * oldest marks are dropped, and those entries show unread again */
+	/* the bound: bob writes 300 entries, alice reads each one; each time
+	 * her list is full its PROJ_READ_DROP oldest marks are dropped, and
+	 * those entries show unread again */
 	for (int i = 0; i < 300; i++)
 		CHECK_EQ_INT(fx_cmd(&f, 3, "createEntry", json_pack("{s:s,s:s}", "title", "t",
 								  "kind", "fix")), CMD_OK);
-	for (int i = 0; i < 300; i++)
+	kept = f.p->users[1].nreads;
+	for (int i = 0; i < 300; i++) {
 		CHECK_EQ_INT(fx_cmd(&f, 2, "markRead", json_pack("{s:i}", "entry", 7 + i)), CMD_OK);
-	CHECK_EQ_INT(f.p->users[1].nreads, PROJ_READ_MARKS);
+		if (kept == PROJ_READ_MARKS)
+			kept -= PROJ_READ_DROP;
+		kept++;
+	}
+	CHECK(kept > PROJ_READ_MARKS - PROJ_READ_DROP && kept < 300);
+	CHECK_EQ_INT(f.p->users[1].nreads, kept);
 	unread_ids(&f, 2, ids, sizeof ids, &count);
-	CHECK_EQ_INT(count, 300 - PROJ_READ_MARKS);
-	CHECK(strncmp(ids, "50,49,48", 8) == 0);
+	CHECK_EQ_INT(count, 300 - (long long)kept);
+	snprintf(want, sizeof want, "%u,%u,", 6 + 300 - kept, 5 + 300 - kept);
+	CHECK(strncmp(ids, want, strlen(want)) == 0);
+	fx_done(&f);
+}
+
+static int by_upto_entry(const void *a, const void *b)
+{
+	const struct pread *x = a, *y = b;
+
+	if (x->upto != y->upto)
+		return x->upto < y->upto ? -1 : 1;
+	return x->entry < y->entry ? -1 : x->entry > y->entry;
+}
+
+/* A full list drops exactly the PROJ_READ_DROP marks with the smallest upto,
+ * the smallest entries among equal uptos, and keeps the rest in entry order
+ * (many ties here: 256 marks over 40 upto values). */
+static void t_read_marks_drop(void)
+{
+	struct pread want[PROJ_READ_MARKS + 1];
+	const struct puser *u;
+	struct event ev;
+	struct fx f;
+	uint32_t x = 12345, n = 0;
+
+	fx_init(&f);
+	sys_user(&f, "root", ROLE_ADMIN);       /* 1 */
+	sys_user(&f, "alice", ROLE_MEMBER);     /* 2 */
+	for (int i = 0; i < PROJ_READ_MARKS + 1; i++)
+		REQUIRE(fx_cmd(&f, 1, "createEntry", json_pack("{s:s,s:s}", "title", "t", "kind",
+								 "fix")) == CMD_OK);
+	for (uint32_t e = PROJ_READ_MARKS; e >= 1; e--) {   /* in reverse: the list shifts */
+		ev = mk(EV_READ_MARKED, 2);
+		ev.ids.entry = e;
+		x = x * 1103515245u + 12345u;
+		ev.upto = 10 + (x >> 16) % 40;
+		ev.seq = proj_seq(f.p) + 1;
+		REQUIRE(proj_apply(f.p, &ev) == 0);
+		want[n++] = (struct pread){ .entry = e, .upto = ev.upto };
+	}
+	u = &f.p->users[1];
+	CHECK_EQ_INT(u->nreads, PROJ_READ_MARKS);
+	ev = mk(EV_READ_MARKED, 2);
+	ev.ids.entry = PROJ_READ_MARKS + 1;
+	ev.upto = 30;
+	ev.seq = proj_seq(f.p) + 1;
+	REQUIRE(proj_apply(f.p, &ev) == 0);
+
+	qsort(want, n, sizeof *want, by_upto_entry);
+	want[PROJ_READ_DROP - 1] = (struct pread){ .entry = PROJ_READ_MARKS + 1, .upto = 30 };
+	qsort(want + PROJ_READ_DROP - 1, n - PROJ_READ_DROP + 1, sizeof *want, by_upto_entry);
+	CHECK_EQ_INT(u->nreads, PROJ_READ_MARKS - PROJ_READ_DROP + 1);
+	for (uint32_t i = 0; i < u->nreads; i++) {   /* entry order, the right marks */
+		const struct pread *m = &u->reads[i];
+		uint32_t k = PROJ_READ_DROP - 1;
+
+		CHECK(i == 0 || m->entry > u->reads[i - 1].entry);
+		while (k < n && (want[k].entry != m->entry || want[k].upto != m->upto))
+			k++;
+		CHECK(k < n);
+	}
+	CHECK_EQ_INT(proj_check(f.p, NULL, 0), 0);
 	fx_done(&f);
 }
 
@@ -1879,6 +1948,7 @@ int main(void)
 	RUN(t_seed);
 	RUN(t_check_detects);
 	RUN(t_read_marks);
+	RUN(t_read_marks_drop);
 	RUN(t_random_rebuild);
 	RUN(t_upcast_v1);
 	return harness_done();

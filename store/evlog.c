@@ -1000,8 +1000,13 @@ int evlog_iter_next_event(struct evlog_iter *it, struct event *ev)
  * beside the decode and apply instead of before them. When the reader is
  * ahead (the ring is full) it runs the caller's idle hook instead of
  * sleeping: memory the apply side will write next can be faulted in there.
+ * One call of the hook can take milliseconds (proj_prepare faults in up to
+ * a 2 MB huge page; on the project VM fresh memory costs ~2 ms per MB), so
+ * the ring holds more than that much of the caller's work: with 4096 slots
+ * (~1.5 ms of apply) the caller ran dry behind every such call, and the
+ * reader, faulting for both, bounded the cold start.
  */
-#define REPLAY_RING 4096        /* records in flight (power of 2) */
+#define REPLAY_RING 16384       /* records in flight (power of 2); 1 MiB */
 #define REPLAY_PUBLISH 32       /* publish progress every this many */
 #define REPLAY_SPIN 1000        /* polls (~20 us here) before sleeping */
 #define REPLAY_PREFETCH 8       /* records the caller prefetches ahead */

@@ -1261,17 +1261,35 @@ static int replay_apply(struct replay *r, evlog_apply_fn apply, void *arg)
 	return rc == 1 ? 0 : rc;
 }
 
-/* The same on one thread, when a second one cannot be had. */
+/*
+ * The same on one thread, when a second one cannot be had: the
+ * evlog_iter_next_event loop, its events handed to apply in batches as
+ * replay_apply does (the strings stay valid while the iterator lives), so
+ * that apply can overlap the memory each batch touches (proj_apply_batch
+ * prefetches). An error after k events of a batch comes after those k are
+ * applied, as in the one-by-one loop.
+ */
 static int replay_serial(struct evlog_iter *it, uint64_t upto, evlog_apply_fn apply, void *arg)
 {
-	struct event ev;
-	int rc;
+	struct event ev[EVLOG_REPLAY_BATCH];
+	int rc = 1;
 
-	while ((rc = evlog_iter_next_event(it, &ev)) == 1) {
-		if ((rc = apply(arg, &ev, 1)))
-			return rc;
-		if (upto && ev.seq >= upto)
-			return 0;
+	while (rc == 1) {
+		size_t k = 0;
+
+		while (k < EVLOG_REPLAY_BATCH && rc == 1) {
+			if ((rc = evlog_iter_next_event(it, &ev[k])) != 1)
+				break;      /* the end (0) or an error: no ev[k] */
+			if (upto && ev[k].seq >= upto)
+				rc = 0;     /* applied below, then done */
+			k++;
+		}
+		if (k) {
+			int arc = apply(arg, ev, k);
+
+			if (arc)
+				return arc;
+		}
 	}
 	return rc;
 }

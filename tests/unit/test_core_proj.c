@@ -1065,7 +1065,7 @@ static void read_marks_drop(uint32_t spread)
 	fx_init(&f);
 	sys_user(&f, "root", ROLE_ADMIN);       /* 1 */
 	sys_user(&f, "alice", ROLE_MEMBER);     /* 2 */
-	for (int i = 0; i < PROJ_READ_MARKS + 1; i++)
+	for (uint32_t i = 0; i < PROJ_READ_MARKS + 1; i++)
 		REQUIRE(fx_cmd(&f, 1, "createEntry", json_pack("{s:s,s:s}", "title", "t", "kind",
 								 "fix")) == CMD_OK);
 	while (proj_seq(f.p) < 10 + spread) {   /* seqs for the uptos: root's marks */

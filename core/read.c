@@ -31,11 +31,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Index of entry's mark in u's sorted list, or where it would go. */
+/* Index of entry's mark in u's sorted list, or where it would go (a new
+ * entry's mark, the commonest own activity, goes last: no search). */
 static uint32_t mark_pos(const struct puser *u, uint32_t entry)
 {
 	uint32_t lo = 0, hi = u->nreads;
 
+	if (hi == 0 || u->reads[hi - 1].entry < entry)
+		return hi;
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
 
@@ -80,36 +83,44 @@ int proj_i_read_reserve(struct proj *p, uint64_t user)
 	return 0;
 }
 
-/* The k-th smallest (from 0) of v[0..n), reordering v (Hoare's selection). */
-static uint64_t kth_smallest(uint64_t *v, int n, int k)
+/*
+ * The k-th smallest (from 0) of v[0..n), n <= PROJ_READ_MARKS, reordering
+ * v: a radix selection, 8 bits of (v - min) a round. Each round counts the
+ * values into 256 buckets and keeps only the bucket that holds the k-th,
+ * so it is a few passes without data-dependent branches where Hoare's
+ * selection mispredicted about every other comparison (marks' uptos are in
+ * no particular order).
+ */
+static uint64_t kth_smallest(uint64_t *v, uint32_t n, uint32_t k)
 {
-	int lo = 0, hi = n - 1;
+	uint32_t count[256];
 
-	while (lo < hi) {
-		uint64_t pivot = v[lo + (hi - lo) / 2];
-		int a = lo, b = hi;
+	for (;;) {
+		uint64_t lo = v[0], hi = v[0], span;
+		uint32_t shift = 0, b = 0, below = 0, m = 0;
 
-		while (a <= b) {
-			while (v[a] < pivot)
-				a++;
-			while (v[b] > pivot)
-				b--;
-			if (a <= b) {
-				uint64_t t = v[a];
-
-				v[a++] = v[b];
-				v[b--] = t;
-			}
+		for (uint32_t i = 1; i < n; i++) {
+			lo = v[i] < lo ? v[i] : lo;
+			hi = v[i] > hi ? v[i] : hi;
 		}
-		/* now v[lo..b] <= pivot <= v[a..hi], and v(b..a) == pivot */
-		if (k <= b)
-			hi = b;
-		else if (k >= a)
-			lo = a;
-		else
-			return v[k];
+		if (lo == hi)
+			return lo;
+		for (span = (hi - lo) >> 8; span; span >>= 1)
+			shift++;        /* (v - lo) >> shift is in [0, 255] */
+		memset(count, 0, sizeof count);
+		for (uint32_t i = 0; i < n; i++)
+			count[(v[i] - lo) >> shift]++;
+		while (below + count[b] <= k)
+			below += count[b++];
+		if (shift == 0)
+			return lo + b;
+		for (uint32_t i = 0; i < n; i++) {   /* keep bucket b's values only */
+			v[m] = v[i];
+			m += ((v[i] - lo) >> shift) == b;
+		}
+		n = m;
+		k -= below;
 	}
-	return v[k];
 }
 
 /*
@@ -126,16 +137,17 @@ static void drop_oldest(struct puser *u)
 
 	for (uint32_t i = 0; i < u->nreads; i++)
 		v[i] = u->reads[i].upto;
-	cut = kth_smallest(v, (int)u->nreads, (int)PROJ_READ_DROP - 1);
+	cut = kth_smallest(v, u->nreads, PROJ_READ_DROP - 1);
 	for (uint32_t i = 0; i < u->nreads; i++)
 		below += u->reads[i].upto < cut;
 	ties = PROJ_READ_DROP - below;   /* marks at cut to drop as well */
 	for (uint32_t i = 0; i < u->nreads; i++) {
-		const struct pread *m = &u->reads[i];
+		struct pread m = u->reads[i];
+		uint32_t tie = m.upto == cut && ties > 0;
 
-		if (m->upto < cut || (m->upto == cut && ties && ties--))
-			continue;
-		u->reads[k++] = *m;
+		ties -= tie;
+		u->reads[k] = m;           /* kept unless dropped: no branch */
+		k += m.upto > cut || (m.upto == cut && !tie);
 	}
 	u->nreads = k;
 }

@@ -1000,8 +1000,13 @@ int evlog_iter_next_event(struct evlog_iter *it, struct event *ev)
  * beside the decode and apply instead of before them. When the reader is
  * ahead (the ring is full) it runs the caller's idle hook instead of
  * sleeping: memory the apply side will write next can be faulted in there.
+ * One call of the hook can take milliseconds (proj_prepare faults in up to
+ * a 2 MB huge page; on the project VM fresh memory costs ~2 ms per MB), so
+ * the ring holds more than that much of the caller's work: with 4096 slots
+ * (~1.5 ms of apply) the caller ran dry behind every such call, and the
+ * reader, faulting for both, bounded the cold start.
  */
-#define REPLAY_RING 4096        /* records in flight (power of 2) */
+#define REPLAY_RING 16384       /* records in flight (power of 2); 1 MiB */
 #define REPLAY_PUBLISH 32       /* publish progress every this many */
 #define REPLAY_SPIN 1000        /* polls (~20 us here) before sleeping */
 #define REPLAY_PREFETCH 8       /* records the caller prefetches ahead */
@@ -1256,17 +1261,35 @@ static int replay_apply(struct replay *r, evlog_apply_fn apply, void *arg)
 	return rc == 1 ? 0 : rc;
 }
 
-/* The same on one thread, when a second one cannot be had. */
+/*
+ * The same on one thread, when a second one cannot be had: the
+ * evlog_iter_next_event loop, its events handed to apply in batches as
+ * replay_apply does (the strings stay valid while the iterator lives), so
+ * that apply can overlap the memory each batch touches (proj_apply_batch
+ * prefetches). An error after k events of a batch comes after those k are
+ * applied, as in the one-by-one loop.
+ */
 static int replay_serial(struct evlog_iter *it, uint64_t upto, evlog_apply_fn apply, void *arg)
 {
-	struct event ev;
-	int rc;
+	struct event ev[EVLOG_REPLAY_BATCH];
+	int rc = 1;
 
-	while ((rc = evlog_iter_next_event(it, &ev)) == 1) {
-		if ((rc = apply(arg, &ev, 1)))
-			return rc;
-		if (upto && ev.seq >= upto)
-			return 0;
+	while (rc == 1) {
+		size_t k = 0;
+
+		while (k < EVLOG_REPLAY_BATCH && rc == 1) {
+			if ((rc = evlog_iter_next_event(it, &ev[k])) != 1)
+				break;      /* the end (0) or an error: no ev[k] */
+			if (upto && ev[k].seq >= upto)
+				rc = 0;     /* applied below, then done */
+			k++;
+		}
+		if (k) {
+			int arc = apply(arg, ev, k);
+
+			if (arc)
+				return arc;
+		}
 	}
 	return rc;
 }

@@ -178,7 +178,8 @@ int evlog_iter_next_event(struct evlog_iter *it, struct event *ev);
  * what apply will need (proj_prepare faults in memory) and returns 1 if it
  * did something and may be called again, 0 if not. With
  * EVLOG_REPLAY_SERIAL, or if the thread cannot be started, the plain loop
- * runs on the calling thread (one event per apply call, idle never called).
+ * runs on the calling thread (its events handed to apply in the same
+ * batches, idle never called).
  * log must not be used by anyone else until the call returns.
  */
 enum { EVLOG_REPLAY_SERIAL = 1 };

@@ -1050,9 +1050,11 @@ static int by_upto_entry(const void *a, const void *b)
 }
 
 /* A full list drops exactly the PROJ_READ_DROP marks with the smallest upto,
- * the smallest entries among equal uptos, and keeps the rest in entry order
- * (many ties here: 256 marks over 40 upto values). */
-static void t_read_marks_drop(void)
+ * the smallest entries among equal uptos, and keeps the rest in entry order:
+ * with spread 40, many ties (256 marks over 40 upto values); with a wide
+ * spread, uptos the selection (core/read.c, kth_smallest) narrows down in
+ * several rounds. */
+static void read_marks_drop(uint32_t spread)
 {
 	struct pread want[PROJ_READ_MARKS + 1];
 	const struct puser *u;
@@ -1063,14 +1065,21 @@ static void t_read_marks_drop(void)
 	fx_init(&f);
 	sys_user(&f, "root", ROLE_ADMIN);       /* 1 */
 	sys_user(&f, "alice", ROLE_MEMBER);     /* 2 */
-	for (int i = 0; i < PROJ_READ_MARKS + 1; i++)
+	for (uint32_t i = 0; i < PROJ_READ_MARKS + 1; i++)
 		REQUIRE(fx_cmd(&f, 1, "createEntry", json_pack("{s:s,s:s}", "title", "t", "kind",
 								 "fix")) == CMD_OK);
+	while (proj_seq(f.p) < 10 + spread) {   /* seqs for the uptos: root's marks */
+		ev = mk(EV_READ_MARKED, 1);
+		ev.ids.entry = 1;
+		ev.seq = proj_seq(f.p) + 1;
+		ev.upto = ev.seq - 1;
+		REQUIRE(proj_apply(f.p, &ev) == 0);
+	}
 	for (uint32_t e = PROJ_READ_MARKS; e >= 1; e--) {   /* in reverse: the list shifts */
 		ev = mk(EV_READ_MARKED, 2);
 		ev.ids.entry = e;
 		x = x * 1103515245u + 12345u;
-		ev.upto = 10 + (x >> 16) % 40;
+		ev.upto = 10 + ((x >> 16) * 7919u) % spread;
 		ev.seq = proj_seq(f.p) + 1;
 		REQUIRE(proj_apply(f.p, &ev) == 0);
 		want[n++] = (struct pread){ .entry = e, .upto = ev.upto };
@@ -1079,12 +1088,13 @@ static void t_read_marks_drop(void)
 	CHECK_EQ_INT(u->nreads, PROJ_READ_MARKS);
 	ev = mk(EV_READ_MARKED, 2);
 	ev.ids.entry = PROJ_READ_MARKS + 1;
-	ev.upto = 30;
+	ev.upto = 10 + spread / 2;
 	ev.seq = proj_seq(f.p) + 1;
 	REQUIRE(proj_apply(f.p, &ev) == 0);
 
 	qsort(want, n, sizeof *want, by_upto_entry);
-	want[PROJ_READ_DROP - 1] = (struct pread){ .entry = PROJ_READ_MARKS + 1, .upto = 30 };
+	want[PROJ_READ_DROP - 1] = (struct pread){ .entry = PROJ_READ_MARKS + 1,
+						   .upto = 10 + spread / 2 };
 	qsort(want + PROJ_READ_DROP - 1, n - PROJ_READ_DROP + 1, sizeof *want, by_upto_entry);
 	CHECK_EQ_INT(u->nreads, PROJ_READ_MARKS - PROJ_READ_DROP + 1);
 	for (uint32_t i = 0; i < u->nreads; i++) {   /* entry order, the right marks */
@@ -1098,6 +1108,12 @@ static void t_read_marks_drop(void)
 	}
 	CHECK_EQ_INT(proj_check(f.p, NULL, 0), 0);
 	fx_done(&f);
+}
+
+static void t_read_marks_drop(void)
+{
+	read_marks_drop(40);
+	read_marks_drop(300000);
 }
 
 /* comment.edited / comment.deleted: the author or an admin; a tombstone

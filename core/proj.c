@@ -905,11 +905,12 @@ static int act_reserve(struct proj *p)
 }
 
 /* Entry e (id) was touched by the event at seq; act_reserve came first. */
-static void act_push(struct proj *p, struct pentry *e, uint32_t id, uint64_t seq)
+static void act_push(struct proj *p, struct pentry *e, uint32_t id, const struct event *ev)
 {
-	e->act_seq = seq;
-	p->act[p->nact].seq = seq;
+	e->act_seq = ev->seq;
+	p->act[p->nact].seq = ev->seq;
 	p->act[p->nact].entry = id;
+	p->act[p->nact].actor = (uint32_t)ev->actor;
 	p->nact++;
 }
 
@@ -941,7 +942,7 @@ static int apply_entry_created(struct proj *p, const struct event *ev)
 	e->seq = ev->seq;
 	p->by_status[ST_OPEN]++;
 	p->by_kind[e->kind]++;
-	act_push(p, e, p->nentries, ev->seq);
+	act_push(p, e, p->nentries, ev);
 	return 0;
 }
 
@@ -982,7 +983,7 @@ static int apply_entry_edited(struct proj *p, const struct event *ev)
 	e->version++;
 	e->updated = ev->ts;
 	e->edits.v[e->edits.n++] = ev->seq;
-	act_push(p, e, (uint32_t)ev->ids.entry, ev->seq);
+	act_push(p, e, (uint32_t)ev->ids.entry, ev);
 	return 0;
 }
 
@@ -1009,7 +1010,7 @@ static int apply_entry_status_set(struct proj *p, const struct event *ev)
 	p->by_status[e->status]++;
 	e->version++;
 	e->updated = ev->ts;
-	act_push(p, e, (uint32_t)ev->ids.entry, ev->seq);
+	act_push(p, e, (uint32_t)ev->ids.entry, ev);
 	return 0;
 }
 
@@ -1050,7 +1051,7 @@ static int apply_comment_added(struct proj *p, const struct event *ev)
 	c->edited = 0;
 	c->deleted = 0;
 	e->comments.v[e->comments.n++] = p->ncomments;
-	act_push(p, e, (uint32_t)ev->ids.entry, ev->seq);
+	act_push(p, e, (uint32_t)ev->ids.entry, ev);
 	return 0;
 }
 
@@ -1111,13 +1112,6 @@ static int apply_comment_deleted(struct proj *p, const struct event *ev)
 	return 0;
 }
 
-/* An event that is activity on an entry: its actor has read the entry. */
-static int entry_activity(int type)
-{
-	return type == EV_ENTRY_CREATED || type == EV_ENTRY_EDITED ||
-	       type == EV_ENTRY_STATUS_SET || type == EV_COMMENT_ADDED;
-}
-
 int proj_apply(struct proj *p, const struct event *ev)
 {
 	int rc;
@@ -1126,8 +1120,6 @@ int proj_apply(struct proj *p, const struct event *ev)
 		return CL_EINVAL;
 	if (ev->seq != p->seq + 1)
 		return CL_ESTATE;
-	if (entry_activity((int)ev->type) && (rc = proj_i_read_reserve(p, ev->actor)))
-		return rc;
 	switch (ev->type) {
 	case EV_USER_CREATED:     rc = apply_user_created(p, ev); break;
 	case EV_USER_ROLE_SET:    rc = apply_user_role_set(p, ev); break;
@@ -1144,8 +1136,6 @@ int proj_apply(struct proj *p, const struct event *ev)
 	case EV_WEBHOOK_DELETED:  rc = apply_webhook_deleted(p, ev); break;
 	default:                  rc = CL_ESTATE; break;
 	}
-	if (rc == 0 && entry_activity((int)ev->type))
-		proj_i_read_note(p, ev->actor, (uint32_t)ev->ids.entry, ev->seq);
 	if (rc == 0)
 		p->seq = ev->seq;
 	return rc;

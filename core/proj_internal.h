@@ -88,6 +88,7 @@ struct pentry {
 struct pact {
 	uint64_t seq;
 	uint32_t entry;
+	uint32_t actor;       /* who did it: the entry is read for them (core/read.c) */
 };
 
 struct pcomment {
@@ -284,7 +285,7 @@ static inline int proj_i_act_live(const struct proj *p, const struct pact *r)
  * getUnread; read_check is proj_check's part.
  */
 uint64_t proj_i_read_upto(const struct puser *u, uint32_t entry);
-int proj_i_read_unread(const struct puser *u, const struct pentry *e, uint32_t entry);
+int proj_i_read_unread(const struct puser *u, uint64_t user, const struct pact *r);
 int proj_i_read_reserve(struct proj *p, uint64_t user);
 void proj_i_read_note(struct proj *p, uint64_t user, uint32_t entry, uint64_t upto);
 void proj_i_read_all(struct proj *p, uint64_t user, uint64_t upto);

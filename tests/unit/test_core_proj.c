@@ -1040,6 +1040,42 @@ static void t_read_marks(void)
 	fx_done(&f);
 }
 
+/* One's own activity is read without a mark: 300 own entries (more than
+ * the mark list holds) never show unread to their author, take no mark,
+ * and markRead on them has nothing to mark; someone else's later comment
+ * makes one unread, and the author's reply after it reads it again. */
+static void t_read_own_activity(void)
+{
+	char ids[4096];
+	long long count;
+	struct fx f;
+
+	fx_init(&f);
+	sys_user(&f, "root", ROLE_ADMIN);       /* 1 */
+	sys_user(&f, "alice", ROLE_MEMBER);     /* 2 */
+	for (int i = 0; i < 300; i++)
+		REQUIRE(fx_cmd(&f, 2, "createEntry", json_pack("{s:s,s:s}", "title", "t", "kind",
+								 "fix")) == CMD_OK);
+	CHECK_EQ_INT(fx_cmd(&f, 2, "addComment", json_pack("{s:i,s:s}", "entry", 1, "body", "c")),
+		     CMD_OK);
+	unread_ids(&f, 2, ids, sizeof ids, &count);
+	CHECK_EQ_INT(count, 0);
+	CHECK_EQ_INT(f.p->users[1].nreads, 0);
+	CHECK_EQ_INT(fx_cmd(&f, 2, "markRead", json_pack("{s:i}", "entry", 1)), CMD_BAD_REQUEST);
+	unread_ids(&f, 1, ids, sizeof ids, &count);   /* root: all 300 */
+	CHECK_EQ_INT(count, 300);
+	CHECK_EQ_INT(fx_cmd(&f, 1, "addComment", json_pack("{s:i,s:s}", "entry", 7, "body", "r")),
+		     CMD_OK);
+	unread_ids(&f, 2, ids, sizeof ids, &count);
+	CHECK(strcmp(ids, "7") == 0 && count == 1);
+	CHECK_EQ_INT(fx_cmd(&f, 2, "addComment", json_pack("{s:i,s:s}", "entry", 7, "body", "a")),
+		     CMD_OK);
+	unread_ids(&f, 2, ids, sizeof ids, &count);
+	CHECK_EQ_INT(count, 0);
+	CHECK_EQ_INT(proj_check(f.p, NULL, 0), 0);
+	fx_done(&f);
+}
+
 static int by_upto_entry(const void *a, const void *b)
 {
 	const struct pread *x = a, *y = b;
@@ -1965,6 +2001,7 @@ int main(void)
 	RUN(t_check_detects);
 	RUN(t_read_marks);
 	RUN(t_read_marks_drop);
+	RUN(t_read_own_activity);
 	RUN(t_random_rebuild);
 	RUN(t_upcast_v1);
 	return harness_done();

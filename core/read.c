@@ -32,8 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Index of entry's mark in u's sorted list, or where it would go (a new
- * entry's mark, the commonest own activity, goes last: no search). */
+/* Index of entry's mark in u's sorted list, or where it would go (a mark
+ * on the newest entry goes last: no search). */
 static uint32_t mark_pos(const struct puser *u, uint32_t entry)
 {
 	uint32_t lo = 0, hi = u->nreads;
@@ -128,8 +128,7 @@ static uint64_t kth_smallest(uint64_t *v, uint32_t n, uint32_t k)
  * A full list drops its PROJ_READ_DROP marks with the smallest upto (among
  * equal uptos, the smallest entries), in one pass that keeps the entry
  * order: one selection per PROJ_READ_DROP new marks instead of a scan of
- * the whole list for each (own activity notes a mark on nearly every
- * entry event, so a replay of a busy writer's history paid it per event).
+ * the whole list for each.
  */
 static void drop_oldest(struct puser *u)
 {

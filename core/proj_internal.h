@@ -274,6 +274,23 @@ static inline int proj_i_act_live(const struct proj *p, const struct pact *r)
 	return p->entries[r->entry - 1].act_seq == r->seq;
 }
 
+/* Index of the first activity record with seq >= from (nact if none): the
+ * index is sorted by seq. */
+static inline uint32_t proj_i_act_from(const struct proj *p, uint64_t from)
+{
+	uint32_t lo = 0, hi = p->nact;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (p->act[mid].seq < from)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 /*
  * Read marks (core/read.c). read_upto: u has read entry up to this seq;
  * read_unread: 1 if e (id entry) has activity after that. read_reserve

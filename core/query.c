@@ -347,22 +347,6 @@ static int list_step(const struct proj *p, const struct lfilter *f, uint64_t id,
 	return 0;
 }
 
-/* Index of the first activity record with seq >= cursor (nact if none). */
-static uint32_t act_lower_bound(const struct proj *p, uint64_t cursor)
-{
-	uint32_t lo = 0, hi = p->nact;
-
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-
-		if (p->act[mid].seq < cursor)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
 /*
  * The page as an array. The walk stops after the entry at which the work
  * reaches work_max, so a query does at most work_max plus one entry's
@@ -388,7 +372,7 @@ static void list_run(const struct proj *p, const struct lfilter *f, uint64_t wor
 	if (f->by_author && !f->author)
 		return;
 	if (f->by_activity) {
-		uint32_t pos = f->cursor ? act_lower_bound(p, f->cursor) : p->nact;
+		uint32_t pos = f->cursor ? proj_i_act_from(p, f->cursor) : p->nact;
 
 		while (pos > 0) {
 			const struct pact *a = &p->act[--pos];

@@ -207,26 +207,10 @@ int proj_i_apply_read_marked(struct proj *p, const struct event *ev)
 	return 0;
 }
 
-/* Index of the first activity record with seq > after (nact if none). */
-static uint32_t act_after(const struct proj *p, uint64_t after)
-{
-	uint32_t lo = 0, hi = p->nact;
-
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-
-		if (p->act[mid].seq <= after)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
 /* 1 if an activity record lies in (after, upto]. */
 static int activity_between(const struct proj *p, uint64_t after, uint64_t upto)
 {
-	uint32_t lo = act_after(p, after);
+	uint32_t lo = proj_i_act_from(p, after + 1);
 
 	return lo < p->nact && p->act[lo].seq <= upto;
 }
@@ -257,7 +241,7 @@ int proj_i_read_judge(const struct proj *p, uint64_t user, uint64_t entry, uint6
 				   (unsigned long long)entry);
 	have = proj_i_read_upto(u, (uint32_t)entry);
 	/* e's live activity record: the one at its act_seq (proj_check) */
-	live = &p->act[act_after(p, e->act_seq - 1)];
+	live = &p->act[proj_i_act_from(p, e->act_seq)];
 	CL_ASSERT(live->seq == e->act_seq && live->entry == entry);
 	if (e->act_seq <= have || live->actor == user)
 		return proj_i_fail(fail, CMD_BAD_REQUEST, "entry %llu has nothing unread",
